@@ -1,0 +1,166 @@
+//! The envelope every logged record travels in, and the engine's own events.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ctx::TimerId;
+use crate::game::{Actor, Game, Millis, Outcome, Seat, Seq};
+
+/// One record of a stream: an event with its position, time, author and the client's id for
+/// the command that caused it.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(bound = "")]
+pub struct Envelope<G: Game> {
+    /// Position in the stream, from 1, without gaps.
+    pub seq: Seq,
+    /// When the command that caused it was handled.
+    pub at: Millis,
+    /// Who caused it.
+    pub by: Actor,
+    /// The client's id for the command, so a retried command is recognised and applied once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cid: Option<String>,
+    /// What happened.
+    pub body: Body<G>,
+}
+
+impl<G: Game> Clone for Envelope<G> {
+    fn clone(&self) -> Self {
+        Envelope {
+            seq: self.seq,
+            at: self.at,
+            by: self.by,
+            cid: self.cid.clone(),
+            body: self.body.clone(),
+        }
+    }
+}
+
+impl<G: Game> PartialEq for Envelope<G> {
+    fn eq(&self, other: &Self) -> bool {
+        self.seq == other.seq
+            && self.at == other.at
+            && self.by == other.by
+            && self.cid == other.cid
+            && self.body == other.body
+    }
+}
+
+/// What an envelope holds: one of the game's events, or one of the engine's.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(bound = "", rename_all = "snake_case")]
+pub enum Body<G: Game> {
+    /// The first record of every game: everything after it follows from it deterministically.
+    Created {
+        /// [`Game::KIND`].
+        kind: String,
+        /// The config the game was created with.
+        config: G::Config,
+        /// Seeds the game's deterministic rng.
+        seed: u64,
+    },
+    /// A player took a seat.
+    Seated {
+        /// The seat taken.
+        seat: Seat,
+        /// Who took it: a user id, or a guest name.
+        player: String,
+    },
+    /// A player gave up their seat; it is free again.
+    Left {
+        /// The seat freed.
+        seat: Seat,
+    },
+    /// The game asked for `command` to be submitted by the system at `at`.
+    Scheduled {
+        /// The timer's id, for cancelling.
+        timer: TimerId,
+        /// When it is due.
+        at: Millis,
+        /// What will be submitted.
+        command: G::Command,
+    },
+    /// A pending timer was cancelled and will never fire.
+    Cancelled {
+        /// The timer.
+        timer: TimerId,
+    },
+    /// A timer fired; the events its command caused follow.
+    Fired {
+        /// The timer.
+        timer: TimerId,
+    },
+    /// The game ended. No command is accepted after this and pending timers are dropped.
+    Over {
+        /// How it ended.
+        outcome: Outcome,
+    },
+    /// One of the game's own events.
+    Game(G::Event),
+}
+
+impl<G: Game> Clone for Body<G> {
+    fn clone(&self) -> Self {
+        match self {
+            Body::Created { kind, config, seed } => Body::Created {
+                kind: kind.clone(),
+                config: config.clone(),
+                seed: *seed,
+            },
+            Body::Seated { seat, player } => Body::Seated {
+                seat: *seat,
+                player: player.clone(),
+            },
+            Body::Left { seat } => Body::Left { seat: *seat },
+            Body::Scheduled { timer, at, command } => Body::Scheduled {
+                timer: *timer,
+                at: *at,
+                command: command.clone(),
+            },
+            Body::Cancelled { timer } => Body::Cancelled { timer: *timer },
+            Body::Fired { timer } => Body::Fired { timer: *timer },
+            Body::Over { outcome } => Body::Over {
+                outcome: outcome.clone(),
+            },
+            Body::Game(event) => Body::Game(event.clone()),
+        }
+    }
+}
+
+impl<G: Game> PartialEq for Body<G> {
+    fn eq(&self, other: &Self) -> bool {
+        use Body::*;
+        match (self, other) {
+            (
+                Created {
+                    kind: a,
+                    config: b,
+                    seed: c,
+                },
+                Created {
+                    kind: x,
+                    config: y,
+                    seed: z,
+                },
+            ) => a == x && b == y && c == z,
+            (Seated { seat: a, player: b }, Seated { seat: x, player: y }) => a == x && b == y,
+            (Left { seat: a }, Left { seat: x }) => a == x,
+            (
+                Scheduled {
+                    timer: a,
+                    at: b,
+                    command: c,
+                },
+                Scheduled {
+                    timer: x,
+                    at: y,
+                    command: z,
+                },
+            ) => a == x && b == y && c == z,
+            (Cancelled { timer: a }, Cancelled { timer: x }) => a == x,
+            (Fired { timer: a }, Fired { timer: x }) => a == x,
+            (Over { outcome: a }, Over { outcome: x }) => a == x,
+            (Game(a), Game(x)) => a == x,
+            _ => false,
+        }
+    }
+}

@@ -1,0 +1,135 @@
+//! The `Game` trait a game author implements, and the small value types it speaks in.
+
+use std::fmt::Debug;
+
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+use crate::ctx::Ctx;
+
+/// Milliseconds since the Unix epoch. The engine never reads a clock: time is handed in.
+pub type Millis = u64;
+
+/// A position in a stream. The first record of every stream has seq 1; 0 means "nothing yet".
+pub type Seq = u64;
+
+/// A player's place in a match, counted from 0 (Connect Four's red is seat 0, yellow seat 1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Seat(pub u16);
+
+impl std::fmt::Display for Seat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "seat {}", self.0)
+    }
+}
+
+/// Who caused an event: a seated player, or the server itself (timers).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Actor {
+    /// A player in this seat.
+    Seat(Seat),
+    /// umpire itself, firing a timer the game scheduled.
+    System,
+}
+
+impl Actor {
+    /// The seat, if a player acted.
+    pub fn seat(self) -> Option<Seat> {
+        match self {
+            Actor::Seat(seat) => Some(seat),
+            Actor::System => None,
+        }
+    }
+}
+
+/// How a match ended. Returned by [`Game::outcome`] and recorded in the `Over` event.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// One seat won.
+    Win(Seat),
+    /// Nobody won and nobody can.
+    Draw,
+    /// The game ended without a winner or a draw (a game-defined ending).
+    Ended,
+}
+
+/// The rules of one kind of game, as pure functions.
+///
+/// `decide` turns a command into events (or refuses it) and never mutates; `apply` folds one event
+/// into the state and never fails. Everything `decide` learns from the outside world (the time,
+/// random numbers, timers) comes from the [`Ctx`] and is written into the events it returns, so
+/// replaying the events through `apply` always rebuilds the same state.
+///
+/// ```
+/// use umpire_engine::{Actor, Ctx, Game};
+/// use serde::{Deserialize, Serialize};
+///
+/// /// A shared counter anyone may add to.
+/// #[derive(Debug, Default)]
+/// struct Counter;
+///
+/// #[derive(Debug, thiserror::Error, Clone, PartialEq)]
+/// enum Refused { #[error("the total would overflow")] Overflow }
+///
+/// impl Game for Counter {
+///     const KIND: &'static str = "counter";
+///     type Config = ();
+///     type State = i64;
+///     type Command = i64;                // "add this"
+///     type Event = i64;                  // "this was added"
+///     type Rejection = Refused;
+///
+///     fn seats(&self, _: &()) -> u16 { 100 }
+///     fn setup(&self, _: &()) -> i64 { 0 }
+///     fn decide(&self, total: &i64, _by: Actor, add: &i64, _ctx: &mut Ctx<'_, i64>)
+///         -> Result<Vec<i64>, Refused> {
+///         total.checked_add(*add).ok_or(Refused::Overflow)?;
+///         Ok(vec![*add])
+///     }
+///     fn apply(&self, total: &mut i64, added: &i64) { *total += added; }
+/// }
+/// ```
+pub trait Game: Send + Sync + 'static {
+    /// The kind's stable name, stored in the log with every game of this kind.
+    const KIND: &'static str;
+    /// Per-game settings chosen when a game is created; `Default` is used when none are given.
+    type Config: Clone + Debug + Default + PartialEq + Serialize + DeserializeOwned + Send + Sync;
+    /// Everything the rules need to know. Serialisable for snapshots and equality checks.
+    type State: Clone + Debug + PartialEq + Serialize + DeserializeOwned + Send + Sync;
+    /// What a player (or a timer) asks for. Imperative: `Drop`, `Add`, `Order`.
+    type Command: Clone + Debug + PartialEq + Serialize + DeserializeOwned + Send + Sync;
+    /// What happened. Past tense: `Dropped`, `Added`, `Completed`.
+    type Event: Clone + Debug + PartialEq + Serialize + DeserializeOwned + Send + Sync;
+    /// Why a command was refused. A value shown to the player, not a failure.
+    type Rejection: std::error::Error + Clone + PartialEq + Send + Sync + 'static;
+
+    /// How many seats a game with this config has.
+    fn seats(&self, config: &Self::Config) -> u16;
+
+    /// The state before any event.
+    fn setup(&self, config: &Self::Config) -> Self::State;
+
+    /// Validate `command` from `by` against `state` and say what happens, or why not.
+    ///
+    /// Must not depend on anything but its arguments: time and randomness come from `ctx`.
+    ///
+    /// # Errors
+    /// The game's own [`Game::Rejection`] when the rules refuse the command.
+    fn decide(
+        &self,
+        state: &Self::State,
+        by: Actor,
+        command: &Self::Command,
+        ctx: &mut Ctx<'_, Self::Command>,
+    ) -> Result<Vec<Self::Event>, Self::Rejection>;
+
+    /// Fold one event into the state. Never fails; holds no rules.
+    fn apply(&self, state: &mut Self::State, event: &Self::Event);
+
+    /// Whether the game has ended, and how. Checked after every accepted command.
+    fn outcome(&self, _state: &Self::State) -> Option<Outcome> {
+        None
+    }
+}

@@ -1,0 +1,333 @@
+//! The native wire protocol: what clients send ([`ClientMsg`]) and what they receive
+//! ([`ServerMsg`]), as serde types. No bytes and no sockets here; the codecs below are plain
+//! functions the transports call.
+//!
+//! Both directions are objects tagged by `type`. Every client message may carry `ref`, which
+//! the answer echoes. The same field names are used in JSON and in MessagePack.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::game::{Seat, Seq};
+
+/// A game (or any stream) as clients name it.
+pub type GameId = u64;
+
+/// A message from a client.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientMsg {
+    /// Authenticate the connection with a bearer token (a JWT).
+    Hello {
+        /// The token.
+        token: String,
+        /// Echoed in the answer.
+        #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+        r#ref: Option<Value>,
+    },
+    /// Start a game of `kind` and take its first seat.
+    Create {
+        /// A registered game kind, such as `connect4`.
+        kind: String,
+        /// The game's config; absent or `null` means its default.
+        #[serde(default, skip_serializing_if = "Value::is_null")]
+        config: Value,
+        /// Echoed in the answer.
+        #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+        r#ref: Option<Value>,
+    },
+    /// Take a seat with a join key, or take back your seat with a seat token.
+    Join {
+        /// A join key or a seat token.
+        key: String,
+        /// Echoed in the answer.
+        #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+        r#ref: Option<Value>,
+    },
+    /// Spectate with a watch key: every past event from `from` (default 1), then live ones.
+    Watch {
+        /// A watch key.
+        key: String,
+        /// The first seq wanted.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from: Option<Seq>,
+        /// Echoed in the answer.
+        #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+        r#ref: Option<Value>,
+    },
+    /// A game command from the seat this connection holds in `game`.
+    Command {
+        /// The game.
+        game: GameId,
+        /// The game's command, in the game's own format.
+        cmd: Value,
+        /// A client id for the command: a retry with the same id is applied once.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cid: Option<String>,
+        /// Echoed in the answer.
+        #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+        r#ref: Option<Value>,
+    },
+    /// Give up your seat in `game` and stop receiving its events.
+    Leave {
+        /// The game.
+        game: GameId,
+        /// Echoed in the answer.
+        #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+        r#ref: Option<Value>,
+    },
+    /// Subscribe to a channel (`broadcast`, `user:<id>`, `group:<name>`, `session`).
+    Subscribe {
+        /// The channel's name.
+        channel: String,
+        /// The first seq wanted.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from: Option<Seq>,
+        /// Echoed in the answer.
+        #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+        r#ref: Option<Value>,
+    },
+    /// Are you there? Answered by `pong`.
+    Ping {
+        /// Echoed in the answer.
+        #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+        r#ref: Option<Value>,
+    },
+}
+
+impl ClientMsg {
+    /// The client's `ref`, to echo.
+    pub fn reference(&self) -> Option<&Value> {
+        match self {
+            ClientMsg::Hello { r#ref, .. }
+            | ClientMsg::Create { r#ref, .. }
+            | ClientMsg::Join { r#ref, .. }
+            | ClientMsg::Watch { r#ref, .. }
+            | ClientMsg::Command { r#ref, .. }
+            | ClientMsg::Leave { r#ref, .. }
+            | ClientMsg::Subscribe { r#ref, .. }
+            | ClientMsg::Ping { r#ref, .. } => r#ref.as_ref(),
+        }
+    }
+}
+
+/// A message to a client.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMsg {
+    /// The connection is authenticated as `user`.
+    Welcome {
+        /// The authenticated user, or the guest name given to an anonymous connection.
+        user: String,
+        /// Echoes the `hello`'s ref.
+        #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+        r#ref: Option<Value>,
+    },
+    /// A game was created and you hold its first seat.
+    Created {
+        /// The new game.
+        game: GameId,
+        /// Its kind.
+        kind: String,
+        /// Share this to let someone take a seat.
+        join: String,
+        /// Share this to let someone watch.
+        watch: String,
+        /// Your seat.
+        seat: Seat,
+        /// Keep this to take your seat back after a disconnect.
+        token: String,
+        /// Echoes the `create`'s ref.
+        #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+        r#ref: Option<Value>,
+    },
+    /// You hold a seat in `game`.
+    Joined {
+        /// The game.
+        game: GameId,
+        /// Its kind.
+        kind: String,
+        /// Your seat.
+        seat: Seat,
+        /// Keep this to take your seat back after a disconnect.
+        token: String,
+        /// Echoes the `join`'s ref.
+        #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+        r#ref: Option<Value>,
+    },
+    /// You are watching `game`; its events follow.
+    Watching {
+        /// The game.
+        game: GameId,
+        /// Its kind.
+        kind: String,
+        /// Echoes the `watch`'s ref.
+        #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+        r#ref: Option<Value>,
+    },
+    /// One logged record of `game`. Sent in seq order, without gaps or repeats.
+    Event {
+        /// The game.
+        game: GameId,
+        /// The envelope: `{seq, at, by, cid?, body}`.
+        env: Value,
+    },
+    /// The request succeeded. For a command, `seq` is the last seq it produced, already durable.
+    Ok {
+        /// The game concerned, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        game: Option<GameId>,
+        /// The last seq written, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        seq: Option<Seq>,
+        /// Echoes the request's ref.
+        #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+        r#ref: Option<Value>,
+    },
+    /// The request failed. `code` is stable; `message` is for humans.
+    Error {
+        /// What went wrong, for programs.
+        code: ErrorCode,
+        /// What went wrong, for people.
+        message: String,
+        /// Echoes the request's ref.
+        #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+        r#ref: Option<Value>,
+    },
+    /// The answer to `ping`.
+    Pong {
+        /// Echoes the ping's ref.
+        #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+        r#ref: Option<Value>,
+    },
+    /// The server is going away; reconnect later with your seat token or watch key.
+    Closing {
+        /// Why.
+        reason: String,
+    },
+}
+
+impl ServerMsg {
+    /// An error answer.
+    pub fn error(code: ErrorCode, message: impl Into<String>, r#ref: Option<Value>) -> Self {
+        ServerMsg::Error {
+            code,
+            message: message.into(),
+            r#ref,
+        }
+    }
+}
+
+/// Stable error codes. Their meanings are in `docs/PROTOCOL.md`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The message could not be parsed or has an unknown `type`.
+    BadMessage,
+    /// Authentication is required or the token is bad.
+    Unauthorized,
+    /// No such game, key or kind.
+    NotFound,
+    /// You may not do that (a spectator's command, a command to a game you have no seat in).
+    Forbidden,
+    /// The game's rules refused the command; the message says why.
+    Rejected,
+    /// Every seat is taken.
+    Full,
+    /// The game is over.
+    GameOver,
+    /// Too many messages; slow down.
+    RateLimited,
+    /// The message is too large.
+    TooLarge,
+    /// The server is at capacity; try again later.
+    Overloaded,
+    /// The server failed; the request may not have been applied.
+    Internal,
+}
+
+impl ErrorCode {
+    /// The code as it appears on the wire, for metrics labels and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadMessage => "bad_message",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::Rejected => "rejected",
+            ErrorCode::Full => "full",
+            ErrorCode::GameOver => "game_over",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::TooLarge => "too_large",
+            ErrorCode::Overloaded => "overloaded",
+            ErrorCode::Internal => "internal",
+        }
+    }
+}
+
+/// WebSocket close codes umpire uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloseCode {
+    /// 1000: done.
+    Normal,
+    /// 1001: the server is shutting down.
+    GoingAway,
+    /// 1007: a text frame was not UTF-8.
+    InvalidData,
+    /// 1008: policy (bad token, sustained abuse, too far behind).
+    Policy,
+    /// 1009: a message exceeded the size limit.
+    TooLarge,
+    /// 1011: the server failed.
+    Internal,
+    /// 1013: the server is at capacity.
+    TryAgainLater,
+}
+
+impl CloseCode {
+    /// The numeric code.
+    pub fn code(self) -> u16 {
+        match self {
+            CloseCode::Normal => 1000,
+            CloseCode::GoingAway => 1001,
+            CloseCode::InvalidData => 1007,
+            CloseCode::Policy => 1008,
+            CloseCode::TooLarge => 1009,
+            CloseCode::Internal => 1011,
+            CloseCode::TryAgainLater => 1013,
+        }
+    }
+}
+
+/// Why bytes from a client are not a [`ClientMsg`]. Answered with `bad_message`.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct DecodeError(String);
+
+/// Parse a JSON text frame.
+///
+/// # Errors
+/// [`DecodeError`] with serde's explanation (unknown `type`, missing field, bad JSON).
+pub fn decode_json(text: &str) -> Result<ClientMsg, DecodeError> {
+    serde_json::from_str(text).map_err(|e| DecodeError(e.to_string()))
+}
+
+/// Parse a MessagePack binary frame.
+///
+/// # Errors
+/// [`DecodeError`] with serde's explanation.
+pub fn decode_msgpack(bytes: &[u8]) -> Result<ClientMsg, DecodeError> {
+    rmp_serde::from_slice(bytes).map_err(|e| DecodeError(e.to_string()))
+}
+
+/// Encode a server message as JSON text.
+pub fn encode_json<T: Serialize>(msg: &T) -> String {
+    // Serialising these types cannot fail: every map key is a string.
+    serde_json::to_string(msg)
+        .unwrap_or_else(|e| format!(r#"{{"type":"error","code":"internal","message":"{e}"}}"#))
+}
+
+/// Encode a server message as MessagePack with field names.
+pub fn encode_msgpack<T: Serialize>(msg: &T) -> Vec<u8> {
+    rmp_serde::to_vec_named(msg).unwrap_or_default()
+}
