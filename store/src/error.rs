@@ -1,0 +1,51 @@
+//! What can go wrong in the store.
+
+use crate::Seq;
+
+/// A fail-stop problem: the store cannot do what was asked, and retrying will not help.
+///
+/// Expected outcomes (a version conflict) are not here: they are the inner `Result` of
+/// [`crate::Log::append`], so `?` cannot carry them off by accident.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The sled database failed (I/O, or sled's own corruption report).
+    #[error("sled: {0}")]
+    Sled(#[from] sled::Error),
+    /// A stored value starts with a format version this build does not know: the data was
+    /// written by a newer umpire, or is not umpire's.
+    #[error(
+        "{what} has format version {found}, this build reads version {}",
+        crate::FORMAT_VERSION
+    )]
+    UnknownVersion {
+        /// Which kind of value.
+        what: &'static str,
+        /// The version byte found.
+        found: u8,
+    },
+    /// A stored value could not be decoded.
+    #[error("{what} is corrupt: {detail}")]
+    Corrupt {
+        /// Which kind of value.
+        what: &'static str,
+        /// What the decoder said.
+        detail: String,
+    },
+    /// The stream does not exist.
+    #[error("stream {0} does not exist")]
+    NoStream(u64),
+}
+
+/// The stream is not at the version the writer expected: someone else appended, or the
+/// writer's view is stale. Nothing was written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("expected the stream at version {expected}, it is at {actual}")]
+pub struct Conflict {
+    /// The version the writer assumed.
+    pub expected: Seq,
+    /// The version the stream is at.
+    pub actual: Seq,
+}
+
+/// The store's result type.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;

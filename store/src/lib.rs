@@ -1,0 +1,27 @@
+//! umpire's append-only log of streams.
+//!
+//! A stream is an ordered sequence of opaque records numbered from 1: a game, or a channel.
+//! The store knows nothing of games; it keeps records, stream metadata, the key index
+//! (join and watch keys, seat tokens) and snapshots, and makes them durable on [`Log::sync`].
+//!
+//! # Layout
+//! - `log`: the [`Log`] trait and its value types.
+//! - `record`: the format-version byte in front of every stored value.
+//! - `sled_log`: [`SledLog`], the default backend.
+//! - `mem_log`: [`MemLog`], for tests and embedders that persist nothing.
+//! - `error`: [`StoreError`] and [`Conflict`].
+
+mod error;
+mod log;
+mod mem_log;
+mod record;
+mod sled_log;
+
+pub use error::{Conflict, Result, StoreError};
+pub use log::{KeyEntry, Log, Role, StreamId, StreamInfo, StreamMeta, StreamStatus};
+pub use mem_log::MemLog;
+pub use record::FORMAT_VERSION;
+pub use sled_log::{SledLog, SledOptions};
+
+/// A position in a stream; the first record is 1, and 0 means "empty".
+pub type Seq = u64;

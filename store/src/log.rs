@@ -1,0 +1,146 @@
+//! The [`Log`] trait: what umpire needs from storage, and nothing more.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Conflict, Result, Seq};
+
+/// A stream's id: a game or a channel. Allocated by the store, never reused.
+pub type StreamId = u64;
+
+/// What the store keeps about a stream besides its records.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamMeta {
+    /// The game kind (or `channel`).
+    pub kind: String,
+    /// When it was created, in ms since the epoch.
+    pub created: u64,
+    /// Whether it still takes commands.
+    pub status: StreamStatus,
+}
+
+/// Whether a stream still takes commands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StreamStatus {
+    /// Restored at start.
+    Live,
+    /// Finished: kept for replays, not restored.
+    Over,
+}
+
+/// A stream with its metadata and current version, as listed by [`Log::streams`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StreamInfo {
+    /// The stream.
+    pub id: StreamId,
+    /// Its metadata.
+    pub meta: StreamMeta,
+    /// The seq of its last record (0 if none).
+    pub version: Seq,
+}
+
+/// What a key lets its holder do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Take any free seat.
+    Join,
+    /// Watch only.
+    Watch,
+    /// Take back this seat.
+    Seat(u16),
+}
+
+/// Where a key leads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyEntry {
+    /// The stream.
+    pub stream: StreamId,
+    /// What the key allows.
+    pub role: Role,
+}
+
+/// An append-only log of streams.
+///
+/// Writes are visible to reads at once but durable only after [`Log::sync`] returns: callers
+/// must not tell anyone about a record before that. Each stream has one writer at a time;
+/// [`Log::append`]'s expected version catches a second one.
+pub trait Log: Send + Sync + std::fmt::Debug + 'static {
+    /// Register a new, empty stream and return its id.
+    ///
+    /// # Errors
+    /// Fail-stop storage problems.
+    fn create_stream(&self, meta: &StreamMeta) -> Result<StreamId>;
+
+    /// Append `records` after seq `expected`; they get seqs `expected + 1` onwards. Returns the
+    /// new version, or a [`Conflict`] (and writes nothing) when the stream is not at `expected`.
+    ///
+    /// # Errors
+    /// Fail-stop storage problems; [`crate::StoreError::NoStream`] if the stream was never created.
+    fn append(
+        &self,
+        stream: StreamId,
+        expected: Seq,
+        records: &[Vec<u8>],
+    ) -> Result<Result<Seq, Conflict>>;
+
+    /// Up to `max` records from seq `from` on, in order, with their seqs.
+    ///
+    /// # Errors
+    /// Fail-stop storage problems, an unknown format version, corrupt keys.
+    fn read(&self, stream: StreamId, from: Seq, max: usize) -> Result<Vec<(Seq, Vec<u8>)>>;
+
+    /// The seq of the stream's last record, 0 if it has none.
+    ///
+    /// # Errors
+    /// Fail-stop storage problems.
+    fn version(&self, stream: StreamId) -> Result<Seq>;
+
+    /// The stream's metadata, if it exists.
+    ///
+    /// # Errors
+    /// Fail-stop storage problems, an unknown format version.
+    fn meta(&self, stream: StreamId) -> Result<Option<StreamMeta>>;
+
+    /// Mark a stream live or over.
+    ///
+    /// # Errors
+    /// Fail-stop storage problems; [`crate::StoreError::NoStream`].
+    fn set_status(&self, stream: StreamId, status: StreamStatus) -> Result<()>;
+
+    /// Every stream, in id order.
+    ///
+    /// # Errors
+    /// Fail-stop storage problems, an unknown format version.
+    fn streams(&self) -> Result<Vec<StreamInfo>>;
+
+    /// Index `key` (a join or watch key, or a seat token).
+    ///
+    /// # Errors
+    /// Fail-stop storage problems.
+    fn put_key(&self, key: &str, entry: KeyEntry) -> Result<()>;
+
+    /// Look a key up.
+    ///
+    /// # Errors
+    /// Fail-stop storage problems, an unknown format version.
+    fn find_key(&self, key: &str) -> Result<Option<KeyEntry>>;
+
+    /// Keep `state` as the stream's snapshot at `version`, replacing any older one.
+    ///
+    /// # Errors
+    /// Fail-stop storage problems.
+    fn save_snapshot(&self, stream: StreamId, version: Seq, state: &[u8]) -> Result<()>;
+
+    /// The latest snapshot and its version.
+    ///
+    /// # Errors
+    /// Fail-stop storage problems, an unknown format version.
+    fn load_snapshot(&self, stream: StreamId) -> Result<Option<(Seq, Vec<u8>)>>;
+
+    /// Make everything written so far durable. One call serves every stream.
+    ///
+    /// # Errors
+    /// Fail-stop storage problems: nothing written since the last successful sync is safe.
+    fn sync(&self) -> Result<()>;
+}

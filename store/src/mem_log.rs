@@ -1,0 +1,144 @@
+//! A log in memory: the same contract as the sled backend, gone when dropped.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, MutexGuard};
+
+use crate::log::{KeyEntry, Log, StreamId, StreamInfo, StreamMeta, StreamStatus};
+use crate::{Conflict, Result, Seq, StoreError};
+
+/// A log kept in memory; [`Log::sync`] does nothing. For tests and for embedders who keep no
+/// history.
+#[derive(Debug, Default)]
+pub struct MemLog {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    last_id: StreamId,
+    streams: BTreeMap<StreamId, (StreamMeta, Vec<Vec<u8>>)>,
+    keys: HashMap<String, KeyEntry>,
+    snapshots: HashMap<StreamId, (Seq, Vec<u8>)>,
+}
+
+impl MemLog {
+    /// An empty log.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding this lock cannot leave the maps half-updated (each operation
+        // is a single insert or push), so a poisoned lock is safe to use.
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Log for MemLog {
+    fn create_stream(&self, meta: &StreamMeta) -> Result<StreamId> {
+        let mut inner = self.lock();
+        inner.last_id += 1;
+        let id = inner.last_id;
+        inner.streams.insert(id, (meta.clone(), Vec::new()));
+        Ok(id)
+    }
+
+    fn append(
+        &self,
+        stream: StreamId,
+        expected: Seq,
+        records: &[Vec<u8>],
+    ) -> Result<Result<Seq, Conflict>> {
+        let mut inner = self.lock();
+        let (_, log) = inner
+            .streams
+            .get_mut(&stream)
+            .ok_or(StoreError::NoStream(stream))?;
+        let actual = log.len() as Seq;
+        if actual != expected {
+            return Ok(Err(Conflict { expected, actual }));
+        }
+        log.extend(records.iter().cloned());
+        Ok(Ok(log.len() as Seq))
+    }
+
+    fn read(&self, stream: StreamId, from: Seq, max: usize) -> Result<Vec<(Seq, Vec<u8>)>> {
+        let inner = self.lock();
+        let Some((_, log)) = inner.streams.get(&stream) else {
+            return Ok(Vec::new());
+        };
+        let skip = usize::try_from(from.max(1) - 1).unwrap_or(usize::MAX);
+        Ok(log
+            .iter()
+            .zip(1..)
+            .skip(skip)
+            .take(max)
+            .map(|(record, seq)| (seq, record.clone()))
+            .collect())
+    }
+
+    fn version(&self, stream: StreamId) -> Result<Seq> {
+        Ok(self
+            .lock()
+            .streams
+            .get(&stream)
+            .map_or(0, |(_, log)| log.len() as Seq))
+    }
+
+    fn meta(&self, stream: StreamId) -> Result<Option<StreamMeta>> {
+        Ok(self
+            .lock()
+            .streams
+            .get(&stream)
+            .map(|(meta, _)| meta.clone()))
+    }
+
+    fn set_status(&self, stream: StreamId, status: StreamStatus) -> Result<()> {
+        let mut inner = self.lock();
+        let (meta, _) = inner
+            .streams
+            .get_mut(&stream)
+            .ok_or(StoreError::NoStream(stream))?;
+        meta.status = status;
+        Ok(())
+    }
+
+    fn streams(&self) -> Result<Vec<StreamInfo>> {
+        Ok(self
+            .lock()
+            .streams
+            .iter()
+            .map(|(id, (meta, log))| StreamInfo {
+                id: *id,
+                meta: meta.clone(),
+                version: log.len() as Seq,
+            })
+            .collect())
+    }
+
+    fn put_key(&self, key: &str, entry: KeyEntry) -> Result<()> {
+        self.lock().keys.insert(key.to_owned(), entry);
+        Ok(())
+    }
+
+    fn find_key(&self, key: &str) -> Result<Option<KeyEntry>> {
+        Ok(self.lock().keys.get(key).copied())
+    }
+
+    fn save_snapshot(&self, stream: StreamId, version: Seq, state: &[u8]) -> Result<()> {
+        self.lock()
+            .snapshots
+            .insert(stream, (version, state.to_vec()));
+        Ok(())
+    }
+
+    fn load_snapshot(&self, stream: StreamId) -> Result<Option<(Seq, Vec<u8>)>> {
+        Ok(self.lock().snapshots.get(&stream).cloned())
+    }
+
+    fn sync(&self) -> Result<()> {
+        Ok(())
+    }
+}
