@@ -1,0 +1,68 @@
+//! The hub's errors, one enum per boundary, each mapped to a wire code.
+
+use umpire_engine::protocol::ErrorCode;
+use umpire_store::StoreError;
+
+/// Why a request to the hub failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HubError {
+    /// No game kind of that name is registered. Handling: `not_found`.
+    #[error("no game kind called {0:?}")]
+    UnknownKind(String),
+    /// The config does not parse as the game's config. Handling: `bad_message`.
+    #[error("bad config: {0}")]
+    BadConfig(String),
+    /// The command does not parse as the game's command. Handling: `bad_message`.
+    #[error("bad command: {0}")]
+    BadCommand(String),
+    /// No game has this id, or no key matches. Handling: `not_found`.
+    #[error("{0}")]
+    NotFound(String),
+    /// The caller may not do this. Handling: `forbidden`.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The game's rules refused; the message is the game's reason. Handling: `rejected`.
+    #[error("{0}")]
+    Rejected(String),
+    /// Every seat is taken. Handling: `full`.
+    #[error("every seat is taken")]
+    Full,
+    /// The game is over. Handling: `game_over`.
+    #[error("the game is over")]
+    GameOver,
+    /// Authentication is required or failed. Handling: `unauthorized`.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The hub is shutting down, or the game's task stopped. Handling: `overloaded`; retry.
+    #[error("the game is unavailable, try again")]
+    Unavailable,
+    /// The log failed. Handling: `internal`; the game reloads from the log on next use.
+    #[error("storage failed: {0}")]
+    Store(String),
+}
+
+impl From<StoreError> for HubError {
+    fn from(e: StoreError) -> Self {
+        HubError::Store(e.to_string())
+    }
+}
+
+impl HubError {
+    /// The wire code for this error.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            HubError::UnknownKind(_) | HubError::NotFound(_) => ErrorCode::NotFound,
+            HubError::BadConfig(_) | HubError::BadCommand(_) => ErrorCode::BadMessage,
+            HubError::Forbidden(_) => ErrorCode::Forbidden,
+            HubError::Rejected(_) => ErrorCode::Rejected,
+            HubError::Full => ErrorCode::Full,
+            HubError::GameOver => ErrorCode::GameOver,
+            HubError::Unauthorized(_) => ErrorCode::Unauthorized,
+            HubError::Unavailable => ErrorCode::Overloaded,
+            HubError::Store(_) => ErrorCode::Internal,
+        }
+    }
+}
+
+/// The hub's result type.
+pub type Result<T, E = HubError> = std::result::Result<T, E>;

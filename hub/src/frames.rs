@@ -1,0 +1,53 @@
+//! Encoded events, shared by every subscriber.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+use umpire_engine::protocol::{encode_json, encode_msgpack, GameId, ServerMsg};
+use umpire_engine::Seq;
+
+use crate::error::{HubError, Result};
+
+/// One logged event, encoded once per wire format and shared (behind an `Arc`) by every
+/// connection that receives it.
+///
+/// Built from the record's bytes as stored, so a live event and the same event replayed from
+/// the log later are byte-for-byte the same frame.
+#[derive(Debug)]
+pub struct Published {
+    /// The game.
+    pub game: GameId,
+    /// The event's seq.
+    pub seq: Seq,
+    /// `{"type":"event","game":..,"env":..}` as JSON text.
+    pub json: String,
+    /// The same message as MessagePack with field names.
+    pub msgpack: Vec<u8>,
+}
+
+impl Published {
+    /// Encode a stored record (a MessagePack envelope) for the wire.
+    ///
+    /// # Errors
+    /// [`HubError::Store`] if the record does not decode: the log is corrupt.
+    pub fn from_record(game: GameId, seq: Seq, record: &[u8]) -> Result<Arc<Self>> {
+        let env: Value = rmp_serde::from_slice(record)
+            .map_err(|e| HubError::Store(format!("game {game} seq {seq} does not decode: {e}")))?;
+        let msg = ServerMsg::Event { game, env };
+        Ok(Arc::new(Published {
+            game,
+            seq,
+            json: encode_json(&msg),
+            msgpack: encode_msgpack(&msg),
+        }))
+    }
+}
+
+/// What a session hands its transport to send.
+#[derive(Clone, Debug)]
+pub enum Frame {
+    /// A message for this connection alone (an answer, an error).
+    Msg(ServerMsg),
+    /// A game event, shared with other connections.
+    Event(Arc<Published>),
+}
