@@ -1,6 +1,6 @@
 //! Encoded events, shared by every subscriber.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde_json::Value;
 use umpire_engine::protocol::{encode_json, encode_msgpack, GameId, ServerMsg};
@@ -8,8 +8,8 @@ use umpire_engine::Seq;
 
 use crate::error::{HubError, Result};
 
-/// One logged event, encoded once per wire format and shared (behind an `Arc`) by every
-/// connection that receives it.
+/// One logged event, shared (behind an `Arc`) by every connection that receives it, and
+/// encoded at most once per wire format: by the first connection that needs that format.
 ///
 /// Built from the record's bytes as stored, so a live event and the same event replayed from
 /// the log later are byte-for-byte the same frame.
@@ -19,10 +19,9 @@ pub struct Published {
     pub game: GameId,
     /// The event's seq.
     pub seq: Seq,
-    /// `{"type":"event","game":..,"env":..}` as JSON text.
-    pub json: String,
-    /// The same message as MessagePack with field names.
-    pub msgpack: Vec<u8>,
+    msg: ServerMsg,
+    json: OnceLock<String>,
+    msgpack: OnceLock<Vec<u8>>,
 }
 
 impl Published {
@@ -33,13 +32,28 @@ impl Published {
     pub fn from_record(game: GameId, seq: Seq, record: &[u8]) -> Result<Arc<Self>> {
         let env: Value = rmp_serde::from_slice(record)
             .map_err(|e| HubError::Store(format!("game {game} seq {seq} does not decode: {e}")))?;
-        let msg = ServerMsg::Event { game, env };
         Ok(Arc::new(Published {
             game,
             seq,
-            json: encode_json(&msg),
-            msgpack: encode_msgpack(&msg),
+            msg: ServerMsg::Event { game, env },
+            json: OnceLock::new(),
+            msgpack: OnceLock::new(),
         }))
+    }
+
+    /// `{"type":"event","game":..,"env":{..}}` as JSON text.
+    pub fn json(&self) -> &str {
+        self.json.get_or_init(|| encode_json(&self.msg))
+    }
+
+    /// The same message as MessagePack with field names.
+    pub fn msgpack(&self) -> &[u8] {
+        self.msgpack.get_or_init(|| encode_msgpack(&self.msg))
+    }
+
+    /// The message itself, for in-process clients.
+    pub fn message(&self) -> &ServerMsg {
+        &self.msg
     }
 }
 

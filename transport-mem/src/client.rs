@@ -113,8 +113,10 @@ impl MemClient {
     async fn read(&mut self) -> Result<ServerMsg, ClientError> {
         match self.rx.recv().await {
             Some(ToClient::Frame(Frame::Msg(msg))) => Ok(msg),
-            Some(ToClient::Frame(Frame::Event(published))) => serde_json::from_str(&published.json)
-                .map_err(|e| ClientError::Decode(e.to_string())),
+            Some(ToClient::Frame(Frame::Event(published))) => {
+                serde_json::from_str(published.json())
+                    .map_err(|e| ClientError::Decode(e.to_string()))
+            }
             Some(ToClient::Close(code, reason)) => {
                 self.closed = Some((code, reason));
                 Err(ClientError::Closed)
@@ -131,6 +133,27 @@ impl MemClient {
         match self.stash.pop_front() {
             Some(msg) => Ok(msg),
             None => self.read().await,
+        }
+    }
+
+    /// The next message that is not an event (an answer, an error, `closing`); events that
+    /// arrive first stay stashed.
+    ///
+    /// # Errors
+    /// [`ClientError::Closed`].
+    pub async fn next_reply(&mut self) -> Result<ServerMsg, ClientError> {
+        let position = self
+            .stash
+            .iter()
+            .position(|m| !matches!(m, ServerMsg::Event { .. }));
+        if let Some(msg) = position.and_then(|i| self.stash.remove(i)) {
+            return Ok(msg);
+        }
+        loop {
+            match self.read().await? {
+                event @ ServerMsg::Event { .. } => self.stash.push_back(event),
+                other => return Ok(other),
+            }
         }
     }
 

@@ -1,0 +1,53 @@
+//! Helpers shared by the integration tests: a hub with the bundled games over a given log.
+
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use umpire_games::{Colony, Connect4, Tally};
+use umpire_hub::{Clock, Hub, HubConfig};
+use umpire_mem::MemConnector;
+use umpire_store::Log;
+
+/// A hub with connect4, tally and colony, served over a fresh in-memory transport.
+pub async fn start(
+    log: Arc<dyn Log>,
+    config: HubConfig,
+    clock: Option<Arc<dyn Clock>>,
+) -> (Hub, MemConnector) {
+    let mut builder = Hub::builder(log)
+        .config(config)
+        .register(Connect4)
+        .register(Tally)
+        .register(Colony);
+    if let Some(clock) = clock {
+        builder = builder.clock(clock);
+    }
+    let hub = builder.start().await.expect("hub starts");
+    let (transport, connector) = umpire_mem::transport();
+    hub.serve(transport);
+    (hub, connector)
+}
+
+/// Fail the test instead of hanging if `fut` takes more than a minute of (real or virtual) time.
+pub async fn within<T>(fut: impl Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(60), fut)
+        .await
+        .expect("timed out")
+}
+
+pub fn seq(env: &Value) -> u64 {
+    env["seq"].as_u64().expect("envelopes have a seq")
+}
+
+pub fn is_over(env: &Value) -> bool {
+    env["body"].get("over").is_some()
+}
+
+/// The game event inside an envelope, if it is one.
+pub fn game_event(env: &Value) -> Option<&Value> {
+    env["body"].get("game")
+}
