@@ -33,6 +33,14 @@ impl TokioClock {
         }
     }
 
+    /// A clock that reads `wall0` now, for tests that need the same timestamps every run.
+    pub fn starting_at(wall0: Millis) -> Self {
+        TokioClock {
+            wall0,
+            start: tokio::time::Instant::now(),
+        }
+    }
+
     /// This clock, `ms` ahead: for tests that pretend the server was down for a while.
     pub fn ahead_by(mut self, ms: Millis) -> Self {
         self.wall0 = self.wall0.saturating_add(ms);
