@@ -91,7 +91,7 @@ pub enum Outcome {
 ///     fn apply(&self, total: &mut i64, added: &i64) { *total += added; }
 /// }
 /// ```
-pub trait Game: Send + Sync + 'static {
+pub trait Game: Send + Sync + Debug + 'static {
     /// The kind's stable name, stored in the log with every game of this kind.
     const KIND: &'static str;
     /// Per-game settings chosen when a game is created; `Default` is used when none are given.
