@@ -331,3 +331,26 @@ pub fn encode_json<T: Serialize>(msg: &T) -> String {
 pub fn encode_msgpack<T: Serialize>(msg: &T) -> Vec<u8> {
     rmp_serde::to_vec_named(msg).unwrap_or_default()
 }
+
+/// The fuzzing oracle for untrusted bytes: decoding never panics, and whatever decodes
+/// survives a round trip through both codecs unchanged. Used by `fuzz/` and by a test that
+/// replays the fuzz corpus on stable.
+///
+/// # Panics
+/// When a decoded message does not round-trip: that is the bug the fuzzer looks for.
+#[doc(hidden)]
+pub fn fuzz_decode(bytes: &[u8]) {
+    let mut decoded = Vec::new();
+    if let Ok(text) = std::str::from_utf8(bytes) {
+        decoded.extend(decode_json(text).ok());
+    }
+    decoded.extend(decode_msgpack(bytes).ok());
+    for msg in decoded {
+        let json = encode_json(&msg);
+        let again = decode_json(&json).unwrap_or_else(|e| panic!("{msg:?} encoded as {json} does not decode: {e}"));
+        assert_eq!(again, msg, "JSON round trip changed the message");
+        let packed = encode_msgpack(&msg);
+        let again = decode_msgpack(&packed).unwrap_or_else(|e| panic!("{msg:?} as MessagePack does not decode: {e}"));
+        assert_eq!(again, msg, "MessagePack round trip changed the message");
+    }
+}

@@ -5,6 +5,8 @@
 //! - replaying the log (after a MessagePack or JSON round trip) rebuilds the live match;
 //! - a match snapshotted at a random point and continued ends exactly like the original.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
+
 use proptest::prelude::*;
 use umpire_engine::{Action, Actor, Envelope, Game, Match, Millis, Seat};
 use umpire_games::colony::{ColonyCommand, ColonyConfig};

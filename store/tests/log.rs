@@ -1,5 +1,7 @@
 //! The Log contract, run against both backends, plus what only sled can show (reopening).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
+
 use std::sync::Arc;
 
 use umpire_store::{

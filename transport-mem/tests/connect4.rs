@@ -1,5 +1,7 @@
 //! Connect Four through the hub: players, spectators, late spectators, every refusal.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
+
 mod common;
 
 use std::sync::Arc;

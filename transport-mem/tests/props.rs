@@ -7,6 +7,8 @@
 //!   restarting;
 //! - a refused command changes nothing.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
+
 mod common;
 
 use std::sync::Arc;

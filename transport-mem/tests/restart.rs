@@ -4,6 +4,8 @@
 //! A crash is simulated by dropping the tokio runtime with the hub inside it: no shutdown
 //! runs, tasks are dropped wherever they are, and the next "process" opens the same folder.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
+
 mod common;
 
 use std::sync::Arc;

@@ -1,5 +1,7 @@
 //! Seed 004's shared running total, under contention.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
+
 mod common;
 
 use std::sync::Arc;

@@ -1,0 +1,113 @@
+//! Every wire message, both directions, round-trips through JSON and MessagePack, and the JSON
+//! looks the way docs/PROTOCOL.md says.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
+
+use serde_json::{json, Value};
+use umpire_engine::protocol::{
+    decode_json, decode_msgpack, encode_json, encode_msgpack, ClientMsg, ErrorCode, ServerMsg,
+};
+use umpire_engine::Seat;
+
+fn client_messages() -> Vec<ClientMsg> {
+    let r = Some(json!(7));
+    vec![
+        ClientMsg::Hello { token: "jwt".into(), r#ref: r.clone() },
+        ClientMsg::Create { kind: "colony".into(), config: json!({"seats": 2}), r#ref: r.clone() },
+        ClientMsg::Create { kind: "connect4".into(), config: Value::Null, r#ref: None },
+        ClientMsg::Join { key: "k".into(), r#ref: r.clone() },
+        ClientMsg::Watch { key: "w".into(), from: Some(4), r#ref: r.clone() },
+        ClientMsg::Watch { key: "w".into(), from: None, r#ref: None },
+        ClientMsg::Command { game: 3, cmd: json!({"column": 2}), cid: Some("c".into()), r#ref: r.clone() },
+        ClientMsg::Leave { game: 3, r#ref: r.clone() },
+        ClientMsg::Subscribe { channel: "broadcast".into(), from: Some(1), r#ref: r.clone() },
+        ClientMsg::Ping { r#ref: Some(json!("any json")) },
+    ]
+}
+
+fn server_messages() -> Vec<ServerMsg> {
+    let r = Some(json!(7));
+    vec![
+        ServerMsg::Welcome { user: "ada".into(), r#ref: r.clone() },
+        ServerMsg::Created {
+            game: 1,
+            kind: "connect4".into(),
+            join: "j".into(),
+            watch: "w".into(),
+            seat: Seat(0),
+            token: "t".into(),
+            r#ref: r.clone(),
+        },
+        ServerMsg::Joined { game: 1, kind: "tally".into(), seat: Seat(5), token: "t".into(), r#ref: None },
+        ServerMsg::Watching { game: 1, kind: "colony".into(), r#ref: r.clone() },
+        ServerMsg::Event { game: 1, env: json!({"seq": 1, "at": 5, "by": "system", "body": {"left": {"seat": 1}}}) },
+        ServerMsg::Ok { game: Some(1), seq: Some(9), r#ref: r.clone() },
+        ServerMsg::Ok { game: None, seq: None, r#ref: None },
+        ServerMsg::Error { code: ErrorCode::Rejected, message: "It isn't your turn.".into(), r#ref: r.clone() },
+        ServerMsg::Pong { r#ref: r },
+        ServerMsg::Closing { reason: "bye".into() },
+    ]
+}
+
+#[test]
+fn client_messages_round_trip_in_both_codecs() {
+    for msg in client_messages() {
+        assert_eq!(decode_json(&encode_json(&msg)).unwrap(), msg);
+        assert_eq!(decode_msgpack(&encode_msgpack(&msg)).unwrap(), msg);
+    }
+}
+
+#[test]
+fn server_messages_round_trip_in_both_codecs() {
+    for msg in server_messages() {
+        let json: ServerMsg = serde_json::from_str(&encode_json(&msg)).unwrap();
+        assert_eq!(json, msg);
+        let packed: ServerMsg = rmp_serde::from_slice(&encode_msgpack(&msg)).unwrap();
+        assert_eq!(packed, msg);
+    }
+}
+
+#[test]
+fn the_json_is_tagged_by_type_and_echoes_ref() {
+    let msg = decode_json(r#"{"type":"command","game":3,"cmd":{"column":2},"ref":"r1"}"#).unwrap();
+    assert_eq!(msg.reference(), Some(&json!("r1")));
+    let answer = ServerMsg::Ok { game: Some(3), seq: Some(12), r#ref: msg.reference().cloned() };
+    assert_eq!(
+        serde_json::from_str::<Value>(&encode_json(&answer)).unwrap(),
+        json!({"type": "ok", "game": 3, "seq": 12, "ref": "r1"})
+    );
+    let error = ServerMsg::error(ErrorCode::GameOver, "the game is over", None);
+    assert_eq!(
+        serde_json::from_str::<Value>(&encode_json(&error)).unwrap(),
+        json!({"type": "error", "code": "game_over", "message": "the game is over"})
+    );
+}
+
+#[test]
+fn bad_input_is_an_error_not_a_panic() {
+    for text in ["", "{", "[]", "null", r#"{"type":"fly"}"#, r#"{"type":"command"}"#, r#"{"type":"command","game":-1,"cmd":1}"#, r#"{"kind":"x"}"#] {
+        assert!(decode_json(text).is_err(), "{text} should not decode");
+    }
+    for bytes in [&[][..], &[0xc1], &[0x81, 0xa4], &[0xff; 8]] {
+        assert!(decode_msgpack(bytes).is_err());
+    }
+}
+
+#[test]
+fn every_error_code_has_its_wire_name() {
+    for code in [
+        ErrorCode::BadMessage,
+        ErrorCode::Unauthorized,
+        ErrorCode::NotFound,
+        ErrorCode::Forbidden,
+        ErrorCode::Rejected,
+        ErrorCode::Full,
+        ErrorCode::GameOver,
+        ErrorCode::RateLimited,
+        ErrorCode::TooLarge,
+        ErrorCode::Overloaded,
+        ErrorCode::Internal,
+    ] {
+        assert_eq!(serde_json::to_value(code).unwrap(), json!(code.as_str()));
+    }
+}
