@@ -347,10 +347,12 @@ pub fn fuzz_decode(bytes: &[u8]) {
     decoded.extend(decode_msgpack(bytes).ok());
     for msg in decoded {
         let json = encode_json(&msg);
-        let again = decode_json(&json).unwrap_or_else(|e| panic!("{msg:?} encoded as {json} does not decode: {e}"));
+        let again = decode_json(&json)
+            .unwrap_or_else(|e| panic!("{msg:?} encoded as {json} does not decode: {e}"));
         assert_eq!(again, msg, "JSON round trip changed the message");
         let packed = encode_msgpack(&msg);
-        let again = decode_msgpack(&packed).unwrap_or_else(|e| panic!("{msg:?} as MessagePack does not decode: {e}"));
+        let again = decode_msgpack(&packed)
+            .unwrap_or_else(|e| panic!("{msg:?} as MessagePack does not decode: {e}"));
         assert_eq!(again, msg, "MessagePack round trip changed the message");
     }
 }

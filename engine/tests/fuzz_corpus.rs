@@ -21,12 +21,17 @@ fn the_decode_corpus_round_trips() {
             replayed += 1;
         }
     }
-    assert!(replayed >= 9, "the committed corpus is missing: replayed {replayed} inputs");
+    assert!(
+        replayed >= 9,
+        "the committed corpus is missing: replayed {replayed} inputs"
+    );
 }
 
 #[test]
 fn the_oracle_accepts_valid_messages_in_both_codecs() {
-    fuzz_decode(br#"{"type":"command","game":1,"cmd":{"column":2.5e3,"x":[null,true,-1]},"ref":{"a":"b"}}"#);
+    fuzz_decode(
+        br#"{"type":"command","game":1,"cmd":{"column":2.5e3,"x":[null,true,-1]},"ref":{"a":"b"}}"#,
+    );
     let msg = decode_json(r#"{"type":"ping","ref":1}"#).unwrap();
     fuzz_decode(&encode_msgpack(&msg));
 }

@@ -12,23 +12,62 @@ use umpire_engine::Seat;
 fn client_messages() -> Vec<ClientMsg> {
     let r = Some(json!(7));
     vec![
-        ClientMsg::Hello { token: "jwt".into(), r#ref: r.clone() },
-        ClientMsg::Create { kind: "colony".into(), config: json!({"seats": 2}), r#ref: r.clone() },
-        ClientMsg::Create { kind: "connect4".into(), config: Value::Null, r#ref: None },
-        ClientMsg::Join { key: "k".into(), r#ref: r.clone() },
-        ClientMsg::Watch { key: "w".into(), from: Some(4), r#ref: r.clone() },
-        ClientMsg::Watch { key: "w".into(), from: None, r#ref: None },
-        ClientMsg::Command { game: 3, cmd: json!({"column": 2}), cid: Some("c".into()), r#ref: r.clone() },
-        ClientMsg::Leave { game: 3, r#ref: r.clone() },
-        ClientMsg::Subscribe { channel: "broadcast".into(), from: Some(1), r#ref: r.clone() },
-        ClientMsg::Ping { r#ref: Some(json!("any json")) },
+        ClientMsg::Hello {
+            token: "jwt".into(),
+            r#ref: r.clone(),
+        },
+        ClientMsg::Create {
+            kind: "colony".into(),
+            config: json!({"seats": 2}),
+            r#ref: r.clone(),
+        },
+        ClientMsg::Create {
+            kind: "connect4".into(),
+            config: Value::Null,
+            r#ref: None,
+        },
+        ClientMsg::Join {
+            key: "k".into(),
+            r#ref: r.clone(),
+        },
+        ClientMsg::Watch {
+            key: "w".into(),
+            from: Some(4),
+            r#ref: r.clone(),
+        },
+        ClientMsg::Watch {
+            key: "w".into(),
+            from: None,
+            r#ref: None,
+        },
+        ClientMsg::Command {
+            game: 3,
+            cmd: json!({"column": 2}),
+            cid: Some("c".into()),
+            r#ref: r.clone(),
+        },
+        ClientMsg::Leave {
+            game: 3,
+            r#ref: r.clone(),
+        },
+        ClientMsg::Subscribe {
+            channel: "broadcast".into(),
+            from: Some(1),
+            r#ref: r.clone(),
+        },
+        ClientMsg::Ping {
+            r#ref: Some(json!("any json")),
+        },
     ]
 }
 
 fn server_messages() -> Vec<ServerMsg> {
     let r = Some(json!(7));
     vec![
-        ServerMsg::Welcome { user: "ada".into(), r#ref: r.clone() },
+        ServerMsg::Welcome {
+            user: "ada".into(),
+            r#ref: r.clone(),
+        },
         ServerMsg::Created {
             game: 1,
             kind: "connect4".into(),
@@ -38,14 +77,41 @@ fn server_messages() -> Vec<ServerMsg> {
             token: "t".into(),
             r#ref: r.clone(),
         },
-        ServerMsg::Joined { game: 1, kind: "tally".into(), seat: Seat(5), token: "t".into(), r#ref: None },
-        ServerMsg::Watching { game: 1, kind: "colony".into(), r#ref: r.clone() },
-        ServerMsg::Event { game: 1, env: json!({"seq": 1, "at": 5, "by": "system", "body": {"left": {"seat": 1}}}) },
-        ServerMsg::Ok { game: Some(1), seq: Some(9), r#ref: r.clone() },
-        ServerMsg::Ok { game: None, seq: None, r#ref: None },
-        ServerMsg::Error { code: ErrorCode::Rejected, message: "It isn't your turn.".into(), r#ref: r.clone() },
+        ServerMsg::Joined {
+            game: 1,
+            kind: "tally".into(),
+            seat: Seat(5),
+            token: "t".into(),
+            r#ref: None,
+        },
+        ServerMsg::Watching {
+            game: 1,
+            kind: "colony".into(),
+            r#ref: r.clone(),
+        },
+        ServerMsg::Event {
+            game: 1,
+            env: json!({"seq": 1, "at": 5, "by": "system", "body": {"left": {"seat": 1}}}),
+        },
+        ServerMsg::Ok {
+            game: Some(1),
+            seq: Some(9),
+            r#ref: r.clone(),
+        },
+        ServerMsg::Ok {
+            game: None,
+            seq: None,
+            r#ref: None,
+        },
+        ServerMsg::Error {
+            code: ErrorCode::Rejected,
+            message: "It isn't your turn.".into(),
+            r#ref: r.clone(),
+        },
         ServerMsg::Pong { r#ref: r },
-        ServerMsg::Closing { reason: "bye".into() },
+        ServerMsg::Closing {
+            reason: "bye".into(),
+        },
     ]
 }
 
@@ -71,7 +137,11 @@ fn server_messages_round_trip_in_both_codecs() {
 fn the_json_is_tagged_by_type_and_echoes_ref() {
     let msg = decode_json(r#"{"type":"command","game":3,"cmd":{"column":2},"ref":"r1"}"#).unwrap();
     assert_eq!(msg.reference(), Some(&json!("r1")));
-    let answer = ServerMsg::Ok { game: Some(3), seq: Some(12), r#ref: msg.reference().cloned() };
+    let answer = ServerMsg::Ok {
+        game: Some(3),
+        seq: Some(12),
+        r#ref: msg.reference().cloned(),
+    };
     assert_eq!(
         serde_json::from_str::<Value>(&encode_json(&answer)).unwrap(),
         json!({"type": "ok", "game": 3, "seq": 12, "ref": "r1"})
@@ -85,7 +155,16 @@ fn the_json_is_tagged_by_type_and_echoes_ref() {
 
 #[test]
 fn bad_input_is_an_error_not_a_panic() {
-    for text in ["", "{", "[]", "null", r#"{"type":"fly"}"#, r#"{"type":"command"}"#, r#"{"type":"command","game":-1,"cmd":1}"#, r#"{"kind":"x"}"#] {
+    for text in [
+        "",
+        "{",
+        "[]",
+        "null",
+        r#"{"type":"fly"}"#,
+        r#"{"type":"command"}"#,
+        r#"{"type":"command","game":-1,"cmd":1}"#,
+        r#"{"kind":"x"}"#,
+    ] {
         assert!(decode_json(text).is_err(), "{text} should not decode");
     }
     for bytes in [&[][..], &[0xc1], &[0x81, 0xa4], &[0xff; 8]] {

@@ -1,7 +1,6 @@
 //! Helpers shared by the integration tests: a hub with the bundled games over a given log.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
-
 #![allow(dead_code)]
 
 use std::future::Future;
