@@ -109,6 +109,20 @@ impl ClientMsg {
             | ClientMsg::Ping { r#ref, .. } => r#ref.as_ref(),
         }
     }
+
+    /// Set the `ref` the answer will echo.
+    pub fn set_reference(&mut self, value: Value) {
+        match self {
+            ClientMsg::Hello { r#ref, .. }
+            | ClientMsg::Create { r#ref, .. }
+            | ClientMsg::Join { r#ref, .. }
+            | ClientMsg::Watch { r#ref, .. }
+            | ClientMsg::Command { r#ref, .. }
+            | ClientMsg::Leave { r#ref, .. }
+            | ClientMsg::Subscribe { r#ref, .. }
+            | ClientMsg::Ping { r#ref, .. } => *r#ref = Some(value),
+        }
+    }
 }
 
 /// A message to a client.
@@ -208,6 +222,20 @@ pub enum ServerMsg {
 }
 
 impl ServerMsg {
+    /// The `ref` this answer echoes; events and `closing` carry none.
+    pub fn reference(&self) -> Option<&Value> {
+        match self {
+            ServerMsg::Welcome { r#ref, .. }
+            | ServerMsg::Created { r#ref, .. }
+            | ServerMsg::Joined { r#ref, .. }
+            | ServerMsg::Watching { r#ref, .. }
+            | ServerMsg::Ok { r#ref, .. }
+            | ServerMsg::Error { r#ref, .. }
+            | ServerMsg::Pong { r#ref, .. } => r#ref.as_ref(),
+            ServerMsg::Event { .. } | ServerMsg::Closing { .. } => None,
+        }
+    }
+
     /// An error answer.
     pub fn error(code: ErrorCode, message: impl Into<String>, r#ref: Option<Value>) -> Self {
         ServerMsg::Error {

@@ -81,6 +81,15 @@ impl Shared {
         Ok(handle)
     }
 
+    /// What `key` opens, and the game's live handle.
+    pub(crate) fn open_key(self: &Arc<Self>, key: &str) -> Result<(Role, RoomHandle)> {
+        let entry = self
+            .log
+            .find_key(key)?
+            .ok_or_else(|| HubError::NotFound("no game has this key".into()))?;
+        Ok((entry.role, self.room(entry.stream)?))
+    }
+
     pub(crate) async fn create(
         self: &Arc<Self>,
         kind: &str,
@@ -243,13 +252,8 @@ impl Hub {
     /// # Errors
     /// Unknown key, a watch key, a full game, a finished game.
     pub async fn join(&self, key: &str, player: &str) -> Result<Joined> {
-        let entry = self
-            .shared
-            .log
-            .find_key(key)?
-            .ok_or_else(|| HubError::NotFound("no game has this key".into()))?;
-        let handle = self.shared.room(entry.stream)?;
-        match entry.role {
+        let (role, handle) = self.shared.open_key(key)?;
+        match role {
             Role::Join => handle.join(player.to_owned()).await,
             Role::Seat(seat) => Ok(Joined {
                 game: handle.game,

@@ -230,13 +230,8 @@ impl Session {
     }
 
     async fn join(&mut self, key: &str, r: Option<Value>) -> Result<()> {
-        let entry = self
-            .shared
-            .log
-            .find_key(key)?
-            .ok_or_else(|| HubError::NotFound("no game has this key".into()))?;
-        let handle = self.shared.room(entry.stream)?;
-        let (seat, token) = match entry.role {
+        let (role, handle) = self.shared.open_key(key)?;
+        let (seat, token) = match role {
             Role::Join => {
                 let joined = handle.join(self.player()).await?;
                 (joined.seat, joined.token)
@@ -259,12 +254,7 @@ impl Session {
     }
 
     async fn watch(&mut self, key: &str, from: Option<Seq>, r: Option<Value>) -> Result<()> {
-        let entry = self
-            .shared
-            .log
-            .find_key(key)?
-            .ok_or_else(|| HubError::NotFound("no game has this key".into()))?;
-        let handle = self.shared.room(entry.stream)?;
+        let (_, handle) = self.shared.open_key(key)?;
         self.watching.insert(handle.game, handle.clone());
         let ack = ServerMsg::Watching {
             game: handle.game,

@@ -165,11 +165,11 @@ impl MemClient {
     pub async fn request(&mut self, mut msg: ClientMsg) -> Result<ServerMsg, ClientError> {
         self.next_ref += 1;
         let wanted = json!(self.next_ref);
-        set_ref(&mut msg, wanted.clone());
+        msg.set_reference(wanted.clone());
         self.send(msg).await?;
         loop {
             let answer = self.read().await?;
-            if answer_ref(&answer) == Some(&wanted) {
+            if answer.reference() == Some(&wanted) {
                 return Ok(answer);
             }
             self.stash.push_back(answer);
@@ -351,31 +351,5 @@ fn failure(msg: ServerMsg) -> ClientError {
     match msg {
         ServerMsg::Error { code, message, .. } => ClientError::Server { code, message },
         other => ClientError::Unexpected(Box::new(other)),
-    }
-}
-
-fn set_ref(msg: &mut ClientMsg, value: Value) {
-    match msg {
-        ClientMsg::Hello { r#ref, .. }
-        | ClientMsg::Create { r#ref, .. }
-        | ClientMsg::Join { r#ref, .. }
-        | ClientMsg::Watch { r#ref, .. }
-        | ClientMsg::Command { r#ref, .. }
-        | ClientMsg::Leave { r#ref, .. }
-        | ClientMsg::Subscribe { r#ref, .. }
-        | ClientMsg::Ping { r#ref, .. } => *r#ref = Some(value),
-    }
-}
-
-fn answer_ref(msg: &ServerMsg) -> Option<&Value> {
-    match msg {
-        ServerMsg::Welcome { r#ref, .. }
-        | ServerMsg::Created { r#ref, .. }
-        | ServerMsg::Joined { r#ref, .. }
-        | ServerMsg::Watching { r#ref, .. }
-        | ServerMsg::Ok { r#ref, .. }
-        | ServerMsg::Error { r#ref, .. }
-        | ServerMsg::Pong { r#ref, .. } => r#ref.as_ref(),
-        ServerMsg::Event { .. } | ServerMsg::Closing { .. } => None,
     }
 }
