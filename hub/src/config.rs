@@ -29,6 +29,8 @@ pub struct HubConfig {
     pub snapshot_every: u64,
     /// How long shutdown waits for games and connections to finish.
     pub shutdown_grace: Duration,
+    /// Refuse everything but `hello` and `ping` until a connection has authenticated.
+    pub require_auth: bool,
 }
 
 impl Default for HubConfig {
@@ -39,6 +41,7 @@ impl Default for HubConfig {
             max_batch: 256,
             snapshot_every: 500,
             shutdown_grace: Duration::from_secs(10),
+            require_auth: false,
         }
     }
 }

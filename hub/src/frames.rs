@@ -2,6 +2,7 @@
 
 use std::sync::{Arc, OnceLock};
 
+use bytes::Bytes;
 use serde_json::Value;
 use umpire_engine::protocol::{encode_json, encode_msgpack, GameId, ServerMsg};
 use umpire_engine::Seq;
@@ -20,8 +21,8 @@ pub struct Published {
     /// The event's seq.
     pub seq: Seq,
     msg: ServerMsg,
-    json: OnceLock<String>,
-    msgpack: OnceLock<Vec<u8>>,
+    json: OnceLock<Bytes>,
+    msgpack: OnceLock<Bytes>,
 }
 
 impl Published {
@@ -41,14 +42,17 @@ impl Published {
         }))
     }
 
-    /// `{"type":"event","game":..,"env":{..}}` as JSON text.
-    pub fn json(&self) -> &str {
-        self.json.get_or_init(|| encode_json(&self.msg))
+    /// `{"type":"event","game":..,"env":{..}}` as UTF-8 JSON text. Cloning the `Bytes` shares
+    /// the encoding; nothing is copied per connection.
+    pub fn json(&self) -> &Bytes {
+        self.json
+            .get_or_init(|| Bytes::from(encode_json(&self.msg)))
     }
 
     /// The same message as MessagePack with field names.
-    pub fn msgpack(&self) -> &[u8] {
-        self.msgpack.get_or_init(|| encode_msgpack(&self.msg))
+    pub fn msgpack(&self) -> &Bytes {
+        self.msgpack
+            .get_or_init(|| Bytes::from(encode_msgpack(&self.msg)))
     }
 
     /// The message itself, for in-process clients.

@@ -29,8 +29,10 @@
 //! - `fanout`: per-subscriber queues and the lag signal.
 //! - `frames`: events encoded once per wire format ([`Published`], [`Frame`]).
 //! - `transport`: the [`Transport`] and [`Connection`] traits transports implement.
+//! - [`client`]: a protocol client over any transport's [`client::Wire`].
 //! - `clock`, `config`, `keys`, `metrics`, `error`.
 
+pub mod client;
 mod clock;
 mod commit;
 mod config;

@@ -104,6 +104,10 @@ pub(crate) async fn run(shared: Arc<Shared>, conn: Box<dyn Connection>) {
                     .send(ServerMsg::error(ErrorCode::BadMessage, why, None))
                     .await;
             }
+            Some(Incoming::Refused(code, why)) => {
+                session.shared.metrics.rejected(code);
+                session.send(ServerMsg::error(code, why, None)).await;
+            }
             Some(Incoming::Msg(msg)) => session.handle(msg).await,
         }
     }
@@ -154,6 +158,15 @@ impl Session {
 
     async fn handle(&mut self, msg: ClientMsg) {
         let r = msg.reference().cloned();
+        let anonymous_ok = matches!(msg, ClientMsg::Hello { .. } | ClientMsg::Ping { .. });
+        if self.shared.config.require_auth && self.user.is_none() && !anonymous_ok {
+            let e = HubError::Unauthorized("send hello with a token first".into());
+            self.shared.metrics.rejected(e.code());
+            self.send(ServerMsg::error(e.code(), e.to_string(), r))
+                .await;
+            return;
+        }
+        let is_hello = matches!(msg, ClientMsg::Hello { .. });
         let result = match msg {
             ClientMsg::Ping { .. } => Ok(Some(ServerMsg::Pong { r#ref: r.clone() })),
             ClientMsg::Hello { token, .. } => self.hello(&token).map(|user| {
@@ -197,6 +210,11 @@ impl Session {
                 self.shared.metrics.rejected(e.code());
                 self.send(ServerMsg::error(e.code(), e.to_string(), r))
                     .await;
+                if is_hello {
+                    // A bad token is a policy violation, not a typo to retry on this connection.
+                    let close = Out::Close(CloseCode::Policy, "bad token".into());
+                    let _ = self.out.send(close).await;
+                }
             }
         }
     }

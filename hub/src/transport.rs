@@ -2,7 +2,7 @@
 //! frames. The hub never touches a socket; a transport never holds game or session logic.
 
 use async_trait::async_trait;
-use umpire_engine::protocol::{ClientMsg, CloseCode};
+use umpire_engine::protocol::{ClientMsg, CloseCode, ErrorCode};
 
 use crate::frames::Frame;
 
@@ -13,6 +13,8 @@ pub enum Incoming {
     Msg(ClientMsg),
     /// Bytes that are not a message; answered with `bad_message`, and the connection stays.
     Bad(String),
+    /// A message the transport refused (over the rate limit, say); answered with this code.
+    Refused(ErrorCode, String),
 }
 
 /// The connection is gone; nothing more can be sent.

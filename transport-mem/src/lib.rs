@@ -32,7 +32,8 @@ use umpire_hub::{
     Closed, Connection, ConnectionReader, ConnectionWriter, Frame, Incoming, Peer, Transport,
 };
 
-pub use client::{ClientError, Game, MemClient};
+pub use client::{MemClient, MemWire};
+pub use umpire_hub::client::{ClientError, Game};
 
 /// How many frames a connection buffers toward its client.
 const CLIENT_QUEUE: usize = 1024;
@@ -110,7 +111,7 @@ impl MemConnector {
             .send(conn)
             .await
             .map_err(|_| ClientError::Closed)?;
-        Ok(MemClient::new(to_server, from_server))
+        Ok(MemClient::new(MemWire::new(to_server, from_server)))
     }
 }
 

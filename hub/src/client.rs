@@ -1,0 +1,364 @@
+//! A protocol client over any [`Wire`], with helpers that wait for the answer to each request
+//! while keeping every other message in order. `umpire-mem` and `umpire-ws` provide wires; tests,
+//! benchmarks and tools use it.
+
+use std::collections::VecDeque;
+
+use async_trait::async_trait;
+use serde_json::{json, Value};
+use umpire_engine::protocol::{ClientMsg, ErrorCode, GameId, ServerMsg};
+use umpire_engine::{Seat, Seq};
+
+/// A client connection's two directions, as a transport provides them.
+#[async_trait]
+pub trait Wire: Send {
+    /// Send one message.
+    ///
+    /// # Errors
+    /// [`ClientError::Closed`].
+    async fn send(&mut self, msg: ClientMsg) -> Result<(), ClientError>;
+
+    /// Send raw text as the transport would carry a text message, unparsed, to test how the
+    /// server copes with what it did not expect.
+    ///
+    /// # Errors
+    /// [`ClientError::Closed`].
+    async fn send_text(&mut self, text: &str) -> Result<(), ClientError>;
+
+    /// The next message.
+    ///
+    /// # Errors
+    /// [`ClientError::Closed`] once the server closed the connection (see [`Wire::close_reason`]).
+    async fn recv(&mut self) -> Result<ServerMsg, ClientError>;
+
+    /// The close code and reason, once the server closed the connection.
+    fn close_reason(&self) -> Option<&(u16, String)>;
+}
+
+/// What went wrong talking to the server.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The connection is closed.
+    #[error("the connection is closed")]
+    Closed,
+    /// The server answered with an error.
+    #[error("{code:?}: {message}")]
+    Server {
+        /// The error code.
+        code: ErrorCode,
+        /// The server's explanation.
+        message: String,
+    },
+    /// The server answered with something else than expected.
+    #[error("unexpected answer: {0:?}")]
+    Unexpected(Box<ServerMsg>),
+    /// A frame did not decode.
+    #[error("undecodable frame: {0}")]
+    Decode(String),
+}
+
+impl ClientError {
+    /// The server's error code, if this is a server error.
+    pub fn code(&self) -> Option<ErrorCode> {
+        match self {
+            ClientError::Server { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+}
+
+/// A game as a client sees it after `create` or `join`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Game {
+    /// The game.
+    pub game: GameId,
+    /// Its kind.
+    pub kind: String,
+    /// This client's seat.
+    pub seat: Seat,
+    /// The seat token.
+    pub token: String,
+    /// The join key (only the creator learns it).
+    pub join: Option<String>,
+    /// The watch key (only the creator learns it).
+    pub watch: Option<String>,
+}
+
+/// A client of the native protocol over some [`Wire`].
+#[derive(Debug)]
+pub struct Client<W: Wire> {
+    wire: W,
+    /// Messages received while waiting for something else, in arrival order.
+    stash: VecDeque<ServerMsg>,
+    next_ref: u64,
+}
+
+impl<W: Wire> Client<W> {
+    /// A client over `wire`.
+    pub fn new(wire: W) -> Self {
+        Client {
+            wire,
+            stash: VecDeque::new(),
+            next_ref: 0,
+        }
+    }
+
+    /// The wire, for what only it can do.
+    pub fn wire_mut(&mut self) -> &mut W {
+        &mut self.wire
+    }
+
+    /// Send a message without waiting for anything.
+    ///
+    /// # Errors
+    /// [`ClientError::Closed`].
+    pub async fn send(&mut self, msg: ClientMsg) -> Result<(), ClientError> {
+        self.wire.send(msg).await
+    }
+
+    /// Send raw text, as a WebSocket text frame: the server parses it.
+    ///
+    /// # Errors
+    /// [`ClientError::Closed`].
+    pub async fn send_text(&mut self, text: &str) -> Result<(), ClientError> {
+        self.wire.send_text(text).await
+    }
+
+    /// The close code and reason, once the server closed the connection.
+    pub fn close_reason(&self) -> Option<&(u16, String)> {
+        self.wire.close_reason()
+    }
+
+    /// The next message off the wire, ignoring the stash.
+    async fn read(&mut self) -> Result<ServerMsg, ClientError> {
+        self.wire.recv().await
+    }
+
+    /// The next message, stashed ones first.
+    ///
+    /// # Errors
+    /// [`ClientError::Closed`] once the connection is closed and nothing is stashed.
+    pub async fn recv(&mut self) -> Result<ServerMsg, ClientError> {
+        match self.stash.pop_front() {
+            Some(msg) => Ok(msg),
+            None => self.read().await,
+        }
+    }
+
+    /// The next message that is not an event (an answer, an error, `closing`); events that
+    /// arrive first stay stashed.
+    ///
+    /// # Errors
+    /// [`ClientError::Closed`].
+    pub async fn next_reply(&mut self) -> Result<ServerMsg, ClientError> {
+        let position = self
+            .stash
+            .iter()
+            .position(|m| !matches!(m, ServerMsg::Event { .. }));
+        if let Some(msg) = position.and_then(|i| self.stash.remove(i)) {
+            return Ok(msg);
+        }
+        loop {
+            match self.read().await? {
+                event @ ServerMsg::Event { .. } => self.stash.push_back(event),
+                other => return Ok(other),
+            }
+        }
+    }
+
+    /// Send `msg` with a fresh `ref` and wait for the answer carrying it. Everything else that
+    /// arrives meanwhile is stashed for [`MemClient::recv`] and the event helpers.
+    ///
+    /// # Errors
+    /// [`ClientError::Closed`].
+    pub async fn request(&mut self, mut msg: ClientMsg) -> Result<ServerMsg, ClientError> {
+        self.next_ref += 1;
+        let wanted = json!(self.next_ref);
+        msg.set_reference(wanted.clone());
+        self.send(msg).await?;
+        loop {
+            let answer = self.read().await?;
+            if answer.reference() == Some(&wanted) {
+                return Ok(answer);
+            }
+            self.stash.push_back(answer);
+        }
+    }
+
+    /// Create a game of `kind` and take its first seat.
+    ///
+    /// # Errors
+    /// The server's error, or [`ClientError::Closed`].
+    pub async fn create(&mut self, kind: &str, config: Value) -> Result<Game, ClientError> {
+        let msg = ClientMsg::Create {
+            kind: kind.into(),
+            config,
+            r#ref: None,
+        };
+        match self.request(msg).await? {
+            ServerMsg::Created {
+                game,
+                kind,
+                join,
+                watch,
+                seat,
+                token,
+                ..
+            } => Ok(Game {
+                game,
+                kind,
+                seat,
+                token,
+                join: Some(join),
+                watch: Some(watch),
+            }),
+            other => Err(failure(other)),
+        }
+    }
+
+    /// Take a seat with a join key or seat token.
+    ///
+    /// # Errors
+    /// The server's error, or [`ClientError::Closed`].
+    pub async fn join(&mut self, key: &str) -> Result<Game, ClientError> {
+        let msg = ClientMsg::Join {
+            key: key.into(),
+            r#ref: None,
+        };
+        match self.request(msg).await? {
+            ServerMsg::Joined {
+                game,
+                kind,
+                seat,
+                token,
+                ..
+            } => Ok(Game {
+                game,
+                kind,
+                seat,
+                token,
+                join: None,
+                watch: None,
+            }),
+            other => Err(failure(other)),
+        }
+    }
+
+    /// Watch a game from seq `from` (1 if `None`).
+    ///
+    /// # Errors
+    /// The server's error, or [`ClientError::Closed`].
+    pub async fn watch(&mut self, key: &str, from: Option<Seq>) -> Result<GameId, ClientError> {
+        let msg = ClientMsg::Watch {
+            key: key.into(),
+            from,
+            r#ref: None,
+        };
+        match self.request(msg).await? {
+            ServerMsg::Watching { game, .. } => Ok(game),
+            other => Err(failure(other)),
+        }
+    }
+
+    /// Send a game command; returns the last seq it produced, durable.
+    ///
+    /// # Errors
+    /// The server's error (`rejected` with the game's reason, ...), or [`ClientError::Closed`].
+    pub async fn command(&mut self, game: GameId, cmd: Value) -> Result<Seq, ClientError> {
+        self.command_with_cid(game, cmd, None).await
+    }
+
+    /// Send a game command with a client id, so a retry is applied once.
+    ///
+    /// # Errors
+    /// The server's error, or [`ClientError::Closed`].
+    pub async fn command_with_cid(
+        &mut self,
+        game: GameId,
+        cmd: Value,
+        cid: Option<String>,
+    ) -> Result<Seq, ClientError> {
+        let msg = ClientMsg::Command {
+            game,
+            cmd,
+            cid,
+            r#ref: None,
+        };
+        match self.request(msg).await? {
+            ServerMsg::Ok { seq: Some(seq), .. } => Ok(seq),
+            other => Err(failure(other)),
+        }
+    }
+
+    /// Leave a game (give up the seat, or stop watching).
+    ///
+    /// # Errors
+    /// The server's error, or [`ClientError::Closed`].
+    pub async fn leave(&mut self, game: GameId) -> Result<(), ClientError> {
+        match self.request(ClientMsg::Leave { game, r#ref: None }).await? {
+            ServerMsg::Ok { .. } => Ok(()),
+            other => Err(failure(other)),
+        }
+    }
+
+    /// The next event envelope of `game`, stashed ones first; other messages stay stashed.
+    ///
+    /// # Errors
+    /// [`ClientError::Closed`].
+    pub async fn next_event(&mut self, game: GameId) -> Result<Value, ClientError> {
+        let position = self
+            .stash
+            .iter()
+            .position(|m| matches!(m, ServerMsg::Event { game: g, .. } if *g == game));
+        if let Some(i) = position {
+            if let Some(ServerMsg::Event { env, .. }) = self.stash.remove(i) {
+                return Ok(env);
+            }
+        }
+        loop {
+            match self.read().await? {
+                ServerMsg::Event { game: g, env } if g == game => return Ok(env),
+                other => self.stash.push_back(other),
+            }
+        }
+    }
+
+    /// The next `n` event envelopes of `game`.
+    ///
+    /// # Errors
+    /// [`ClientError::Closed`] before `n` arrived.
+    pub async fn events(&mut self, game: GameId, n: usize) -> Result<Vec<Value>, ClientError> {
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            out.push(self.next_event(game).await?);
+        }
+        Ok(out)
+    }
+
+    /// Events of `game` until one satisfies `done` (included).
+    ///
+    /// # Errors
+    /// [`ClientError::Closed`] before that.
+    pub async fn events_until(
+        &mut self,
+        game: GameId,
+        mut done: impl FnMut(&Value) -> bool,
+    ) -> Result<Vec<Value>, ClientError> {
+        let mut out = Vec::new();
+        loop {
+            let env = self.next_event(game).await?;
+            let stop = done(&env);
+            out.push(env);
+            if stop {
+                return Ok(out);
+            }
+        }
+    }
+}
+
+fn failure(msg: ServerMsg) -> ClientError {
+    match msg {
+        ServerMsg::Error { code, message, .. } => ClientError::Server { code, message },
+        other => ClientError::Unexpected(Box::new(other)),
+    }
+}
