@@ -348,6 +348,14 @@ pub fn decode_msgpack(bytes: &[u8]) -> Result<ClientMsg, DecodeError> {
     rmp_serde::from_slice(bytes).map_err(|e| DecodeError(e.to_string()))
 }
 
+/// Parse a server message from MessagePack (for clients).
+///
+/// # Errors
+/// [`DecodeError`] with serde's explanation.
+pub fn decode_server_msgpack(bytes: &[u8]) -> Result<ServerMsg, DecodeError> {
+    rmp_serde::from_slice(bytes).map_err(|e| DecodeError(e.to_string()))
+}
+
 /// Encode a server message as JSON text.
 pub fn encode_json<T: Serialize>(msg: &T) -> String {
     // Serialising these types cannot fail: every map key is a string.

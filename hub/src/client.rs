@@ -55,6 +55,14 @@ pub enum ClientError {
     /// A frame did not decode.
     #[error("undecodable frame: {0}")]
     Decode(String),
+    /// The connection could not be opened; `status` is the HTTP status of a refused handshake.
+    #[error("could not connect ({status:?}): {message}")]
+    Connect {
+        /// The HTTP status the server refused with, if it answered.
+        status: Option<u16>,
+        /// What went wrong.
+        message: String,
+    },
 }
 
 impl ClientError {

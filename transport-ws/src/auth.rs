@@ -1,0 +1,44 @@
+//! HS256 JWT authentication for `hello`.
+
+use jsonwebtoken::{decode, Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
+use umpire_hub::Authenticator;
+
+/// Accepts HS256 tokens signed with one shared secret; `sub` names the user and `exp` is
+/// enforced.
+pub struct JwtAuth {
+    key: DecodingKey,
+    validation: Validation,
+}
+
+impl std::fmt::Debug for JwtAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("JwtAuth(HS256)")
+    }
+}
+
+#[derive(Deserialize)]
+struct Claims {
+    sub: String,
+}
+
+impl JwtAuth {
+    /// Verify tokens signed with `secret`.
+    pub fn hs256(secret: &[u8]) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        validation.leeway = 5;
+        JwtAuth {
+            key: DecodingKey::from_secret(secret),
+            validation,
+        }
+    }
+}
+
+impl Authenticator for JwtAuth {
+    fn verify(&self, token: &str) -> Result<String, String> {
+        decode::<Claims>(token, &self.key, &self.validation)
+            .map(|data| data.claims.sub)
+            .map_err(|e| format!("bad token: {e}"))
+    }
+}

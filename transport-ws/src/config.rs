@@ -1,0 +1,40 @@
+//! The transport's limits. Every one is configurable; the defaults suit a public game server.
+
+use std::time::Duration;
+
+/// Limits and settings for [`crate::serve`].
+#[derive(Clone, Debug)]
+pub struct WsConfig {
+    /// The largest message accepted, in bytes. A larger one closes the connection with 1009.
+    pub max_message_bytes: usize,
+    /// WebSocket connections open at once. Past it, upgrades are refused with HTTP 503.
+    pub max_connections: usize,
+    /// Messages per second per connection (a token bucket); 0 turns the limit off.
+    pub rate_per_sec: u32,
+    /// Bucket size: how many messages may arrive at once.
+    pub rate_burst: u32,
+    /// How often the server pings each connection.
+    pub ping_every: Duration,
+    /// A connection silent (no message, no pong) this long is closed.
+    pub idle_timeout: Duration,
+    /// Origins allowed besides the server's own host and localhost; `*` allows any.
+    pub allowed_origins: Vec<String>,
+    /// tungstenite's per-connection read buffer (its default, 128 KiB, is costly per idle
+    /// connection).
+    pub read_buffer_bytes: usize,
+}
+
+impl Default for WsConfig {
+    fn default() -> Self {
+        WsConfig {
+            max_message_bytes: 64 * 1024,
+            max_connections: 10_000,
+            rate_per_sec: 100,
+            rate_burst: 200,
+            ping_every: Duration::from_secs(20),
+            idle_timeout: Duration::from_secs(60),
+            allowed_origins: Vec::new(),
+            read_buffer_bytes: 4096,
+        }
+    }
+}

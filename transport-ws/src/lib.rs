@@ -1,0 +1,32 @@
+//! umpire's WebSocket transport: HTTP/1.1 and WebSocket on one port, with hyper for HTTP and
+//! the upgrade and tokio-tungstenite for the socket.
+//!
+//! - `GET /` and the files of the web client; `GET /healthz`; `GET /metrics` (Prometheus).
+//! - `GET /ws`: the native protocol, JSON text frames, or MessagePack binary frames when the
+//!   client asks for the subprotocol `umpire.msgpack`.
+//! - `GET /tutorial`: the Connect Four protocol of the Python `websockets` tutorial.
+//!
+//! Frames are only adapted here; sessions, games and rules live in the hub.
+//!
+//! # Layout
+//! - `server`: [`serve`]: accept loop, routes, handshake checks (Origin, capacity).
+//! - `conn`: a WebSocket as a hub connection; size, rate and heartbeat limits.
+//! - `tutorial`: the tutorial protocol's codec.
+//! - `limits`: token bucket and Origin allow-list.
+//! - [`client`]: a Rust client ([`client::WsClient`]).
+//! - `auth`: [`JwtAuth`], HS256 tokens for `hello`.
+//! - `config`: [`WsConfig`].
+//! - `web`: the embedded browser client.
+
+mod auth;
+pub mod client;
+mod config;
+mod conn;
+mod limits;
+mod server;
+mod tutorial;
+mod web;
+
+pub use auth::JwtAuth;
+pub use config::WsConfig;
+pub use server::serve;

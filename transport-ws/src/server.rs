@@ -1,0 +1,271 @@
+//! HTTP/1.1 on one port (hyper): the web page, `/healthz`, `/metrics`, and the WebSocket
+//! upgrades for `/ws` (native protocol) and `/tutorial` (the tutorial's protocol).
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderMap, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::WebSocketStream;
+use tokio_util::task::TaskTracker;
+use umpire_hub::{Hub, Peer};
+
+use crate::config::WsConfig;
+use crate::conn::{Codec, Slot, WsConnection};
+use crate::limits::origin_allowed;
+use crate::tutorial::Link;
+use crate::web;
+
+/// What every request handler shares.
+struct Ctx {
+    hub: Hub,
+    config: Arc<WsConfig>,
+    /// WebSocket connections open now, counted against `max_connections`.
+    open: Arc<AtomicUsize>,
+}
+
+/// Serve HTTP and WebSocket on `listener` until the hub shuts down.
+///
+/// Stops accepting as soon as `hub.shutdown()` begins; open WebSocket connections are closed
+/// by their sessions (with 1001), plain HTTP connections finish their request.
+///
+/// # Errors
+/// None so far: failed accepts are logged and retried. The `Result` leaves room for the
+/// listener failing for good.
+pub async fn serve(listener: TcpListener, hub: Hub, config: WsConfig) -> std::io::Result<()> {
+    let ctx = Arc::new(Ctx {
+        hub,
+        config: Arc::new(config),
+        open: Arc::new(AtomicUsize::new(0)),
+    });
+    let stop = ctx.hub.shutdown_token();
+    let tracker = TaskTracker::new();
+    loop {
+        let (stream, addr) = tokio::select! {
+            () = stop.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // Usually out of file descriptors: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let (ctx, stop) = (Arc::clone(&ctx), stop.clone());
+        tracker.spawn(async move {
+            let service = service_fn(move |req| {
+                let ctx = Arc::clone(&ctx);
+                async move { Ok::<_, Infallible>(route(&ctx, req, addr)) }
+            });
+            let conn = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades();
+            tokio::pin!(conn);
+            tokio::select! {
+                result = conn.as_mut() => {
+                    if let Err(e) = result {
+                        tracing::debug!(%addr, error = %e, "http connection ended");
+                    }
+                }
+                () = stop.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+        });
+    }
+    drop(listener);
+    tracker.close();
+    let _ = tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await;
+    Ok(())
+}
+
+fn respond(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(body.into()));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+fn plain(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
+    respond(status, "text/plain; charset=utf-8", body)
+}
+
+fn route(ctx: &Arc<Ctx>, req: Request<Incoming>, addr: SocketAddr) -> Response<Full<Bytes>> {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return plain(StatusCode::METHOD_NOT_ALLOWED, "only GET is served here\n");
+    }
+    match req.uri().path() {
+        "/healthz" => plain(StatusCode::OK, "ok\n"),
+        "/metrics" => respond(
+            StatusCode::OK,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            ctx.hub.metrics().render(),
+        ),
+        "/ws" => upgrade(ctx, req, addr, false),
+        "/tutorial" => upgrade(ctx, req, addr, true),
+        path => match web::asset(path) {
+            Some((content_type, body)) => {
+                respond(StatusCode::OK, content_type, Bytes::from_static(body))
+            }
+            None => plain(StatusCode::NOT_FOUND, "not found\n"),
+        },
+    }
+}
+
+fn header<'h>(headers: &'h HeaderMap, name: header::HeaderName) -> Option<&'h str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case(token))
+}
+
+/// Check and accept a WebSocket handshake, then hand the connection to the hub.
+fn upgrade(
+    ctx: &Arc<Ctx>,
+    mut req: Request<Incoming>,
+    addr: SocketAddr,
+    tutorial: bool,
+) -> Response<Full<Bytes>> {
+    let headers = req.headers();
+    let key = headers.get(header::SEC_WEBSOCKET_KEY).cloned();
+    let is_upgrade = has_token(headers, header::CONNECTION, "upgrade")
+        && has_token(headers, header::UPGRADE, "websocket");
+    let (Some(key), true) = (key, is_upgrade) else {
+        return plain(
+            StatusCode::BAD_REQUEST,
+            "this endpoint speaks WebSocket only\n",
+        );
+    };
+    if header(headers, header::SEC_WEBSOCKET_VERSION) != Some("13") {
+        let mut response = plain(
+            StatusCode::UPGRADE_REQUIRED,
+            "WebSocket version 13 is required\n",
+        );
+        response.headers_mut().insert(
+            header::SEC_WEBSOCKET_VERSION,
+            HeaderValue::from_static("13"),
+        );
+        return response;
+    }
+    // Cross-site WebSocket hijacking: a page elsewhere must not act with this user's cookies.
+    let origin = header(headers, header::ORIGIN);
+    if !origin_allowed(
+        origin,
+        header(headers, header::HOST),
+        &ctx.config.allowed_origins,
+    ) {
+        tracing::info!(%addr, origin, "refused a WebSocket from another origin");
+        return plain(
+            StatusCode::FORBIDDEN,
+            "this origin may not open a WebSocket here\n",
+        );
+    }
+    let codec = if tutorial {
+        Codec::Tutorial(Link::new())
+    } else if has_token(headers, header::SEC_WEBSOCKET_PROTOCOL, "umpire.msgpack") {
+        Codec::MsgPack
+    } else {
+        Codec::Json
+    };
+    let protocol = match codec {
+        Codec::MsgPack => Some("umpire.msgpack"),
+        Codec::Json if has_token(headers, header::SEC_WEBSOCKET_PROTOCOL, "umpire.json") => {
+            Some("umpire.json")
+        }
+        _ => None,
+    };
+
+    // Reserve a place before upgrading: refused here, the client learns why (503).
+    let metrics = Arc::clone(ctx.hub.metrics());
+    if ctx.open.fetch_add(1, Ordering::AcqRel) >= ctx.config.max_connections {
+        ctx.open.fetch_sub(1, Ordering::AcqRel);
+        let mut response = plain(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the server is at capacity; try again later\n",
+        );
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        return response;
+    }
+    metrics.connections_open.inc();
+    metrics.connections.inc();
+    let slot = Slot {
+        open: Arc::clone(&ctx.open),
+        metrics: Arc::clone(&metrics),
+    };
+
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    let (hub, config) = (ctx.hub.clone(), Arc::clone(&ctx.config));
+    tokio::spawn(async move {
+        let upgraded = match on_upgrade.await {
+            Ok(upgraded) => upgraded,
+            Err(e) => {
+                tracing::debug!(%addr, error = %e, "upgrade failed");
+                return;
+            }
+        };
+        let ws_config = WebSocketConfig::default()
+            .read_buffer_size(config.read_buffer_bytes)
+            .max_message_size(Some(config.max_message_bytes))
+            .max_frame_size(Some(config.max_message_bytes));
+        let ws =
+            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(ws_config))
+                .await;
+        hub.connect(Box::new(WsConnection {
+            ws,
+            codec,
+            peer: Peer {
+                user: None,
+                label: addr.to_string(),
+            },
+            config,
+            metrics,
+            slot,
+        }));
+    });
+
+    let mut response = Response::new(Full::new(Bytes::new()));
+    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = response.headers_mut();
+    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    if let Ok(accept) = HeaderValue::from_str(&derive_accept_key(key.as_bytes())) {
+        h.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+    }
+    if let Some(protocol) = protocol {
+        h.insert(
+            header::SEC_WEBSOCKET_PROTOCOL,
+            HeaderValue::from_static(protocol),
+        );
+    }
+    response
+}
