@@ -1,0 +1,90 @@
+import { Umpire, enter, link } from "/umpire.js";
+
+const COLUMNS = 7, ROWS = 6;
+const $ = (s) => document.querySelector(s);
+const board = $("#board");
+const moves = [];          // every {player, column, row} in order
+let outcome = null;        // {win: seat} or "draw"
+let me = null;             // "red", "yellow", or null for a spectator
+let shown = null;          // replay step shown, or null to follow live
+
+for (let c = 0; c < COLUMNS; c++) {
+  const column = document.createElement("div");
+  column.className = "column";
+  column.dataset.column = c;
+  for (let r = 0; r < ROWS; r++) {
+    const cell = document.createElement("div");
+    cell.className = "cell";
+    cell.dataset.column = c;
+    cell.dataset.row = r;
+    column.append(cell);
+  }
+  board.append(column);
+}
+
+function render() {
+  const upto = shown ?? moves.length;
+  for (const cell of board.querySelectorAll(".cell")) cell.className = "cell";
+  for (const m of moves.slice(0, upto)) {
+    board.querySelector(`.cell[data-column="${m.column}"][data-row="${m.row}"]`).classList.add(m.player);
+  }
+  const slider = $("#step");
+  slider.max = moves.length;
+  if (shown === null) slider.value = moves.length;
+  $("#step-label").textContent = shown === null ? "live" : `move ${upto} of ${moves.length}`;
+  let status;
+  if (outcome && outcome !== "draw") status = `${outcome.win === 0 ? "Red" : "Yellow"} wins!`;
+  else if (outcome === "draw") status = "Draw: the board is full.";
+  else {
+    const next = moves.length % 2 === 0 ? "red" : "yellow";
+    status = me ? (next === me ? `Your turn (you are ${me}).` : `Waiting for ${next} (you are ${me}).`)
+                : `Watching: ${next} to play.`;
+  }
+  $("#status").textContent = status;
+  document.body.dataset.moves = moves.length;
+  document.body.dataset.outcome = outcome ? JSON.stringify(outcome) : "";
+}
+
+const client = await new Umpire().connect();
+let game = null;
+client.onEvent((g, env) => {
+  if (g !== game) return;
+  const body = env.body;
+  if (body.game) moves.push(body.game);
+  if (body.over) outcome = body.over.outcome;
+  render();
+});
+client.onClose((e) => { $("#error").textContent = `Disconnected (${e.code}) ${e.reason}. Reload to reconnect.`; });
+
+try {
+  const answer = await enter(client, "connect4");
+  game = answer.game;
+  if (answer.type === "watching") {
+    $(".replay").hidden = false;
+  } else {
+    me = answer.seat === 0 ? "red" : "yellow";
+  }
+  if (answer.join) {
+    $(".share").hidden = false;
+    $(".join").href = link("/connect4.html", "join", answer.join);
+    $(".watch").href = link("/connect4.html", "watch", answer.watch);
+  }
+  render();
+} catch (e) {
+  $("#status").textContent = "";
+  $("#error").textContent = e.message;
+}
+
+board.addEventListener("click", async ({ target }) => {
+  const column = target.dataset.column;
+  if (column === undefined || !me || !game) return;
+  $("#error").textContent = "";
+  try { await client.command(game, { column: Number(column) }); }
+  catch (e) { $("#error").textContent = e.message; }
+});
+
+$("#step").addEventListener("input", ({ target }) => {
+  const step = Number(target.value);
+  shown = step >= moves.length ? null : step;
+  render();
+});

@@ -76,7 +76,8 @@ where
         let (sink, stream) = self.ws.split();
         let sink = Arc::new(Mutex::new(sink));
         let slot = Arc::new(self.slot);
-        let mut ping = tokio::time::interval(self.config.ping_every);
+        let first = tokio::time::Instant::now() + self.config.ping_every;
+        let mut ping = tokio::time::interval_at(first, self.config.ping_every);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let reader = WsReader {
             stream,
@@ -129,6 +130,25 @@ impl<S> WsReader<S>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    /// Close with `code` and wait (briefly) for the client's close, reading and discarding
+    /// whatever it still sends: dropping a socket with unread data resets it, and the reset
+    /// can destroy the close frame before the client reads it.
+    async fn close_and_drain(&mut self, code: CloseCode, reason: &str) {
+        close(&self.sink, code, reason).await;
+        let drain = async {
+            while let Some(Ok(message)) = self.stream.next().await {
+                if matches!(message, Message::Close(_)) {
+                    return;
+                }
+            }
+            // The stream gave up (after an oversized frame tungstenite cannot read on, and the
+            // rest of that frame is unread). Hold the socket until the timeout so the client
+            // reads our close frame before the reset that dropping it now would cause.
+            std::future::pending::<()>().await;
+        };
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), drain).await;
+    }
+
     /// Apply the rate limit to one data message.
     async fn admit(&mut self) -> Result<(), Option<Incoming>> {
         let Some(bucket) = &mut self.bucket else {
@@ -188,7 +208,7 @@ where
                     continue;
                 }
                 () = tokio::time::sleep_until(idle_deadline) => {
-                    close(&self.sink, CloseCode::Policy, "no message or pong for too long").await;
+                    self.close_and_drain(CloseCode::Policy, "no message or pong for too long").await;
                     return None;
                 }
             };
@@ -198,12 +218,8 @@ where
                 Some(Ok(message)) => message,
                 // A text frame that is not UTF-8.
                 Some(Err(WsError::Utf8(_))) => {
-                    close(
-                        &self.sink,
-                        CloseCode::InvalidData,
-                        "text frames must be UTF-8",
-                    )
-                    .await;
+                    self.close_and_drain(CloseCode::InvalidData, "text frames must be UTF-8")
+                        .await;
                     return None;
                 }
                 Some(Err(WsError::Capacity(CapacityError::MessageTooLong { .. }))) => {
@@ -211,7 +227,7 @@ where
                         "messages are limited to {} bytes",
                         self.config.max_message_bytes
                     );
-                    close(&self.sink, CloseCode::TooLarge, &reason).await;
+                    self.close_and_drain(CloseCode::TooLarge, &reason).await;
                     return None;
                 }
                 // Closed, reset, protocol violations: the normal ways a connection ends.

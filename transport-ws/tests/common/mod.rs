@@ -1,0 +1,95 @@
+//! A real server on a free 127.0.0.1 port, and small raw-socket helpers.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+use umpire_games::{Colony, Connect4, Tally};
+use umpire_hub::{Hub, HubConfig};
+use umpire_store::{Log, MemLog};
+use umpire_ws::client::{connect, Format, WsClient};
+use umpire_ws::{JwtAuth, WsConfig};
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub hub: Hub,
+    pub task: JoinHandle<std::io::Result<()>>,
+}
+
+impl TestServer {
+    pub fn url(&self, path: &str) -> String {
+        format!("ws://{}{}", self.addr, path)
+    }
+
+    pub async fn client(&self, format: Format) -> WsClient {
+        connect(&self.url("/ws"), format).await.expect("connects")
+    }
+
+    /// Shut the hub down and wait for the HTTP server to stop.
+    pub async fn stop(self) {
+        self.hub.shutdown().await.unwrap();
+        within(self.task).await.unwrap().unwrap();
+    }
+}
+
+pub struct Options {
+    pub ws: WsConfig,
+    pub hub: HubConfig,
+    pub log: Arc<dyn Log>,
+    pub secret: Option<&'static str>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            ws: WsConfig::default(),
+            hub: HubConfig::default(),
+            log: Arc::new(MemLog::new()),
+            secret: None,
+        }
+    }
+}
+
+pub async fn serve(options: Options) -> TestServer {
+    let mut builder = Hub::builder(options.log)
+        .config(options.hub)
+        .register(Connect4)
+        .register(Tally)
+        .register(Colony);
+    if let Some(secret) = options.secret {
+        builder = builder.authenticator(Arc::new(JwtAuth::hs256(secret.as_bytes())));
+    }
+    let hub = builder.start().await.unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(umpire_ws::serve(listener, hub.clone(), options.ws));
+    TestServer { addr, hub, task }
+}
+
+/// Fail instead of hanging.
+pub async fn within<T>(fut: impl Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(30), fut)
+        .await
+        .expect("timed out")
+}
+
+/// A plain HTTP/1.1 GET; returns the status code and the body.
+pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    within(stream.read_to_string(&mut response)).await.unwrap();
+    let status = response[9..12].parse().unwrap();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
