@@ -104,9 +104,13 @@ pub(crate) async fn run(shared: Arc<Shared>, conn: Box<dyn Connection>) {
                     .send(ServerMsg::error(ErrorCode::BadMessage, why, None))
                     .await;
             }
-            Some(Incoming::Refused(code, why)) => {
+            Some(Incoming::Refused {
+                code,
+                message,
+                r#ref,
+            }) => {
                 session.shared.metrics.rejected(code);
-                session.send(ServerMsg::error(code, why, None)).await;
+                session.send(ServerMsg::error(code, message, r#ref)).await;
             }
             Some(Incoming::Msg(msg)) => session.handle(msg).await,
         }

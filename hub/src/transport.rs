@@ -13,8 +13,16 @@ pub enum Incoming {
     Msg(ClientMsg),
     /// Bytes that are not a message; answered with `bad_message`, and the connection stays.
     Bad(String),
-    /// A message the transport refused (over the rate limit, say); answered with this code.
-    Refused(ErrorCode, String),
+    /// A message the transport refused (over the rate limit, say): answered with this code,
+    /// echoing the message's `ref` when it had one.
+    Refused {
+        /// The error code to answer with.
+        code: ErrorCode,
+        /// Why, for people.
+        message: String,
+        /// The refused message's `ref`.
+        r#ref: Option<serde_json::Value>,
+    },
 }
 
 /// The connection is gone; nothing more can be sent.

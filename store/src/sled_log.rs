@@ -89,6 +89,28 @@ impl SledLog {
         })
     }
 
+    /// Open the folder, waiting up to `wait` for another holder to release it: a previous
+    /// process still shutting down, or (in tests) a previous log in this process, whose
+    /// background threads let go of the folder lock shortly after its last handle is dropped.
+    ///
+    /// # Errors
+    /// The folder is still locked after `wait`, or cannot be opened at all.
+    pub fn open_retrying(path: impl AsRef<Path>, wait: std::time::Duration) -> Result<Self> {
+        let deadline = std::time::Instant::now() + wait;
+        loop {
+            match Self::open(path.as_ref()) {
+                Err(StoreError::Sled(sled::Error::Io(e)))
+                    if e.kind() == std::io::ErrorKind::Other
+                        && e.to_string().contains("lock")
+                        && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// The underlying database, for tools and tests that inspect the layout.
     #[doc(hidden)]
     pub fn db(&self) -> &sled::Db {

@@ -32,19 +32,8 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-/// Open the folder, waiting (at most 10 s) for the previous "process" to let go of it: sled's
-/// background threads release the folder lock shortly after its last handle is dropped.
 fn sled(dir: &tempfile::TempDir) -> Arc<SledLog> {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        match SledLog::open(dir.path()) {
-            Ok(log) => return Arc::new(log),
-            Err(e) if std::time::Instant::now() < deadline && e.to_string().contains("lock") => {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            Err(e) => panic!("the folder did not open: {e}"),
-        }
-    }
+    Arc::new(SledLog::open_retrying(dir.path(), Duration::from_secs(10)).expect("the folder opens"))
 }
 
 fn completed(env: &Value) -> Option<u64> {

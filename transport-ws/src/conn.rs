@@ -149,28 +149,33 @@ where
         let _ = tokio::time::timeout(std::time::Duration::from_secs(1), drain).await;
     }
 
-    /// Apply the rate limit to one data message.
-    async fn admit(&mut self) -> Result<(), Option<Incoming>> {
+    /// Apply the rate limit to one decoded message: pass it, refuse it (echoing its `ref`), or
+    /// close the connection (`None`).
+    async fn admit(&mut self, incoming: Incoming) -> Option<Incoming> {
         let Some(bucket) = &mut self.bucket else {
-            return Ok(());
+            return Some(incoming);
         };
         match bucket.check(Instant::now()) {
-            Verdict::Allow => Ok(()),
-            Verdict::Refuse => Err(Some(Incoming::Refused(
-                ErrorCode::RateLimited,
-                format!(
+            Verdict::Allow => Some(incoming),
+            Verdict::Refuse => {
+                let r#ref = match &incoming {
+                    Incoming::Msg(msg) => msg.reference().cloned(),
+                    _ => None,
+                };
+                let message = format!(
                     "more than {} messages a second; slow down",
                     self.config.rate_per_sec
-                ),
-            ))),
+                );
+                Some(Incoming::Refused {
+                    code: ErrorCode::RateLimited,
+                    message,
+                    r#ref,
+                })
+            }
             Verdict::Abuse => {
-                close(
-                    &self.sink,
-                    CloseCode::Policy,
-                    "rate limit exceeded again and again",
-                )
-                .await;
-                Err(None)
+                self.close_and_drain(CloseCode::Policy, "rate limit exceeded again and again")
+                    .await;
+                None
             }
         }
     }
@@ -184,9 +189,11 @@ where
             Codec::Tutorial(link) => match tutorial::decode(text, link).await {
                 Ok(msg) => Incoming::Msg(msg),
                 Err(Refusal::Bad(e)) => Incoming::Bad(e),
-                Err(Refusal::NoGame) => {
-                    Incoming::Refused(ErrorCode::NotFound, "Start or join a game first.".into())
-                }
+                Err(Refusal::NoGame) => Incoming::Refused {
+                    code: ErrorCode::NotFound,
+                    message: "Start or join a game first.".into(),
+                    r#ref: None,
+                },
             },
         }
     }
@@ -242,15 +249,13 @@ where
                 Message::Text(_) | Message::Binary(_) => {
                     self.metrics.messages_in.inc();
                     self.metrics.bytes_in.inc_by(size as u64);
-                    if let Err(refusal) = self.admit().await {
-                        return refusal;
-                    }
                 }
                 Message::Close(_) => return None,
                 // tungstenite answers pings itself; a pong is just a sign of life.
                 Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
             }
-            return Some(match message {
+            // Decoded before the rate limit applies, so a refusal can echo the message's `ref`.
+            let incoming = match message {
                 Message::Text(text) => self.text(text.as_str()).await,
                 Message::Binary(bytes) => match (&self.codec, decode_msgpack(&bytes)) {
                     (Codec::Tutorial(_), _) => {
@@ -260,7 +265,8 @@ where
                     (_, Err(e)) => Incoming::Bad(e.to_string()),
                 },
                 _ => continue,
-            });
+            };
+            return self.admit(incoming).await;
         }
     }
 }

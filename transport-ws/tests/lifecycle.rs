@@ -1,0 +1,223 @@
+//! The tutorial protocol end to end; graceful shutdown; restart on the same data folder; a
+//! client that never reads.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{http_get, serve, within, Options};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use umpire_engine::protocol::ServerMsg;
+use umpire_store::SledLog;
+use umpire_ws::client::Format;
+
+type Tutorial = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+async fn tutorial(url: &str) -> Tutorial {
+    tokio_tungstenite::connect_async(url).await.unwrap().0
+}
+
+async fn say(ws: &mut Tutorial, msg: Value) {
+    ws.send(Message::text(msg.to_string())).await.unwrap();
+}
+
+async fn hear(ws: &mut Tutorial) -> Value {
+    loop {
+        match within(ws.next()).await {
+            Some(Ok(Message::Text(text))) => return serde_json::from_str(text.as_str()).unwrap(),
+            Some(Ok(_)) => continue,
+            other => panic!("the tutorial connection ended: {other:?}"),
+        }
+    }
+}
+
+fn play(player: &str, column: u64, row: u64) -> Value {
+    json!({"type": "play", "player": player, "column": column, "row": row})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tutorial_protocol_plays_a_game_with_a_late_spectator() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Arc::new(SledLog::open(dir.path()).unwrap());
+    let server = serve(Options {
+        log,
+        ..Options::default()
+    })
+    .await;
+    let url = server.url("/tutorial");
+
+    let mut first = tutorial(&url).await;
+    say(&mut first, json!({"type": "init"})).await;
+    let init = hear(&mut first).await;
+    assert_eq!(init["type"], "init");
+    let (join, watch) = (
+        init["join"].as_str().unwrap().to_owned(),
+        init["watch"].as_str().unwrap().to_owned(),
+    );
+    assert_ne!(join, watch);
+
+    // Red plays before yellow even joins, as the tutorial allows; yellow gets it replayed.
+    say(&mut first, json!({"type": "play", "column": 3})).await;
+    assert_eq!(hear(&mut first).await, play("red", 3, 0));
+    let mut second = tutorial(&url).await;
+    say(&mut second, json!({"type": "init", "join": join})).await;
+    assert_eq!(hear(&mut second).await, play("red", 3, 0));
+
+    // Illegal moves answer the mover alone.
+    say(&mut first, json!({"type": "play", "column": 4})).await;
+    assert_eq!(
+        hear(&mut first).await,
+        json!({"type": "error", "message": "It isn't your turn."})
+    );
+
+    say(&mut second, json!({"type": "play", "column": 3})).await;
+    for ws in [&mut first, &mut second] {
+        assert_eq!(hear(ws).await, play("yellow", 3, 1));
+    }
+    // A spectator arriving mid-game receives the moves so far.
+    let mut spectator = tutorial(&url).await;
+    say(&mut spectator, json!({"type": "init", "watch": watch})).await;
+    assert_eq!(hear(&mut spectator).await, play("red", 3, 0));
+    assert_eq!(hear(&mut spectator).await, play("yellow", 3, 1));
+
+    // Red builds 0,1,2 on the bottom row and completes it with 3... which is taken; so red
+    // plays 0,1,2 and then 4? No: bottom row 3 is red already. Red: 2, 1, 0 joins (3,0).
+    let moves = [
+        ("red", 2),
+        ("yellow", 2),
+        ("red", 1),
+        ("yellow", 1),
+        ("red", 0),
+    ];
+    for (player, column) in moves {
+        let ws = if player == "red" {
+            &mut first
+        } else {
+            &mut second
+        };
+        say(ws, json!({"type": "play", "column": column})).await;
+        for ws in [&mut first, &mut second, &mut spectator] {
+            assert_eq!(hear(ws).await["player"], player);
+        }
+    }
+    for ws in [&mut first, &mut second, &mut spectator] {
+        assert_eq!(hear(ws).await, json!({"type": "win", "player": "red"}));
+    }
+    server.stop().await;
+
+    // After a restart on the same folder the watch key still replays the whole game, through
+    // the tutorial protocol and the native one.
+    let log = Arc::new(SledLog::open_retrying(dir.path(), Duration::from_secs(10)).unwrap());
+    let server = serve(Options {
+        log,
+        ..Options::default()
+    })
+    .await;
+    let mut replay = tutorial(&server.url("/tutorial")).await;
+    say(&mut replay, json!({"type": "init", "watch": watch})).await;
+    let mut plays = 0;
+    loop {
+        let msg = hear(&mut replay).await;
+        if msg["type"] == "win" {
+            break;
+        }
+        plays += 1;
+    }
+    assert_eq!(plays, 7);
+    let mut native = server.client(Format::Json).await;
+    let game = native.watch(&watch, None).await.unwrap();
+    let history = within(native.events_until(game, |e| e["body"].get("over").is_some()))
+        .await
+        .unwrap();
+    assert_eq!(
+        history.len(),
+        11,
+        "created, two seats, seven moves, the outcome"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_says_closing_closes_with_1001_and_stops_listening() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Arc::new(SledLog::open(dir.path()).unwrap());
+    let server = serve(Options {
+        log,
+        ..Options::default()
+    })
+    .await;
+    let mut player = server.client(Format::Json).await;
+    let game = player.create("tally", Value::Null).await.unwrap();
+    let seq = player.command(game.game, json!({"add": 7})).await.unwrap();
+    let common::TestServer { addr, hub, task } = server;
+    hub.shutdown().await.unwrap();
+    let mut saw_closing = false;
+    loop {
+        match within(player.recv()).await {
+            Ok(ServerMsg::Closing { .. }) => saw_closing = true,
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    assert!(saw_closing, "the client was told why");
+    assert_eq!(player.close_reason().map(|(code, _)| *code), Some(1001));
+    within(task).await.unwrap().unwrap();
+    assert!(
+        TcpStream::connect(addr).await.is_err(),
+        "no longer listening"
+    );
+    drop(hub);
+
+    // Everything acknowledged is in the log.
+    let log = SledLog::open_retrying(dir.path(), Duration::from_secs(10)).unwrap();
+    assert_eq!(umpire_store::Log::version(&log, game.game).unwrap(), seq);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_reads_does_not_hold_up_the_others() {
+    // No rate limit: one player sends 400 commands as fast as the acks come back.
+    let ws = umpire_ws::WsConfig {
+        rate_per_sec: 0,
+        ..umpire_ws::WsConfig::default()
+    };
+    let server = serve(Options {
+        ws,
+        ..Options::default()
+    })
+    .await;
+    let mut player = server.client(Format::Json).await;
+    let game = player.create("tally", Value::Null).await.unwrap();
+    let watch = game.watch.clone().unwrap();
+
+    // A spectator that subscribes and then never reads its socket again.
+    let mut stalled = server.client(Format::Json).await;
+    stalled.watch(&watch, None).await.unwrap();
+    let mut reader = server.client(Format::MsgPack).await;
+    reader.watch(&watch, None).await.unwrap();
+
+    for n in 0..400 {
+        within(player.command(game.game, json!({"add": n})))
+            .await
+            .unwrap();
+    }
+    let last = 2 + 400;
+    let seen = within(reader.events_until(game.game, |e| e["seq"] == last))
+        .await
+        .unwrap();
+    assert_eq!(seen.len(), last as usize);
+    let (status, metrics) = http_get(server.addr, "/metrics").await;
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("umpire_commands_accepted_total 400"),
+        "{metrics}"
+    );
+    drop(stalled);
+    server.stop().await;
+}
