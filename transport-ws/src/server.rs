@@ -134,7 +134,7 @@ fn route(ctx: &Arc<Ctx>, req: Request<Incoming>, addr: SocketAddr) -> Response<F
     }
 }
 
-fn header<'h>(headers: &'h HeaderMap, name: header::HeaderName) -> Option<&'h str> {
+fn header(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
