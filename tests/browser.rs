@@ -1,0 +1,266 @@
+//! Two headless Chromium contexts create and join a Connect Four game through the page's own
+//! links and play it to a win, while a third watches and shows the same board. A screenshot
+//! of the spectator's page is kept in `target/browser-artifacts/`.
+//!
+//! Needs Debian's `chromium` and `chromedriver` (`scripts/install-test-deps.sh`). Without them
+//! the test prints that it was skipped, except under CI, where it fails.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{json, Value};
+use umpire_games::{Colony, Connect4, Tally};
+use umpire_hub::Hub;
+use umpire_store::MemLog;
+use umpire_ws::WsConfig;
+
+struct Driver(Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn browser(driver: u16, profile: &Path) -> Client {
+    let args = [
+        "--headless=new".to_owned(),
+        "--no-sandbox".into(),
+        "--disable-gpu".into(),
+        "--disable-quic".into(),
+        "--no-first-run".into(),
+        "--disable-background-networking".into(),
+        "--disable-component-update".into(),
+        "--disable-sync".into(),
+        "--window-size=900,900".into(),
+        format!("--user-data-dir={}", profile.display()),
+    ];
+    let mut caps = serde_json::Map::new();
+    caps.insert("goog:chromeOptions".into(), json!({ "args": args }));
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{driver}"))
+        .await
+        .expect("chromedriver starts a session")
+}
+
+/// Evaluate `script` until it returns `want`, for at most 20 s.
+async fn until(page: &Client, script: &str, want: Value) {
+    let mut last = Value::Null;
+    for _ in 0..400 {
+        last = page.execute(script, vec![]).await.unwrap();
+        if last == want {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{script} is {last}, not {want}");
+}
+
+async fn attr(page: &Client, css: &str, name: &str) -> String {
+    page.find(Locator::Css(css))
+        .await
+        .unwrap()
+        .attr(name)
+        .await
+        .unwrap()
+        .unwrap_or_default()
+}
+
+async fn board(page: &Client) -> Value {
+    page.execute(
+        "return [...document.querySelectorAll('.cell')].map(c => c.className)",
+        vec![],
+    )
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_browsers_play_connect_four_while_a_third_watches() {
+    let chromedriver = ["/usr/bin/chromedriver", "/usr/local/bin/chromedriver"]
+        .into_iter()
+        .find(|p| Path::new(p).exists());
+    let Some(chromedriver) = chromedriver else {
+        if std::env::var_os("CI").is_some() {
+            panic!(
+                "CI must run the browser test: scripts/install-test-deps.sh installs chromedriver"
+            );
+        }
+        eprintln!("\n*** SKIPPED the browser test: chromium/chromedriver are not installed.");
+        eprintln!("*** Run scripts/install-test-deps.sh to run it.\n");
+        return;
+    };
+
+    let hub = Hub::builder(Arc::new(MemLog::new()))
+        .register(Connect4)
+        .register(Tally)
+        .register(Colony)
+        .start()
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr: SocketAddr = listener.local_addr().unwrap();
+    let server = tokio::spawn(umpire_ws::serve(listener, hub.clone(), WsConfig::default()));
+
+    let port = free_port();
+    let _driver = Driver(
+        Command::new(chromedriver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver runs"),
+    );
+    // chromedriver needs a moment to listen.
+    let mut ready = false;
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(ready, "chromedriver did not listen");
+
+    let profiles = tempfile::tempdir().unwrap();
+    let red = browser(port, &profiles.path().join("red")).await;
+    let yellow = browser(port, &profiles.path().join("yellow")).await;
+    let watcher = browser(port, &profiles.path().join("watcher")).await;
+
+    // Red starts from the lobby and shares the page's own links.
+    red.goto(&format!("http://{addr}/")).await.unwrap();
+    red.find(Locator::Css(".new-connect4"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(
+        &red,
+        "return document.querySelector('.share').hidden",
+        json!(false),
+    )
+    .await;
+    let join = attr(&red, ".join", "href").await;
+    let watch = attr(&red, ".watch", "href").await;
+    assert!(
+        join.contains("?join=") && watch.contains("?watch="),
+        "{join} {watch}"
+    );
+    yellow.goto(&join).await.unwrap();
+    watcher.goto(&watch).await.unwrap();
+    until(
+        &yellow,
+        "return document.querySelector('#status').textContent.includes('yellow')",
+        json!(true),
+    )
+    .await;
+    until(
+        &watcher,
+        "return document.querySelector('#status').textContent.startsWith('Watching')",
+        json!(true),
+    )
+    .await;
+
+    // Red stacks column 0, yellow column 1: red's fourth disc wins.
+    for (n, column) in [0, 1, 0, 1, 0, 1, 0].into_iter().enumerate() {
+        let mover = if n % 2 == 0 { &red } else { &yellow };
+        let css = format!(".column[data-column='{column}']");
+        mover
+            .find(Locator::Css(&css))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        let moves = json!((n + 1).to_string());
+        for page in [&red, &yellow, &watcher] {
+            until(page, "return document.body.dataset.moves", moves.clone()).await;
+        }
+    }
+    for page in [&red, &yellow, &watcher] {
+        until(
+            page,
+            "return document.querySelector('#status').textContent",
+            json!("Red wins!"),
+        )
+        .await;
+    }
+    let seen = board(&watcher).await;
+    assert_eq!(
+        seen,
+        board(&red).await,
+        "the spectator shows the players' board"
+    );
+    assert_eq!(seen, board(&yellow).await);
+    assert_eq!(
+        seen.as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c.as_str() == Some("cell red"))
+            .count(),
+        4
+    );
+
+    // The share links are the creator's alone.
+    assert_eq!(
+        watcher
+            .execute("return document.querySelector('.share').hidden", vec![])
+            .await
+            .unwrap(),
+        json!(true)
+    );
+    // The spectator's replay slider steps back through the game and returns to live.
+    let step = "const s = document.querySelector('#step'); s.value = arguments[0]; \
+                s.dispatchEvent(new Event('input')); \
+                return document.querySelectorAll('.cell.red, .cell.yellow').length";
+    assert_eq!(
+        watcher.execute(step, vec![json!(3)]).await.unwrap(),
+        json!(3)
+    );
+    assert_eq!(
+        watcher.execute(step, vec![json!(0)]).await.unwrap(),
+        json!(0)
+    );
+    assert_eq!(
+        watcher.execute(step, vec![json!(7)]).await.unwrap(),
+        json!(7)
+    );
+    until(
+        &watcher,
+        "return document.querySelector('#step-label').textContent",
+        json!("live"),
+    )
+    .await;
+
+    let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/browser-artifacts");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    let png = watcher.screenshot().await.unwrap();
+    std::fs::write(artifacts.join("connect4-spectator.png"), &png).unwrap();
+    assert!(png.starts_with(b"\x89PNG"));
+
+    for page in [red, yellow, watcher] {
+        page.close().await.unwrap();
+    }
+    hub.shutdown().await.unwrap();
+    server.await.unwrap().unwrap();
+}
