@@ -81,6 +81,12 @@ struct Serve {
     /// Events queued per connection before it catches up from the log instead.
     #[arg(long, default_value_t = 256)]
     queue_len: usize,
+    /// PEM certificate chain: serve https:// and wss:// (with --tls-key).
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 impl Default for Serve {
@@ -151,8 +157,18 @@ async fn run(args: Serve) -> anyhow::Result<()> {
         ..WsConfig::default()
     };
     let address = listener.local_addr().context("reading the bound address")?;
-    println!("umpire is serving on http://{address}/ : open it in two browsers to play");
-    let server = tokio::spawn(umpire_ws::serve(listener, hub.clone(), ws));
+    let server = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => {
+            let tls =
+                umpire_ws::Tls::from_pem_files(cert, key).context("loading the TLS certificate")?;
+            println!("umpire is serving on https://{address}/ : open it in two browsers to play");
+            tokio::spawn(umpire_ws::serve_tls(listener, hub.clone(), ws, tls))
+        }
+        _ => {
+            println!("umpire is serving on http://{address}/ : open it in two browsers to play");
+            tokio::spawn(umpire_ws::serve(listener, hub.clone(), ws))
+        }
+    };
 
     shutdown_signal().await;
     tracing::info!("shutting down: no new connections; finishing commands in flight");

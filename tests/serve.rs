@@ -23,7 +23,9 @@ async fn serve_prints_its_url_and_shuts_down_cleanly_on_sigterm() {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
     let url = line
         .split_whitespace()
         .find(|w| w.starts_with("http://"))
@@ -31,17 +33,33 @@ async fn serve_prints_its_url_and_shuts_down_cleanly_on_sigterm() {
         .trim_end_matches('/')
         .replace("http://", "ws://");
 
-    let mut player = connect(&format!("{url}/ws"), Format::MsgPack).await.unwrap();
+    let mut player = connect(&format!("{url}/ws"), Format::MsgPack)
+        .await
+        .unwrap();
     let game = player.create("tally", Value::Null).await.unwrap();
     let seq = player.command(game.game, json!({"add": 3})).await.unwrap();
 
-    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(killed.success());
-    while tokio::time::timeout(Duration::from_secs(20), player.recv()).await.unwrap().is_ok() {}
+    while tokio::time::timeout(Duration::from_secs(20), player.recv())
+        .await
+        .unwrap()
+        .is_ok()
+    {}
     assert_eq!(player.close_reason().map(|(code, _)| *code), Some(1001));
-    let status = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
     assert!(status.success(), "exit status {status}");
 
     let log = umpire_store::SledLog::open_retrying(data.path(), Duration::from_secs(10)).unwrap();
-    assert_eq!(log.version(game.game).unwrap(), seq, "the acknowledged event is in the log");
+    assert_eq!(
+        log.version(game.game).unwrap(),
+        seq,
+        "the acknowledged event is in the log"
+    );
 }

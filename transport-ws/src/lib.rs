@@ -14,6 +14,7 @@
 //! - `tutorial`: the tutorial protocol's codec.
 //! - `limits`: token bucket and Origin allow-list.
 //! - [`client`]: a Rust client ([`client::WsClient`]).
+//! - `tls`: [`Tls`], optional rustls for `https://` and `wss://`.
 //! - `auth`: [`JwtAuth`], HS256 tokens for `hello`.
 //! - `config`: [`WsConfig`].
 //! - `web`: the embedded browser client.
@@ -24,9 +25,11 @@ mod config;
 mod conn;
 mod limits;
 mod server;
+mod tls;
 mod tutorial;
 mod web;
 
 pub use auth::JwtAuth;
 pub use config::WsConfig;
-pub use server::serve;
+pub use server::{serve, serve_tls};
+pub use tls::{Tls, TlsError};

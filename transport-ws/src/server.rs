@@ -25,6 +25,7 @@ use umpire_hub::{Hub, Peer};
 use crate::config::WsConfig;
 use crate::conn::{Codec, Slot, WsConnection};
 use crate::limits::origin_allowed;
+use crate::tls::Tls;
 use crate::tutorial::Link;
 use crate::web;
 
@@ -45,6 +46,28 @@ struct Ctx {
 /// None so far: failed accepts are logged and retried. The `Result` leaves room for the
 /// listener failing for good.
 pub async fn serve(listener: TcpListener, hub: Hub, config: WsConfig) -> std::io::Result<()> {
+    serve_with(listener, hub, config, None).await
+}
+
+/// [`serve`] over TLS: `https://` and `wss://` on the same port.
+///
+/// # Errors
+/// As [`serve`]. A client whose TLS handshake fails is dropped and logged.
+pub async fn serve_tls(
+    listener: TcpListener,
+    hub: Hub,
+    config: WsConfig,
+    tls: Tls,
+) -> std::io::Result<()> {
+    serve_with(listener, hub, config, Some(tls)).await
+}
+
+async fn serve_with(
+    listener: TcpListener,
+    hub: Hub,
+    config: WsConfig,
+    tls: Option<Tls>,
+) -> std::io::Result<()> {
     let ctx = Arc::new(Ctx {
         hub,
         config: Arc::new(config),
@@ -66,25 +89,18 @@ pub async fn serve(listener: TcpListener, hub: Hub, config: WsConfig) -> std::io
             },
         };
         let _ = stream.set_nodelay(true);
-        let (ctx, stop) = (Arc::clone(&ctx), stop.clone());
+        let (ctx, stop, tls) = (Arc::clone(&ctx), stop.clone(), tls.clone());
         tracker.spawn(async move {
-            let service = service_fn(move |req| {
-                let ctx = Arc::clone(&ctx);
-                async move { Ok::<_, Infallible>(route(&ctx, req, addr)) }
-            });
-            let conn = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .with_upgrades();
-            tokio::pin!(conn);
-            tokio::select! {
-                result = conn.as_mut() => {
-                    if let Err(e) = result {
-                        tracing::debug!(%addr, error = %e, "http connection ended");
+            match tls {
+                None => http(ctx, stream, addr, stop).await,
+                Some(Tls(acceptor)) => {
+                    let handshake =
+                        tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream));
+                    match handshake.await {
+                        Ok(Ok(stream)) => http(ctx, stream, addr, stop).await,
+                        Ok(Err(e)) => tracing::debug!(%addr, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%addr, "TLS handshake timed out"),
                     }
-                }
-                () = stop.cancelled() => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = conn.await;
                 }
             }
         });
@@ -93,6 +109,32 @@ pub async fn serve(listener: TcpListener, hub: Hub, config: WsConfig) -> std::io
     tracker.close();
     let _ = tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await;
     Ok(())
+}
+
+/// Serve HTTP/1.1 (and upgrades) on one connection until it ends or shutdown begins.
+async fn http<I>(ctx: Arc<Ctx>, io: I, addr: SocketAddr, stop: tokio_util::sync::CancellationToken)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |req| {
+        let ctx = Arc::clone(&ctx);
+        async move { Ok::<_, Infallible>(route(&ctx, req, addr)) }
+    });
+    let conn = http1::Builder::new()
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades();
+    tokio::pin!(conn);
+    tokio::select! {
+        result = conn.as_mut() => {
+            if let Err(e) = result {
+                tracing::debug!(%addr, error = %e, "http connection ended");
+            }
+        }
+        () = stop.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
 }
 
 fn respond(
