@@ -51,6 +51,9 @@ struct Session {
     shared: Arc<Shared>,
     id: u64,
     user: Option<String>,
+    /// Random, not the session number: numbers restart with the process, and a guest name
+    /// that recurs after a restart would inherit the old guest's seat.
+    guest: String,
     seats: HashMap<GameId, (Seat, RoomHandle)>,
     watching: HashMap<GameId, RoomHandle>,
     subscribed: HashSet<GameId>,
@@ -78,6 +81,7 @@ pub(crate) async fn run(shared: Arc<Shared>, conn: Box<dyn Connection>) {
         shared: Arc::clone(&shared),
         id,
         user: peer.user,
+        guest: format!("guest-{}", &crate::keys::new_key()[..8]),
         seats: HashMap::new(),
         watching: HashMap::new(),
         subscribed: HashSet::new(),
@@ -121,10 +125,9 @@ pub(crate) async fn run(shared: Arc<Shared>, conn: Box<dyn Connection>) {
 }
 
 impl Session {
+    /// Who this connection plays as: the authenticated user, or its guest name.
     fn player(&self) -> String {
-        self.user
-            .clone()
-            .unwrap_or_else(|| format!("guest-{}", self.id))
+        self.user.clone().unwrap_or_else(|| self.guest.clone())
     }
 
     async fn send(&self, msg: ServerMsg) {

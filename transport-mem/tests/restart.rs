@@ -240,3 +240,28 @@ fn a_crash_loses_no_acknowledged_event_and_every_game_continues() {
         assert_eq!(replay.len() as u64, games[3].1.version);
     });
 }
+
+/// postmortem: guests were named after their session number, which restarts at 1 with the
+/// process; after a restart the first anonymous client to use a join key was handed the seat
+/// of the old `guest-1` instead of a free one.
+#[test]
+fn a_guest_after_a_restart_does_not_inherit_an_old_guests_seat() {
+    let log = Arc::new(umpire_store::MemLog::new());
+    let join = runtime().block_on(async {
+        let (hub, net) = start(log.clone(), HubConfig::default(), None).await;
+        let mut first = net.connect().await.unwrap();
+        let game = first.create("tally", Value::Null).await.unwrap();
+        assert_eq!(game.seat.0, 0);
+        hub.shutdown().await.unwrap();
+        game.join.unwrap()
+    });
+    runtime().block_on(async {
+        let (_hub, net) = start(log, HubConfig::default(), None).await;
+        let mut newcomer = net.connect().await.unwrap();
+        assert_eq!(
+            newcomer.join(&join).await.unwrap().seat.0,
+            1,
+            "a free seat, not seat 0"
+        );
+    });
+}
