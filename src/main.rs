@@ -81,6 +81,10 @@ struct Serve {
     /// Events queued per connection before it catches up from the log instead.
     #[arg(long, default_value_t = 256)]
     queue_len: usize,
+    /// Kernel send buffer per connection, in bytes (default: the kernel's autotuning). Smaller
+    /// bounds what a stalled client can hold; it then catches up from the log.
+    #[arg(long)]
+    send_buffer_bytes: Option<usize>,
     /// PEM certificate chain: serve https:// and wss:// (with --tls-key).
     #[arg(long, requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -154,6 +158,7 @@ async fn run(args: Serve) -> anyhow::Result<()> {
         ping_every: Duration::from_secs(args.ping_secs.max(1)),
         idle_timeout: Duration::from_secs(args.idle_secs.max(1)),
         allowed_origins: args.allow_origin.clone(),
+        send_buffer_bytes: args.send_buffer_bytes,
         ..WsConfig::default()
     };
     let address = listener.local_addr().context("reading the bound address")?;

@@ -22,6 +22,10 @@ pub struct WsConfig {
     /// tungstenite's per-connection read buffer (its default, 128 KiB, is costly per idle
     /// connection).
     pub read_buffer_bytes: usize,
+    /// The kernel's send buffer per connection (`SO_SNDBUF`); `None` leaves it to the kernel's
+    /// autotuning, which lets one stalled client hold megabytes. A small value makes a slow
+    /// client fall back to catch-up from the log sooner.
+    pub send_buffer_bytes: Option<usize>,
 }
 
 impl Default for WsConfig {
@@ -35,6 +39,7 @@ impl Default for WsConfig {
             idle_timeout: Duration::from_secs(60),
             allowed_origins: Vec::new(),
             read_buffer_bytes: 4096,
+            send_buffer_bytes: None,
         }
     }
 }

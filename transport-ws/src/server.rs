@@ -89,6 +89,9 @@ async fn serve_with(
             },
         };
         let _ = stream.set_nodelay(true);
+        if let Some(bytes) = ctx.config.send_buffer_bytes {
+            let _ = socket2::SockRef::from(&stream).set_send_buffer_size(bytes);
+        }
         let (ctx, stop, tls) = (Arc::clone(&ctx), stop.clone(), tls.clone());
         tracker.spawn(async move {
             match tls {

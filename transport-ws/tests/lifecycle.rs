@@ -182,13 +182,19 @@ async fn shutdown_says_closing_closes_with_1001_and_stops_listening() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_never_reads_does_not_hold_up_the_others() {
-    // No rate limit: one player sends 400 commands as fast as the acks come back.
+    // No rate limit: one player sends its commands as fast as the acks come back.
     let ws = umpire_ws::WsConfig {
         rate_per_sec: 0,
+        send_buffer_bytes: Some(4096),
         ..umpire_ws::WsConfig::default()
+    };
+    let hub = umpire_hub::HubConfig {
+        queue_len: 16,
+        ..umpire_hub::HubConfig::default()
     };
     let server = serve(Options {
         ws,
+        hub,
         ..Options::default()
     })
     .await;
@@ -196,28 +202,67 @@ async fn a_client_that_never_reads_does_not_hold_up_the_others() {
     let game = player.create("tally", Value::Null).await.unwrap();
     let watch = game.watch.clone().unwrap();
 
-    // A spectator that subscribes and then never reads its socket again.
-    let mut stalled = server.client(Format::Json).await;
-    stalled.watch(&watch, None).await.unwrap();
+    // A spectator with a tiny receive window that subscribes and then never reads again, so the
+    // server's socket buffers toward it fill up and its queue overflows.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(2048).unwrap();
+    let stream = socket.connect(server.addr).await.unwrap();
+    let (mut stalled, _) = tokio_tungstenite::client_async(server.url("/ws"), stream)
+        .await
+        .unwrap();
+    stalled
+        .send(Message::text(
+            json!({"type": "watch", "key": watch, "ref": 1}).to_string(),
+        ))
+        .await
+        .unwrap();
     let mut reader = server.client(Format::MsgPack).await;
     reader.watch(&watch, None).await.unwrap();
 
-    for n in 0..400 {
+    const COMMANDS: u64 = 3000;
+    for n in 0..COMMANDS {
         within(player.command(game.game, json!({"add": n})))
             .await
             .unwrap();
     }
-    let last = 2 + 400;
+    let last = 2 + COMMANDS;
     let seen = within(reader.events_until(game.game, |e| e["seq"] == last))
         .await
         .unwrap();
-    assert_eq!(seen.len(), last as usize);
-    let (status, metrics) = http_get(server.addr, "/metrics").await;
-    assert_eq!(status, 200);
+    assert_eq!(
+        seen.len() as u64,
+        last,
+        "the other spectator got every event"
+    );
+    let (_, metrics) = http_get(server.addr, "/metrics").await;
     assert!(
-        metrics.contains("umpire_commands_accepted_total 400"),
+        metrics.contains(&format!("umpire_commands_accepted_total {COMMANDS}")),
         "{metrics}"
     );
-    drop(stalled);
+    let lagged: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("umpire_subscribers_lagged_total "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap();
+    assert!(
+        lagged > 0,
+        "the stalled client really fell behind (its queue overflowed)"
+    );
+
+    // Once it reads again, it catches up on everything, in order, from the log.
+    let mut seqs = Vec::new();
+    while seqs.last() != Some(&last) {
+        match within(stalled.next()).await {
+            Some(Ok(Message::Text(text))) => {
+                let msg: Value = serde_json::from_str(text.as_str()).unwrap();
+                if msg["type"] == "event" {
+                    seqs.push(msg["env"]["seq"].as_u64().unwrap());
+                }
+            }
+            Some(Ok(_)) => {}
+            other => panic!("the stalled client was dropped: {other:?}"),
+        }
+    }
+    assert_eq!(seqs, (1..=last).collect::<Vec<_>>());
     server.stop().await;
 }
