@@ -64,13 +64,14 @@ fn run<G: Game>(
             ..HubConfig::default()
         };
         let (mut hub, mut net) = start(log.clone(), settings.clone(), Some(clock.clone())).await;
-        let mut host = net.connect().await.unwrap();
+        // Named players: guest names are random, and the two runs compared must match.
+        let mut host = net.connect_as("p0").await.unwrap();
         let g = host.create(G::KIND, config).await.unwrap();
         let (id, join, watch) = (g.game, g.join.unwrap(), g.watch.unwrap());
         let mut tokens = vec![g.token];
         let mut clients = vec![host];
-        for _ in 1..players {
-            let mut c = net.connect().await.unwrap();
+        for p in 1..players {
+            let mut c = net.connect_as(&format!("p{p}")).await.unwrap();
             tokens.push(c.join(&join).await.unwrap().token);
             clients.push(c);
         }
@@ -80,8 +81,8 @@ fn run<G: Game>(
                 hub.shutdown().await.unwrap();
                 (hub, net) = start(log.clone(), settings.clone(), Some(clock.clone())).await;
                 clients.clear();
-                for token in &tokens {
-                    let mut c = net.connect().await.unwrap();
+                for (p, token) in tokens.iter().enumerate() {
+                    let mut c = net.connect_as(&format!("p{p}")).await.unwrap();
                     c.join(token).await.unwrap();
                     clients.push(c);
                 }
