@@ -9,12 +9,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{start, within};
+use crate::common::{start, within};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 use umpire_engine::{Envelope, Game, Match};

@@ -3,12 +3,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{http_get, serve, within, Options};
+use crate::common::{http_get, serve, within, Options};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::net::TcpStream;
@@ -156,7 +154,7 @@ async fn shutdown_says_closing_closes_with_1001_and_stops_listening() {
     let mut player = server.client(Format::Json).await;
     let game = player.create("tally", Value::Null).await.unwrap();
     let seq = player.command(game.game, json!({"add": 7})).await.unwrap();
-    let common::TestServer { addr, hub, task } = server;
+    let crate::common::TestServer { addr, hub, task } = server;
     hub.shutdown().await.unwrap();
     let mut saw_closing = false;
     loop {

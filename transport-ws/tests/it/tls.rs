@@ -2,8 +2,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
 
-mod common;
-
 use std::sync::Arc;
 
 use futures_util::{SinkExt, StreamExt};
@@ -55,7 +53,7 @@ async fn wss_serves_the_native_protocol_with_a_pem_certificate() {
     ws.send(Message::text(r#"{"type":"ping","ref":"tls"}"#))
         .await
         .unwrap();
-    let answer = common::within(ws.next()).await.unwrap().unwrap();
+    let answer = crate::common::within(ws.next()).await.unwrap().unwrap();
     let answer: Value = serde_json::from_str(answer.to_text().unwrap()).unwrap();
     assert_eq!(answer, json!({"type": "pong", "ref": "tls"}));
 

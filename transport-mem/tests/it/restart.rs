@@ -6,12 +6,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{game_event, is_over, start, within};
+use crate::common::{game_event, is_over, start, within};
 use serde_json::{json, Value};
 use umpire_hub::{Clock, HubConfig, TokioClock};
 use umpire_store::SledLog;

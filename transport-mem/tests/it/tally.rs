@@ -2,11 +2,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
 
-mod common;
-
 use std::sync::Arc;
 
-use common::{game_event, start, within};
+use crate::common::{game_event, start, within};
 use serde_json::{json, Value};
 use umpire_hub::HubConfig;
 use umpire_store::SledLog;

@@ -2,11 +2,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
 
-mod common;
-
 use std::time::Duration;
 
-use common::{serve, within, Options};
+use crate::common::{serve, within, Options};
 use serde_json::{json, Value};
 use umpire_engine::protocol::{ClientMsg, ErrorCode, ServerMsg};
 use umpire_hub::client::ClientError;

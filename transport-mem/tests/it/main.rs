@@ -1,0 +1,9 @@
+//! The integration tests of this crate, in one binary (one link instead of one per file).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
+
+mod common;
+mod connect4;
+mod props;
+mod restart;
+mod tally;
