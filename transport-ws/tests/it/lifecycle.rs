@@ -85,8 +85,8 @@ async fn the_tutorial_protocol_plays_a_game_with_a_late_spectator() {
     assert_eq!(hear(&mut spectator).await, play("red", 3, 0));
     assert_eq!(hear(&mut spectator).await, play("yellow", 3, 1));
 
-    // Red builds 0,1,2 on the bottom row and completes it with 3... which is taken; so red
-    // plays 0,1,2 and then 4? No: bottom row 3 is red already. Red: 2, 1, 0 joins (3,0).
+    // Red already holds (3,0); red plays 2, 1, 0 along the bottom row (yellow stacks on top)
+    // and wins with four in a row.
     let moves = [
         ("red", 2),
         ("yellow", 2),
