@@ -3,35 +3,26 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+mod support;
+
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::Message;
 
 use serde_json::{json, Value};
 use umpire_store::Log;
 use umpire_ws::client::{connect, Format};
 
+use support::Server;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_prints_its_url_and_shuts_down_cleanly_on_sigterm() {
     let data = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_umpire"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
-        .arg(data.path())
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| panic!("no URL in {line:?}"))
-        .trim_end_matches('/')
-        .replace("http://", "ws://");
+    let mut server = Server::start(data.path(), &[]);
+    let url = format!("ws://{}", server.addr);
 
     let mut player = connect(&format!("{url}/ws"), Format::MsgPack)
         .await
@@ -39,21 +30,14 @@ async fn serve_prints_its_url_and_shuts_down_cleanly_on_sigterm() {
     let game = player.create("tally", Value::Null).await.unwrap();
     let seq = player.command(game.game, json!({"add": 3})).await.unwrap();
 
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    server.terminate();
     while tokio::time::timeout(Duration::from_secs(20), player.recv())
         .await
         .unwrap()
         .is_ok()
     {}
     assert_eq!(player.close_reason().map(|(code, _)| *code), Some(1001));
-    let status = tokio::task::spawn_blocking(move || child.wait())
-        .await
-        .unwrap()
-        .unwrap();
+    let status = tokio::task::block_in_place(|| server.child.wait()).unwrap();
     assert!(status.success(), "exit status {status}");
 
     let log = umpire_store::SledLog::open_retrying(data.path(), Duration::from_secs(10)).unwrap();
@@ -61,5 +45,129 @@ async fn serve_prints_its_url_and_shuts_down_cleanly_on_sigterm() {
         log.version(game.game).unwrap(),
         seq,
         "the acknowledged event is in the log"
+    );
+}
+
+/// What one pipelining client saw until the server closed its connection.
+#[derive(Debug, Default)]
+struct Seen {
+    game: u64,
+    /// Commands sent, by ref (= the number in their cid).
+    sent: u64,
+    /// Acknowledged commands: ref -> seq.
+    acked: HashMap<u64, u64>,
+    /// Refused commands: ref -> error code.
+    refused: HashMap<u64, String>,
+    closing: bool,
+    close: Option<u16>,
+}
+
+/// Create a tally game, then send adds with cids as fast as the server takes them (up to 64
+/// unanswered), reading answers all the while, until the server closes the connection.
+async fn pipeline(url: String) -> Seen {
+    let (ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let (mut sink, mut stream) = ws.split();
+    let create = json!({"type": "create", "kind": "tally", "config": {"seats": 2}, "ref": "new"});
+    sink.send(Message::text(create.to_string())).await.unwrap();
+    let mut seen = Seen::default();
+    while seen.game == 0 {
+        if let Some(Ok(Message::Text(text))) = stream.next().await {
+            let msg: Value = serde_json::from_str(text.as_str()).unwrap();
+            if msg["type"] == "created" {
+                seen.game = msg["game"].as_u64().unwrap();
+            }
+        }
+    }
+    let window = Arc::new(tokio::sync::Semaphore::new(64));
+    let game = seen.game;
+    let permits = Arc::clone(&window);
+    let writer = tokio::spawn(async move {
+        let mut sent = 0;
+        loop {
+            let Ok(permit) = permits.acquire().await else {
+                return sent;
+            };
+            permit.forget();
+            let cmd = json!({"type": "command", "game": game, "cmd": {"add": 1},
+                             "cid": format!("k{sent}"), "ref": sent});
+            if sink.send(Message::text(cmd.to_string())).await.is_err() {
+                return sent;
+            }
+            sent += 1;
+        }
+    });
+    loop {
+        match tokio::time::timeout(Duration::from_secs(30), stream.next()).await {
+            Ok(Some(Ok(Message::Text(text)))) => {
+                let msg: Value = serde_json::from_str(text.as_str()).unwrap();
+                let r = msg["ref"].as_u64();
+                match (msg["type"].as_str(), r) {
+                    (Some("ok"), Some(r)) => {
+                        seen.acked.insert(r, msg["seq"].as_u64().unwrap());
+                        window.add_permits(1);
+                    }
+                    (Some("error"), Some(r)) => {
+                        seen.refused
+                            .insert(r, msg["code"].as_str().unwrap().to_owned());
+                        window.add_permits(1);
+                    }
+                    (Some("closing"), _) => seen.closing = true,
+                    _ => {}
+                }
+            }
+            Ok(Some(Ok(Message::Close(frame)))) => seen.close = frame.map(|f| u16::from(f.code)),
+            Ok(Some(Ok(_))) => {}
+            Ok(Some(Err(_)) | None) => break,
+            Err(_) => panic!("the server neither answered nor closed for 30 s"),
+        }
+    }
+    window.close();
+    seen.sent = writer.await.unwrap();
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_sigterm_every_command_taken_is_answered_and_nothing_unanswered_was_applied() {
+    let data = tempfile::tempdir().unwrap();
+    let mut server = Server::start(data.path(), &["--rate-limit", "0"]);
+    let clients: Vec<_> = (0..8)
+        .map(|_| tokio::spawn(pipeline(server.ws())))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    server.terminate();
+    let mut seen = Vec::new();
+    for client in clients {
+        seen.push(client.await.unwrap());
+    }
+    let status = tokio::task::block_in_place(|| server.child.wait()).unwrap();
+    assert!(status.success(), "exit status {status}");
+
+    let log = umpire_store::SledLog::open_retrying(data.path(), Duration::from_secs(10)).unwrap();
+    let (mut acked, mut refused, mut unanswered) = (0, 0, 0);
+    for client in &seen {
+        assert!(client.closing, "told why: {client:?}");
+        assert_eq!(client.close, Some(1001), "{client:?}");
+        for code in client.refused.values() {
+            assert_eq!(code, "overloaded", "a command refused for another reason");
+        }
+        // The log holds exactly the acknowledged adds, each at its seq.
+        let mut applied = HashMap::new();
+        for (seq, record) in log.read(client.game, 1, usize::MAX).unwrap() {
+            let env: umpire_engine::Envelope<umpire_games::Tally> =
+                rmp_serde::from_slice(&record).unwrap();
+            if let Some(cid) = env.cid {
+                let r: u64 = cid.trim_start_matches('k').parse().unwrap();
+                applied.insert(r, seq);
+            }
+        }
+        assert_eq!(applied, client.acked, "game {}", client.game);
+        acked += client.acked.len();
+        refused += client.refused.len();
+        unanswered += client.sent as usize - client.acked.len() - client.refused.len();
+    }
+    assert!(acked > 0, "nothing was acknowledged before the signal");
+    eprintln!(
+        "{acked} acknowledged, {refused} refused as overloaded, {unanswered} sent but never \
+         read by the server (none of them applied)"
     );
 }

@@ -112,6 +112,10 @@ impl ClientMsg {
 
     /// Set the `ref` the answer will echo.
     pub fn set_reference(&mut self, value: Value) {
+        *self.reference_slot() = Some(value);
+    }
+
+    fn reference_slot(&mut self) -> &mut Option<Value> {
         match self {
             ClientMsg::Hello { r#ref, .. }
             | ClientMsg::Create { r#ref, .. }
@@ -120,8 +124,44 @@ impl ClientMsg {
             | ClientMsg::Command { r#ref, .. }
             | ClientMsg::Leave { r#ref, .. }
             | ClientMsg::Subscribe { r#ref, .. }
-            | ClientMsg::Ping { r#ref, .. } => *r#ref = Some(value),
+            | ClientMsg::Ping { r#ref, .. } => r#ref,
         }
+    }
+
+    /// What both decoders do after parsing, so that they accept the same messages: a `ref` of
+    /// null is no `ref` (the answer echoes nothing either way; a MessagePack NaN also arrives
+    /// as null, since JSON has no NaN), and values nest at most [`MAX_DEPTH`] deep.
+    fn checked(mut self) -> Result<Self, DecodeError> {
+        let slot = self.reference_slot();
+        if slot.as_ref().is_some_and(Value::is_null) {
+            *slot = None;
+        }
+        let values = [
+            self.reference(),
+            match &self {
+                ClientMsg::Create { config, .. } => Some(config),
+                ClientMsg::Command { cmd, .. } => Some(cmd),
+                _ => None,
+            },
+        ];
+        if values.into_iter().flatten().any(|v| depth(v) > MAX_DEPTH) {
+            return Err(DecodeError(format!(
+                "values may nest at most {MAX_DEPTH} deep"
+            )));
+        }
+        Ok(self)
+    }
+}
+
+/// How deep the values in a client message (`ref`, `cmd`, `config`) may nest.
+pub const MAX_DEPTH: usize = 32;
+
+/// How deep `value` nests: 0 for a scalar, 1 for a flat array or object.
+fn depth(value: &Value) -> usize {
+    match value {
+        Value::Array(items) => 1 + items.iter().map(depth).max().unwrap_or(0),
+        Value::Object(fields) => 1 + fields.values().map(depth).max().unwrap_or(0),
+        _ => 0,
     }
 }
 
@@ -337,7 +377,9 @@ pub struct DecodeError(String);
 /// # Errors
 /// [`DecodeError`] with serde's explanation (unknown `type`, missing field, bad JSON).
 pub fn decode_json(text: &str) -> Result<ClientMsg, DecodeError> {
-    serde_json::from_str(text).map_err(|e| DecodeError(e.to_string()))
+    serde_json::from_str::<ClientMsg>(text)
+        .map_err(|e| DecodeError(e.to_string()))?
+        .checked()
 }
 
 /// Parse a MessagePack binary frame.
@@ -345,7 +387,9 @@ pub fn decode_json(text: &str) -> Result<ClientMsg, DecodeError> {
 /// # Errors
 /// [`DecodeError`] with serde's explanation.
 pub fn decode_msgpack(bytes: &[u8]) -> Result<ClientMsg, DecodeError> {
-    rmp_serde::from_slice(bytes).map_err(|e| DecodeError(e.to_string()))
+    rmp_serde::from_slice::<ClientMsg>(bytes)
+        .map_err(|e| DecodeError(e.to_string()))?
+        .checked()
 }
 
 /// Parse a server message from MessagePack (for clients).

@@ -190,3 +190,46 @@ fn every_error_code_has_its_wire_name() {
         assert_eq!(serde_json::to_value(code).unwrap(), json!(code.as_str()));
     }
 }
+
+#[test]
+fn values_may_nest_32_deep_and_no_deeper_in_either_encoding() {
+    let nested = |depth: usize| {
+        let mut v = json!(1);
+        for _ in 0..depth {
+            v = json!([v]);
+        }
+        v
+    };
+    for (depth, ok) in [(32, true), (33, false)] {
+        let msg = ClientMsg::Command {
+            game: 1,
+            cmd: nested(depth),
+            cid: None,
+            r#ref: None,
+        };
+        assert_eq!(
+            decode_json(&encode_json(&msg)).is_ok(),
+            ok,
+            "JSON, depth {depth}"
+        );
+        assert_eq!(
+            decode_msgpack(&encode_msgpack(&msg)).is_ok(),
+            ok,
+            "MessagePack, depth {depth}"
+        );
+    }
+}
+
+#[test]
+fn a_null_ref_is_no_ref() {
+    let msg = decode_json(r#"{"type":"ping","ref":null}"#).unwrap();
+    assert_eq!(msg, ClientMsg::Ping { r#ref: None });
+    // A NaN, which MessagePack can carry and JSON cannot, becomes null on the way in.
+    let packed = [
+        0x92, 0xa4, b'p', b'i', b'n', b'g', 0xcb, 0x7f, 0xf8, 0, 0, 0, 0, 0, 0,
+    ];
+    assert_eq!(
+        decode_msgpack(&packed).unwrap(),
+        ClientMsg::Ping { r#ref: None }
+    );
+}

@@ -23,6 +23,9 @@ pub struct HubConfig {
     pub durability: Durability,
     /// Events queued per connection before it is switched to catch-up from the log.
     pub queue_len: usize,
+    /// Requests one connection may have waiting for a game's answer; past it, the transport
+    /// stops reading that connection until answers come back.
+    pub max_in_flight: usize,
     /// The most commands a game takes into one append and flush.
     pub max_batch: usize,
     /// Save a snapshot of a game after this many events since the last one.
@@ -38,6 +41,7 @@ impl Default for HubConfig {
         HubConfig {
             durability: Durability::Sync,
             queue_len: 256,
+            max_in_flight: 64,
             max_batch: 256,
             snapshot_every: 500,
             shutdown_grace: Duration::from_secs(10),

@@ -1,10 +1,12 @@
-//! The hub's errors, one enum per boundary, each mapped to a wire code.
+//! The hub's errors, one enum for every request, each variant mapped to a wire code.
 
 use umpire_engine::protocol::ErrorCode;
-use umpire_store::StoreError;
+use umpire_store::{Conflict, StoreError};
 
 /// Why a request to the hub failed.
-#[derive(Debug, thiserror::Error)]
+///
+/// Cloneable: one failed flush is the answer to every request that waited on it.
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum HubError {
     /// No game kind of that name is registered. Handling: `not_found`.
     #[error("no game kind called {0:?}")]
@@ -38,13 +40,11 @@ pub enum HubError {
     Unavailable,
     /// The log failed. Handling: `internal`; the game reloads from the log on next use.
     #[error("storage failed: {0}")]
-    Store(String),
-}
-
-impl From<StoreError> for HubError {
-    fn from(e: StoreError) -> Self {
-        HubError::Store(e.to_string())
-    }
+    Store(#[from] StoreError),
+    /// Someone else wrote to the game's stream: two tasks ran one game. Handling: `internal`;
+    /// the game reloads from the log on next use.
+    #[error("the game's log moved under it: {0}")]
+    Conflict(Conflict),
 }
 
 impl HubError {
@@ -59,7 +59,7 @@ impl HubError {
             HubError::GameOver => ErrorCode::GameOver,
             HubError::Unauthorized(_) => ErrorCode::Unauthorized,
             HubError::Unavailable => ErrorCode::Overloaded,
-            HubError::Store(_) => ErrorCode::Internal,
+            HubError::Store(_) | HubError::Conflict(_) => ErrorCode::Internal,
         }
     }
 }

@@ -1,71 +1,182 @@
-//! Encoded events, shared by every subscriber.
+//! Events as they go out: one [`Published`] per logged event, shared by every connection that
+//! sends it, and encoded at most once per wire format, from the bytes the log stored.
 
 use std::sync::{Arc, OnceLock};
 
-use bytes::Bytes;
+use bytes::{BufMut, Bytes, BytesMut};
 use serde_json::Value;
-use umpire_engine::protocol::{encode_json, encode_msgpack, GameId, ServerMsg};
+use umpire_engine::protocol::{GameId, ServerMsg};
 use umpire_engine::Seq;
 
-use crate::error::{HubError, Result};
-
-/// One logged event, shared (behind an `Arc`) by every connection that receives it, and
-/// encoded at most once per wire format: by the first connection that needs that format.
+/// A wire format an event can be encoded in, each with a slot in every [`Published`].
 ///
-/// Built from the record's bytes as stored, so a live event and the same event replayed from
-/// the log later are byte-for-byte the same frame.
+/// JSON and MessagePack are the native protocol's; a transport with a protocol of its own (the
+/// tutorial's, say) takes a custom slot, so its translation of an event is also made once and
+/// shared by all its connections.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Format(usize);
+
+impl Format {
+    /// The native protocol as JSON text.
+    pub const JSON: Format = Format(0);
+    /// The native protocol as MessagePack with field names.
+    pub const MSGPACK: Format = Format(1);
+    /// How many custom formats there may be.
+    pub const CUSTOM: usize = 2;
+
+    /// Custom format `n` (0 or 1), for a transport's own protocol.
+    ///
+    /// # Panics
+    /// If `n` is not below [`Format::CUSTOM`]: a programming error, caught when the
+    /// transport's constant is evaluated.
+    pub const fn custom(n: usize) -> Format {
+        assert!(n < Self::CUSTOM, "only two custom formats");
+        Format(2 + n)
+    }
+}
+
+const SLOTS: usize = 2 + Format::CUSTOM;
+
+/// One logged event of one game, as every subscriber receives it.
+///
+/// It holds the record exactly as the log stores it (a MessagePack envelope), so an event sent
+/// live and the same event read back from the log later make the same frames. Each format is
+/// encoded by the first connection that needs it; an event nobody watches is never encoded.
 #[derive(Debug)]
 pub struct Published {
     /// The game.
     pub game: GameId,
     /// The event's seq.
     pub seq: Seq,
-    msg: ServerMsg,
-    json: OnceLock<Bytes>,
-    msgpack: OnceLock<Bytes>,
+    record: Bytes,
+    encoded: [OnceLock<Option<Bytes>>; SLOTS],
 }
 
 impl Published {
-    /// Encode a stored record (a MessagePack envelope) for the wire.
-    ///
-    /// # Errors
-    /// [`HubError::Store`] if the record does not decode: the log is corrupt.
-    pub fn from_record(game: GameId, seq: Seq, record: &[u8]) -> Result<Arc<Self>> {
-        let env: Value = rmp_serde::from_slice(record)
-            .map_err(|e| HubError::Store(format!("game {game} seq {seq} does not decode: {e}")))?;
-        Ok(Arc::new(Published {
+    /// The event at `seq` of `game`, stored as `record` (a MessagePack envelope).
+    pub fn new(game: GameId, seq: Seq, record: Bytes) -> Arc<Self> {
+        Arc::new(Published {
             game,
             seq,
-            msg: ServerMsg::Event { game, env },
-            json: OnceLock::new(),
-            msgpack: OnceLock::new(),
-        }))
+            record,
+            encoded: Default::default(),
+        })
     }
 
-    /// `{"type":"event","game":..,"env":{..}}` as UTF-8 JSON text. Cloning the `Bytes` shares
-    /// the encoding; nothing is copied per connection.
-    pub fn json(&self) -> &Bytes {
-        self.json
-            .get_or_init(|| Bytes::from(encode_json(&self.msg)))
+    /// The stored envelope, MessagePack with field names.
+    pub fn record(&self) -> &[u8] {
+        &self.record
     }
 
-    /// The same message as MessagePack with field names.
-    pub fn msgpack(&self) -> &Bytes {
-        self.msgpack
-            .get_or_init(|| Bytes::from(encode_msgpack(&self.msg)))
+    /// The envelope as a JSON value, for in-process clients and tools.
+    ///
+    /// # Errors
+    /// The record does not decode (a corrupt log).
+    pub fn envelope(&self) -> Result<Value, rmp_serde::decode::Error> {
+        rmp_serde::from_slice(&self.record)
     }
 
-    /// The message itself, for in-process clients.
-    pub fn message(&self) -> &ServerMsg {
-        &self.msg
+    /// This event in `format`, made by `encode` the first time it is asked for; `None` if the
+    /// format has nothing to say about it.
+    pub fn encoded(
+        &self,
+        format: Format,
+        encode: impl FnOnce(&Published) -> Option<Bytes>,
+    ) -> Option<Bytes> {
+        self.encoded[format.0].get_or_init(|| encode(self)).clone()
+    }
+
+    /// `{"type":"event","game":..,"env":{..}}` as UTF-8 JSON text; `None` only if the record
+    /// is corrupt. Cloning the `Bytes` shares the encoding.
+    pub fn json(&self) -> Option<Bytes> {
+        self.encoded(Format::JSON, |p| {
+            let mut out = format!(r#"{{"type":"event","game":{},"env":"#, p.game).into_bytes();
+            let mut from = rmp_serde::Deserializer::from_read_ref(&p.record[..]);
+            let mut to = serde_json::Serializer::new(&mut out);
+            match serde_transcode::transcode(&mut from, &mut to) {
+                Ok(()) => {
+                    out.push(b'}');
+                    Some(Bytes::from(out))
+                }
+                Err(e) => {
+                    tracing::error!(game = p.game, seq = p.seq, error = %e, "a logged event does not decode");
+                    None
+                }
+            }
+        })
+    }
+
+    /// The same message as MessagePack: the stored envelope is spliced in as it is.
+    pub fn msgpack(&self) -> Option<Bytes> {
+        self.encoded(Format::MSGPACK, |p| {
+            let mut out = BytesMut::with_capacity(p.record.len() + 24);
+            out.put_u8(0x83); // a map of three entries
+            out.put_slice(b"\xa4type\xa5event\xa4game");
+            rmp::encode::write_uint(&mut (&mut out).writer(), p.game).ok()?;
+            out.put_slice(b"\xa3env");
+            out.put_slice(&p.record);
+            Some(out.freeze())
+        })
     }
 }
 
 /// What a session hands its transport to send.
 #[derive(Clone, Debug)]
 pub enum Frame {
-    /// A message for this connection alone (an answer, an error).
-    Msg(ServerMsg),
+    /// A message for this connection alone (an answer, an error). Boxed: frames wait in
+    /// queues, and most are the small `Event`.
+    Msg(Box<ServerMsg>),
     /// A game event, shared with other connections.
     Event(Arc<Published>),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use umpire_engine::protocol::{decode_server_msgpack, encode_msgpack};
+
+    fn record() -> Bytes {
+        let env = json!({"seq": 7, "at": 1_700_000_000_000u64, "by": {"seat": 1},
+            "cid": "c-1", "body": {"game": {"player": "yellow", "column": 3, "row": 0, "f": -1.5}}});
+        Bytes::from(rmp_serde::to_vec_named(&env).unwrap_or_default())
+    }
+
+    #[test]
+    fn json_and_msgpack_frames_say_what_the_record_says() {
+        let p = Published::new(300, 7, record());
+        let want = ServerMsg::Event {
+            game: 300,
+            env: p.envelope().unwrap_or_default(),
+        };
+        let json: ServerMsg =
+            serde_json::from_slice(&p.json().unwrap_or_default()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(json, want);
+        let packed = decode_server_msgpack(&p.msgpack().unwrap_or_default())
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(packed, want);
+        // The spliced frame is byte for byte what encoding the message would give.
+        assert_eq!(p.msgpack().unwrap_or_default(), encode_msgpack(&want));
+    }
+
+    #[test]
+    fn each_format_is_encoded_once_and_shared() {
+        let p = Published::new(1, 1, record());
+        let mut calls = 0;
+        for _ in 0..3 {
+            p.encoded(Format::custom(0), |_| {
+                calls += 1;
+                Some(Bytes::from_static(b"x"))
+            });
+        }
+        assert_eq!(calls, 1);
+        let (a, b) = (p.json().unwrap_or_default(), p.json().unwrap_or_default());
+        assert_eq!(a.as_ptr(), b.as_ptr(), "the same bytes, not a copy");
+    }
+
+    #[test]
+    fn a_corrupt_record_gives_no_frame() {
+        let p = Published::new(1, 1, Bytes::from_static(b"\xc1\xc1"));
+        assert_eq!(p.json(), None);
+    }
 }

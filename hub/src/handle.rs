@@ -1,16 +1,19 @@
-//! `RoomHandle`: clonable, kind-agnostic, and the only way into a game's task.
+//! `RoomHandle`: clonable, kind-agnostic, the only way into a game's task; what the task is
+//! asked ([`RoomMsg`]) and how it answers ([`Answer`], delivered through a [`ReplyTo`]).
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::Serialize;
 use serde_json::Value;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use umpire_engine::protocol::GameId;
 use umpire_engine::{Actor, Outcome, Seat, Seq};
 
+use crate::doorbell::Doorbell;
 use crate::error::{HubError, Result};
-use crate::fanout::Subscriber;
+use crate::outbox::Outbox;
 
 /// A seat taken in a game.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -61,66 +64,270 @@ pub struct Inspection {
     pub outcome: Option<Outcome>,
 }
 
-pub(crate) type Reply<T> = oneshot::Sender<Result<T>>;
+/// A session, as game tasks know it.
+pub(crate) type SessionId = u64;
+
+/// A session's subscription to one game, as the game's task holds it.
+#[derive(Debug, Clone)]
+pub(crate) struct Subscriber {
+    pub(crate) session: SessionId,
+    pub(crate) outbox: Arc<Outbox>,
+}
+
+/// A seat taken, as the game task reports it.
+#[derive(Clone, Debug)]
+pub(crate) struct Seated {
+    pub(crate) joined: Joined,
+    /// The join and watch keys, for the creator's first answer only.
+    pub(crate) invite: Option<(String, String)>,
+    /// The durable head when the seat was taken: the subscriber reads up to here from the log.
+    pub(crate) head: Seq,
+}
+
+/// What a game task answers.
+#[derive(Debug)]
+pub(crate) enum Answer {
+    /// A command: the last seq it produced, durable.
+    Command { game: GameId, result: Result<Seq> },
+    /// A seat taken (a create, a join, a seat token).
+    Seated {
+        game: GameId,
+        result: Result<Seated>,
+    },
+    /// Watching, from `from`; the head is where the log ends for now.
+    Watching {
+        game: GameId,
+        kind: &'static str,
+        from: Seq,
+        result: Result<Seq>,
+    },
+    /// A seat given up (its `Left` seq), or watching stopped (`None`).
+    Left {
+        game: GameId,
+        result: Result<Option<Seq>>,
+    },
+    /// Following again after the game's task was restarted; the head is where the log ends.
+    Followed { game: GameId, result: Result<Seq> },
+}
+
+impl Answer {
+    /// The game's durable head, known once the turn that answers is committed.
+    pub(crate) fn set_head(&mut self, version: Seq) {
+        match self {
+            Answer::Seated {
+                result: Ok(seated), ..
+            } => seated.head = version,
+            Answer::Watching {
+                result: Ok(head), ..
+            }
+            | Answer::Followed {
+                result: Ok(head), ..
+            } => *head = version,
+            _ => {}
+        }
+    }
+
+    /// Every answer fails with `e` (the turn's events could not be made durable).
+    pub(crate) fn fail(&mut self, e: &HubError) {
+        match self {
+            Answer::Command { result, .. } => *result = Err(e.clone()),
+            Answer::Seated { result, .. } => *result = Err(e.clone()),
+            Answer::Watching { result, .. } => *result = Err(e.clone()),
+            Answer::Left { result, .. } => *result = Err(e.clone()),
+            Answer::Followed { result, .. } => *result = Err(e.clone()),
+        }
+    }
+}
+
+/// Where a game task sends an answer: to a Rust caller waiting on it, or into a session's
+/// outbox, in order with the events it sends that session.
+#[derive(Debug)]
+pub(crate) enum ReplyTo {
+    Caller(oneshot::Sender<Answer>),
+    Session {
+        outbox: Arc<Outbox>,
+        r#ref: Option<Value>,
+    },
+}
+
+impl ReplyTo {
+    pub(crate) fn send(self, answer: Answer) {
+        match self {
+            ReplyTo::Caller(tx) => {
+                let _ = tx.send(answer);
+            }
+            ReplyTo::Session { outbox, r#ref } => outbox.push_answer(r#ref, answer),
+        }
+    }
+}
+
+impl RoomMsg {
+    /// Answer the message with `e` instead of handling it (its game stopped).
+    pub(crate) fn fail(self, game: GameId, e: &HubError) {
+        let (reply, answer) = match self {
+            RoomMsg::Submit { reply, .. } => (
+                reply,
+                Answer::Command {
+                    game,
+                    result: Ok(0),
+                },
+            ),
+            RoomMsg::Join { reply, .. } | RoomMsg::Reclaim { reply, .. } => {
+                let result = Err(e.clone());
+                (reply, Answer::Seated { game, result })
+            }
+            RoomMsg::Watch { reply, from, .. } => {
+                let answer = Answer::Watching {
+                    game,
+                    kind: "",
+                    from,
+                    result: Ok(0),
+                };
+                (reply, answer)
+            }
+            RoomMsg::Leave { reply, .. } => (
+                reply,
+                Answer::Left {
+                    game,
+                    result: Ok(None),
+                },
+            ),
+            RoomMsg::Follow { reply, .. } => (
+                reply,
+                Answer::Followed {
+                    game,
+                    result: Ok(0),
+                },
+            ),
+            // Nobody waits for these, or the waiter sees its channel dropped.
+            RoomMsg::Unsubscribe { .. } | RoomMsg::Inspect { .. } => return,
+        };
+        let mut answer = answer;
+        answer.fail(e);
+        reply.send(answer);
+    }
+}
 
 /// What a game's task is asked to do.
 #[derive(Debug)]
 pub(crate) enum RoomMsg {
+    /// A game command (JSON, in the game's format).
     Submit {
         by: Actor,
         cmd: Value,
         cid: Option<String>,
-        reply: Reply<Seq>,
+        reply: ReplyTo,
     },
+    /// Take a free seat (or the seat `player` already holds) and optionally subscribe.
     Join {
         player: String,
-        reply: Reply<Joined>,
+        sub: Option<Subscriber>,
+        reply: ReplyTo,
     },
+    /// Take back `seat` with the seat token `token`, and optionally subscribe.
+    Reclaim {
+        seat: Seat,
+        token: String,
+        /// Who asks: the seat's holder, or anyone if a guest holds it.
+        player: String,
+        sub: Option<Subscriber>,
+        reply: ReplyTo,
+    },
+    /// Subscribe a spectator.
+    Watch {
+        sub: Subscriber,
+        from: Seq,
+        reply: ReplyTo,
+    },
+    /// Give up `seat` and stop sending to `session`.
     Leave {
         seat: Seat,
-        session: u64,
-        reply: Reply<Seq>,
+        session: SessionId,
+        reply: ReplyTo,
     },
-    Subscribe {
-        sub: Subscriber,
-        reply: Reply<Seq>,
-    },
-    Unsubscribe {
-        session: u64,
-    },
-    Inspect {
-        reply: Reply<Inspection>,
-    },
+    /// Subscribe a session that followed the game's previous task; answered with the head.
+    Follow { sub: Subscriber, reply: ReplyTo },
+    /// Stop sending to `session`.
+    Unsubscribe { session: SessionId },
+    /// Report the game's state.
+    Inspect { reply: oneshot::Sender<Inspection> },
+}
+
+/// A game task's inbox. Unbounded: every sender bounds what it has in flight (sessions their
+/// requests, Rust callers by waiting for the answer). Nothing is allocated while it is empty,
+/// which is most of the time for most games.
+#[derive(Debug, Default)]
+pub(crate) struct Inbox {
+    queue: Mutex<(VecDeque<RoomMsg>, bool)>,
+    bell: Doorbell,
+}
+
+impl Inbox {
+    fn queue(&self) -> MutexGuard<'_, (VecDeque<RoomMsg>, bool)> {
+        // Each change is one push, pop or flag: a poisoned queue is still a queue.
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queue `msg` for the task, or give it back if the task has stopped.
+    fn send(&self, msg: RoomMsg) -> std::result::Result<(), RoomMsg> {
+        let mut queue = self.queue();
+        if queue.1 {
+            return Err(msg);
+        }
+        queue.0.push_back(msg);
+        drop(queue);
+        self.bell.ring();
+        Ok(())
+    }
+
+    /// Move up to `max` messages into `into`.
+    pub(crate) fn take(&self, max: usize, into: &mut VecDeque<RoomMsg>) {
+        self.bell.reset();
+        let mut queue = self.queue();
+        let n = queue.0.len().min(max);
+        into.extend(queue.0.drain(..n));
+        if !queue.0.is_empty() {
+            // More than a turn takes: the next turn must not wait for a ring.
+            self.bell.ring();
+        } else if queue.0.capacity() > 64 {
+            queue.0 = VecDeque::new();
+        }
+    }
+
+    /// Wait until something may have been queued since the last `take`.
+    pub(crate) async fn ready(&self) {
+        self.bell.wait().await;
+    }
+
+    /// Refuse further messages; return those still queued.
+    pub(crate) fn close(&self) -> VecDeque<RoomMsg> {
+        let mut queue = self.queue();
+        queue.1 = true;
+        std::mem::take(&mut queue.0)
+    }
+
+    fn is_closed(&self) -> bool {
+        self.queue().1
+    }
 }
 
 /// The way into one game's task.
 #[derive(Clone, Debug)]
 pub(crate) struct RoomHandle {
     pub(crate) game: GameId,
-    pub(crate) kind: &'static str,
-    tx: mpsc::Sender<RoomMsg>,
+    inbox: Arc<Inbox>,
     /// The last seq that is durable and published. Written only by the task.
     head: Arc<AtomicU64>,
 }
 
 impl RoomHandle {
-    pub(crate) fn new(
-        game: GameId,
-        kind: &'static str,
-        tx: mpsc::Sender<RoomMsg>,
-        head: Arc<AtomicU64>,
-    ) -> Self {
-        RoomHandle {
-            game,
-            kind,
-            tx,
-            head,
-        }
+    pub(crate) fn new(game: GameId, inbox: Arc<Inbox>, head: Arc<AtomicU64>) -> Self {
+        RoomHandle { game, inbox, head }
     }
 
     /// Whether the task has stopped (then the registry loads the game again).
     pub(crate) fn is_closed(&self) -> bool {
-        self.tx.is_closed()
+        self.inbox.is_closed()
     }
 
     /// The last durable, published seq.
@@ -128,51 +335,29 @@ impl RoomHandle {
         self.head.load(Ordering::Acquire)
     }
 
-    async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> RoomMsg) -> Result<T> {
+    /// Queue a message for the task.
+    ///
+    /// # Errors
+    /// [`HubError::Unavailable`] if the task has stopped; the message is dropped.
+    pub(crate) fn send(&self, msg: RoomMsg) -> Result<()> {
+        self.inbox.send(msg).map_err(|_| HubError::Unavailable)
+    }
+
+    /// Ask the task and wait for its answer (for Rust callers).
+    pub(crate) async fn ask(&self, make: impl FnOnce(ReplyTo) -> RoomMsg) -> Result<Answer> {
         let (reply, answer) = oneshot::channel();
-        self.tx
-            .send(make(reply))
-            .await
-            .map_err(|_| HubError::Unavailable)?;
-        answer.await.map_err(|_| HubError::Unavailable)?
+        self.send(make(ReplyTo::Caller(reply)))?;
+        answer.await.map_err(|_| HubError::Unavailable)
     }
 
-    pub(crate) async fn submit(&self, by: Actor, cmd: Value, cid: Option<String>) -> Result<Seq> {
-        self.ask(|reply| RoomMsg::Submit {
-            by,
-            cmd,
-            cid,
-            reply,
-        })
-        .await
-    }
-
-    pub(crate) async fn join(&self, player: String) -> Result<Joined> {
-        self.ask(|reply| RoomMsg::Join { player, reply }).await
-    }
-
-    pub(crate) async fn leave(&self, seat: Seat, session: u64) -> Result<Seq> {
-        self.ask(|reply| RoomMsg::Leave {
-            seat,
-            session,
-            reply,
-        })
-        .await
-    }
-
-    /// Register `sub`; returns the head: events after it will be pushed, events up to it are
-    /// in the log.
-    pub(crate) async fn subscribe(&self, sub: Subscriber) -> Result<Seq> {
-        self.ask(|reply| RoomMsg::Subscribe { sub, reply }).await
-    }
-
-    pub(crate) fn unsubscribe(&self, session: u64) {
-        // Best effort: if the inbox is full, the task drops the subscriber at its next
-        // publish anyway, when the session's queue turns out closed.
-        let _ = self.tx.try_send(RoomMsg::Unsubscribe { session });
+    pub(crate) fn unsubscribe(&self, session: SessionId) {
+        // If the task has stopped there is nothing to unsubscribe from.
+        let _ = self.send(RoomMsg::Unsubscribe { session });
     }
 
     pub(crate) async fn inspect(&self) -> Result<Inspection> {
-        self.ask(|reply| RoomMsg::Inspect { reply }).await
+        let (reply, answer) = oneshot::channel();
+        self.send(RoomMsg::Inspect { reply })?;
+        answer.await.map_err(|_| HubError::Unavailable)
     }
 }

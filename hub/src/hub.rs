@@ -1,26 +1,30 @@
-//! The `Hub`: registered game kinds, the registry of live games, and the ways in (Rust calls,
-//! transports). Shutdown is ordered here.
+//! The `Hub`: how it is built and started, its Rust API, sessions for transports, and the
+//! order of shutdown.
 
 use std::collections::HashMap;
-use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use serde_json::Value;
+use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use umpire_engine::protocol::GameId;
 use umpire_engine::{Actor, Game, Seat, Seq};
-use umpire_store::{Log, Role, StreamStatus};
+use umpire_store::Log;
 
 use crate::clock::{Clock, TokioClock};
-use crate::commit::Committer;
 use crate::config::HubConfig;
 use crate::error::{HubError, Result};
-use crate::handle::{Created, Inspection, Joined, RoomHandle};
+use crate::handle::{Answer, Created, Inspection, Joined, ReplyTo, RoomMsg, SessionId};
+use crate::health::{Health, StorageHealth, Watched};
 use crate::kind::{Kind, Registered};
 use crate::metrics::Metrics;
-use crate::session;
-use crate::transport::{Connection, Transport};
+use crate::outbox::Outbox;
+use crate::registry::Registry;
+use crate::runtime::Runtime;
+use crate::session::{Peer, Session};
+use crate::writer::Writer;
 
 /// Turns a client's bearer token into a user id.
 pub trait Authenticator: Send + Sync + std::fmt::Debug + 'static {
@@ -31,79 +35,47 @@ pub trait Authenticator: Send + Sync + std::fmt::Debug + 'static {
     fn verify(&self, token: &str) -> std::result::Result<String, String>;
 }
 
-/// State shared by the hub's handles, game tasks and sessions.
-pub(crate) struct Shared {
-    pub(crate) log: Arc<dyn Log>,
-    kinds: HashMap<String, Arc<dyn Kind>>,
-    /// Live games. A handle whose task stopped is replaced on the next lookup.
-    rooms: Mutex<HashMap<GameId, RoomHandle>>,
-    pub(crate) committer: Committer,
-    pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) config: HubConfig,
-    pub(crate) metrics: Arc<Metrics>,
-    /// Cancelled once, by `Hub::shutdown`: the transports stop accepting, sessions say
-    /// goodbye, game tasks finish their queue.
-    pub(crate) shutdown: CancellationToken,
-    /// Every game task, session and accept loop, so shutdown can wait for them.
-    pub(crate) tracker: TaskTracker,
-    pub(crate) next_session: AtomicU64,
+/// What the hub's clones and sessions share.
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) registry: Registry,
     pub(crate) auth: Option<Arc<dyn Authenticator>>,
+    pub(crate) sessions: Sessions,
 }
 
-impl Shared {
-    fn rooms(&self) -> MutexGuard<'_, HashMap<GameId, RoomHandle>> {
-        // Inserts and removals are single operations: a poisoned map is still consistent.
-        self.rooms.lock().unwrap_or_else(|p| p.into_inner())
+/// The open sessions, so that shutdown can wake each one: a session waits on its outbox
+/// alone, which keeps the wait for the next event cheap.
+#[derive(Debug, Default)]
+pub(crate) struct Sessions {
+    next: AtomicU64,
+    stopping: AtomicBool,
+    open: Mutex<HashMap<SessionId, Weak<Outbox>>>,
+}
+
+impl Sessions {
+    fn open_map(&self) -> MutexGuard<'_, HashMap<SessionId, Weak<Outbox>>> {
+        self.open.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub(crate) fn insert_room(&self, handle: RoomHandle) {
-        self.rooms().insert(handle.game, handle);
+    pub(crate) fn open(&self, id: SessionId, outbox: &Arc<Outbox>) {
+        self.open_map().insert(id, Arc::downgrade(outbox));
     }
 
-    /// The live game `game`, loading it from the log if its task is not running.
-    pub(crate) fn room(self: &Arc<Self>, game: GameId) -> Result<RoomHandle> {
-        if self.shutdown.is_cancelled() {
-            return Err(HubError::Unavailable);
+    pub(crate) fn close(&self, id: SessionId) {
+        self.open_map().remove(&id);
+    }
+
+    /// Whether shutdown has begun.
+    pub(crate) fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::Acquire)
+    }
+
+    /// Tell every session that shutdown has begun.
+    fn stop(&self) {
+        self.stopping.store(true, Ordering::Release);
+        for outbox in self.open_map().values().filter_map(Weak::upgrade) {
+            outbox.wake();
         }
-        let mut rooms = self.rooms();
-        if let Some(handle) = rooms.get(&game) {
-            if !handle.is_closed() {
-                return Ok(handle.clone());
-            }
-        }
-        let not_found = || HubError::NotFound(format!("no game {game}"));
-        let meta = self.log.meta(game)?.ok_or_else(not_found)?;
-        let kind = self.kinds.get(&meta.kind).ok_or_else(not_found)?;
-        // Loading under the lock keeps two tasks from ever running one game. It is a few
-        // sled reads; a game with a long tail past its snapshot makes others wait that long.
-        let handle = kind.load(self, game)?;
-        rooms.insert(game, handle.clone());
-        Ok(handle)
-    }
-
-    /// What `key` opens, and the game's live handle.
-    pub(crate) fn open_key(self: &Arc<Self>, key: &str) -> Result<(Role, RoomHandle)> {
-        let entry = self
-            .log
-            .find_key(key)?
-            .ok_or_else(|| HubError::NotFound("no game has this key".into()))?;
-        Ok((entry.role, self.room(entry.stream)?))
-    }
-
-    pub(crate) async fn create(
-        self: &Arc<Self>,
-        kind: &str,
-        config: Value,
-        player: String,
-    ) -> Result<Created> {
-        if self.shutdown.is_cancelled() {
-            return Err(HubError::Unavailable);
-        }
-        let k = self
-            .kinds
-            .get(kind)
-            .ok_or_else(|| HubError::UnknownKind(kind.to_owned()))?;
-        Arc::clone(k).create(self, config, player).await
     }
 }
 
@@ -112,7 +84,7 @@ impl Shared {
 #[derive(Debug)]
 pub struct HubBuilder {
     log: Arc<dyn Log>,
-    kinds: HashMap<String, KindEntry>,
+    kinds: Vec<KindEntry>,
     config: HubConfig,
     clock: Option<Arc<dyn Clock>>,
     metrics: Option<Arc<Metrics>>,
@@ -123,18 +95,17 @@ struct KindEntry(Arc<dyn Kind>);
 
 impl std::fmt::Debug for KindEntry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Kind")
+        f.write_str(self.0.name())
     }
 }
 
 impl HubBuilder {
     /// Register a game kind under [`Game::KIND`]. One line per game.
     pub fn register<G: Game>(mut self, game: G) -> Self {
-        let kind = Registered {
+        self.kinds.retain(|k| k.0.name() != G::KIND);
+        self.kinds.push(KindEntry(Arc::new(Registered {
             game: Arc::new(game),
-        };
-        self.kinds
-            .insert(G::KIND.to_owned(), KindEntry(Arc::new(kind)));
+        })));
         self
     }
 
@@ -162,50 +133,69 @@ impl HubBuilder {
         self
     }
 
-    /// Start the hub: restore every unfinished game from the log (snapshot plus tail) and arm
-    /// its timers; overdue timers fire at once, in due order. Must run inside a tokio runtime.
+    /// Start the hub: start the log writer, restore every unfinished game from the log
+    /// (snapshot plus tail) and arm its timers; overdue timers fire at once, in due order.
+    /// Must run inside a tokio runtime.
     ///
     /// # Errors
-    /// The log cannot be listed. A single game that cannot be restored is logged and skipped.
+    /// The log cannot be listed. A single game that cannot be restored is logged and
+    /// skipped.
     pub async fn start(self) -> Result<Hub> {
         let metrics = self.metrics.unwrap_or_default();
-        let committer = Committer::spawn(
-            Arc::clone(&self.log),
+        let health = Arc::new(StorageHealth::default());
+        let log: Arc<dyn Log> = Arc::new(Watched::new(self.log, Arc::clone(&health)));
+        let writer = Writer::start(
+            Arc::clone(&log),
             self.config.durability,
             Arc::clone(&metrics),
+            Arc::clone(&health),
         );
-        let shared = Arc::new(Shared {
-            kinds: self.kinds.into_iter().map(|(k, v)| (k, v.0)).collect(),
-            rooms: Mutex::new(HashMap::new()),
-            committer,
+        let rt = Arc::new(Runtime {
+            log,
+            writer,
             clock: self.clock.unwrap_or_else(|| Arc::new(TokioClock::new())),
             config: self.config,
             metrics,
+            health,
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
-            next_session: AtomicU64::new(0),
-            auth: self.auth,
-            log: self.log,
         });
-        let mut restored = 0;
-        for info in shared.log.streams()? {
-            if info.meta.status != StreamStatus::Live {
-                continue;
-            }
-            let Some(kind) = shared.kinds.get(&info.meta.kind) else {
-                tracing::warn!(game = info.id, kind = %info.meta.kind, "not restored: kind not registered");
-                continue;
-            };
-            match kind.load(&shared, info.id) {
-                Ok(handle) => {
-                    shared.insert_room(handle);
-                    restored += 1;
-                }
-                Err(e) => tracing::error!(game = info.id, error = %e, "not restored"),
-            }
+        let registry = Registry::new(rt, self.kinds.into_iter().map(|k| k.0).collect());
+        let started = std::time::Instant::now();
+        let restored = registry.restore()?;
+        tracing::info!(games = restored, took = ?started.elapsed(), "hub started");
+        let inner = Arc::new(Inner {
+            registry,
+            auth: self.auth,
+            sessions: Sessions::default(),
+        });
+        tokio::spawn(revive(Arc::downgrade(&inner)));
+        Ok(Hub { inner })
+    }
+}
+
+/// Each time the log works again after failing, restart the games that stopped on the
+/// failure, so that their timers fire without waiting for a player to come back.
+async fn revive(inner: Weak<Inner>) {
+    loop {
+        let Some((recovered, shutdown)) = inner.upgrade().map(|i| {
+            let rt = &i.registry.rt;
+            (Arc::clone(&rt.health), rt.shutdown.clone())
+        }) else {
+            return;
+        };
+        tokio::select! {
+            () = recovered.recovered() => {}
+            () = shutdown.cancelled() => return,
         }
-        tracing::info!(games = restored, "hub started");
-        Ok(Hub { shared })
+        let Some(inner) = inner.upgrade() else {
+            return;
+        };
+        let revived = inner.registry.revive();
+        tracing::info!(
+            games = revived,
+            "games stopped by the storage failure restarted"
+        );
     }
 }
 
@@ -214,16 +204,21 @@ impl HubBuilder {
 /// Cheap to clone; every clone is the same hub.
 #[derive(Clone)]
 pub struct Hub {
-    shared: Arc<Shared>,
+    inner: Arc<Inner>,
 }
 
 impl std::fmt::Debug for Hub {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Hub")
-            .field("kinds", &self.shared.kinds.keys().collect::<Vec<_>>())
-            .field("config", &self.shared.config)
+            .field("kinds", &self.inner.registry.kinds().collect::<Vec<_>>())
+            .field("config", &self.rt().config)
             .finish_non_exhaustive()
     }
+}
+
+/// Wait for a game's answer to a Rust caller.
+async fn answer(wait: oneshot::Receiver<Answer>) -> Result<Answer> {
+    wait.await.map_err(|_| HubError::Unavailable)
 }
 
 impl Hub {
@@ -231,7 +226,7 @@ impl Hub {
     pub fn builder(log: Arc<dyn Log>) -> HubBuilder {
         HubBuilder {
             log,
-            kinds: HashMap::new(),
+            kinds: Vec::new(),
             config: HubConfig::default(),
             clock: None,
             metrics: None,
@@ -239,12 +234,38 @@ impl Hub {
         }
     }
 
+    fn rt(&self) -> &Arc<Runtime> {
+        &self.inner.registry.rt
+    }
+
     /// Create a game of `kind` and seat `player` in it. The answer carries the keys to share.
     ///
     /// # Errors
     /// Unknown kind, bad config, storage failure.
     pub async fn create(&self, kind: &str, config: Value, player: &str) -> Result<Created> {
-        Shared::create(&self.shared, kind, config, player.to_owned()).await
+        let (reply, wait) = oneshot::channel();
+        self.inner.registry.create(
+            kind,
+            config,
+            player.to_owned(),
+            None,
+            ReplyTo::Caller(reply),
+        )?;
+        match answer(wait).await? {
+            Answer::Seated { result, .. } => {
+                let seated = result?;
+                let (join, watch) = seated.invite.unwrap_or_default();
+                Ok(Created {
+                    game: seated.joined.game,
+                    kind: seated.joined.kind,
+                    join,
+                    watch,
+                    seat: seated.joined.seat,
+                    token: seated.joined.token,
+                })
+            }
+            _ => Err(HubError::Unavailable),
+        }
     }
 
     /// Seat `player` with a join key (or give back the seat a seat token names).
@@ -252,16 +273,13 @@ impl Hub {
     /// # Errors
     /// Unknown key, a watch key, a full game, a finished game.
     pub async fn join(&self, key: &str, player: &str) -> Result<Joined> {
-        let (role, handle) = self.shared.open_key(key)?;
-        match role {
-            Role::Join => handle.join(player.to_owned()).await,
-            Role::Seat(seat) => Ok(Joined {
-                game: handle.game,
-                kind: handle.kind.to_owned(),
-                seat: Seat(seat),
-                token: key.to_owned(),
-            }),
-            Role::Watch => Err(HubError::Forbidden("a watch key cannot take a seat".into())),
+        let (reply, wait) = oneshot::channel();
+        self.inner
+            .registry
+            .join(key, player.to_owned(), None, ReplyTo::Caller(reply))?;
+        match answer(wait).await? {
+            Answer::Seated { result, .. } => Ok(result?.joined),
+            _ => Err(HubError::Unavailable),
         }
     }
 
@@ -277,10 +295,17 @@ impl Hub {
         cmd: Value,
         cid: Option<String>,
     ) -> Result<Seq> {
-        self.shared
-            .room(game)?
-            .submit(Actor::Seat(seat), cmd, cid)
-            .await
+        let handle = self.inner.registry.room(game)?;
+        let msg = |reply| RoomMsg::Submit {
+            by: Actor::Seat(seat),
+            cmd,
+            cid,
+            reply,
+        };
+        match handle.ask(msg).await? {
+            Answer::Command { result, .. } => result,
+            _ => Err(HubError::Unavailable),
+        }
     }
 
     /// The game's current state.
@@ -288,84 +313,66 @@ impl Hub {
     /// # Errors
     /// No such game; storage failure while loading it.
     pub async fn inspect(&self, game: GameId) -> Result<Inspection> {
-        self.shared.room(game)?.inspect().await
+        self.inner.registry.room(game)?.inspect().await
     }
 
-    /// Serve every connection `transport` accepts, until shutdown.
-    pub fn serve<T: Transport>(&self, mut transport: T) {
-        let shared = Arc::clone(&self.shared);
-        self.shared.tracker.spawn(async move {
-            loop {
-                let conn = tokio::select! {
-                    () = shared.shutdown.cancelled() => break,
-                    conn = transport.accept() => conn,
-                };
-                let Some(conn) = conn else { break };
-                shared
-                    .tracker
-                    .spawn(session::run(Arc::clone(&shared), conn));
-            }
-        });
-    }
-
-    /// Serve one connection (for embedders with their own accept loop).
-    pub fn connect(&self, conn: Box<dyn Connection>) {
-        self.shared
-            .tracker
-            .spawn(session::run(Arc::clone(&self.shared), conn));
+    /// A session for a new connection: the transport hands it what the client sends and
+    /// sends what it gives back (see [`Session`]).
+    pub fn session(&self, peer: Peer) -> Session {
+        let id = self.inner.sessions.next.fetch_add(1, Ordering::Relaxed) + 1;
+        Session::new(Arc::clone(&self.inner), id, peer)
     }
 
     /// The log the hub writes to.
     pub fn log(&self) -> &Arc<dyn Log> {
-        &self.shared.log
+        &self.rt().log
     }
 
     /// The hub's metrics.
     pub fn metrics(&self) -> &Arc<Metrics> {
-        &self.shared.metrics
+        &self.rt().metrics
     }
 
     /// A token cancelled when shutdown begins, for transports' accept loops.
     pub fn shutdown_token(&self) -> CancellationToken {
-        self.shared.shutdown.clone()
+        self.rt().shutdown.clone()
+    }
+
+    /// Whether the hub is serving: [`Health::Ok`], or why not.
+    pub fn health(&self) -> Health {
+        if self.rt().shutdown.is_cancelled() {
+            return Health::Stopping;
+        }
+        self.rt().health.get()
     }
 
     /// Ids of the games with a running task.
     pub fn live_games(&self) -> Vec<GameId> {
-        let mut ids: Vec<GameId> = self
-            .shared
-            .rooms()
-            .iter()
-            .filter(|(_, h)| !h.is_closed())
-            .map(|(id, _)| *id)
-            .collect();
-        ids.sort_unstable();
-        ids
+        self.inner.registry.live()
     }
 
     /// Shut down cleanly:
-    /// 1. stop accepting connections and loading games (one token tells everyone);
-    /// 2. every game answers the commands already queued, commits, and stops;
-    ///    every session sends `closing` and closes with 1001;
+    /// 1. stop accepting connections, requests and new games (transports watch the token);
+    /// 2. every game answers the commands already queued, makes them durable, and stops;
+    ///    every session sends the answers it is owed, then `closing`, then closes with 1001;
     /// 3. wait for all of that, at most `shutdown_grace`;
     /// 4. flush the log.
     ///
     /// # Errors
     /// The final flush failed.
     pub async fn shutdown(&self) -> Result<()> {
-        self.shared.shutdown.cancel();
-        self.shared.tracker.close();
-        let grace = self.shared.config.shutdown_grace;
-        if tokio::time::timeout(grace, self.shared.tracker.wait())
+        let rt = self.rt();
+        rt.shutdown.cancel();
+        self.inner.sessions.stop();
+        rt.tracker.close();
+        let grace = rt.config.shutdown_grace;
+        if tokio::time::timeout(grace, rt.tracker.wait())
             .await
             .is_err()
         {
-            tracing::warn!(?grace, "some tasks did not finish in time");
+            tracing::warn!(?grace, "some games or connections did not finish in time");
         }
-        let log = Arc::clone(&self.shared.log);
-        tokio::task::spawn_blocking(move || log.sync())
-            .await
-            .map_err(|e| HubError::Store(e.to_string()))??;
+        rt.writer.sync().await?;
         tracing::info!("hub stopped; log flushed");
         Ok(())
     }

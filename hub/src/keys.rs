@@ -1,4 +1,5 @@
-//! Secrets handed to clients: join keys, watch keys, seat tokens, and game seeds.
+//! Secrets handed to clients (join keys, watch keys, seat tokens), game seeds, and the names
+//! players have in games.
 
 use base64::Engine as _;
 
@@ -7,6 +8,26 @@ pub(crate) fn new_key() -> String {
     let mut bytes = [0u8; 16];
     fill(&mut bytes);
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// How guests' names start. Authenticated users are `user:<id>` in games, so no user can
+/// be given a guest's name, nor a guest a user's.
+const GUEST: &str = "guest-";
+
+/// A fresh guest name: `guest-` and 8 random characters.
+pub(crate) fn guest_name() -> String {
+    format!("{GUEST}{}", &new_key()[..8])
+}
+
+/// Whether `player` is a guest's name. A guest's seat token is all that identifies it, so
+/// for a guest's seat the token is enough.
+pub(crate) fn is_guest(player: &str) -> bool {
+    player.starts_with(GUEST)
+}
+
+/// The name an authenticated user plays under.
+pub(crate) fn user_name(user: &str) -> String {
+    format!("user:{user}")
 }
 
 /// A random seed for a new game's rng.

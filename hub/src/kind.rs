@@ -3,27 +3,30 @@
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
+use bytes::Bytes;
 use serde_json::Value;
-use umpire_engine::{Action, Actor, Envelope, Game, Match};
-use umpire_store::{KeyEntry, Role, StreamMeta, StreamStatus};
+use umpire_engine::protocol::GameId;
+use umpire_engine::{Envelope, Game, Match};
+use umpire_store::{StreamMeta, StreamStatus};
 
 use crate::error::{HubError, Result};
-use crate::handle::{Created, RoomHandle};
-use crate::hub::Shared;
+use crate::handle::RoomHandle;
 use crate::keys::{new_key, new_seed};
-use crate::room::Room;
+use crate::room::{FirstTurn, Room};
+use crate::runtime::Runtime;
 
 /// Records read per page when rebuilding a game.
 const PAGE: usize = 512;
 
 /// What the hub can do with a kind without knowing its types.
-#[async_trait]
 pub(crate) trait Kind: Send + Sync + 'static {
-    /// Start a game with `config` (JSON; null means default) and seat `player` in it.
-    async fn create(&self, shared: &Arc<Shared>, config: Value, player: String) -> Result<Created>;
+    /// The kind's name.
+    fn name(&self) -> &'static str;
+    /// Check `config` (JSON; null means the default), open a stream for a new game and start
+    /// its task. Its first turn logs `Created` and indexes the join and watch keys.
+    fn start(&self, rt: &Arc<Runtime>, config: Value) -> Result<RoomHandle>;
     /// Rebuild a game from its snapshot and log tail and start its task.
-    fn load(&self, shared: &Arc<Shared>, id: u64) -> Result<RoomHandle>;
+    fn load(&self, rt: &Arc<Runtime>, id: GameId) -> Result<RoomHandle>;
 }
 
 /// A registered game.
@@ -31,85 +34,45 @@ pub(crate) struct Registered<G: Game> {
     pub(crate) game: Arc<G>,
 }
 
-fn encode<G: Game>(env: &Envelope<G>) -> Result<Vec<u8>> {
-    rmp_serde::to_vec_named(env)
-        .map_err(|e| HubError::Store(format!("an event does not encode: {e}")))
-}
-
-#[async_trait]
 impl<G: Game> Kind for Registered<G> {
-    async fn create(&self, shared: &Arc<Shared>, config: Value, player: String) -> Result<Created> {
+    fn name(&self) -> &'static str {
+        G::KIND
+    }
+
+    fn start(&self, rt: &Arc<Runtime>, config: Value) -> Result<RoomHandle> {
         let config: G::Config = if config.is_null() {
             G::Config::default()
         } else {
             serde_json::from_value(config).map_err(|e| HubError::BadConfig(e.to_string()))?
         };
-        let now = shared.clock.now();
-        let (mut m, created) = Match::create(&*self.game, config, new_seed(), now);
-        let join = Action::Join {
-            player: player.clone(),
-        };
-        let seated = m
-            .execute(&*self.game, Actor::System, join, now, None)
-            .map_err(|_| HubError::Full)?;
-        let seat = m.seat_of(&player).ok_or(HubError::Full)?;
-        let mut records = vec![encode(&created)?];
-        for env in &seated {
-            records.push(encode(env)?);
+        if self.game.seats(&config) == 0 {
+            return Err(HubError::BadConfig("a game needs at least one seat".into()));
         }
-
-        let log = &shared.log;
+        let now = rt.clock.now();
+        let (m, created) = Match::create(&*self.game, config, new_seed(), now);
+        let created = rmp_serde::to_vec_named(&created)
+            .map_err(|e| HubError::BadConfig(format!("the config does not encode: {e}")))?;
         let meta = StreamMeta {
             kind: G::KIND.to_owned(),
             created: now,
             status: StreamStatus::Live,
         };
-        let id = log.create_stream(&meta)?;
-        let (join, watch, token) = (new_key(), new_key(), new_key());
-        log.put_key(
-            &join,
-            KeyEntry {
-                stream: id,
-                role: Role::Join,
-            },
-        )?;
-        log.put_key(
-            &watch,
-            KeyEntry {
-                stream: id,
-                role: Role::Watch,
-            },
-        )?;
-        log.put_key(
-            &token,
-            KeyEntry {
-                stream: id,
-                role: Role::Seat(seat.0),
-            },
-        )?;
-        if let Err(conflict) = log.append(id, 0, &records)? {
-            return Err(HubError::Store(format!(
-                "a new stream was not empty: {conflict}"
-            )));
-        }
-        // Durable before anyone learns the keys.
-        shared.committer.commit().await?;
-        shared.metrics.events_appended.inc_by(records.len() as u64);
-        let handle = Room::spawn(shared, Arc::clone(&self.game), id, m);
-        shared.insert_room(handle);
-        Ok(Created {
-            game: id,
-            kind: G::KIND.to_owned(),
-            join,
-            watch,
-            seat,
-            token,
-        })
+        let id = rt.log.create_stream(&meta)?;
+        let first = FirstTurn {
+            created: Bytes::from(created),
+            invite: (new_key(), new_key()),
+        };
+        Ok(Room::spawn(rt, Arc::clone(&self.game), id, m, Some(first)))
     }
 
-    fn load(&self, shared: &Arc<Shared>, id: u64) -> Result<RoomHandle> {
-        let log = &shared.log;
-        let corrupt = |e: &dyn std::fmt::Display| HubError::Store(format!("game {id}: {e}"));
+    fn load(&self, rt: &Arc<Runtime>, id: GameId) -> Result<RoomHandle> {
+        let log = &rt.log;
+        let corrupt = |e: &dyn std::fmt::Display| {
+            HubError::Store(umpire_store::StoreError::Corrupt {
+                what: "game",
+                detail: format!("game {id}: {e}"),
+            })
+        };
         let mut m: Option<Match<G>> = None;
         if let Some((version, bytes)) = log.load_snapshot(id)? {
             match rmp_serde::from_slice::<Match<G>>(&bytes) {
@@ -126,25 +89,25 @@ impl<G: Game> Kind for Registered<G> {
         let mut next = m.as_ref().map_or(1, |m| m.version() + 1);
         loop {
             let page = log.read(id, next, PAGE)?;
-            if page.is_empty() {
+            let Some(&(last, _)) = page.last() else {
                 break;
-            }
-            for (seq, bytes) in page {
-                let env: Envelope<G> = rmp_serde::from_slice(&bytes).map_err(|e| corrupt(&e))?;
+            };
+            for (_, bytes) in &page {
+                let env: Envelope<G> = rmp_serde::from_slice(bytes).map_err(|e| corrupt(&e))?;
                 match &mut m {
                     None => m = Some(Match::start(&*self.game, &env).map_err(|e| corrupt(&e))?),
                     Some(m) => m.replay_one(&*self.game, &env).map_err(|e| corrupt(&e))?,
                 }
-                next = seq + 1;
+            }
+            next = last + 1;
+            if page.len() < PAGE {
+                break;
             }
         }
         let m = m.ok_or_else(|| HubError::NotFound(format!("game {id} has no records")))?;
-        // Records a failed task appended but never committed may be in the log: make them
-        // durable before they are served to anyone.
-        log.sync()?;
         if m.is_over() {
             log.set_status(id, StreamStatus::Over)?;
         }
-        Ok(Room::spawn(shared, Arc::clone(&self.game), id, m))
+        Ok(Room::spawn(rt, Arc::clone(&self.game), id, m, None))
     }
 }

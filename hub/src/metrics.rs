@@ -44,6 +44,8 @@ pub struct Metrics {
     pub subscribers_lagged: Counter,
     /// Connections closed for staying too far behind.
     pub subscribers_dropped: Counter,
+    /// Failed attempts to write or flush the log (each commit and probe counts once).
+    pub storage_errors: Counter,
     flush_seconds: Histogram,
     flush_waiters: Counter,
 }
@@ -71,6 +73,7 @@ impl Metrics {
             live_games: Gauge::default(),
             subscribers_lagged: Counter::default(),
             subscribers_dropped: Counter::default(),
+            storage_errors: Counter::default(),
             flush_seconds: Histogram::new(exponential_buckets(0.000_025, 2.0, 16)),
             flush_waiters: Counter::default(),
             registry: Registry::default(),
@@ -126,6 +129,11 @@ impl Metrics {
             "subscribers_dropped",
             "Connections closed for staying too far behind",
             m.subscribers_dropped.clone(),
+        );
+        registry.register(
+            "storage_errors",
+            "Failed attempts to write or flush the log",
+            m.storage_errors.clone(),
         );
         registry.register(
             "flush_seconds",

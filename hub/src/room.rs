@@ -1,130 +1,154 @@
 //! The game task: one per live game. It owns the match and is the only writer of its stream.
 //!
 //! Each turn of the loop takes every message already waiting (up to `max_batch`), decides
-//! them one after another against the evolving match, appends all resulting events in one
-//! append, waits for one group commit, and only then publishes the events and answers the
-//! senders. So an acknowledgement means durable, and nobody sees an event a crash could undo.
+//! them one after another against the evolving match, fires the timers that are due, hands
+//! everything the turn produced to the log writer as one write, and waits for it to be
+//! durable. Only then does it publish the events, register new subscribers and answer: an
+//! acknowledgement means durable, and nobody sees an event a crash could undo.
 //!
-//! If the log fails, the task stops ("fail-stop"): its in-memory match may be ahead of the
-//! log, so it must not serve anyone again. The registry reloads the game from the log on its
-//! next use.
+//! If the log fails, the task stops ("fail-stop"): its match is ahead of the log, so it must
+//! not serve anyone again. The registry loads the game afresh on its next use.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use bytes::Bytes;
+use umpire_engine::protocol::GameId;
 use umpire_engine::{Action, Actor, Body, Envelope, Game, Match, MatchError, Seq};
-use umpire_store::{KeyEntry, Role, StreamStatus};
+use umpire_store::{KeyEntry, Role, StoreError, StreamStatus, Write};
 
 use crate::error::{HubError, Result};
-use crate::fanout::Subscriber;
 use crate::frames::Published;
-use crate::handle::{Inspection, Joined, Reply, RoomHandle, RoomMsg};
-use crate::hub::Shared;
-use crate::keys::new_key;
-use crate::session::Out;
+use crate::handle::{
+    Answer, Inbox, Inspection, Joined, ReplyTo, RoomHandle, RoomMsg, Seated, Subscriber,
+};
+use crate::keys::{is_guest, new_key};
+use crate::outbox::Pushed;
+use crate::runtime::Runtime;
 
-/// How many messages may wait in a game's inbox before senders wait.
-const INBOX: usize = 1024;
+/// What a new game's first turn writes besides what its messages produce.
+#[derive(Debug)]
+pub(crate) struct FirstTurn {
+    /// The `Created` record, seq 1.
+    pub(crate) created: Bytes,
+    /// The join and watch keys: indexed with the first write, told to the creator.
+    pub(crate) invite: (String, String),
+}
 
 /// A game's task.
 pub(crate) struct Room<G: Game> {
     game: Arc<G>,
-    id: u64,
+    id: GameId,
     m: Match<G>,
-    shared: Arc<Shared>,
-    inbox: mpsc::Receiver<RoomMsg>,
+    rt: Arc<Runtime>,
+    /// Shared with every handle; closed when this task ends, however it ends.
+    inbox: Arc<Inbox>,
     subscribers: Vec<Subscriber>,
     /// Shared with every handle: the last durable, published seq.
     head: Arc<AtomicU64>,
+    /// The version the log holds durably: what the next write expects.
+    durable: Seq,
     /// The version of the last snapshot written.
     snapshot_at: Seq,
+    /// For a new game, until its first turn: the keys for the creator.
+    invite: Option<(String, String)>,
 }
 
-/// The answers owed for one batch, sent once its events are durable.
-enum Owed {
-    Seq(Reply<Seq>, Result<Seq>),
-    Joined(Reply<Joined>, Result<Joined>),
-}
-
-/// Everything one turn of the loop produced.
+/// Everything one turn produced.
 #[derive(Default)]
-struct Batch {
-    records: Vec<(Seq, Vec<u8>)>,
+struct Turn {
+    /// Encoded envelopes, in seq order, starting right after the durable version.
+    records: Vec<Bytes>,
     keys: Vec<(String, KeyEntry)>,
-    owed: Vec<Owed>,
     over: bool,
-    /// An event failed to encode: the match is ahead of what can be logged.
+    /// Answers owed, sent once the turn is durable: even a refusal may rest on events of this
+    /// turn that are not durable yet.
+    answers: Vec<(ReplyTo, Answer)>,
+    /// Subscribers to add once the turn is published: they read up to its end from the log.
+    joiners: Vec<Subscriber>,
+    /// An event that does not encode: the match is ahead of what can be logged.
     poisoned: Option<String>,
 }
 
 impl<G: Game> Room<G> {
-    /// Start the task for `m`, whose every event up to `m.version()` is durable in the log.
-    pub(crate) fn spawn(shared: &Arc<Shared>, game: Arc<G>, id: u64, m: Match<G>) -> RoomHandle {
-        let (tx, inbox) = mpsc::channel(INBOX);
-        let head = Arc::new(AtomicU64::new(m.version()));
+    /// Start the task for `m`, whose events up to `durable` are durable in the log. A new game
+    /// (`first`) starts at `durable` 0 with its `Created` record still to write.
+    pub(crate) fn spawn(
+        rt: &Arc<Runtime>,
+        game: Arc<G>,
+        id: GameId,
+        m: Match<G>,
+        first: Option<FirstTurn>,
+    ) -> RoomHandle {
+        let inbox = Arc::new(Inbox::default());
+        let durable = if first.is_some() { 0 } else { m.version() };
+        let head = Arc::new(AtomicU64::new(durable));
+        let mut turn = Turn::default();
+        let mut invite = None;
+        if let Some(first) = first {
+            let (join, watch) = &first.invite;
+            turn.records.push(first.created);
+            turn.keys.push((join.clone(), key(id, Role::Join)));
+            turn.keys.push((watch.clone(), key(id, Role::Watch)));
+            invite = Some(first.invite);
+        }
         let room = Room {
             game,
             id,
             snapshot_at: m.version(),
             m,
-            shared: Arc::clone(shared),
-            inbox,
+            rt: Arc::clone(rt),
+            inbox: Arc::clone(&inbox),
             subscribers: Vec::new(),
             head: Arc::clone(&head),
+            durable,
+            invite,
         };
-        shared.tracker.spawn(room.run());
-        RoomHandle::new(id, G::KIND, tx, head)
+        rt.tracker.spawn(room.run(turn));
+        RoomHandle::new(id, inbox, head)
     }
 
-    async fn run(mut self) {
-        self.shared.metrics.live_games.inc();
-        let max_batch = self.shared.config.max_batch.max(1);
+    async fn run(mut self, first: Turn) {
+        self.rt.metrics.live_games.inc();
+        let max_batch = self.rt.config.max_batch.max(1);
+        let mut turn = first;
+        let mut msgs = VecDeque::new();
         loop {
-            let due = self
-                .m
-                .next_due()
-                .map(|(at, _)| Duration::from_millis(at.saturating_sub(self.shared.clock.now())));
-            let first = tokio::select! {
-                biased;
-                () = self.shared.shutdown.cancelled() => break,
-                msg = self.inbox.recv() => match msg {
-                    Some(msg) => Some(msg),
-                    None => break,
-                },
-                () = sleep_opt(due) => None,
-            };
-            let mut batch = Batch::default();
-            if let Some(msg) = first {
-                self.take(msg, &mut batch);
-            }
-            while batch.owed.len() < max_batch {
-                match self.inbox.try_recv() {
-                    Ok(msg) => self.take(msg, &mut batch),
-                    Err(_) => break,
+            self.inbox.take(max_batch, &mut msgs);
+            if msgs.is_empty() && turn.records.is_empty() {
+                let due = self
+                    .m
+                    .next_due()
+                    .map(|(at, _)| Duration::from_millis(at.saturating_sub(self.rt.clock.now())));
+                tokio::select! {
+                    biased;
+                    () = self.rt.shutdown.cancelled() => break,
+                    () = self.inbox.ready() => continue,
+                    () = sleep_opt(due) => {}
                 }
             }
-            self.fire_due(&mut batch, max_batch);
-            // Never raced against shutdown: a batch that started is appended and committed.
-            if self.finish(batch).await.is_err() {
-                self.shared.metrics.live_games.dec();
+            for msg in msgs.drain(..) {
+                self.take(msg, &mut turn);
+            }
+            self.fire_due(&mut turn, max_batch);
+            // Never raced against shutdown: a turn that started is written and answered.
+            if self.finish(std::mem::take(&mut turn)).await.is_err() {
                 return;
             }
         }
         // Shutting down: answer what is already queued, so commands in flight are not lost.
-        self.inbox.close();
-        let mut batch = Batch::default();
-        while let Ok(msg) = self.inbox.try_recv() {
-            self.take(msg, &mut batch);
+        for msg in self.inbox.close() {
+            self.take(msg, &mut turn);
         }
-        let _ = self.finish(batch).await;
-        self.shared.metrics.live_games.dec();
+        let _ = self.finish(turn).await;
     }
 
-    /// Decide one message into `batch`. Answers that do not depend on durability go out now.
-    fn take(&mut self, msg: RoomMsg, batch: &mut Batch) {
-        let now = self.shared.clock.now();
+    /// Decide one message into `turn`.
+    fn take(&mut self, msg: RoomMsg, turn: &mut Turn) {
+        let now = self.rt.clock.now();
+        let game = self.id;
         match msg {
             RoomMsg::Submit {
                 by,
@@ -132,74 +156,123 @@ impl<G: Game> Room<G> {
                 cid,
                 reply,
             } => {
-                let command = match serde_json::from_value::<G::Command>(cmd) {
-                    Ok(command) => command,
-                    Err(e) => {
-                        let _ = reply.send(Err(HubError::BadCommand(e.to_string())));
-                        return;
+                let result = match serde_json::from_value::<G::Command>(cmd) {
+                    Ok(command) => {
+                        let action = Action::Play(command);
+                        let result = self.m.execute(&self.game, by, action, now, cid.as_deref());
+                        self.absorb(result, turn)
                     }
+                    Err(e) => Err(HubError::BadCommand(e.to_string())),
                 };
-                let result =
-                    self.m
-                        .execute(&self.game, by, Action::Play(command), now, cid.as_deref());
-                let result = self.absorb(result, batch);
-                // Owed, not sent: even a refusal may rest on events of this batch that are
-                // not durable yet.
-                batch.owed.push(Owed::Seq(reply, result));
+                turn.answers.push((reply, Answer::Command { game, result }));
             }
-            RoomMsg::Join { player, reply } => {
+            RoomMsg::Join { player, sub, reply } => {
                 let action = Action::Join {
                     player: player.clone(),
                 };
                 let result = self.m.execute(&self.game, Actor::System, action, now, None);
-                let result = self.absorb(result, batch).and_then(|_| {
+                let result = self.absorb(result, turn).and_then(|_| {
                     let seat = self.m.seat_of(&player).ok_or(HubError::Full)?;
                     let token = new_key();
-                    let entry = KeyEntry {
-                        stream: self.id,
-                        role: Role::Seat(seat.0),
-                    };
-                    batch.keys.push((token.clone(), entry));
-                    Ok(Joined {
-                        game: self.id,
-                        kind: G::KIND.to_owned(),
-                        seat,
-                        token,
-                    })
+                    turn.keys
+                        .push((token.clone(), key(game, Role::Seat(seat.0))));
+                    Ok(self.seated(seat, token))
                 });
-                batch.owed.push(Owed::Joined(reply, result));
+                if let (Ok(_), Some(sub)) = (&result, sub) {
+                    turn.joiners.push(sub);
+                }
+                turn.answers.push((reply, Answer::Seated { game, result }));
+            }
+            RoomMsg::Reclaim {
+                seat,
+                token,
+                player,
+                sub,
+                reply,
+            } => {
+                let holder = self.m.seats().get(usize::from(seat.0)).cloned().flatten();
+                let result = match holder {
+                    // A guest has nothing but the token to prove who it is: for a guest's
+                    // seat the token is enough. Anyone else's seat is theirs alone.
+                    Some(holder) if holder == player || is_guest(&holder) => {
+                        if let Some(sub) = sub {
+                            turn.joiners.push(sub);
+                        }
+                        Ok(self.seated(seat, token))
+                    }
+                    Some(_) => Err(HubError::Forbidden(
+                        "this seat belongs to another player".into(),
+                    )),
+                    None => Err(HubError::Forbidden(
+                        "this seat was given up; join again with the join key".into(),
+                    )),
+                };
+                turn.answers.push((reply, Answer::Seated { game, result }));
+            }
+            RoomMsg::Watch { sub, from, reply } => {
+                turn.joiners.push(sub);
+                let answer = Answer::Watching {
+                    game,
+                    kind: G::KIND,
+                    from,
+                    result: Ok(0),
+                };
+                turn.answers.push((reply, answer));
             }
             RoomMsg::Leave {
                 seat,
                 session,
                 reply,
             } => {
-                self.subscribers.retain(|s| s.session != session);
-                let result =
-                    self.m
-                        .execute(&self.game, Actor::Seat(seat), Action::Leave, now, None);
-                let result = self.absorb(result, batch);
-                batch.owed.push(Owed::Seq(reply, result));
+                self.unsubscribe(session, turn);
+                // Leaving a finished game only stops its events: there is no seat to free.
+                let result = if self.m.is_over() {
+                    Ok(None)
+                } else {
+                    let result =
+                        self.m
+                            .execute(&self.game, Actor::Seat(seat), Action::Leave, now, None);
+                    self.absorb(result, turn).map(Some)
+                };
+                turn.answers.push((reply, Answer::Left { game, result }));
             }
-            RoomMsg::Subscribe { sub, reply } => {
-                // Registered before this batch publishes, and the head is the durable version
-                // before it: the subscriber reads up to the head from the log and gets every
-                // later event pushed. No gap, no duplicate.
-                self.subscribers.push(sub);
-                let _ = reply.send(Ok(self.head.load(Ordering::Acquire)));
+            RoomMsg::Follow { sub, reply } => {
+                turn.joiners.push(sub);
+                let answer = Answer::Followed {
+                    game,
+                    result: Ok(0),
+                };
+                turn.answers.push((reply, answer));
             }
-            RoomMsg::Unsubscribe { session } => {
-                self.subscribers.retain(|s| s.session != session);
-            }
+            RoomMsg::Unsubscribe { session } => self.unsubscribe(session, turn),
             RoomMsg::Inspect { reply } => {
-                let _ = reply.send(Ok(self.inspect()));
+                let _ = reply.send(self.inspect());
             }
         }
     }
 
+    fn seated(&mut self, seat: umpire_engine::Seat, token: String) -> Seated {
+        Seated {
+            joined: Joined {
+                game: self.id,
+                kind: G::KIND.to_owned(),
+                seat,
+                token,
+            },
+            // Only the creator's first answer carries the keys to share.
+            invite: self.invite.take(),
+            head: 0,
+        }
+    }
+
+    fn unsubscribe(&mut self, session: u64, turn: &mut Turn) {
+        self.subscribers.retain(|s| s.session != session);
+        turn.joiners.retain(|s| s.session != session);
+    }
+
     /// Fire every timer that is due, earliest first.
-    fn fire_due(&mut self, batch: &mut Batch, max: usize) {
-        let now = self.shared.clock.now();
+    fn fire_due(&mut self, turn: &mut Turn, max: usize) {
+        let now = self.rt.clock.now();
         for _ in 0..max {
             let Some((at, timer)) = self.m.next_due() else {
                 break;
@@ -210,7 +283,7 @@ impl<G: Game> Room<G> {
             let result = self
                 .m
                 .execute(&self.game, Actor::System, Action::Fire(timer), now, None);
-            if let Err(e) = self.absorb(result, batch) {
+            if let Err(e) = self.absorb(result, turn) {
                 tracing::warn!(game = self.id, timer = timer.0, error = %e, "a due timer did not fire");
                 break;
             }
@@ -221,18 +294,18 @@ impl<G: Game> Room<G> {
     fn absorb(
         &mut self,
         result: std::result::Result<Vec<Envelope<G>>, MatchError<G::Rejection>>,
-        batch: &mut Batch,
+        turn: &mut Turn,
     ) -> Result<Seq> {
         match result {
             Ok(envelopes) => {
                 for env in &envelopes {
                     match rmp_serde::to_vec_named(env) {
-                        Ok(bytes) => batch.records.push((env.seq, bytes)),
+                        Ok(bytes) => turn.records.push(Bytes::from(bytes)),
                         Err(e) => {
-                            batch.poisoned = Some(format!("seq {} does not encode: {e}", env.seq))
+                            turn.poisoned = Some(format!("seq {} does not encode: {e}", env.seq));
                         }
                     }
-                    batch.over |= matches!(env.body, Body::Over { .. });
+                    turn.over |= matches!(env.body, Body::Over { .. });
                 }
                 Ok(self.m.version())
             }
@@ -248,111 +321,100 @@ impl<G: Game> Room<G> {
         }
     }
 
-    /// Append, commit, publish, answer. On a storage failure every sender is told and the
-    /// task must stop.
-    async fn finish(&mut self, batch: Batch) -> Result<(), ()> {
-        let Batch {
+    /// Write, wait until durable, publish, answer. On a storage failure every sender is told
+    /// and the task must stop.
+    async fn finish(&mut self, turn: Turn) -> std::result::Result<(), ()> {
+        let Turn {
             records,
             keys,
-            owed,
             over,
+            answers,
+            joiners,
             poisoned,
-        } = batch;
-        if records.is_empty() && keys.is_empty() && poisoned.is_none() {
-            answer(owed, None);
-            return Ok(());
+        } = turn;
+        let first = self.durable + 1;
+        let published: Vec<Arc<Published>> = records
+            .iter()
+            .zip(first..)
+            .map(|(record, seq)| Published::new(self.id, seq, record.clone()))
+            .collect();
+        if !records.is_empty() || !keys.is_empty() || poisoned.is_some() {
+            let written = match poisoned {
+                Some(detail) => Err(HubError::Store(StoreError::Corrupt {
+                    what: "event",
+                    detail,
+                })),
+                None => {
+                    let write = Write {
+                        stream: self.id,
+                        expected: self.durable,
+                        records,
+                        keys,
+                        status: over.then_some(StreamStatus::Over),
+                    };
+                    self.rt.writer.write(write).await
+                }
+            };
+            match written {
+                Ok(version) => self.durable = version,
+                Err(e) => {
+                    tracing::error!(game = self.id, error = %e, "the game stops: its events could not be made durable");
+                    for (reply, mut answer) in answers {
+                        answer.fail(&e);
+                        reply.send(answer);
+                    }
+                    return Err(());
+                }
+            }
         }
-        let stored = match poisoned {
-            Some(e) => Err(HubError::Store(e)),
-            None => self.store(&records, &keys, over),
-        };
-        let durable = match stored {
-            Ok(()) => self.shared.committer.commit().await,
-            Err(e) => Err(e),
-        };
-        if let Err(e) = durable {
-            tracing::error!(game = self.id, error = %e, "the game stops: its events could not be made durable");
-            answer(owed, Some(&e));
-            return Err(());
-        }
-        self.shared
+        self.rt
             .metrics
             .events_appended
-            .inc_by(records.len() as u64);
-        self.head.store(self.m.version(), Ordering::Release);
-        self.publish(&records);
-        answer(owed, None);
+            .inc_by(published.len() as u64);
+        self.head.store(self.durable, Ordering::Release);
+        self.publish(&published);
+        // After publishing: a new subscriber reads this turn's events from the log.
+        for sub in joiners {
+            self.subscribers.retain(|s| s.session != sub.session);
+            self.subscribers.push(sub);
+        }
+        for (reply, mut answer) in answers {
+            answer.set_head(self.durable);
+            reply.send(answer);
+        }
         self.snapshot();
         Ok(())
     }
 
-    fn store(
-        &self,
-        records: &[(Seq, Vec<u8>)],
-        keys: &[(String, KeyEntry)],
-        over: bool,
-    ) -> Result<()> {
-        let log = &self.shared.log;
-        if let Some(&(first, _)) = records.first() {
-            let bytes: Vec<Vec<u8>> = records.iter().map(|(_, b)| b.clone()).collect();
-            if let Err(conflict) = log.append(self.id, first - 1, &bytes)? {
-                return Err(HubError::Store(format!(
-                    "another writer touched game {}: {conflict}",
-                    self.id
-                )));
-            }
-        }
-        for (key, entry) in keys {
-            log.put_key(key, *entry)?;
-        }
-        if over {
-            log.set_status(self.id, StreamStatus::Over)?;
-        }
-        Ok(())
-    }
-
-    /// Queue each event for every subscriber. Never waits: a full queue marks the subscriber
-    /// lagging and it catches up from the log.
-    fn publish(&mut self, records: &[(Seq, Vec<u8>)]) {
-        for (seq, bytes) in records {
-            let frame = match Published::from_record(self.id, *seq, bytes) {
-                Ok(frame) => frame,
-                Err(e) => {
-                    tracing::error!(game = self.id, error = %e, "an appended event does not decode");
-                    continue;
-                }
-            };
-            let (id, metrics) = (self.id, &self.shared.metrics);
-            self.subscribers.retain(
-                |sub| match sub.tx.try_send(Out::Event(Arc::clone(&frame))) {
-                    Ok(()) => true,
-                    Err(mpsc::error::TrySendError::Full(_)) => {
+    /// Queue each event for every subscriber. Never waits: a full outbox marks the game
+    /// lagging for that session, which then reads what it missed from the log.
+    fn publish(&mut self, published: &[Arc<Published>]) {
+        let metrics = &self.rt.metrics;
+        for event in published {
+            self.subscribers
+                .retain(|sub| match sub.outbox.push_event(event) {
+                    Pushed::Queued => true,
+                    Pushed::Lagged => {
                         metrics.subscribers_lagged.inc();
-                        sub.lag.mark(id);
                         true
                     }
-                    Err(mpsc::error::TrySendError::Closed(_)) => false,
-                },
-            );
+                    Pushed::Closed => false,
+                });
         }
     }
 
     /// Save the match every `snapshot_every` events. It becomes durable with a later flush;
     /// until then a restore uses the previous snapshot and a longer tail.
     fn snapshot(&mut self) {
-        let every = self.shared.config.snapshot_every;
+        let every = self.rt.config.snapshot_every;
         if every == 0 || self.m.version() < self.snapshot_at + every {
             return;
         }
         match rmp_serde::to_vec_named(&self.m) {
-            Ok(bytes) => match self
-                .shared
-                .log
-                .save_snapshot(self.id, self.m.version(), &bytes)
-            {
-                Ok(()) => self.snapshot_at = self.m.version(),
-                Err(e) => tracing::warn!(game = self.id, error = %e, "snapshot not saved"),
-            },
+            Ok(bytes) => {
+                self.rt.writer.snapshot(self.id, self.m.version(), bytes);
+                self.snapshot_at = self.m.version();
+            }
             Err(e) => tracing::warn!(game = self.id, error = %e, "snapshot does not encode"),
         }
     }
@@ -370,18 +432,19 @@ impl<G: Game> Room<G> {
     }
 }
 
-fn answer(owed: Vec<Owed>, failure: Option<&HubError>) {
-    let fail = |e: &HubError| HubError::Store(e.to_string());
-    for o in owed {
-        match o {
-            Owed::Seq(reply, result) => {
-                let _ = reply.send(failure.map_or(result, |e| Err(fail(e))));
-            }
-            Owed::Joined(reply, result) => {
-                let _ = reply.send(failure.map_or(result, |e| Err(fail(e))));
-            }
+impl<G: Game> Drop for Room<G> {
+    /// However the task ends (shutdown, a storage failure, a panic in the game's code), its
+    /// handles learn it, and whoever still waits in the inbox gets an answer.
+    fn drop(&mut self) {
+        self.rt.metrics.live_games.dec();
+        for msg in self.inbox.close() {
+            msg.fail(self.id, &HubError::Unavailable);
         }
     }
+}
+
+fn key(stream: GameId, role: Role) -> KeyEntry {
+    KeyEntry { stream, role }
 }
 
 async fn sleep_opt(due: Option<Duration>) {

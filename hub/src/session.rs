@@ -1,497 +1,377 @@
-//! One connection's session: reads client messages and answers them; a writer task sends
-//! answers and events in order, and catches up from the log whenever events were skipped.
+//! One client connection as the hub serves it: a [`Session`]. The transport reads the client's
+//! messages and hands them to [`Session::handle`], and sends whatever [`Session::next`] gives
+//! back. The session never waits for a game: a request goes to the game's task, and the
+//! answer comes back through the session's outbox, in order with the game's events.
 //!
-//! The writer is the only one that sends on the connection, and it alone subscribes to games,
-//! so the order on the wire is always: the answer (`created`, `joined`, `watching`), then every
-//! past event from the log, then live events, each game's seqs without gap or repeat.
+//! This file is the request side; `feed.rs` is the sending side.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::atomic::Ordering;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde_json::Value;
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
+use tokio_util::task::task_tracker::TaskTrackerToken;
 use umpire_engine::protocol::{ClientMsg, CloseCode, ErrorCode, GameId, ServerMsg};
 use umpire_engine::{Actor, Seat, Seq};
-use umpire_store::Role;
 
-use crate::error::{HubError, Result};
-use crate::fanout::{LagSignal, Subscriber};
-use crate::frames::{Frame, Published};
-use crate::handle::RoomHandle;
-use crate::hub::Shared;
-use crate::transport::{Closed, Connection, ConnectionWriter, Incoming};
+use crate::error::HubError;
+use crate::frames::Frame;
+use crate::handle::{ReplyTo, RoomHandle, RoomMsg, SessionId, Subscriber};
+use crate::hub::Inner;
+use crate::outbox::{Item, Outbox};
 
-/// Records read from the log per page while catching up.
-const CATCH_UP_PAGE: usize = 256;
+/// Who is on the other end of a connection, as the transport learned it.
+#[derive(Debug, Clone, Default)]
+pub struct Peer {
+    /// A user the transport authenticated (from a handshake, say), if any.
+    pub user: Option<String>,
+    /// A description for logs (an address).
+    pub label: String,
+}
 
-/// What the reader (and game tasks) queue for the writer.
-#[derive(Debug)]
-pub(crate) enum Out {
-    /// An answer for this connection.
-    Msg(ServerMsg),
-    /// A game event, pushed by the game's task.
-    Event(Arc<Published>),
-    /// Send `ack`, then subscribe to the game and replay it from `from`.
-    Subscribe {
-        handle: RoomHandle,
-        sub: Subscriber,
-        from: Seq,
-        ack: ServerMsg,
-    },
-    /// Stop delivering this game's events.
-    Unsubscribe(GameId),
-    /// Close the connection and stop.
+/// What the transport sends next.
+#[derive(Debug, Clone)]
+pub enum Outgoing {
+    /// A frame for the client.
+    Frame(Frame),
+    /// Close the connection with this code and reason; the session is done.
     Close(CloseCode, String),
 }
 
-struct Session {
-    shared: Arc<Shared>,
-    id: u64,
+/// Where the session is in its life.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Stage {
+    /// Taking requests.
+    Open,
+    /// The hub is shutting down: no new requests; answers in flight are still sent, until
+    /// they are all in or the deadline passes. Then `closing` and 1001.
+    Stopping(tokio::time::Instant),
+    /// The close has been handed to the transport.
+    Closed,
+}
+
+/// What the session knows about one game it talks to.
+#[derive(Debug)]
+pub(crate) struct Link {
+    pub(crate) handle: RoomHandle,
+    pub(crate) seat: Option<Seat>,
+    pub(crate) watching: bool,
+    /// The next seq to send; `None` until the game's answer subscribed the session.
+    pub(crate) next: Option<Seq>,
+    /// Requests to enter the game (create, join, watch) not answered yet: a link that never
+    /// got in is forgotten once none is left.
+    pub(crate) entering: u32,
+}
+
+/// One client connection. Made by [`crate::Hub::session`]; driven by a transport.
+///
+/// Dropping it unsubscribes from every game and lets a shutdown that waits for it go on.
+#[derive(Debug)]
+pub struct Session {
+    pub(crate) hub: Arc<Inner>,
+    pub(crate) id: SessionId,
     user: Option<String>,
     /// Random, not the session number: numbers restart with the process, and a guest name
     /// that recurs after a restart would inherit the old guest's seat.
     guest: String,
-    seats: HashMap<GameId, (Seat, RoomHandle)>,
-    watching: HashMap<GameId, RoomHandle>,
-    subscribed: HashSet<GameId>,
-    out: mpsc::Sender<Out>,
-    lag: Arc<LagSignal>,
+    pub(crate) games: HashMap<GameId, Link>,
+    pub(crate) outbox: Arc<Outbox>,
+    /// Taken from the outbox, not yet looked at.
+    pub(crate) items: VecDeque<Item>,
+    pub(crate) lagged: Vec<GameId>,
+    /// Ready to send, in order.
+    pub(crate) ready: VecDeque<Outgoing>,
+    /// Reading from the log still to do, in order (see `feed.rs`).
+    pub(crate) work: VecDeque<crate::feed::CatchUp>,
+    /// A catch-up read failed on a storage error: try again at this time, not before.
+    pub(crate) retry_at: Option<tokio::time::Instant>,
+    /// Requests sent to games and not answered yet.
+    pub(crate) in_flight: usize,
+    pub(crate) stage: Stage,
+    _alive: TaskTrackerToken,
 }
 
-/// Serve one connection until the client leaves or the hub shuts down.
-pub(crate) async fn run(shared: Arc<Shared>, conn: Box<dyn Connection>) {
-    let peer = conn.peer();
-    let (mut reader, writer) = conn.split();
-    let id = shared.next_session.fetch_add(1, Ordering::Relaxed) + 1;
-    let (out, rx) = mpsc::channel(shared.config.queue_len.max(1));
-    let lag = Arc::new(LagSignal::default());
-    // Cancelled when either half is done: the client left, or the writer could not send.
-    let stop = CancellationToken::new();
-    shared.tracker.spawn(write_loop(
-        Arc::clone(&shared),
-        writer,
-        rx,
-        Arc::clone(&lag),
-        stop.clone(),
-    ));
-    let mut session = Session {
-        shared: Arc::clone(&shared),
-        id,
-        user: peer.user,
-        guest: format!("guest-{}", &crate::keys::new_key()[..8]),
-        seats: HashMap::new(),
-        watching: HashMap::new(),
-        subscribed: HashSet::new(),
-        out,
-        lag,
-    };
-    tracing::debug!(session = id, peer = %peer.label, "session opened");
-    loop {
-        let incoming = tokio::select! {
-            biased;
-            () = stop.cancelled() => break,
-            () = shared.shutdown.cancelled() => {
-                session.closing().await;
-                session.leave_all();
-                return;
-            }
-            incoming = reader.recv() => incoming,
-        };
-        match incoming {
-            None => break,
-            Some(Incoming::Bad(why)) => {
-                session.shared.metrics.rejected(ErrorCode::BadMessage);
-                session
-                    .send(ServerMsg::error(ErrorCode::BadMessage, why, None))
-                    .await;
-            }
-            Some(Incoming::Refused {
-                code,
-                message,
-                r#ref,
-            }) => {
-                session.shared.metrics.rejected(code);
-                session.send(ServerMsg::error(code, message, r#ref)).await;
-            }
-            Some(Incoming::Msg(msg)) => session.handle(msg).await,
-        }
-    }
-    session.leave_all();
-    stop.cancel();
-    tracing::debug!(session = id, "session closed");
-}
+/// The longest user id a token may name: it is stored with every seat the user takes.
+const MAX_USER_BYTES: usize = 128;
 
 impl Session {
+    pub(crate) fn new(hub: Arc<Inner>, id: SessionId, peer: Peer) -> Self {
+        let rt = &hub.registry.rt;
+        let outbox = Arc::new(Outbox::new(rt.config.queue_len));
+        let alive = rt.tracker.token();
+        hub.sessions.open(id, &outbox);
+        tracing::debug!(session = id, peer = %peer.label, "session opened");
+        Session {
+            id,
+            user: peer.user,
+            guest: crate::keys::guest_name(),
+            games: HashMap::new(),
+            outbox,
+            items: VecDeque::new(),
+            lagged: Vec::new(),
+            ready: VecDeque::new(),
+            work: VecDeque::new(),
+            retry_at: None,
+            in_flight: 0,
+            stage: Stage::Open,
+            _alive: alive,
+            hub,
+        }
+    }
+
+    /// Whether the session takes another request now. While it does not (too many requests
+    /// in flight, or shutting down), the transport should stop reading the client: its
+    /// messages wait in the socket.
+    pub fn ready_for_input(&self) -> bool {
+        self.stage == Stage::Open && self.in_flight < self.hub.registry.rt.config.max_in_flight
+    }
+
     /// Who this connection plays as: the authenticated user, or its guest name.
     fn player(&self) -> String {
-        self.user.clone().unwrap_or_else(|| self.guest.clone())
-    }
-
-    async fn send(&self, msg: ServerMsg) {
-        // Waits while the queue is full: a client that does not read stops being read.
-        let _ = self.out.send(Out::Msg(msg)).await;
-    }
-
-    /// Tell the client the server is going away, then close with 1001.
-    async fn closing(&self) {
-        let reason = "the server is shutting down".to_owned();
-        let grace = Duration::from_secs(1);
-        let msg = Out::Msg(ServerMsg::Closing {
-            reason: reason.clone(),
-        });
-        let _ = tokio::time::timeout(grace, self.out.send(msg)).await;
-        let _ = tokio::time::timeout(
-            grace,
-            self.out.send(Out::Close(CloseCode::GoingAway, reason)),
-        )
-        .await;
-    }
-
-    fn leave_all(&self) {
-        for game in &self.subscribed {
-            let handle = self
-                .seats
-                .get(game)
-                .map(|(_, h)| h)
-                .or(self.watching.get(game));
-            if let Some(handle) = handle {
-                handle.unsubscribe(self.id);
-            }
+        match &self.user {
+            Some(user) => crate::keys::user_name(user),
+            None => self.guest.clone(),
         }
     }
 
-    async fn handle(&mut self, msg: ClientMsg) {
-        let r = msg.reference().cloned();
-        let anonymous_ok = matches!(msg, ClientMsg::Hello { .. } | ClientMsg::Ping { .. });
-        if self.shared.config.require_auth && self.user.is_none() && !anonymous_ok {
-            let e = HubError::Unauthorized("send hello with a token first".into());
-            self.shared.metrics.rejected(e.code());
-            self.send(ServerMsg::error(e.code(), e.to_string(), r))
-                .await;
+    fn reply(&self, r#ref: Option<Value>) -> ReplyTo {
+        ReplyTo::Session {
+            outbox: Arc::clone(&self.outbox),
+            r#ref,
+        }
+    }
+
+    fn subscriber(&self) -> Subscriber {
+        Subscriber {
+            session: self.id,
+            outbox: Arc::clone(&self.outbox),
+        }
+    }
+
+    /// Queue a message for the client.
+    pub(crate) fn say(&mut self, msg: ServerMsg) {
+        self.ready
+            .push_back(Outgoing::Frame(Frame::Msg(Box::new(msg))));
+    }
+
+    /// Answer with an error.
+    pub(crate) fn refuse_with(&mut self, e: &HubError, r#ref: Option<Value>) {
+        self.refuse(e.code(), e.to_string(), r#ref);
+    }
+
+    /// Answer something the transport could not take (bytes that are no message, a message
+    /// over the rate limit) with `code`, echoing the message's `ref` if it had one.
+    pub fn refuse(&mut self, code: ErrorCode, message: String, r#ref: Option<Value>) {
+        self.hub.registry.rt.metrics.rejected(code);
+        self.say(ServerMsg::error(code, message, r#ref));
+    }
+
+    /// Close the connection after what is queued, with `code` and `reason`.
+    pub(crate) fn close(&mut self, code: CloseCode, reason: &str) {
+        self.ready
+            .push_back(Outgoing::Close(code, reason.to_owned()));
+        self.stage = Stage::Closed;
+        self.work.clear();
+    }
+
+    /// Handle one message from the client. Never waits: answers come out of
+    /// [`Session::next`], each echoing its request's `ref`. Answers about one game come in
+    /// the order of the requests; answers about different games may cross.
+    pub fn handle(&mut self, msg: ClientMsg) {
+        if self.stage != Stage::Open {
             return;
         }
-        let is_hello = matches!(msg, ClientMsg::Hello { .. });
+        let r = msg.reference().cloned();
+        let anonymous_ok = matches!(msg, ClientMsg::Hello { .. } | ClientMsg::Ping { .. });
+        if self.hub.registry.rt.config.require_auth && self.user.is_none() && !anonymous_ok {
+            let e = HubError::Unauthorized("send hello with a token first".into());
+            self.refuse_with(&e, r);
+            return;
+        }
         let result = match msg {
-            ClientMsg::Ping { .. } => Ok(Some(ServerMsg::Pong { r#ref: r.clone() })),
-            ClientMsg::Hello { token, .. } => self.hello(&token).map(|user| {
-                Some(ServerMsg::Welcome {
-                    user,
-                    r#ref: r.clone(),
-                })
-            }),
+            ClientMsg::Ping { .. } => {
+                self.say(ServerMsg::Pong { r#ref: r.clone() });
+                Ok(())
+            }
+            ClientMsg::Hello { token, .. } => self.hello(&token, r.clone()),
             ClientMsg::Create { kind, config, .. } => {
-                self.create(&kind, config, r.clone()).await.map(|()| None)
+                let sub = Some(self.subscriber());
+                let reply = self.reply(r.clone());
+                let player = self.player();
+                self.hub
+                    .registry
+                    .create(&kind, config, player, sub, reply)
+                    .map(|handle| self.sent(handle))
             }
-            ClientMsg::Join { key, .. } => self.join(&key, r.clone()).await.map(|()| None),
-            ClientMsg::Watch { key, from, .. } => {
-                self.watch(&key, from, r.clone()).await.map(|()| None)
+            ClientMsg::Join { key, .. } => {
+                let sub = Some(self.subscriber());
+                let reply = self.reply(r.clone());
+                let player = self.player();
+                self.hub
+                    .registry
+                    .join(&key, player, sub, reply)
+                    .map(|handle| self.sent(handle))
             }
-            ClientMsg::Command { game, cmd, cid, .. } => {
-                self.command(game, cmd, cid).await.map(|seq| {
-                    self.shared.metrics.commands_accepted.inc();
-                    Some(ServerMsg::Ok {
-                        game: Some(game),
-                        seq: Some(seq),
-                        r#ref: r.clone(),
-                    })
-                })
-            }
-            ClientMsg::Leave { game, .. } => self.leave(game).await.map(|seq| {
-                Some(ServerMsg::Ok {
-                    game: Some(game),
-                    seq,
-                    r#ref: r.clone(),
-                })
-            }),
+            ClientMsg::Watch { key, from, .. } => self.watch(&key, from, r.clone()),
+            ClientMsg::Command { game, cmd, cid, .. } => self.command(game, cmd, cid, r.clone()),
+            ClientMsg::Leave { game, .. } => self.leave(game, r.clone()),
             ClientMsg::Subscribe { channel, .. } => Err(HubError::NotFound(format!(
                 "no channel {channel:?}: this server has no channels yet"
             ))),
         };
-        match result {
-            Ok(Some(answer)) => self.send(answer).await,
-            Ok(None) => {}
+        if let Err(e) = result {
+            self.refuse_with(&e, r);
+        }
+    }
+
+    /// A request to enter `handle`'s game went out: remember the game, count the answer owed.
+    fn sent(&mut self, handle: RoomHandle) {
+        self.in_flight += 1;
+        let link = self.games.entry(handle.game).or_insert(Link {
+            handle,
+            seat: None,
+            watching: false,
+            next: None,
+            entering: 0,
+        });
+        link.entering += 1;
+    }
+
+    fn hello(&mut self, token: &str, r: Option<Value>) -> Result<(), HubError> {
+        // One identity per connection, taken before it plays or watches anything.
+        if let Some(user) = &self.user {
+            return Err(HubError::Forbidden(format!(
+                "this connection is already signed in as {user}; open another to change"
+            )));
+        }
+        if !self.games.is_empty() {
+            return Err(HubError::Forbidden(
+                "hello must come before any game on this connection".into(),
+            ));
+        }
+        let verified = match &self.hub.auth {
+            Some(auth) => auth
+                .verify(token)
+                .map_err(HubError::Unauthorized)
+                .and_then(|user| {
+                    if user.is_empty() || user.len() > MAX_USER_BYTES {
+                        Err(HubError::Unauthorized(format!(
+                            "a user id has 1 to {MAX_USER_BYTES} bytes"
+                        )))
+                    } else {
+                        Ok(user)
+                    }
+                }),
+            None => Err(HubError::Unauthorized(
+                "this server does not authenticate".into(),
+            )),
+        };
+        match verified {
+            Ok(user) => {
+                self.user = Some(user.clone());
+                self.say(ServerMsg::Welcome { user, r#ref: r });
+            }
             Err(e) => {
-                self.shared.metrics.rejected(e.code());
-                self.send(ServerMsg::error(e.code(), e.to_string(), r))
-                    .await;
-                if is_hello {
-                    // A bad token is a policy violation, not a typo to retry on this connection.
-                    let close = Out::Close(CloseCode::Policy, "bad token".into());
-                    let _ = self.out.send(close).await;
-                }
+                // A bad token is a policy violation, not a typo to retry on this connection.
+                self.refuse_with(&e, r);
+                self.close(CloseCode::Policy, "bad token");
             }
         }
-    }
-
-    fn hello(&mut self, token: &str) -> Result<String> {
-        let auth =
-            self.shared.auth.as_ref().ok_or_else(|| {
-                HubError::Unauthorized("this server does not authenticate".into())
-            })?;
-        let user = auth.verify(token).map_err(HubError::Unauthorized)?;
-        self.user = Some(user.clone());
-        Ok(user)
-    }
-
-    async fn create(&mut self, kind: &str, config: Value, r: Option<Value>) -> Result<()> {
-        let created = Shared::create(&self.shared, kind, config, self.player()).await?;
-        let handle = self.shared.room(created.game)?;
-        self.seats
-            .insert(created.game, (created.seat, handle.clone()));
-        let ack = ServerMsg::Created {
-            game: created.game,
-            kind: created.kind,
-            join: created.join,
-            watch: created.watch,
-            seat: created.seat,
-            token: created.token,
-            r#ref: r,
-        };
-        self.subscribe(handle, 1, ack).await;
         Ok(())
     }
 
-    async fn join(&mut self, key: &str, r: Option<Value>) -> Result<()> {
-        let (role, handle) = self.shared.open_key(key)?;
-        let (seat, token) = match role {
-            Role::Join => {
-                let joined = handle.join(self.player()).await?;
-                (joined.seat, joined.token)
-            }
-            Role::Seat(seat) => (Seat(seat), key.to_owned()),
-            Role::Watch => {
-                return Err(HubError::Forbidden("a watch key cannot take a seat".into()))
-            }
+    fn watch(&mut self, key: &str, from: Option<Seq>, r: Option<Value>) -> Result<(), HubError> {
+        let (_, handle) = self.hub.registry.open_key(key)?;
+        let msg = RoomMsg::Watch {
+            sub: self.subscriber(),
+            from: from.unwrap_or(1).max(1),
+            reply: self.reply(r),
         };
-        self.seats.insert(handle.game, (seat, handle.clone()));
-        let ack = ServerMsg::Joined {
-            game: handle.game,
-            kind: handle.kind.to_owned(),
-            seat,
-            token,
-            r#ref: r,
-        };
-        self.subscribe(handle, 1, ack).await;
+        handle.send(msg)?;
+        self.sent(handle);
         Ok(())
     }
 
-    async fn watch(&mut self, key: &str, from: Option<Seq>, r: Option<Value>) -> Result<()> {
-        let (_, handle) = self.shared.open_key(key)?;
-        self.watching.insert(handle.game, handle.clone());
-        let ack = ServerMsg::Watching {
-            game: handle.game,
-            kind: handle.kind.to_owned(),
-            r#ref: r,
+    /// The handle of a game this session talks to, loading the game again if its task
+    /// stopped (a storage failure stops it): the session follows the new task where it
+    /// followed the old one.
+    fn live(&mut self, game: GameId) -> Result<RoomHandle, HubError> {
+        let Some(link) = self.games.get(&game) else {
+            return Err(HubError::NotFound(format!("you are not in game {game}")));
         };
-        self.subscribe(handle, from.unwrap_or(1).max(1), ack).await;
-        Ok(())
-    }
-
-    /// Answer with `ack`; then, unless already subscribed, have the writer subscribe and replay.
-    async fn subscribe(&mut self, handle: RoomHandle, from: Seq, ack: ServerMsg) {
-        if !self.subscribed.insert(handle.game) {
-            self.send(ack).await;
-            return;
+        if !link.handle.is_closed() {
+            return Ok(link.handle.clone());
         }
-        let sub = Subscriber {
-            session: self.id,
-            tx: self.out.clone(),
-            lag: Arc::clone(&self.lag),
-        };
-        let _ = self
-            .out
-            .send(Out::Subscribe {
-                handle,
-                sub,
-                from,
-                ack,
-            })
-            .await;
+        let followed = link.next.is_some();
+        let handle = self.hub.registry.room(game)?;
+        if followed {
+            let msg = RoomMsg::Follow {
+                sub: self.subscriber(),
+                reply: self.reply(None),
+            };
+            handle.send(msg)?;
+            self.in_flight += 1;
+        }
+        if let Some(link) = self.games.get_mut(&game) {
+            link.handle = handle.clone();
+        }
+        Ok(handle)
     }
 
-    async fn command(&mut self, game: GameId, cmd: Value, cid: Option<String>) -> Result<Seq> {
-        let Some((seat, handle)) = self.seats.get(&game) else {
-            return Err(if self.watching.contains_key(&game) {
+    fn command(
+        &mut self,
+        game: GameId,
+        cmd: Value,
+        cid: Option<String>,
+        r: Option<Value>,
+    ) -> Result<(), HubError> {
+        let link = self.games.get(&game);
+        let Some(seat) = link.and_then(|l| l.seat) else {
+            return Err(if link.is_some_and(|l| l.watching) {
                 HubError::Forbidden("spectators cannot play".into())
             } else {
                 HubError::NotFound(format!("you have no seat in game {game}"))
             });
         };
-        let (seat, handle) = (*seat, handle.clone());
-        handle.submit(Actor::Seat(seat), cmd, cid).await
+        self.live(game)?.send(RoomMsg::Submit {
+            by: Actor::Seat(seat),
+            cmd,
+            cid,
+            reply: self.reply(r),
+        })?;
+        self.in_flight += 1;
+        Ok(())
     }
 
-    async fn leave(&mut self, game: GameId) -> Result<Option<Seq>> {
-        let seq = if let Some((seat, handle)) = self.seats.remove(&game) {
-            Some(handle.leave(seat, self.id).await?)
-        } else if let Some(handle) = self.watching.remove(&game) {
-            handle.unsubscribe(self.id);
-            None
+    fn leave(&mut self, game: GameId, r: Option<Value>) -> Result<(), HubError> {
+        let handle = self.live(game)?;
+        let seat = self.games.get(&game).and_then(|l| l.seat);
+        if let Some(seat) = seat {
+            handle.send(RoomMsg::Leave {
+                seat,
+                session: self.id,
+                reply: self.reply(r),
+            })?;
+            self.in_flight += 1;
         } else {
-            return Err(HubError::NotFound(format!("you are not in game {game}")));
-        };
-        self.watching.remove(&game);
-        if self.subscribed.remove(&game) {
-            let _ = self.out.send(Out::Unsubscribe(game)).await;
+            handle.unsubscribe(self.id);
+            self.games.remove(&game);
+            self.say(ServerMsg::Ok {
+                game: Some(game),
+                seq: None,
+                r#ref: r,
+            });
         }
-        Ok(seq)
+        Ok(())
     }
 }
 
-/// Where the writer is in one game: the next seq to send, and the game's head.
-struct Cursor {
-    next: Seq,
-    handle: RoomHandle,
-}
-
-/// Send everything queued for the connection, in order, filling gaps from the log.
-async fn write_loop(
-    shared: Arc<Shared>,
-    mut writer: Box<dyn ConnectionWriter>,
-    mut rx: mpsc::Receiver<Out>,
-    lag: Arc<LagSignal>,
-    stop: CancellationToken,
-) {
-    let mut cursors: HashMap<GameId, Cursor> = HashMap::new();
-    loop {
-        let item = tokio::select! {
-            biased;
-            () = stop.cancelled() => break,
-            item = rx.recv() => match item {
-                Some(item) => item,
-                None => break,
-            },
-            () = lag.notify.notified() => {
-                if catch_up_lagging(&shared, &mut *writer, &mut cursors, &lag).await.is_err() {
-                    break;
-                }
-                continue;
-            }
-        };
-        let sent = match item {
-            Out::Msg(msg) => writer.send(Frame::Msg(msg)).await,
-            Out::Event(frame) => deliver(&shared, &mut *writer, &mut cursors, frame).await,
-            Out::Subscribe {
-                handle,
-                sub,
-                from,
-                ack,
-            } => subscribe(&shared, &mut *writer, &mut cursors, handle, sub, from, ack).await,
-            Out::Unsubscribe(game) => {
-                cursors.remove(&game);
-                Ok(())
-            }
-            Out::Close(code, reason) => {
-                writer.close(code, &reason).await;
-                break;
-            }
-        };
-        if sent.is_err() {
-            break;
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.outbox.close();
+        for link in self.games.values() {
+            link.handle.unsubscribe(self.id);
         }
+        self.hub.sessions.close(self.id);
+        tracing::debug!(session = self.id, "session closed");
     }
-    stop.cancel();
-}
-
-async fn subscribe(
-    shared: &Shared,
-    writer: &mut dyn ConnectionWriter,
-    cursors: &mut HashMap<GameId, Cursor>,
-    handle: RoomHandle,
-    sub: Subscriber,
-    from: Seq,
-    ack: ServerMsg,
-) -> Result<(), Closed> {
-    writer.send(Frame::Msg(ack)).await?;
-    let game = handle.game;
-    let head = match handle.subscribe(sub).await {
-        Ok(head) => head,
-        Err(e) => {
-            let msg = ServerMsg::error(e.code(), format!("game {game}: {e}"), None);
-            return writer.send(Frame::Msg(msg)).await;
-        }
-    };
-    let mut cursor = Cursor { next: from, handle };
-    let caught_up = catch_up(shared, writer, game, &mut cursor, head).await;
-    cursors.insert(game, cursor);
-    caught_up
-}
-
-/// Send a live event, first filling any gap before it from the log; drop repeats.
-async fn deliver(
-    shared: &Shared,
-    writer: &mut dyn ConnectionWriter,
-    cursors: &mut HashMap<GameId, Cursor>,
-    frame: Arc<Published>,
-) -> Result<(), Closed> {
-    let Some(cursor) = cursors.get_mut(&frame.game) else {
-        return Ok(()); // unsubscribed meanwhile
-    };
-    if frame.seq < cursor.next {
-        return Ok(()); // already sent from the log
-    }
-    if frame.seq > cursor.next {
-        catch_up(shared, writer, frame.game, cursor, frame.seq - 1).await?;
-    }
-    writer.send(Frame::Event(Arc::clone(&frame))).await?;
-    cursor.next = frame.seq + 1;
-    Ok(())
-}
-
-async fn catch_up_lagging(
-    shared: &Shared,
-    writer: &mut dyn ConnectionWriter,
-    cursors: &mut HashMap<GameId, Cursor>,
-    lag: &LagSignal,
-) -> Result<(), Closed> {
-    for game in lag.take() {
-        if let Some(cursor) = cursors.get_mut(&game) {
-            let head = cursor.handle.head();
-            catch_up(shared, writer, game, cursor, head).await?;
-        }
-    }
-    Ok(())
-}
-
-/// Send `cursor.next ..= upto` from the log. Everything up to a game's head is durable.
-async fn catch_up(
-    shared: &Shared,
-    writer: &mut dyn ConnectionWriter,
-    game: GameId,
-    cursor: &mut Cursor,
-    upto: Seq,
-) -> Result<(), Closed> {
-    while cursor.next <= upto {
-        let want = usize::try_from(upto - cursor.next + 1)
-            .unwrap_or(usize::MAX)
-            .min(CATCH_UP_PAGE);
-        let page = match shared.log.read(game, cursor.next, want) {
-            Ok(page) => page,
-            Err(e) => {
-                tracing::error!(game, error = %e, "catch-up read failed");
-                let msg = ServerMsg::error(
-                    ErrorCode::Internal,
-                    "the game's history could not be read",
-                    None,
-                );
-                writer.send(Frame::Msg(msg)).await?;
-                writer.close(CloseCode::Internal, "storage failure").await;
-                return Err(Closed);
-            }
-        };
-        if page.is_empty() {
-            break;
-        }
-        for (seq, record) in page {
-            match Published::from_record(game, seq, &record) {
-                Ok(frame) => writer.send(Frame::Event(frame)).await?,
-                Err(e) => tracing::error!(game, seq, error = %e, "skipping an undecodable record"),
-            }
-            cursor.next = seq + 1;
-        }
-    }
-    Ok(())
 }

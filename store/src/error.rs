@@ -5,12 +5,16 @@ use crate::Seq;
 /// A fail-stop problem: the store cannot do what was asked, and retrying will not help.
 ///
 /// Expected outcomes (a version conflict) are not here: they are the inner `Result` of
-/// [`crate::Log::append`], so `?` cannot carry them off by accident.
-#[derive(Debug, thiserror::Error)]
+/// [`crate::Log::write`], so `?` cannot carry them off by accident. Cloneable, so that every
+/// writer waiting on one failed flush can be told the same reason.
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum StoreError {
     /// The sled database failed (I/O, or sled's own corruption report).
     #[error("sled: {0}")]
     Sled(#[from] sled::Error),
+    /// A file of the log could not be synced or opened.
+    #[error("{0}")]
+    Io(std::sync::Arc<std::io::Error>),
     /// A stored value starts with a format version this build does not know: the data was
     /// written by a newer umpire, or is not umpire's.
     #[error(
@@ -34,6 +38,27 @@ pub enum StoreError {
     /// The stream does not exist.
     #[error("stream {0} does not exist")]
     NoStream(u64),
+    /// The log's folder is not open: reopening it after a failure did not succeed yet.
+    #[error("the log in {0} is not open")]
+    Closed(String),
+}
+
+impl StoreError {
+    /// Whether the storage itself failed (an I/O error, sled refusing, the folder not open),
+    /// rather than one stored value being unreadable: the log must be reopened
+    /// ([`crate::Log::recover`]) before it is trusted again.
+    pub fn is_io(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Sled(_) | StoreError::Io(_) | StoreError::Closed(_)
+        )
+    }
+}
+
+impl From<std::io::Error> for StoreError {
+    fn from(e: std::io::Error) -> Self {
+        StoreError::Io(std::sync::Arc::new(e))
+    }
 }
 
 /// The stream is not at the version the writer expected: someone else appended, or the

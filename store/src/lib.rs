@@ -18,7 +18,7 @@ mod record;
 mod sled_log;
 
 pub use error::{Conflict, Result, StoreError};
-pub use log::{KeyEntry, Log, Role, StreamId, StreamInfo, StreamMeta, StreamStatus};
+pub use log::{KeyEntry, Log, Role, StreamId, StreamInfo, StreamMeta, StreamStatus, Write};
 pub use mem_log::MemLog;
 pub use record::FORMAT_VERSION;
 pub use sled_log::{SledLog, SledOptions};

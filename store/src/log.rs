@@ -1,5 +1,6 @@
 //! The [`Log`] trait: what umpire needs from storage, and nothing more.
 
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::{Conflict, Result, Seq};
@@ -60,11 +61,27 @@ pub struct KeyEntry {
     pub role: Role,
 }
 
+/// What one writer has for one stream at one time: records to append after seq `expected`
+/// (they get seqs `expected + 1` onwards), the keys that lead to the stream, and a new status.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Write {
+    /// The stream.
+    pub stream: StreamId,
+    /// The version the writer believes the stream is at.
+    pub expected: Seq,
+    /// The records, as the caller encoded them.
+    pub records: Vec<Bytes>,
+    /// Keys to index (join and watch keys, seat tokens).
+    pub keys: Vec<(String, KeyEntry)>,
+    /// A new status, if it changes.
+    pub status: Option<StreamStatus>,
+}
+
 /// An append-only log of streams.
 ///
 /// Writes are visible to reads at once but durable only after [`Log::sync`] returns: callers
-/// must not tell anyone about a record before that. Each stream has one writer at a time;
-/// [`Log::append`]'s expected version catches a second one.
+/// must not tell anyone about a record before that. Each stream has one writer at a time; the
+/// expected version of every [`Write`] catches a second one.
 pub trait Log: Send + Sync + std::fmt::Debug + 'static {
     /// Register a new, empty stream and return its id.
     ///
@@ -72,23 +89,43 @@ pub trait Log: Send + Sync + std::fmt::Debug + 'static {
     /// Fail-stop storage problems.
     fn create_stream(&self, meta: &StreamMeta) -> Result<StreamId>;
 
-    /// Append `records` after seq `expected`; they get seqs `expected + 1` onwards. Returns the
-    /// new version, or a [`Conflict`] (and writes nothing) when the stream is not at `expected`.
+    /// Apply every write whose stream is at the version it expects; the others get a
+    /// [`Conflict`] and change nothing. Returns each stream's new version, in order.
+    ///
+    /// The records of one call are atomic: after a crash, either all of them are in the log or
+    /// none is. A write's keys and status are never there without its records.
     ///
     /// # Errors
-    /// Fail-stop storage problems; [`crate::StoreError::NoStream`] if the stream was never created.
+    /// Fail-stop storage problems; [`crate::StoreError::NoStream`] if a stream was never
+    /// created (then nothing is written).
+    fn write(&self, writes: &[Write]) -> Result<Vec<Result<Seq, Conflict>>>;
+
+    /// Append `records` after seq `expected`: a [`Log::write`] of one stream's records.
+    ///
+    /// # Errors
+    /// As [`Log::write`].
     fn append(
         &self,
         stream: StreamId,
         expected: Seq,
-        records: &[Vec<u8>],
-    ) -> Result<Result<Seq, Conflict>>;
+        records: &[Bytes],
+    ) -> Result<Result<Seq, Conflict>> {
+        let write = Write {
+            stream,
+            expected,
+            records: records.to_vec(),
+            ..Write::default()
+        };
+        let mut results = self.write(std::slice::from_ref(&write))?;
+        Ok(results.pop().unwrap_or(Ok(expected)))
+    }
 
-    /// Up to `max` records from seq `from` on, in order, with their seqs.
+    /// Up to `max` records from seq `from` on, in order, with their seqs. The bytes are
+    /// shared with the store where it can, not copied.
     ///
     /// # Errors
     /// Fail-stop storage problems, an unknown format version, corrupt keys.
-    fn read(&self, stream: StreamId, from: Seq, max: usize) -> Result<Vec<(Seq, Vec<u8>)>>;
+    fn read(&self, stream: StreamId, from: Seq, max: usize) -> Result<Vec<(Seq, Bytes)>>;
 
     /// The seq of the stream's last record, 0 if it has none.
     ///
@@ -143,4 +180,23 @@ pub trait Log: Send + Sync + std::fmt::Debug + 'static {
     /// # Errors
     /// Fail-stop storage problems: nothing written since the last successful sync is safe.
     fn sync(&self) -> Result<()>;
+
+    /// Start afresh from what is durable, after a storage error (a disk that was full, say):
+    /// whatever was written but not synced may be gone, and the log serves again if the cause
+    /// has passed. The default does nothing.
+    ///
+    /// # Errors
+    /// The log still cannot be used.
+    fn recover(&self) -> Result<()> {
+        Ok(())
+    }
+
+    /// Check that the log can be written and made durable now, after a storage error. The
+    /// default syncs.
+    ///
+    /// # Errors
+    /// The log still cannot be written.
+    fn probe(&self) -> Result<()> {
+        self.sync()
+    }
 }

@@ -3,7 +3,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};
 
-use crate::log::{KeyEntry, Log, StreamId, StreamInfo, StreamMeta, StreamStatus};
+use bytes::Bytes;
+
+use crate::log::{KeyEntry, Log, StreamId, StreamInfo, StreamMeta, StreamStatus, Write};
 use crate::{Conflict, Result, Seq, StoreError};
 
 /// A log kept in memory; [`Log::sync`] does nothing. For tests and for embedders who keep no
@@ -16,7 +18,7 @@ pub struct MemLog {
 #[derive(Debug, Default)]
 struct Inner {
     last_id: StreamId,
-    streams: BTreeMap<StreamId, (StreamMeta, Vec<Vec<u8>>)>,
+    streams: BTreeMap<StreamId, (StreamMeta, Vec<Bytes>)>,
     keys: HashMap<String, KeyEntry>,
     snapshots: HashMap<StreamId, (Seq, Vec<u8>)>,
 }
@@ -28,8 +30,8 @@ impl MemLog {
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        // A panic while holding this lock cannot leave the maps half-updated (each operation
-        // is a single insert or push), so a poisoned lock is safe to use.
+        // Every operation checks before it changes anything, and each change is a push or an
+        // insert that cannot panic halfway: a poisoned lock still guards consistent maps.
         self.inner
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -45,26 +47,41 @@ impl Log for MemLog {
         Ok(id)
     }
 
-    fn append(
-        &self,
-        stream: StreamId,
-        expected: Seq,
-        records: &[Vec<u8>],
-    ) -> Result<Result<Seq, Conflict>> {
+    fn write(&self, writes: &[Write]) -> Result<Vec<Result<Seq, Conflict>>> {
         let mut inner = self.lock();
-        let (_, log) = inner
-            .streams
-            .get_mut(&stream)
-            .ok_or(StoreError::NoStream(stream))?;
-        let actual = log.len() as Seq;
-        if actual != expected {
-            return Ok(Err(Conflict { expected, actual }));
+        if let Some(w) = writes
+            .iter()
+            .find(|w| !inner.streams.contains_key(&w.stream))
+        {
+            return Err(StoreError::NoStream(w.stream));
         }
-        log.extend(records.iter().cloned());
-        Ok(Ok(log.len() as Seq))
+        let mut results = Vec::with_capacity(writes.len());
+        for w in writes {
+            let written = match inner.streams.get_mut(&w.stream) {
+                Some((_, log)) if log.len() as Seq != w.expected => Err(Conflict {
+                    expected: w.expected,
+                    actual: log.len() as Seq,
+                }),
+                Some((meta, log)) => {
+                    log.extend(w.records.iter().cloned());
+                    if let Some(status) = w.status {
+                        meta.status = status;
+                    }
+                    Ok(log.len() as Seq)
+                }
+                None => continue, // checked above
+            };
+            if written.is_ok() {
+                for (key, entry) in &w.keys {
+                    inner.keys.insert(key.clone(), *entry);
+                }
+            }
+            results.push(written);
+        }
+        Ok(results)
     }
 
-    fn read(&self, stream: StreamId, from: Seq, max: usize) -> Result<Vec<(Seq, Vec<u8>)>> {
+    fn read(&self, stream: StreamId, from: Seq, max: usize) -> Result<Vec<(Seq, Bytes)>> {
         let inner = self.lock();
         let Some((_, log)) = inner.streams.get(&stream) else {
             return Ok(Vec::new());

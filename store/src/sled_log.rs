@@ -7,15 +7,29 @@
 //! - `keys`: key (UTF-8) → versioned [`KeyEntry`].
 //! - `snapshots`: stream id → version byte ++ seq (u64 big-endian) ++ the caller's state.
 //!
-//! sled's `flush` syncs with `sync_file_range`, not `fsync`: a sync survives the process
-//! crashing, not the machine losing power.
+//! A [`Log::write`] puts every record of the call into one sled batch, which sled applies and
+//! recovers atomically; keys and status changes follow it, so sled's log order keeps them from
+//! surviving a crash without their records. The expected-version check runs against versions
+//! kept in memory (each stream has one writer, and sled locks its folder to one process).
+//!
+//! [`Log::sync`] is sled's flush, which writes with `sync_file_range` (enough to survive the
+//! process crashing), followed by an `fdatasync` of sled's data file and of any large value sled
+//! wrote to a file of its own: what it acknowledges survives the machine losing power.
+//!
+//! After an I/O error sled refuses everything until it is opened again: [`Log::recover`]
+//! reopens the folder, and what is on disk is the truth again.
 
-use std::path::Path;
+use std::collections::{HashMap, HashSet};
+use std::ffi::OsString;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::Duration;
 
-use sled::transaction::{ConflictableTransactionError, TransactionError};
+use bytes::Bytes;
 
-use crate::log::{KeyEntry, Log, StreamId, StreamInfo, StreamMeta, StreamStatus};
-use crate::record::{decode, encode, unwrap, wrap, FORMAT_VERSION};
+use crate::log::{KeyEntry, Log, StreamId, StreamInfo, StreamMeta, StreamStatus, Write};
+use crate::record::{decode, encode, unwrap, FORMAT_VERSION};
 use crate::{Conflict, Result, Seq, StoreError};
 
 /// Tuning for [`SledLog::open_with`].
@@ -36,15 +50,38 @@ impl Default for SledOptions {
     }
 }
 
-/// The log in a sled database folder.
-#[derive(Clone, Debug)]
-pub struct SledLog {
+/// One opening of the folder: the database, its trees, and its data file for `fdatasync`.
+#[derive(Debug)]
+struct Open {
     db: sled::Db,
     meta: sled::Tree,
     events: sled::Tree,
     keys: sled::Tree,
     snapshots: sled::Tree,
+    /// sled's data file (`db`), opened for reading only: syncing any descriptor of a file
+    /// makes all of its written data durable.
+    data: File,
 }
+
+/// The log in a sled database folder.
+#[derive(Debug)]
+pub struct SledLog {
+    path: PathBuf,
+    options: SledOptions,
+    /// Replaced whole by [`Log::recover`]; `None` only while it waits for sled to let go of
+    /// the folder (readers wait on the lock meanwhile).
+    open: RwLock<Option<Arc<Open>>>,
+    /// The version of every stream written to since opening, so an append checks its
+    /// expected version without reading. Streams marked over are dropped from it.
+    versions: Mutex<HashMap<StreamId, Seq>>,
+    /// Files sled wrote for large values that are already synced.
+    synced_blobs: Mutex<HashSet<OsString>>,
+}
+
+/// Where [`Log::probe`] writes, in sled's default tree (no stream lives there).
+const PROBE_KEY: &[u8] = b"probe";
+/// What [`Log::probe`] writes.
+const PROBE_BYTES: usize = 16 << 10;
 
 fn event_key(stream: StreamId, seq: Seq) -> [u8; 16] {
     let mut key = [0; 16];
@@ -61,6 +98,37 @@ fn be_u64(what: &'static str, bytes: &[u8]) -> Result<u64> {
     Ok(u64::from_be_bytes(array))
 }
 
+/// `fsync` a directory, so that the files created in it survive a power loss.
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+impl Open {
+    fn new(path: &Path, options: &SledOptions) -> Result<Self> {
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(options.cache_bytes)
+            .flush_every_ms(options.background_flush_ms)
+            .open()?;
+        // The files sled just created, and the folder that names them, are on disk before the
+        // first write is acknowledged.
+        for file in ["conf", "db"] {
+            if let Ok(f) = File::open(path.join(file)) {
+                f.sync_all()?;
+            }
+        }
+        sync_dir(path)?;
+        Ok(Open {
+            meta: db.open_tree("meta")?,
+            events: db.open_tree("events")?,
+            keys: db.open_tree("keys")?,
+            snapshots: db.open_tree("snapshots")?,
+            data: File::open(path.join("db"))?,
+            db,
+        })
+    }
+}
+
 impl SledLog {
     /// Open (or create) the log in folder `path` with default options.
     ///
@@ -75,17 +143,14 @@ impl SledLog {
     /// # Errors
     /// sled could not open the folder.
     pub fn open_with(path: impl AsRef<Path>, options: &SledOptions) -> Result<Self> {
-        let db = sled::Config::new()
-            .path(path)
-            .cache_capacity(options.cache_bytes)
-            .flush_every_ms(options.background_flush_ms)
-            .open()?;
+        let path = path.as_ref().to_path_buf();
+        let open = Open::new(&path, options)?;
         Ok(SledLog {
-            meta: db.open_tree("meta")?,
-            events: db.open_tree("events")?,
-            keys: db.open_tree("keys")?,
-            snapshots: db.open_tree("snapshots")?,
-            db,
+            path,
+            options: options.clone(),
+            open: RwLock::new(Some(Arc::new(open))),
+            versions: Mutex::new(HashMap::new()),
+            synced_blobs: Mutex::new(HashSet::new()),
         })
     }
 
@@ -95,128 +160,240 @@ impl SledLog {
     ///
     /// # Errors
     /// The folder is still locked after `wait`, or cannot be opened at all.
-    pub fn open_retrying(path: impl AsRef<Path>, wait: std::time::Duration) -> Result<Self> {
+    pub fn open_retrying(path: impl AsRef<Path>, wait: Duration) -> Result<Self> {
         let deadline = std::time::Instant::now() + wait;
         loop {
             match Self::open(path.as_ref()) {
-                Err(StoreError::Sled(sled::Error::Io(e)))
-                    if e.kind() == std::io::ErrorKind::Other
-                        && e.to_string().contains("lock")
-                        && std::time::Instant::now() < deadline =>
-                {
-                    std::thread::sleep(std::time::Duration::from_millis(10));
+                Err(e) if is_locked(&e) && std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10));
                 }
                 other => return other,
             }
         }
     }
 
-    /// The underlying database, for tools and tests that inspect the layout.
-    #[doc(hidden)]
-    pub fn db(&self) -> &sled::Db {
-        &self.db
+    /// The current opening. Cheap: a lock held for one `Arc` clone.
+    ///
+    /// # Errors
+    /// A reopening failed and the folder is not open.
+    fn open_now(&self) -> Result<Arc<Open>> {
+        // The lock only guards swapping the Arc: a poisoned one still holds a whole Arc.
+        let open = self.open.read().unwrap_or_else(|p| p.into_inner());
+        open.clone()
+            .ok_or_else(|| StoreError::Closed(self.path.display().to_string()))
     }
+
+    fn versions(&self) -> MutexGuard<'_, HashMap<StreamId, Seq>> {
+        // Entries are inserted whole after their batch is applied: a poisoned map is still
+        // right about every stream it holds.
+        self.versions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The stream's version, from memory if known, else from the log (checking it exists).
+    fn current(&self, o: &Open, known: &HashMap<StreamId, Seq>, stream: StreamId) -> Result<Seq> {
+        if let Some(version) = known.get(&stream) {
+            return Ok(*version);
+        }
+        if !o.meta.contains_key(stream.to_be_bytes())? {
+            return Err(StoreError::NoStream(stream));
+        }
+        version_in(o, stream)
+    }
+
+    /// Sync the files sled wrote for large values since the last sync, and their folder.
+    fn sync_blobs(&self) -> Result<()> {
+        let dir = self.path.join("blobs");
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return Ok(()); // no large value written yet
+        };
+        let mut synced = self.synced_blobs.lock().unwrap_or_else(|p| p.into_inner());
+        let mut any = false;
+        let mut present = HashSet::new();
+        for entry in entries {
+            let entry = entry?;
+            let name = entry.file_name();
+            if !synced.contains(&name) {
+                File::open(entry.path())?.sync_all()?;
+                any = true;
+            }
+            present.insert(name);
+        }
+        if any {
+            sync_dir(&dir)?;
+        }
+        // sled deletes blobs it no longer needs: forget those too.
+        *synced = present;
+        Ok(())
+    }
+
+    /// The underlying database, for tools and tests that inspect the layout.
+    ///
+    /// # Errors
+    /// The folder is not open (a reopening failed).
+    #[doc(hidden)]
+    pub fn db(&self) -> Result<sled::Db> {
+        Ok(self.open_now()?.db.clone())
+    }
+}
+
+/// Whether `e` says another holder still has the folder locked.
+fn is_locked(e: &StoreError) -> bool {
+    matches!(e, StoreError::Sled(sled::Error::Io(io))
+        if io.kind() == std::io::ErrorKind::Other && io.to_string().contains("lock"))
+}
+
+fn version_in(o: &Open, stream: StreamId) -> Result<Seq> {
+    match o.events.scan_prefix(stream.to_be_bytes()).next_back() {
+        Some(row) => be_u64("event key", &row?.0[8..]),
+        None => Ok(0),
+    }
+}
+
+fn meta_in(o: &Open, stream: StreamId) -> Result<Option<StreamMeta>> {
+    o.meta
+        .get(stream.to_be_bytes())?
+        .map(|v| decode("stream metadata", &v))
+        .transpose()
+}
+
+fn set_status_in(o: &Open, stream: StreamId, status: StreamStatus) -> Result<()> {
+    let mut meta = meta_in(o, stream)?.ok_or(StoreError::NoStream(stream))?;
+    meta.status = status;
+    o.meta.insert(stream.to_be_bytes(), encode(&meta))?;
+    Ok(())
 }
 
 impl Log for SledLog {
     fn create_stream(&self, meta: &StreamMeta) -> Result<StreamId> {
+        let o = self.open_now()?;
         // generate_id is unique across restarts; +1 keeps 0 free to mean "no stream".
-        let id = self.db.generate_id()? + 1;
-        self.meta.insert(id.to_be_bytes(), encode(meta))?;
+        let id = o.db.generate_id()? + 1;
+        o.meta.insert(id.to_be_bytes(), encode(meta))?;
         Ok(id)
     }
 
-    fn append(
-        &self,
-        stream: StreamId,
-        expected: Seq,
-        records: &[Vec<u8>],
-    ) -> Result<Result<Seq, Conflict>> {
-        if !self.meta.contains_key(stream.to_be_bytes())? {
-            return Err(StoreError::NoStream(stream));
-        }
-        let rows: Vec<([u8; 16], Vec<u8>)> = records
-            .iter()
-            .zip(expected + 1..)
-            .map(|(record, seq)| (event_key(stream, seq), wrap(record)))
-            .collect();
-        // One transaction on one tree: the expected-version check and the inserts are atomic,
-        // and a second writer racing on the same stream conflicts on the keys read here.
-        let outcome = self.events.transaction(|tx| {
-            let taken = tx.get(event_key(stream, expected + 1))?.is_some();
-            let behind = expected > 0 && tx.get(event_key(stream, expected))?.is_none();
-            if taken || behind {
-                return Err(ConflictableTransactionError::Abort(()));
+    fn write(&self, writes: &[Write]) -> Result<Vec<Result<Seq, Conflict>>> {
+        let o = self.open_now()?;
+        let mut known = self.versions();
+        // Decide every write against the versions as they stand, one after another (a call
+        // may hold two writes of one stream), then apply the records as one batch.
+        let mut staged: HashMap<StreamId, Seq> = HashMap::new();
+        let mut results = Vec::with_capacity(writes.len());
+        let mut batch = sled::Batch::default();
+        let mut value = Vec::new();
+        for w in writes {
+            let actual = match staged.get(&w.stream) {
+                Some(v) => *v,
+                None => self.current(&o, &known, w.stream)?,
+            };
+            if actual != w.expected {
+                results.push(Err(Conflict {
+                    expected: w.expected,
+                    actual,
+                }));
+                continue;
             }
-            for (key, value) in &rows {
-                tx.insert(&key[..], value.as_slice())?;
+            for (record, seq) in w.records.iter().zip(w.expected + 1..) {
+                value.clear();
+                value.push(FORMAT_VERSION);
+                value.extend_from_slice(record);
+                batch.insert(&event_key(w.stream, seq)[..], value.as_slice());
             }
-            Ok(())
-        });
-        match outcome {
-            Ok(()) => Ok(Ok(expected + records.len() as u64)),
-            Err(TransactionError::Abort(())) => Ok(Err(Conflict {
-                expected,
-                actual: self.version(stream)?,
-            })),
-            Err(TransactionError::Storage(e)) => Err(e.into()),
+            let version = w.expected + w.records.len() as u64;
+            staged.insert(w.stream, version);
+            results.push(Ok(version));
         }
+        let applied = o
+            .events
+            .apply_batch(batch)
+            .map_err(StoreError::from)
+            .and_then(|()| {
+                for (w, result) in writes.iter().zip(&results) {
+                    if result.is_err() {
+                        continue;
+                    }
+                    for (key, entry) in &w.keys {
+                        o.keys.insert(key.as_bytes(), encode(entry))?;
+                    }
+                    if let Some(status) = w.status {
+                        set_status_in(&o, w.stream, status)?;
+                    }
+                }
+                Ok(())
+            });
+        if let Err(e) = applied {
+            // Whatever sled did or did not keep, the next write reads these versions afresh.
+            for stream in staged.keys() {
+                known.remove(stream);
+            }
+            return Err(e);
+        }
+        for (w, result) in writes.iter().zip(&results) {
+            match (result, w.status) {
+                (Ok(_), Some(StreamStatus::Over)) => {
+                    known.remove(&w.stream);
+                }
+                (Ok(version), _) => {
+                    known.insert(w.stream, *version);
+                }
+                (Err(_), _) => {}
+            }
+        }
+        Ok(results)
     }
 
-    fn read(&self, stream: StreamId, from: Seq, max: usize) -> Result<Vec<(Seq, Vec<u8>)>> {
+    fn read(&self, stream: StreamId, from: Seq, max: usize) -> Result<Vec<(Seq, Bytes)>> {
+        let o = self.open_now()?;
         let start = event_key(stream, from.max(1));
         let end = event_key(stream, u64::MAX);
         let mut out = Vec::new();
-        for row in self.events.range(start..=end).take(max) {
+        for row in o.events.range(start..=end).take(max) {
             let (key, value) = row?;
             let seq = be_u64("event key", &key[8..])?;
-            out.push((seq, unwrap("event", &value)?.to_vec()));
+            unwrap("event", &value)?;
+            // Shares sled's buffer instead of copying it.
+            out.push((seq, Bytes::from_owner(value).slice(1..)));
         }
         Ok(out)
     }
 
     fn version(&self, stream: StreamId) -> Result<Seq> {
-        match self.events.scan_prefix(stream.to_be_bytes()).next_back() {
-            Some(row) => be_u64("event key", &row?.0[8..]),
-            None => Ok(0),
-        }
+        version_in(&*self.open_now()?, stream)
     }
 
     fn meta(&self, stream: StreamId) -> Result<Option<StreamMeta>> {
-        self.meta
-            .get(stream.to_be_bytes())?
-            .map(|v| decode("stream metadata", &v))
-            .transpose()
+        meta_in(&*self.open_now()?, stream)
     }
 
     fn set_status(&self, stream: StreamId, status: StreamStatus) -> Result<()> {
-        let mut meta = self.meta(stream)?.ok_or(StoreError::NoStream(stream))?;
-        meta.status = status;
-        self.meta.insert(stream.to_be_bytes(), encode(&meta))?;
-        Ok(())
+        set_status_in(&*self.open_now()?, stream, status)
     }
 
     fn streams(&self) -> Result<Vec<StreamInfo>> {
+        let o = self.open_now()?;
         let mut out = Vec::new();
-        for row in self.meta.iter() {
+        for row in o.meta.iter() {
             let (key, value) = row?;
             let id = be_u64("stream id", &key)?;
             out.push(StreamInfo {
                 id,
                 meta: decode("stream metadata", &value)?,
-                version: self.version(id)?,
+                version: version_in(&o, id)?,
             });
         }
         Ok(out)
     }
 
     fn put_key(&self, key: &str, entry: KeyEntry) -> Result<()> {
-        self.keys.insert(key.as_bytes(), encode(&entry))?;
+        self.open_now()?
+            .keys
+            .insert(key.as_bytes(), encode(&entry))?;
         Ok(())
     }
 
     fn find_key(&self, key: &str) -> Result<Option<KeyEntry>> {
-        self.keys
+        self.open_now()?
+            .keys
             .get(key.as_bytes())?
             .map(|v| decode("key entry", &v))
             .transpose()
@@ -227,12 +404,14 @@ impl Log for SledLog {
         value.push(FORMAT_VERSION);
         value.extend_from_slice(&version.to_be_bytes());
         value.extend_from_slice(state);
-        self.snapshots.insert(stream.to_be_bytes(), value)?;
+        self.open_now()?
+            .snapshots
+            .insert(stream.to_be_bytes(), value)?;
         Ok(())
     }
 
     fn load_snapshot(&self, stream: StreamId) -> Result<Option<(Seq, Vec<u8>)>> {
-        let Some(value) = self.snapshots.get(stream.to_be_bytes())? else {
+        let Some(value) = self.open_now()?.snapshots.get(stream.to_be_bytes())? else {
             return Ok(None);
         };
         let payload = unwrap("snapshot", &value)?;
@@ -247,7 +426,38 @@ impl Log for SledLog {
     }
 
     fn sync(&self) -> Result<()> {
-        self.db.flush()?;
+        let o = self.open_now()?;
+        // sled writes what it holds and waits for it with sync_file_range; fdatasync then makes
+        // it survive a power loss (and flushes the disk's cache).
+        o.db.flush()?;
+        o.data.sync_data()?;
+        self.sync_blobs()
+    }
+
+    fn probe(&self) -> Result<()> {
+        // As much as a typical commit writes, so that a disk with a few bytes left does not pass.
+        let o = self.open_now()?;
+        o.db.insert(PROBE_KEY, vec![0; PROBE_BYTES])?;
+        self.sync()
+    }
+
+    fn recover(&self) -> Result<()> {
+        let mut open = self.open.write().unwrap_or_else(|p| p.into_inner());
+        // sled keeps its folder locked until every handle to the old opening is gone: drop
+        // ours, then wait for those still in flight on other threads to finish.
+        *open = None;
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let fresh = loop {
+            match Open::new(&self.path, &self.options) {
+                Ok(fresh) => break fresh,
+                Err(e) if is_locked(&e) && std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        *open = Some(Arc::new(fresh));
+        self.versions().clear();
         Ok(())
     }
 }

@@ -4,8 +4,9 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use umpire_store::{
-    Conflict, KeyEntry, Log, MemLog, Role, SledLog, StoreError, StreamMeta, StreamStatus,
+    Conflict, KeyEntry, Log, MemLog, Role, SledLog, StoreError, StreamMeta, StreamStatus, Write,
 };
 
 fn meta(kind: &str) -> StreamMeta {
@@ -16,8 +17,10 @@ fn meta(kind: &str) -> StreamMeta {
     }
 }
 
-fn records(range: std::ops::Range<u8>) -> Vec<Vec<u8>> {
-    range.map(|i| vec![i; usize::from(i % 5) + 1]).collect()
+fn records(range: std::ops::Range<u8>) -> Vec<Bytes> {
+    range
+        .map(|i| Bytes::from(vec![i; usize::from(i % 5) + 1]))
+        .collect()
 }
 
 /// Every backend must pass this.
@@ -94,6 +97,63 @@ fn contract(log: &dyn Log) {
     assert_eq!(log.find_key("k-join").unwrap(), Some(entry));
     assert_eq!(log.find_key("nope").unwrap(), None);
 
+    // A write of several streams: each checked on its own, keys and status only with records.
+    let c = log.create_stream(&meta("colony")).unwrap();
+    let key = |role| KeyEntry { stream: c, role };
+    let results = log
+        .write(&[
+            Write {
+                stream: c,
+                expected: 0,
+                records: records(0..2),
+                keys: vec![("k-c".into(), key(Role::Join))],
+                status: None,
+            },
+            Write {
+                stream: a,
+                expected: 4,
+                records: records(0..1),
+                keys: vec![("k-never".into(), key(Role::Watch))],
+                status: Some(StreamStatus::Over),
+            },
+            Write {
+                stream: c,
+                expected: 2,
+                records: records(2..3),
+                keys: Vec::new(),
+                status: Some(StreamStatus::Over),
+            },
+        ])
+        .unwrap();
+    assert_eq!(
+        results,
+        vec![
+            Ok(2),
+            Err(Conflict {
+                expected: 4,
+                actual: 5
+            }),
+            Ok(3)
+        ]
+    );
+    assert_eq!(log.version(c).unwrap(), 3);
+    assert_eq!(
+        log.version(a).unwrap(),
+        5,
+        "the conflicting write changed nothing"
+    );
+    assert_eq!(log.find_key("k-c").unwrap(), Some(key(Role::Join)));
+    assert_eq!(log.find_key("k-never").unwrap(), None);
+    assert_eq!(log.meta(a).unwrap().unwrap().status, StreamStatus::Live);
+    assert_eq!(log.meta(c).unwrap().unwrap().status, StreamStatus::Over);
+    assert!(matches!(
+        log.write(&[Write {
+            stream: 424_242,
+            ..Write::default()
+        }]),
+        Err(StoreError::NoStream(424_242))
+    ));
+
     // Snapshots: the latest wins.
     assert_eq!(log.load_snapshot(a).unwrap(), None);
     log.save_snapshot(a, 3, b"three").unwrap();
@@ -159,7 +219,7 @@ fn many_streams_appended_at_once_stay_separate_and_complete() {
             let log = Arc::clone(&log);
             std::thread::spawn(move || {
                 for n in 0..50u64 {
-                    let record = format!("{id}:{n}").into_bytes();
+                    let record = Bytes::from(format!("{id}:{n}"));
                     log.append(id, n, &[record]).unwrap().unwrap();
                 }
             })
@@ -174,7 +234,7 @@ fn many_streams_appended_at_once_stay_separate_and_complete() {
         assert_eq!(read.len(), 50);
         for (n, (seq, record)) in read.into_iter().enumerate() {
             assert_eq!(seq, n as u64 + 1);
-            assert_eq!(record, format!("{id}:{n}").into_bytes());
+            assert_eq!(record, format!("{id}:{n}").as_bytes());
         }
     }
 }
@@ -191,7 +251,7 @@ fn two_writers_racing_on_one_stream_never_both_win() {
                 let mut won = 0;
                 while log.version(id).unwrap() < 100 {
                     let at = log.version(id).unwrap();
-                    if log.append(id, at, &[vec![w]]).unwrap().is_ok() {
+                    if log.append(id, at, &[Bytes::from(vec![w])]).unwrap().is_ok() {
                         won += 1;
                     }
                 }
@@ -219,11 +279,13 @@ fn an_unknown_record_version_is_a_clear_error() {
         let mut key = id.to_be_bytes().to_vec();
         key.extend_from_slice(&3u64.to_be_bytes());
         log.db()
+            .unwrap()
             .open_tree("events")
             .unwrap()
             .insert(key, vec![9, 1, 2, 3])
             .unwrap();
         log.db()
+            .unwrap()
             .open_tree("meta")
             .unwrap()
             .insert(999u64.to_be_bytes(), vec![7])
@@ -256,4 +318,26 @@ fn an_unknown_record_version_is_a_clear_error() {
         2,
         "older records still read"
     );
+}
+
+#[test]
+fn sled_recovers_by_reopening_and_keeps_what_was_synced() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = SledLog::open(dir.path()).unwrap();
+    let id = log.create_stream(&meta("tally")).unwrap();
+    log.append(id, 0, &records(0..3)).unwrap().unwrap();
+    log.sync().unwrap();
+    log.recover().unwrap();
+    assert_eq!(log.version(id).unwrap(), 3, "the synced records are there");
+    // Writing goes on after a reopen, and the version check reads the log afresh.
+    assert_eq!(
+        log.append(id, 2, &records(3..4)).unwrap(),
+        Err(Conflict {
+            expected: 2,
+            actual: 3
+        })
+    );
+    assert_eq!(log.append(id, 3, &records(3..4)).unwrap(), Ok(4));
+    log.sync().unwrap();
+    assert_eq!(log.read(id, 1, 10).unwrap().len(), 4);
 }

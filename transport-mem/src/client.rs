@@ -48,11 +48,14 @@ impl Wire for MemWire {
 
     async fn recv(&mut self) -> Result<ServerMsg, ClientError> {
         match self.rx.recv().await {
-            Some(ToClient::Frame(Frame::Msg(msg))) => Ok(msg),
+            Some(ToClient::Frame(Frame::Msg(msg))) => Ok(*msg),
             Some(ToClient::Frame(Frame::Event(published))) => {
                 // Parse the frame's JSON as a plain value: the test of what goes on the wire,
                 // and cheaper than the tagged-enum decoder when thousands arrive.
-                let mut frame: Value = serde_json::from_slice(published.json())
+                let json = published
+                    .json()
+                    .ok_or_else(|| ClientError::Decode("an event that does not encode".into()))?;
+                let mut frame: Value = serde_json::from_slice(&json)
                     .map_err(|e| ClientError::Decode(e.to_string()))?;
                 if frame["type"] != "event" || frame["game"] != published.game {
                     return Err(ClientError::Decode(format!("not an event frame: {frame}")));

@@ -10,8 +10,7 @@
 //! # use umpire_engine::doc::Counter;
 //!
 //! let hub = Hub::builder(Arc::new(MemLog::new())).register(Counter).start().await?;
-//! let (transport, connector) = umpire_mem::transport();
-//! hub.serve(transport);
+//! let connector = umpire_mem::connector(&hub);
 //!
 //! let mut ada = connector.connect().await?;
 //! let game = ada.create("counter", json!(null)).await?;
@@ -25,12 +24,9 @@
 
 mod client;
 
-use async_trait::async_trait;
 use tokio::sync::mpsc;
-use umpire_engine::protocol::{decode_json, ClientMsg, CloseCode};
-use umpire_hub::{
-    Closed, Connection, ConnectionReader, ConnectionWriter, Frame, Incoming, Peer, Transport,
-};
+use umpire_engine::protocol::{decode_json, ClientMsg, ErrorCode};
+use umpire_hub::{Frame, Hub, Outgoing, Peer, Session};
 
 pub use client::{MemClient, MemWire};
 pub use umpire_hub::client::{ClientError, Game};
@@ -53,126 +49,88 @@ pub(crate) enum ToClient {
     Close(u16, String),
 }
 
-/// The server side: hand it to [`umpire_hub::Hub::serve`].
-#[derive(Debug)]
-pub struct MemTransport {
-    incoming: mpsc::Receiver<MemConnection>,
-}
-
-/// The client side: makes connections to the transport it came with.
+/// Makes in-memory connections to one hub.
 #[derive(Debug, Clone)]
 pub struct MemConnector {
-    outgoing: mpsc::Sender<MemConnection>,
+    hub: Hub,
 }
 
-/// A transport and the connector that reaches it.
-pub fn transport() -> (MemTransport, MemConnector) {
-    let (outgoing, incoming) = mpsc::channel(64);
-    (MemTransport { incoming }, MemConnector { outgoing })
+/// A connector for `hub`: each connection it opens is a session of the hub, served by a task
+/// of its own until either side goes away.
+pub fn connector(hub: &Hub) -> MemConnector {
+    MemConnector { hub: hub.clone() }
 }
 
 impl MemConnector {
     /// Open an anonymous connection.
     ///
     /// # Errors
-    /// [`ClientError::Closed`] if the transport is no longer served.
+    /// [`ClientError::Closed`] if the hub is shutting down.
     pub async fn connect(&self) -> Result<MemClient, ClientError> {
-        self.open(None, CLIENT_QUEUE).await
+        self.open(None, CLIENT_QUEUE)
     }
 
     /// Open a connection the transport vouches is `user` (as a handshake might).
     ///
     /// # Errors
-    /// [`ClientError::Closed`] if the transport is no longer served.
+    /// [`ClientError::Closed`] if the hub is shutting down.
     pub async fn connect_as(&self, user: &str) -> Result<MemClient, ClientError> {
-        self.open(Some(user.to_owned()), CLIENT_QUEUE).await
+        self.open(Some(user.to_owned()), CLIENT_QUEUE)
     }
 
     /// Open a connection whose client buffers only `queue` frames, to model a slow reader.
     ///
     /// # Errors
-    /// [`ClientError::Closed`] if the transport is no longer served.
+    /// [`ClientError::Closed`] if the hub is shutting down.
     pub async fn connect_with_queue(&self, queue: usize) -> Result<MemClient, ClientError> {
-        self.open(None, queue.max(1)).await
+        self.open(None, queue.max(1))
     }
 
-    async fn open(&self, user: Option<String>, queue: usize) -> Result<MemClient, ClientError> {
+    fn open(&self, user: Option<String>, queue: usize) -> Result<MemClient, ClientError> {
+        if self.hub.shutdown_token().is_cancelled() {
+            return Err(ClientError::Closed);
+        }
         let (to_server, from_client) = mpsc::channel(64);
         let (to_client, from_server) = mpsc::channel(queue);
-        let conn = MemConnection {
-            peer: Peer {
-                user,
-                label: "memory".into(),
-            },
-            from_client,
-            to_client,
+        let peer = Peer {
+            user,
+            label: "memory".into(),
         };
-        self.outgoing
-            .send(conn)
-            .await
-            .map_err(|_| ClientError::Closed)?;
+        tokio::spawn(serve(self.hub.session(peer), from_client, to_client));
         Ok(MemClient::new(MemWire::new(to_server, from_server)))
     }
 }
 
-#[async_trait]
-impl Transport for MemTransport {
-    async fn accept(&mut self) -> Option<Box<dyn Connection>> {
-        let conn = self.incoming.recv().await?;
-        Some(Box::new(conn))
-    }
-}
-
-/// The server's view of one in-memory connection.
-#[derive(Debug)]
-struct MemConnection {
-    peer: Peer,
-    from_client: mpsc::Receiver<ToServer>,
+/// One connection: the client's messages into the session, the session's frames out. A
+/// client that does not read makes `send` wait, and the session falls back on the log.
+async fn serve(
+    mut session: Session,
+    mut from_client: mpsc::Receiver<ToServer>,
     to_client: mpsc::Sender<ToClient>,
-}
-
-impl Connection for MemConnection {
-    fn peer(&self) -> Peer {
-        self.peer.clone()
-    }
-
-    fn split(self: Box<Self>) -> (Box<dyn ConnectionReader>, Box<dyn ConnectionWriter>) {
-        (
-            Box::new(Reader(self.from_client)),
-            Box::new(Writer(self.to_client)),
-        )
-    }
-}
-
-struct Reader(mpsc::Receiver<ToServer>);
-struct Writer(mpsc::Sender<ToClient>);
-
-#[async_trait]
-impl ConnectionReader for Reader {
-    async fn recv(&mut self) -> Option<Incoming> {
-        Some(match self.0.recv().await? {
-            ToServer::Msg(msg) => Incoming::Msg(msg),
-            ToServer::Text(text) => match decode_json(&text) {
-                Ok(msg) => Incoming::Msg(msg),
-                Err(e) => Incoming::Bad(e.to_string()),
+) {
+    loop {
+        tokio::select! {
+            biased;
+            out = session.next() => {
+                let sent = match out {
+                    Outgoing::Frame(frame) => to_client.send(ToClient::Frame(frame)).await,
+                    Outgoing::Close(code, reason) => {
+                        let _ = to_client.send(ToClient::Close(code.code(), reason)).await;
+                        break;
+                    }
+                };
+                if sent.is_err() {
+                    break;
+                }
+            }
+            msg = from_client.recv(), if session.ready_for_input() => match msg {
+                None => break,
+                Some(ToServer::Msg(msg)) => session.handle(msg),
+                Some(ToServer::Text(text)) => match decode_json(&text) {
+                    Ok(msg) => session.handle(msg),
+                    Err(e) => session.refuse(ErrorCode::BadMessage, e.to_string(), None),
+                },
             },
-        })
-    }
-}
-
-#[async_trait]
-impl ConnectionWriter for Writer {
-    async fn send(&mut self, frame: Frame) -> Result<(), Closed> {
-        self.0
-            .send(ToClient::Frame(frame))
-            .await
-            .map_err(|_| Closed)
-    }
-
-    async fn close(&mut self, code: CloseCode, reason: &str) {
-        let _ = self
-            .0
-            .send(ToClient::Close(code.code(), reason.to_owned()))
-            .await;
+        }
     }
 }

@@ -4,8 +4,9 @@ use jsonwebtoken::{decode, Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use umpire_hub::Authenticator;
 
-/// Accepts HS256 tokens signed with one shared secret; `sub` names the user and `exp` is
-/// enforced.
+/// Accepts HS256 tokens signed with one shared secret: `sub` names the user, `exp` is
+/// required and enforced, and so is `nbf` when present, each with a leeway for clocks that
+/// disagree (30 s by default).
 pub struct JwtAuth {
     key: DecodingKey,
     validation: Validation,
@@ -27,11 +28,19 @@ impl JwtAuth {
     pub fn hs256(secret: &[u8]) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_required_spec_claims(&["exp", "sub"]);
-        validation.leeway = 5;
+        validation.validate_nbf = true;
+        validation.leeway = 30;
         JwtAuth {
             key: DecodingKey::from_secret(secret),
             validation,
         }
+    }
+
+    /// How far the issuer's clock may be from this server's (default 30 s).
+    #[must_use]
+    pub fn leeway(mut self, leeway: std::time::Duration) -> Self {
+        self.validation.leeway = leeway.as_secs();
+        self
     }
 }
 

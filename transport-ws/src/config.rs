@@ -17,8 +17,22 @@ pub struct WsConfig {
     pub ping_every: Duration,
     /// A connection silent (no message, no pong) this long is closed.
     pub idle_timeout: Duration,
+    /// A write the client has not taken within this time ends the connection: a client that
+    /// stops reading holds its place and its buffers no longer. During shutdown the limit is
+    /// one second, so stalled clients never delay the exit.
+    pub write_timeout: Duration,
+    /// Time from accepting a TCP connection to its WebSocket upgrade (or the end of its one
+    /// plain HTTP request). A client that sends its request slowly is cut off after it.
+    pub handshake_timeout: Duration,
+    /// TCP connections not yet upgraded (or served) at once; more are closed at once. Counted
+    /// apart from `max_connections`, so half-sent requests cannot crowd out the players.
+    pub max_handshakes: usize,
     /// Origins allowed besides the server's own host and localhost; `*` allows any.
     pub allowed_origins: Vec<String>,
+    /// Host names the server may be reached under besides IP addresses and `localhost`
+    /// (`*` allows any). Requests naming another host get 403: a DNS-rebinding page's
+    /// requests name the attacker's host.
+    pub allowed_hosts: Vec<String>,
     /// tungstenite's per-connection read buffer (its default, 128 KiB, is costly per idle
     /// connection).
     pub read_buffer_bytes: usize,
@@ -37,8 +51,12 @@ impl Default for WsConfig {
             rate_burst: 200,
             ping_every: Duration::from_secs(20),
             idle_timeout: Duration::from_secs(60),
+            write_timeout: Duration::from_secs(30),
+            handshake_timeout: Duration::from_secs(10),
+            max_handshakes: 1024,
             allowed_origins: Vec::new(),
-            read_buffer_bytes: 4096,
+            allowed_hosts: Vec::new(),
+            read_buffer_bytes: 1024,
             send_buffer_bytes: None,
         }
     }

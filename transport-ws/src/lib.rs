@@ -10,8 +10,11 @@
 //!
 //! # Layout
 //! - `server`: [`serve`]: accept loop, routes, handshake checks (Origin, capacity).
-//! - `conn`: a WebSocket as a hub connection; size, rate and heartbeat limits.
-//! - `tutorial`: the tutorial protocol's codec.
+//! - `socket`: an upgraded WebSocket with umpire's limits (size, UTF-8, rate, heartbeat,
+//!   write deadline) and the close handshake.
+//! - `conn`: the native protocol: a connection's one task, between its socket and its hub
+//!   session.
+//! - `tutorial`: the tutorial protocol, a translating layer over a native session.
 //! - `limits`: token bucket and Origin allow-list.
 //! - [`client`]: a Rust client ([`client::WsClient`]).
 //! - `tls`: [`Tls`], optional rustls for `https://` and `wss://`.
@@ -25,6 +28,7 @@ mod config;
 mod conn;
 mod limits;
 mod server;
+mod socket;
 mod tls;
 mod tutorial;
 mod web;

@@ -1,4 +1,4 @@
-//! Per-connection rate limiting and the Origin allow-list.
+//! Per-connection rate limiting, and the Host and Origin allow-lists.
 
 use std::time::{Duration, Instant};
 
@@ -88,14 +88,37 @@ pub(crate) fn origin_allowed(origin: Option<&str>, host: Option<&str>, extra: &[
     if host.is_some_and(|h| h.eq_ignore_ascii_case(authority)) {
         return true;
     }
-    let hostname = authority.rsplit_once(':').map_or(authority, |(h, port)| {
-        if port.bytes().all(|b| b.is_ascii_digit()) {
+    matches!(hostname(authority), "localhost" | "127.0.0.1" | "[::1]")
+}
+
+/// The host name of an authority (`host:port`, `[v6]:port`, or a bare host).
+fn hostname(authority: &str) -> &str {
+    authority.rsplit_once(':').map_or(authority, |(h, port)| {
+        if port.bytes().all(|b| b.is_ascii_digit()) && !h.ends_with(':') {
             h
         } else {
             authority
         }
-    });
-    matches!(hostname, "localhost" | "127.0.0.1" | "[::1]")
+    })
+}
+
+/// Whether a request may be served under the name in its `Host` header.
+///
+/// A page on an attacker's domain that resolves to this server (DNS rebinding) reaches it
+/// with the attacker's name as Host, and as Origin: the Origin check alone lets it through.
+/// Allowed: an IP address, `localhost`, and the configured names (`*` allows any). No Host
+/// at all (HTTP/1.0 tools) is allowed: a browser always sends one.
+pub(crate) fn host_allowed(host: Option<&str>, allowed: &[String]) -> bool {
+    let Some(host) = host else {
+        return true;
+    };
+    let name = hostname(host);
+    let bare = name.trim_start_matches('[').trim_end_matches(']');
+    bare.parse::<std::net::IpAddr>().is_ok()
+        || name.eq_ignore_ascii_case("localhost")
+        || allowed
+            .iter()
+            .any(|a| a == "*" || a.eq_ignore_ascii_case(name) || a.eq_ignore_ascii_case(host))
 }
 
 #[cfg(test)]
@@ -140,6 +163,32 @@ mod tests {
     #[test]
     fn zero_rate_means_no_limit() {
         assert!(TokenBucket::new(0, 10).is_none());
+    }
+
+    #[test]
+    fn hosts() {
+        let named = vec!["play.example".to_owned()];
+        for host in [
+            "127.0.0.1:8080",
+            "10.0.0.7",
+            "[::1]:8080",
+            "localhost:8080",
+            "LOCALHOST",
+        ] {
+            assert!(host_allowed(Some(host), &[]), "{host}");
+        }
+        assert!(host_allowed(None, &[]), "HTTP/1.0 tools send no Host");
+        assert!(host_allowed(Some("play.example:8080"), &named));
+        assert!(host_allowed(Some("PLAY.example"), &named));
+        // A rebinding attacker's name, even one that looks local.
+        for host in [
+            "evil.example:8080",
+            "localhost.evil.example",
+            "127.0.0.1.evil.example",
+        ] {
+            assert!(!host_allowed(Some(host), &named), "{host}");
+        }
+        assert!(host_allowed(Some("evil.example"), &["*".to_owned()]));
     }
 
     #[test]

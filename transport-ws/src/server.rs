@@ -20,14 +20,14 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::WebSocketStream;
 use tokio_util::task::TaskTracker;
-use umpire_hub::{Hub, Peer};
+use umpire_hub::{Health, Hub, Peer};
 
 use crate::config::WsConfig;
-use crate::conn::{Codec, Slot, WsConnection};
-use crate::limits::origin_allowed;
+use crate::conn::Encoding;
+use crate::limits::{host_allowed, origin_allowed};
+use crate::socket::{Slot, Socket};
 use crate::tls::Tls;
-use crate::tutorial::Link;
-use crate::web;
+use crate::{conn, tutorial, web};
 
 /// What every request handler shares.
 struct Ctx {
@@ -35,6 +35,17 @@ struct Ctx {
     config: Arc<WsConfig>,
     /// WebSocket connections open now, counted against `max_connections`.
     open: Arc<AtomicUsize>,
+    /// TCP connections not yet upgraded or served, counted against `max_handshakes`.
+    handshaking: AtomicUsize,
+}
+
+/// Holds a place under `max_handshakes` until the connection upgrades or ends.
+struct Handshaking(Arc<Ctx>);
+
+impl Drop for Handshaking {
+    fn drop(&mut self) {
+        self.0.handshaking.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// Serve HTTP and WebSocket on `listener` until the hub shuts down.
@@ -72,6 +83,7 @@ async fn serve_with(
         hub,
         config: Arc::new(config),
         open: Arc::new(AtomicUsize::new(0)),
+        handshaking: AtomicUsize::new(0),
     });
     let stop = ctx.hub.shutdown_token();
     let tracker = TaskTracker::new();
@@ -88,24 +100,33 @@ async fn serve_with(
                 }
             },
         };
+        if ctx.handshaking.fetch_add(1, Ordering::AcqRel) >= ctx.config.max_handshakes {
+            ctx.handshaking.fetch_sub(1, Ordering::AcqRel);
+            tracing::debug!(%addr, "too many connections before their upgrade; closed at once");
+            continue;
+        }
+        let place = Handshaking(Arc::clone(&ctx));
         let _ = stream.set_nodelay(true);
         if let Some(bytes) = ctx.config.send_buffer_bytes {
             let _ = socket2::SockRef::from(&stream).set_send_buffer_size(bytes);
         }
         let (ctx, stop, tls) = (Arc::clone(&ctx), stop.clone(), tls.clone());
         tracker.spawn(async move {
-            match tls {
-                None => http(ctx, stream, addr, stop).await,
-                Some(Tls(acceptor)) => {
-                    let handshake =
-                        tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream));
-                    match handshake.await {
-                        Ok(Ok(stream)) => http(ctx, stream, addr, stop).await,
-                        Ok(Err(e)) => tracing::debug!(%addr, error = %e, "TLS handshake failed"),
-                        Err(_) => tracing::debug!(%addr, "TLS handshake timed out"),
-                    }
+            let limit = ctx.config.handshake_timeout;
+            // The TLS handshake, the request and the upgrade, all within `handshake_timeout`.
+            let handshake = async {
+                match tls {
+                    None => http(ctx, stream, addr, stop).await,
+                    Some(Tls(acceptor)) => match acceptor.accept(stream).await {
+                        Ok(stream) => http(ctx, stream, addr, stop).await,
+                        Err(e) => tracing::debug!(%addr, error = %e, "TLS handshake failed"),
+                    },
                 }
+            };
+            if tokio::time::timeout(limit, handshake).await.is_err() {
+                tracing::debug!(%addr, "closed: no complete request within the handshake timeout");
             }
+            drop(place);
         });
     }
     drop(listener);
@@ -123,6 +144,7 @@ where
         let ctx = Arc::clone(&ctx);
         async move { Ok::<_, Infallible>(route(&ctx, req, addr)) }
     });
+    // Kept alive for more requests only within `handshake_timeout`, like the upgrade.
     let conn = http1::Builder::new()
         .serve_connection(TokioIo::new(io), service)
         .with_upgrades();
@@ -158,11 +180,30 @@ fn plain(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
 }
 
 fn route(ctx: &Arc<Ctx>, req: Request<Incoming>, addr: SocketAddr) -> Response<Full<Bytes>> {
+    let host = header(req.headers(), header::HOST);
+    if !host_allowed(host, &ctx.config.allowed_hosts) {
+        tracing::info!(%addr, host, "refused a request for another host name");
+        return respond(
+            StatusCode::FORBIDDEN,
+            "text/plain; charset=utf-8",
+            format!(
+                "this server is not served as {:?}; start it with --allow-host to allow it\n",
+                host.unwrap_or_default()
+            ),
+        );
+    }
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return plain(StatusCode::METHOD_NOT_ALLOWED, "only GET is served here\n");
     }
     match req.uri().path() {
-        "/healthz" => plain(StatusCode::OK, "ok\n"),
+        "/healthz" => match ctx.hub.health() {
+            Health::Ok => plain(StatusCode::OK, "ok\n"),
+            failing => respond(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "text/plain; charset=utf-8",
+                format!("{failing}\n"),
+            ),
+        },
         "/metrics" => respond(
             StatusCode::OK,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
@@ -233,19 +274,18 @@ fn upgrade(
             "this origin may not open a WebSocket here\n",
         );
     }
-    let codec = if tutorial {
-        Codec::Tutorial(Link::new())
-    } else if has_token(headers, header::SEC_WEBSOCKET_PROTOCOL, "umpire.msgpack") {
-        Codec::MsgPack
+    let encoding = if has_token(headers, header::SEC_WEBSOCKET_PROTOCOL, "umpire.msgpack") {
+        Encoding::MsgPack
     } else {
-        Codec::Json
+        Encoding::Json
     };
-    let protocol = match codec {
-        Codec::MsgPack => Some("umpire.msgpack"),
-        Codec::Json if has_token(headers, header::SEC_WEBSOCKET_PROTOCOL, "umpire.json") => {
+    let protocol = match encoding {
+        _ if tutorial => None,
+        Encoding::MsgPack => Some("umpire.msgpack"),
+        Encoding::Json if has_token(headers, header::SEC_WEBSOCKET_PROTOCOL, "umpire.json") => {
             Some("umpire.json")
         }
-        _ => None,
+        Encoding::Json => None,
     };
 
     // Reserve a place before upgrading: refused here, the client learns why (503).
@@ -278,24 +318,29 @@ fn upgrade(
                 return;
             }
         };
+        // Frames fed to tungstenite go out whenever 4 KiB are waiting (and at each flush): its
+        // write buffer, which never shrinks, stays that small after a burst.
         let ws_config = WebSocketConfig::default()
             .read_buffer_size(config.read_buffer_bytes)
+            .write_buffer_size(4096)
             .max_message_size(Some(config.max_message_bytes))
             .max_frame_size(Some(config.max_message_bytes));
         let ws =
             WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(ws_config))
                 .await;
-        hub.connect(Box::new(WsConnection {
-            ws,
-            codec,
-            peer: Peer {
-                user: None,
-                label: addr.to_string(),
-            },
-            config,
-            metrics,
-            slot,
-        }));
+        let socket = Socket::new(ws, config, metrics, slot, hub.shutdown_token());
+        let session = hub.session(Peer {
+            user: None,
+            label: addr.to_string(),
+        });
+        // This task is the connection's only one: it reads the client into the session and
+        // writes what the session gives back. Boxed, so the task is no larger than the one
+        // protocol it runs.
+        if tutorial {
+            Box::pin(tutorial::serve(socket, session)).await;
+        } else {
+            Box::pin(conn::serve(socket, session, encoding)).await;
+        }
     });
 
     let mut response = Response::new(Full::new(Bytes::new()));

@@ -28,8 +28,7 @@ pub async fn start(
         builder = builder.clock(clock);
     }
     let hub = builder.start().await.expect("hub starts");
-    let (transport, connector) = umpire_mem::transport();
-    hub.serve(transport);
+    let connector = umpire_mem::connector(&hub);
     (hub, connector)
 }
 

@@ -4,6 +4,9 @@
 
 mod common;
 mod connect4;
+mod identity;
 mod props;
 mod restart;
+mod session;
+mod storage;
 mod tally;

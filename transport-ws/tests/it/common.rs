@@ -7,9 +7,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::SinkExt;
+use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
 use umpire_games::{Colony, Connect4, Tally};
 use umpire_hub::{Hub, HubConfig};
 use umpire_store::{Log, MemLog};
@@ -92,4 +96,35 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
         .map(|(_, b)| b.to_owned())
         .unwrap_or_default();
     (status, body)
+}
+
+/// A spectator with a tiny receive window that subscribes to a busy game and never reads.
+pub async fn stalled_spectator(server: &TestServer, watch: &str) -> WebSocketStream<TcpStream> {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(2048).unwrap();
+    let stream = socket.connect(server.addr).await.unwrap();
+    let (mut stalled, _) = tokio_tungstenite::client_async(server.url("/ws"), stream)
+        .await
+        .unwrap();
+    stalled
+        .send(Message::text(
+            json!({"type": "watch", "key": watch, "ref": 1}).to_string(),
+        ))
+        .await
+        .unwrap();
+    stalled
+}
+
+/// Read until the server closes; it must have said `closing`, then closed with 1001.
+pub async fn assert_told_closing_then_1001(client: &mut WsClient) {
+    let mut saw_closing = false;
+    loop {
+        match within(client.recv()).await {
+            Ok(umpire_engine::protocol::ServerMsg::Closing { .. }) => saw_closing = true,
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    assert!(saw_closing, "the client was told why");
+    assert_eq!(client.close_reason().map(|(code, _)| *code), Some(1001));
 }

@@ -6,13 +6,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::common::{http_get, serve, within, Options};
+use crate::common::{
+    assert_told_closing_then_1001, http_get, serve, stalled_spectator, within, Options,
+};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-use umpire_engine::protocol::ServerMsg;
 use umpire_store::SledLog;
 use umpire_ws::client::Format;
 
@@ -156,16 +157,7 @@ async fn shutdown_says_closing_closes_with_1001_and_stops_listening() {
     let seq = player.command(game.game, json!({"add": 7})).await.unwrap();
     let crate::common::TestServer { addr, hub, task } = server;
     hub.shutdown().await.unwrap();
-    let mut saw_closing = false;
-    loop {
-        match within(player.recv()).await {
-            Ok(ServerMsg::Closing { .. }) => saw_closing = true,
-            Ok(_) => {}
-            Err(_) => break,
-        }
-    }
-    assert!(saw_closing, "the client was told why");
-    assert_eq!(player.close_reason().map(|(code, _)| *code), Some(1001));
+    assert_told_closing_then_1001(&mut player).await;
     within(task).await.unwrap().unwrap();
     assert!(
         TcpStream::connect(addr).await.is_err(),
@@ -202,18 +194,7 @@ async fn a_client_that_never_reads_does_not_hold_up_the_others() {
 
     // A spectator with a tiny receive window that subscribes and then never reads again, so the
     // server's socket buffers toward it fill up and its queue overflows.
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(2048).unwrap();
-    let stream = socket.connect(server.addr).await.unwrap();
-    let (mut stalled, _) = tokio_tungstenite::client_async(server.url("/ws"), stream)
-        .await
-        .unwrap();
-    stalled
-        .send(Message::text(
-            json!({"type": "watch", "key": watch, "ref": 1}).to_string(),
-        ))
-        .await
-        .unwrap();
+    let mut stalled = stalled_spectator(&server, &watch).await;
     let mut reader = server.client(Format::MsgPack).await;
     reader.watch(&watch, None).await.unwrap();
 

@@ -144,11 +144,17 @@ async fn only_allowed_origins_may_open_a_websocket() {
 }
 
 fn token(secret: &str, sub: &str, expires_in: i64) -> String {
-    let now = std::time::SystemTime::now()
+    signed(secret, &json!({"sub": sub, "exp": now() + expires_in}))
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
-        .as_secs() as i64;
-    let claims = json!({"sub": sub, "exp": now + expires_in});
+        .as_secs() as i64
+}
+
+fn signed(secret: &str, claims: &Value) -> String {
     jsonwebtoken::encode(
         &jsonwebtoken::Header::default(),
         &claims,
@@ -178,14 +184,37 @@ async fn a_jwt_names_the_player_and_a_bad_one_closes_with_1008() {
     let game = ada.create("tally", Value::Null).await.unwrap();
     let events = within(ada.events(game.game, 2)).await.unwrap();
     assert_eq!(
-        events[1]["body"]["seated"]["player"], "ada",
-        "the seat is held by the token's user"
+        events[1]["body"]["seated"]["player"], "user:ada",
+        "the seat is held by the token's user, in the users' name space"
     );
 
+    // A token not valid before a time within the clock leeway (30 s) is taken.
+    let mut early = server.client(Format::Json).await;
+    let soon = signed(
+        SECRET,
+        &json!({"sub": "bo", "exp": now() + 600, "nbf": now() + 10}),
+    );
+    let hello = ClientMsg::Hello {
+        token: soon,
+        r#ref: None,
+    };
+    assert!(matches!(
+        within(early.request(hello)).await.unwrap(),
+        ServerMsg::Welcome { .. }
+    ));
+
+    let later = signed(
+        SECRET,
+        &json!({"sub": "eve", "exp": now() + 600, "nbf": now() + 600}),
+    );
+    let long = signed(SECRET, &json!({"sub": "e".repeat(129), "exp": now() + 600}));
     for bad in [
         token(SECRET, "eve", -600),
         token("another-secret", "eve", 600),
         "garbage".to_owned(),
+        later,
+        long,
+        token(SECRET, "", 600),
     ] {
         let mut eve = server.client(Format::Json).await;
         let answer = within(eve.request(ClientMsg::Hello {
@@ -282,5 +311,50 @@ async fn a_silent_connection_is_closed_and_a_live_one_is_kept() {
             .unwrap(),
         ServerMsg::Pong { .. }
     ));
+    server.stop().await;
+}
+
+/// A plain request naming `host`; returns the status code.
+async fn status_for_host(addr: std::net::SocketAddr, path: &str, host: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+         Origin: http://{host}\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut head = [0; 12];
+    within(stream.read_exact(&mut head)).await.unwrap();
+    std::str::from_utf8(&head[9..12]).unwrap().parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_on_a_rebound_host_name_is_refused_and_allowed_names_are_served() {
+    let ws = WsConfig {
+        allowed_hosts: vec!["play.example".into()],
+        ..WsConfig::default()
+    };
+    let server = serve(Options {
+        ws,
+        ..Options::default()
+    })
+    .await;
+    // evil.example resolved to this server: its page's Origin matches its Host, and both
+    // name the attacker. Neither the pages nor the WebSocket answer it.
+    for path in ["/", "/ws", "/metrics"] {
+        assert_eq!(
+            status_for_host(server.addr, path, "evil.example:8080").await,
+            403,
+            "{path}"
+        );
+    }
+    assert_eq!(
+        status_for_host(server.addr, "/ws", "play.example:8080").await,
+        101
+    );
+    let own = server.addr.to_string();
+    assert_eq!(status_for_host(server.addr, "/ws", &own).await, 101);
+    assert_eq!(status_for_host(server.addr, "/ws", "localhost").await, 101);
     server.stop().await;
 }

@@ -1,0 +1,322 @@
+//! `durable`: acknowledged commands per second through the hub's Rust API, in process so the
+//! network is not the limit. Every client adds 1 to its tally game and waits for the ack
+//! before the next add; there are max(G, 100) clients spread over G games.
+//!
+//! The raw limit is sled itself: records of the same size, inserted in the batch sizes umpire
+//! produced (its events per flush), with one flush per batch.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use clap::Args;
+use serde_json::json;
+use umpire_engine::{Action, Actor, Match};
+use umpire_games::Tally;
+use umpire_hub::{Durability, Hub, HubConfig};
+use umpire_store::SledLog;
+
+use crate::child::{local_runtime, on_cpu, pin};
+use crate::report::{count, ms, ms_f, ratio, Percentiles, Table};
+use crate::Common;
+
+/// `durable` options.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct DurableArgs {
+    /// Numbers of games to spread the clients over.
+    #[arg(long, value_delimiter = ',', default_value = "1,100,10000")]
+    games: Vec<usize>,
+    /// Durability modes: `sync`, `batched` (2 ms window).
+    #[arg(long, value_delimiter = ',', default_value = "sync,batched")]
+    modes: Vec<String>,
+    /// Seconds measured per run, after a one-second warm-up.
+    #[arg(long, default_value_t = 5.0)]
+    secs: f64,
+}
+
+/// What one run measured.
+#[derive(Debug, Default)]
+struct Outcome {
+    acked: u64,
+    latency: Percentiles,
+    /// Records per flush, from the hub's metrics (umpire) or as set (raw).
+    batch: f64,
+    window: Duration,
+}
+
+impl Outcome {
+    fn per_sec(&self) -> f64 {
+        self.acked as f64 / self.window.as_secs_f64()
+    }
+}
+
+pub(crate) fn run(common: &Common, args: &DurableArgs) -> anyhow::Result<bool> {
+    let mut args = args.clone();
+    let warmup = if common.smoke {
+        args.games = vec![1, 10];
+        args.secs = 0.3;
+        Duration::from_millis(100)
+    } else {
+        Duration::from_secs(1)
+    };
+    let measured = Duration::from_secs_f64(args.secs);
+    let mut table = Table::new(
+        "durable: acknowledged commands through the hub API, in process (tally, one event each)",
+        &[
+            "mode",
+            "games",
+            "clients",
+            "server",
+            "commands/s",
+            "p50",
+            "p99",
+            "batch",
+            "vs raw",
+        ],
+    );
+    let mut rows = Vec::new();
+    let mut clean = true;
+    for mode in &args.modes {
+        let durability = match mode.as_str() {
+            "sync" => Durability::Sync,
+            "batched" => Durability::Batched(Duration::from_millis(2)),
+            other => bail!("no durability mode {other:?}"),
+        };
+        for &games in &args.games {
+            let clients = games.max(100);
+            let ours = match umpire(common, durability, games, clients, warmup, measured) {
+                Ok(outcome) => outcome,
+                Err(e) => {
+                    clean = false;
+                    eprintln!("durable {mode} {games}: {e:#}");
+                    continue;
+                }
+            };
+            let batch = ours.batch.round().max(1.0) as usize;
+            let raw = raw_sled(common, games, batch, warmup, measured)?;
+            for (name, o) in [("umpire", &ours), ("raw sled", &raw)] {
+                table.row(vec![
+                    mode.clone(),
+                    games.to_string(),
+                    if name == "umpire" {
+                        clients.to_string()
+                    } else {
+                        "-".into()
+                    },
+                    name.into(),
+                    count(o.per_sec()),
+                    ms(o.latency.p50),
+                    ms(o.latency.p99),
+                    format!("{:.1}", o.batch),
+                    if name == "umpire" {
+                        ratio(o.per_sec(), raw.per_sec())
+                    } else {
+                        String::new()
+                    },
+                ]);
+                rows.push(json!({
+                    "mode": mode, "games": games, "server": name,
+                    "commands_per_sec": o.per_sec().round(),
+                    "p50_ms": ms_f(o.latency.p50), "p99_ms": ms_f(o.latency.p99),
+                    "batch": o.batch,
+                }));
+            }
+        }
+    }
+    table.print();
+    crate::report::json_line("durable", rows);
+    Ok(clean)
+}
+
+/// A runtime for the hub on the server CPU: one worker, and every thread it starts pinned.
+pub(crate) fn server_runtime(cpu: Option<usize>) -> anyhow::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all().worker_threads(1);
+    if let Some(cpu) = cpu {
+        builder.on_thread_start(move || {
+            let _ = pin(cpu);
+        });
+    }
+    Ok(builder.build()?)
+}
+
+fn umpire(
+    common: &Common,
+    durability: Durability,
+    games: usize,
+    clients: usize,
+    warmup: Duration,
+    measured: Duration,
+) -> anyhow::Result<Outcome> {
+    let data = tempfile::tempdir()?;
+    let server = server_runtime(common.server_cpu)?;
+    let per_game = clients.div_ceil(games);
+    let (hub, seats) = server.block_on(async {
+        // Opened on a server thread: sled's own threads inherit its pinning.
+        let log = SledLog::open(data.path())?;
+        let config = HubConfig {
+            durability,
+            ..HubConfig::default()
+        };
+        let hub = Hub::builder(Arc::new(log))
+            .config(config)
+            .register(Tally)
+            .start()
+            .await?;
+        let mut seats = Vec::with_capacity(clients);
+        for _ in 0..games {
+            let created = hub
+                .create("tally", json!({ "seats": per_game }), "p0")
+                .await?;
+            seats.push((created.game, created.seat));
+            for p in 1..per_game {
+                let joined = hub.join(&created.join, &format!("p{p}")).await?;
+                seats.push((joined.game, joined.seat));
+            }
+        }
+        anyhow::Ok((hub, seats))
+    })?;
+    let flushes_before = flush_counts(&hub);
+    let started = hub.metrics().events_appended.get();
+    let window_hub = hub.clone();
+    let (acked, mut latencies, all_acked) = on_cpu(common.client_cpu, move || {
+        local_runtime()?.block_on(async move {
+            let start = Instant::now() + warmup;
+            let window = (start, start + measured);
+            // (acks in the window, their latencies, every ack)
+            let tally = Rc::new(RefCell::new((0u64, Vec::new(), 0u64)));
+            let tasks: Vec<_> = seats
+                .into_iter()
+                .take(clients)
+                .map(|(game, seat)| {
+                    let (hub, tally) = (window_hub.clone(), Rc::clone(&tally));
+                    async move {
+                        while Instant::now() < window.1 {
+                            let sent = Instant::now();
+                            hub.submit(game, seat, json!({"add": 1}), None).await?;
+                            let now = Instant::now();
+                            let mut t = tally.borrow_mut();
+                            t.2 += 1;
+                            if sent >= window.0 && now < window.1 {
+                                t.0 += 1;
+                                t.1.push(now - sent);
+                            }
+                        }
+                        anyhow::Ok(())
+                    }
+                })
+                .collect();
+            for result in futures_util::future::join_all(tasks).await {
+                result?;
+            }
+            let t = tally.take();
+            anyhow::Ok(t)
+        })
+    })?;
+    let flushes = flush_counts(&hub).0 - flushes_before.0;
+    let appended = hub.metrics().events_appended.get() - started;
+    // Nothing acknowledged may be missing: every add is one event in its game's log, and
+    // every client waited for its last ack.
+    let total: u64 = server.block_on(async {
+        let mut total = 0;
+        for game in hub.live_games() {
+            total += hub.inspect(game).await?.version;
+        }
+        hub.shutdown().await?;
+        anyhow::Ok(total)
+    })?;
+    let setup = (games * 2 + (clients.div_ceil(games) - 1) * games) as u64;
+    if total != setup + all_acked {
+        bail!("the logs hold {total} events, expected {setup} from set-up and {all_acked} acknowledged");
+    }
+    Ok(Outcome {
+        acked,
+        latency: Percentiles::of(&mut latencies),
+        batch: appended as f64 / flushes.max(1) as f64,
+        window: measured,
+    })
+}
+
+/// (flushes, batches made durable) from the hub's Prometheus text.
+fn flush_counts(hub: &Hub) -> (u64, u64) {
+    let text = hub.metrics().render();
+    let value = |name: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok())
+            .map_or(0, |v| v as u64)
+    };
+    (
+        value("umpire_flush_seconds_count"),
+        value("umpire_flush_waiters_total"),
+    )
+}
+
+/// sled alone: the same records, `batch` at a time, one flush per batch.
+fn raw_sled(
+    common: &Common,
+    streams: usize,
+    batch: usize,
+    warmup: Duration,
+    measured: Duration,
+) -> anyhow::Result<Outcome> {
+    // The record a tally add logs, encoded as umpire encodes it.
+    let (mut m, _) = Match::create(&Tally, umpire_games::tally::TallyConfig { seats: 2 }, 7, 1);
+    m.execute(
+        &Tally,
+        Actor::System,
+        Action::Join {
+            player: "p0".into(),
+        },
+        1,
+        None,
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let env = m
+        .execute(
+            &Tally,
+            Actor::Seat(umpire_engine::Seat(0)),
+            Action::Play(umpire_games::tally::TallyCommand::Add(1)),
+            1_700_000_000_000,
+            None,
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut record = vec![umpire_store::FORMAT_VERSION];
+    record.extend(rmp_serde::to_vec_named(&env[0])?);
+    on_cpu(common.server_cpu, move || {
+        let data = tempfile::tempdir()?;
+        let db = sled::Config::new().path(data.path()).open()?;
+        let events = db.open_tree("events")?;
+        let mut seqs = vec![0u64; streams];
+        let mut next_stream = 0;
+        let start = Instant::now() + warmup;
+        let window = (start, start + measured);
+        let (mut acked, mut latencies) = (0, Vec::new());
+        while Instant::now() < window.1 {
+            let sent = Instant::now();
+            for _ in 0..batch {
+                let stream = next_stream % streams;
+                next_stream += 1;
+                seqs[stream] += 1;
+                let mut key = [0u8; 16];
+                key[..8].copy_from_slice(&(stream as u64 + 1).to_be_bytes());
+                key[8..].copy_from_slice(&seqs[stream].to_be_bytes());
+                events.insert(key, record.as_slice())?;
+            }
+            db.flush()?;
+            let now = Instant::now();
+            if sent >= window.0 && now < window.1 {
+                acked += batch as u64;
+                latencies.extend(std::iter::repeat_n(now - sent, batch));
+            }
+        }
+        Ok(Outcome {
+            acked,
+            latency: Percentiles::of(&mut latencies),
+            batch: batch as f64,
+            window: measured,
+        })
+    })
+    .context("raw sled")
+}

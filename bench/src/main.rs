@@ -1,0 +1,114 @@
+//! umpire-bench: umpire measured from the outside, each scenario against its raw limit in the
+//! same run.
+//!
+//! ```text
+//! cargo run --release -p umpire-bench -- fanout --server-cpu 1 --client-cpu 0
+//! cargo run --release -p umpire-bench -- all --smoke        # seconds; checks nothing was lost
+//! ```
+//!
+//! Every scenario starts real servers (umpire, and a raw server written for the comparison) in
+//! child processes of this binary, pinned to `--server-cpu`, and drives them from this process,
+//! pinned to `--client-cpu`. It prints a table and one JSON line per scenario, and exits non-zero
+//! if any client lost, repeated or reordered anything.
+//!
+//! # Layout
+//! - `fanout`: G games x S spectators over the native (JSON, MessagePack) and tutorial protocols.
+//! - `durable`: acknowledged commands through the hub API, against raw sled batches.
+//! - `restore`: bringing games back from the log, against a raw scan of the same records.
+//! - `connections`: memory per idle connection, spectator and game; new connections per second.
+//! - `raw`: the raw servers the scenarios compare with.
+//! - `wire`: the load generator's WebSocket client and its cheap frame classifier.
+//! - `child`: servers as pinned child processes; their RSS and CPU time.
+//! - `report`: tables, percentiles, the JSON line.
+
+mod child;
+mod connections;
+mod durable;
+mod fanout;
+mod raw;
+mod report;
+mod restore;
+mod wire;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Benchmarks for umpire, each against its raw limit.
+#[derive(Debug, Parser)]
+#[command(name = "umpire-bench")]
+struct Cli {
+    #[command(subcommand)]
+    scenario: Scenario,
+    #[command(flatten)]
+    common: Common,
+}
+
+/// Options every scenario takes.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct Common {
+    /// Pin the servers (umpire's and the raw ones) to this CPU.
+    #[arg(long, global = true)]
+    pub(crate) server_cpu: Option<usize>,
+    /// Pin the load generator to this CPU.
+    #[arg(long, global = true)]
+    pub(crate) client_cpu: Option<usize>,
+    /// A seconds-long run with small sizes, for CI: checks that nothing was lost, times nothing
+    /// that matters.
+    #[arg(long, global = true)]
+    pub(crate) smoke: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum Scenario {
+    /// Players moving as fast as acks allow, spectators reading everything.
+    Fanout(fanout::FanoutArgs),
+    /// Acknowledged commands per second through the hub, in process.
+    Durable(durable::DurableArgs),
+    /// Bringing games back from the log.
+    Restore(restore::RestoreArgs),
+    /// Memory per idle connection and new connections per second.
+    Connections(connections::ConnectionsArgs),
+    /// Every scenario with its defaults.
+    All,
+    /// (internal) Run a server in this process: `umpire ARGS...`, `raw-fanout` or `raw-accept`.
+    #[command(hide = true)]
+    Child(child::ChildArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let common = cli.common;
+    let ok = match cli.scenario {
+        Scenario::Child(args) => return child::run_child(args),
+        Scenario::Fanout(args) => fanout::run(&common, &args)?,
+        Scenario::Durable(args) => durable::run(&common, &args)?,
+        Scenario::Restore(args) => restore::run(&common, &args)?,
+        Scenario::Connections(args) => connections::run(&common, &args)?,
+        Scenario::All => {
+            // Each runs even if an earlier one found a loss, so one run shows everything.
+            let fanout = fanout::run(&common, &fanout::FanoutArgs::parse_default())?;
+            let durable = durable::run(&common, &durable::DurableArgs::parse_default())?;
+            let restore = restore::run(&common, &restore::RestoreArgs::parse_default())?;
+            let connections =
+                connections::run(&common, &connections::ConnectionsArgs::parse_default())?;
+            fanout && durable && restore && connections
+        }
+    };
+    if !ok {
+        anyhow::bail!("a client lost, repeated or reordered something: see the lines above");
+    }
+    Ok(())
+}
+
+/// Defaults of a scenario's arguments, as if given no flags.
+pub(crate) trait ParseDefault: Args + Sized {
+    fn parse_default() -> Self {
+        #[derive(Parser)]
+        struct Wrap<T: Args> {
+            #[command(flatten)]
+            inner: T,
+        }
+        Wrap::<Self>::parse_from(["umpire-bench"]).inner
+    }
+}
+
+impl<T: Args> ParseDefault for T {}

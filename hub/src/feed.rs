@@ -1,0 +1,390 @@
+//! The sending side of a session: what goes to the client, in what order.
+//!
+//! For every game the session follows it keeps the next seq to send. An event below it is a
+//! repeat and is dropped; an event above it means events were missed, and the gap is read
+//! from the log first. A game marked lagging (its events overflowed the outbox) is read from
+//! the log up to its durable head. So each game's events reach the client once, in order,
+//! from seq `from` on; and the `ok` for a command comes after the events it produced.
+//!
+//! Reading from the log is paged and lazy: at most a page of frames waits in memory.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use umpire_engine::protocol::{CloseCode, ErrorCode, GameId, ServerMsg};
+use umpire_engine::Seq;
+
+use crate::frames::{Frame, Published};
+use crate::handle::Answer;
+use crate::outbox::Item;
+use crate::session::{Outgoing, Session, Stage};
+
+/// Records read from the log per page while catching up.
+const PAGE: usize = 64;
+
+/// How long a session that is shutting down waits for the answers it is owed.
+const ANSWER_GRACE: Duration = Duration::from_secs(2);
+
+/// How long after a failed catch-up read (the log failing) the session reads again.
+const RETRY_READ: Duration = Duration::from_millis(250);
+
+/// What one step of catching up did.
+enum Step {
+    /// Read a page, or finished a job.
+    Worked,
+    /// Nothing to catch up.
+    Idle,
+    /// The log cannot be read now; nothing behind the job may go out before it.
+    Blocked,
+}
+
+/// Send `game`'s events from the log up to `upto`, then `then`.
+#[derive(Debug)]
+pub(crate) struct CatchUp {
+    game: GameId,
+    upto: Seq,
+    then: Option<Outgoing>,
+}
+
+impl Session {
+    /// The next thing to send. Cancel-safe: everything it has taken is kept in the session.
+    pub async fn next(&mut self) -> Outgoing {
+        loop {
+            if let Some(out) = self.try_next() {
+                return out;
+            }
+            match self.stage {
+                Stage::Closed => std::future::pending::<()>().await,
+                Stage::Stopping(until) => {
+                    tokio::select! {
+                        () = self.outbox.ready() => {}
+                        () = tokio::time::sleep_until(until) => {
+                            // A game that has not answered by now will not: close anyway.
+                            self.in_flight = 0;
+                        }
+                    }
+                }
+                Stage::Open => match self.retry_at {
+                    Some(at) => {
+                        tokio::select! {
+                            () = self.outbox.ready() => {}
+                            () = tokio::time::sleep_until(at) => {}
+                        }
+                    }
+                    None => self.outbox.ready().await,
+                },
+            }
+        }
+    }
+
+    /// The next thing to send if one is ready now, without waiting: for a transport that
+    /// writes everything ready before it flushes.
+    pub fn try_next(&mut self) -> Option<Outgoing> {
+        loop {
+            if let Some(out) = self.ready.pop_front() {
+                return Some(out);
+            }
+            match self.catch_up() {
+                Step::Worked => continue,
+                Step::Blocked => return None,
+                Step::Idle => {}
+            }
+            if let Some(item) = self.items.pop_front() {
+                self.process(item);
+                continue;
+            }
+            self.outbox.take(&mut self.items, &mut self.lagged);
+            let lagged = std::mem::take(&mut self.lagged);
+            for game in &lagged {
+                if let Some(link) = self.games.get(game) {
+                    let upto = link.handle.head();
+                    self.work.push_back(CatchUp {
+                        game: *game,
+                        upto,
+                        then: None,
+                    });
+                }
+            }
+            self.lagged = lagged;
+            self.lagged.clear();
+            if !self.items.is_empty() || !self.work.is_empty() {
+                continue;
+            }
+            if self.stage == Stage::Open && self.hub.sessions.stopping() {
+                self.stage = Stage::Stopping(tokio::time::Instant::now() + ANSWER_GRACE);
+            }
+            if matches!(self.stage, Stage::Stopping(_)) && self.in_flight == 0 {
+                let reason = "the server is shutting down";
+                self.say(ServerMsg::Closing {
+                    reason: reason.into(),
+                });
+                self.close(CloseCode::GoingAway, reason);
+                continue;
+            }
+            return None;
+        }
+    }
+
+    fn process(&mut self, item: Item) {
+        match item {
+            Item::Event(event) => self.deliver(event),
+            Item::Answer(answer) => {
+                let (r, answer) = *answer;
+                self.in_flight = self.in_flight.saturating_sub(1);
+                self.answer(r, answer);
+            }
+        }
+    }
+
+    /// A live event: send it, after the gap before it if there is one; drop it if it was
+    /// already sent or its game is not followed.
+    fn deliver(&mut self, event: Arc<Published>) {
+        let Some(next) = self
+            .games
+            .get_mut(&event.game)
+            .and_then(|l| l.next.as_mut())
+        else {
+            return;
+        };
+        if event.seq < *next {
+            return;
+        }
+        // Items are only looked at once the catch-up work is done, so nothing is pending
+        // before this event but the gap, if any.
+        if event.seq == *next {
+            *next += 1;
+            self.ready.push_back(Outgoing::Frame(Frame::Event(event)));
+        } else {
+            let (game, upto) = (event.game, event.seq - 1);
+            let then = Some(Outgoing::Frame(Frame::Event(event)));
+            self.work.push_back(CatchUp { game, upto, then });
+        }
+    }
+
+    fn answer(&mut self, r: Option<serde_json::Value>, answer: Answer) {
+        match answer {
+            Answer::Command {
+                game,
+                result: Ok(seq),
+            } => {
+                self.hub.registry.rt.metrics.commands_accepted.inc();
+                let ok = Outgoing::Frame(Frame::Msg(Box::new(ServerMsg::Ok {
+                    game: Some(game),
+                    seq: Some(seq),
+                    r#ref: r,
+                })));
+                // The ok comes after the events the command produced.
+                let behind = self
+                    .games
+                    .get(&game)
+                    .and_then(|l| l.next)
+                    .is_some_and(|next| next <= seq);
+                if behind {
+                    self.work.push_back(CatchUp {
+                        game,
+                        upto: seq,
+                        then: Some(ok),
+                    });
+                } else {
+                    self.ready.push_back(ok);
+                }
+            }
+            Answer::Seated {
+                game,
+                result: Ok(seated),
+            } => {
+                let Some(link) = self.entered(game) else {
+                    return;
+                };
+                link.seat = Some(seated.joined.seat);
+                let j = seated.joined;
+                let msg = match seated.invite {
+                    Some((join, watch)) => ServerMsg::Created {
+                        game,
+                        kind: j.kind,
+                        join,
+                        watch,
+                        seat: j.seat,
+                        token: j.token,
+                        r#ref: r,
+                    },
+                    None => ServerMsg::Joined {
+                        game,
+                        kind: j.kind,
+                        seat: j.seat,
+                        token: j.token,
+                        r#ref: r,
+                    },
+                };
+                self.say(msg);
+                self.follow(game, 1, seated.head);
+            }
+            Answer::Watching {
+                game,
+                kind,
+                from,
+                result: Ok(head),
+            } => {
+                let Some(link) = self.entered(game) else {
+                    return;
+                };
+                link.watching = true;
+                self.say(ServerMsg::Watching {
+                    game,
+                    kind: kind.into(),
+                    r#ref: r,
+                });
+                self.follow(game, from, head);
+            }
+            Answer::Left {
+                game,
+                result: Ok(seq),
+            } => {
+                self.games.remove(&game);
+                self.say(ServerMsg::Ok {
+                    game: Some(game),
+                    seq,
+                    r#ref: r,
+                });
+            }
+            Answer::Followed {
+                game,
+                result: Ok(head),
+            } => {
+                // Silent: the client never asked. What the old task published was sent; the
+                // rest up to the new task's head comes from the log.
+                self.work.push_back(CatchUp {
+                    game,
+                    upto: head,
+                    then: None,
+                });
+            }
+            // The game stopped again; the next request loads it again.
+            Answer::Followed { result: Err(_), .. } => {}
+            Answer::Seated {
+                game,
+                result: Err(e),
+            }
+            | Answer::Watching {
+                game,
+                result: Err(e),
+                ..
+            } => {
+                // A game asked for but never entered is forgotten again, once nothing else
+                // asked for it is still on its way.
+                if let Some(link) = self.entered(game) {
+                    if link.entering == 0 && link.seat.is_none() && !link.watching {
+                        self.games.remove(&game);
+                    }
+                }
+                self.refuse_with(&e, r);
+            }
+            Answer::Command { result: Err(e), .. } | Answer::Left { result: Err(e), .. } => {
+                self.refuse_with(&e, r);
+            }
+        }
+    }
+
+    /// The link of `game`, one request to enter it answered.
+    fn entered(&mut self, game: GameId) -> Option<&mut crate::session::Link> {
+        let link = self.games.get_mut(&game)?;
+        link.entering = link.entering.saturating_sub(1);
+        Some(link)
+    }
+
+    /// Start sending `game`'s events from `from`: the log up to `head`, live ones after.
+    /// A game already followed keeps its place.
+    fn follow(&mut self, game: GameId, from: Seq, head: Seq) {
+        let Some(link) = self.games.get_mut(&game) else {
+            return;
+        };
+        if link.next.is_none() {
+            link.next = Some(from.max(1));
+            self.work.push_back(CatchUp {
+                game,
+                upto: head,
+                then: None,
+            });
+        }
+    }
+
+    /// Send what waited for a catch-up. An event moves its game's place past it, or is
+    /// dropped if the game is no longer followed.
+    fn release(&mut self, then: Outgoing) {
+        if let Outgoing::Frame(Frame::Event(event)) = &then {
+            match self
+                .games
+                .get_mut(&event.game)
+                .and_then(|l| l.next.as_mut())
+            {
+                Some(next) if *next <= event.seq => *next = event.seq + 1,
+                _ => return,
+            }
+        }
+        self.ready.push_back(then);
+    }
+
+    /// One step of the first catch-up job: a page from the log, or the job's end.
+    fn catch_up(&mut self) -> Step {
+        let Some(job) = self.work.front() else {
+            return Step::Idle;
+        };
+        if let Some(at) = self.retry_at {
+            if tokio::time::Instant::now() < at {
+                return Step::Blocked;
+            }
+            self.retry_at = None;
+        }
+        let (game, upto) = (job.game, job.upto);
+        let next = self.games.get(&game).and_then(|l| l.next);
+        let next = match next {
+            Some(next) if next <= upto => next,
+            _ => {
+                // Caught up (or the game was left meanwhile): what waited on it goes out.
+                if let Some(then) = self.work.pop_front().and_then(|job| job.then) {
+                    self.release(then);
+                }
+                return Step::Worked;
+            }
+        };
+        let want = usize::try_from(upto - next + 1).map_or(PAGE, |n| n.min(PAGE));
+        match self.hub.registry.rt.log.read(game, next, want) {
+            Ok(page) if !page.is_empty() => {
+                let mut last = next;
+                for (seq, record) in page {
+                    let event = Published::new(game, seq, record);
+                    self.ready.push_back(Outgoing::Frame(Frame::Event(event)));
+                    last = seq;
+                }
+                if let Some(link) = self.games.get_mut(&game) {
+                    link.next = Some(last + 1);
+                }
+            }
+            Ok(_) => {
+                // Everything up to a game's head is durable, so this does not happen; if it
+                // did, waiting would not help.
+                tracing::error!(game, next, upto, "the log ends before the game's head");
+                if let Some(link) = self.games.get_mut(&game) {
+                    link.next = Some(upto + 1);
+                }
+            }
+            Err(e) if e.is_io() => {
+                // The log is failing and being reopened: read again shortly. Until then this
+                // game's later events, and everything after them, wait.
+                tracing::warn!(game, error = %e, "catch-up read failed; trying again");
+                self.retry_at = Some(tokio::time::Instant::now() + RETRY_READ);
+                return Step::Blocked;
+            }
+            Err(e) => {
+                tracing::error!(game, error = %e, "catch-up read failed");
+                self.refuse(
+                    ErrorCode::Internal,
+                    "the game's history could not be read".into(),
+                    None,
+                );
+                self.close(CloseCode::Internal, "storage failure");
+            }
+        }
+        Step::Worked
+    }
+}

@@ -1,0 +1,202 @@
+//! The registry: registered game kinds and the live games, by id. Games are started here
+//! (created, or loaded from the log on first use) and looked up by id or by key.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde_json::Value;
+use umpire_engine::protocol::GameId;
+use umpire_engine::Seat;
+use umpire_store::{Role, StreamStatus};
+
+use crate::error::{HubError, Result};
+use crate::handle::{ReplyTo, RoomHandle, RoomMsg, Subscriber};
+use crate::kind::Kind;
+use crate::runtime::Runtime;
+
+/// Kinds and live games.
+pub(crate) struct Registry {
+    pub(crate) rt: Arc<Runtime>,
+    kinds: HashMap<String, Arc<dyn Kind>>,
+    /// Live games. A handle whose task stopped is replaced on the next lookup.
+    rooms: Mutex<HashMap<GameId, RoomHandle>>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("kinds", &self.kinds.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Registry {
+    pub(crate) fn new(rt: Arc<Runtime>, kinds: Vec<Arc<dyn Kind>>) -> Self {
+        Registry {
+            rt,
+            kinds: kinds
+                .into_iter()
+                .map(|k| (k.name().to_owned(), k))
+                .collect(),
+            rooms: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn rooms(&self) -> MutexGuard<'_, HashMap<GameId, RoomHandle>> {
+        // Inserts and removals are single operations: a poisoned map is still consistent.
+        self.rooms.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn open(&self) -> Result<()> {
+        if self.rt.shutdown.is_cancelled() {
+            return Err(HubError::Unavailable);
+        }
+        Ok(())
+    }
+
+    /// The names of the registered kinds.
+    pub(crate) fn kinds(&self) -> impl Iterator<Item = &str> {
+        self.kinds.keys().map(String::as_str)
+    }
+
+    /// Start a game of `kind` and seat `player` in it, subscribing `sub`. The answer goes to
+    /// `reply` once the game is durable in the log.
+    pub(crate) fn create(
+        &self,
+        kind: &str,
+        config: Value,
+        player: String,
+        sub: Option<Subscriber>,
+        reply: ReplyTo,
+    ) -> Result<RoomHandle> {
+        self.open()?;
+        let k = self
+            .kinds
+            .get(kind)
+            .ok_or_else(|| HubError::UnknownKind(kind.to_owned()))?;
+        let handle = k.start(&self.rt, config)?;
+        self.rooms().insert(handle.game, handle.clone());
+        // The creator's seat is taken in the game's first turn, with its `Created` record.
+        handle.send(RoomMsg::Join { player, sub, reply })?;
+        Ok(handle)
+    }
+
+    /// The live game `game`, loading it from the log if its task is not running.
+    pub(crate) fn room(&self, game: GameId) -> Result<RoomHandle> {
+        self.open()?;
+        let mut rooms = self.rooms();
+        let reloading = match rooms.get(&game) {
+            Some(handle) if !handle.is_closed() => return Ok(handle.clone()),
+            Some(_) => true,
+            None => false,
+        };
+        let not_found = || HubError::NotFound(format!("no game {game}"));
+        let meta = self.rt.log.meta(game)?.ok_or_else(not_found)?;
+        let kind = self.kinds.get(&meta.kind).ok_or_else(not_found)?;
+        if reloading {
+            // Its task stopped on a storage failure, perhaps after writing records it never
+            // made durable: make them durable before they are served to anyone.
+            self.rt.log.sync()?;
+        }
+        // Loading under the lock keeps two tasks from ever running one game. It is a few
+        // sled reads; a game with a long tail past its snapshot makes others wait that long.
+        let handle = kind.load(&self.rt, game)?;
+        rooms.insert(game, handle.clone());
+        Ok(handle)
+    }
+
+    /// What `key` opens, and the game's live handle.
+    pub(crate) fn open_key(&self, key: &str) -> Result<(Role, RoomHandle)> {
+        let entry = self
+            .rt
+            .log
+            .find_key(key)?
+            .ok_or_else(|| HubError::NotFound("no game has this key".into()))?;
+        Ok((entry.role, self.room(entry.stream)?))
+    }
+
+    /// Take a seat with `key`: a free seat with a join key, or the seat a seat token names.
+    /// The answer goes to `reply`; `sub` is subscribed in the same turn.
+    pub(crate) fn join(
+        &self,
+        key: &str,
+        player: String,
+        sub: Option<Subscriber>,
+        reply: ReplyTo,
+    ) -> Result<RoomHandle> {
+        let (role, handle) = self.open_key(key)?;
+        let msg = match role {
+            Role::Join => RoomMsg::Join { player, sub, reply },
+            Role::Seat(seat) => RoomMsg::Reclaim {
+                seat: Seat(seat),
+                token: key.to_owned(),
+                player,
+                sub,
+                reply,
+            },
+            Role::Watch => {
+                return Err(HubError::Forbidden("a watch key cannot take a seat".into()));
+            }
+        };
+        handle.send(msg)?;
+        Ok(handle)
+    }
+
+    /// Start every unfinished game in the log. Returns how many came back; a game that cannot
+    /// be restored is logged and skipped.
+    ///
+    /// # Errors
+    /// The log cannot be listed.
+    pub(crate) fn restore(&self) -> Result<usize> {
+        let mut restored = 0;
+        for info in self.rt.log.streams()? {
+            if info.meta.status != StreamStatus::Live {
+                continue;
+            }
+            let Some(kind) = self.kinds.get(&info.meta.kind) else {
+                tracing::warn!(game = info.id, kind = %info.meta.kind, "not restored: kind not registered");
+                continue;
+            };
+            match kind.load(&self.rt, info.id) {
+                Ok(handle) => {
+                    self.rooms().insert(info.id, handle);
+                    restored += 1;
+                }
+                Err(e) => tracing::error!(game = info.id, error = %e, "not restored"),
+            }
+        }
+        Ok(restored)
+    }
+
+    /// Load every game whose task stopped (on a storage failure) again. Returns how many.
+    pub(crate) fn revive(&self) -> usize {
+        let stopped: Vec<GameId> = self
+            .rooms()
+            .iter()
+            .filter(|(_, h)| h.is_closed())
+            .map(|(id, _)| *id)
+            .collect();
+        let mut revived = 0;
+        for game in stopped {
+            match self.room(game) {
+                Ok(_) => revived += 1,
+                Err(e) => {
+                    tracing::warn!(game, error = %e, "not restarted; it loads on its next use")
+                }
+            }
+        }
+        revived
+    }
+
+    /// Ids of the games with a running task.
+    pub(crate) fn live(&self) -> Vec<GameId> {
+        let mut ids: Vec<GameId> = self
+            .rooms()
+            .iter()
+            .filter(|(_, h)| !h.is_closed())
+            .map(|(id, _)| *id)
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+}

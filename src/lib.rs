@@ -1,0 +1,280 @@
+//! The `umpire` command line as a library: the binary parses [`Cli`] and calls [`run`]; the
+//! benchmarks start the very same server in a child process through it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use umpire_games::{Colony, Connect4, Tally};
+use umpire_hub::{Durability, Hub, HubConfig};
+use umpire_store::{Log, MemLog, SledLog};
+use umpire_ws::{JwtAuth, WsConfig};
+
+/// umpire: an authoritative, event-sourced game server.
+#[derive(Debug, Parser)]
+#[command(name = "umpire", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the bundled games over HTTP and WebSocket (the default).
+    Serve(Serve),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum DurabilityArg {
+    /// Acknowledge a command after its events are flushed (group commit).
+    Sync,
+    /// Flush every few milliseconds; still acknowledge after the flush.
+    Batched,
+    /// Never wait for a flush: a crash loses acknowledged events. For benchmarks.
+    None,
+}
+
+/// `umpire serve`: every flag of the server.
+#[derive(Debug, Args)]
+pub struct Serve {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Folder of the event log (created if missing).
+    #[arg(long, default_value = "./umpire-data")]
+    data: PathBuf,
+    /// Keep the log in memory instead: nothing is written to disk and nothing survives a
+    /// restart. For trying umpire out, and for measuring it without its storage.
+    #[arg(long, conflicts_with = "data")]
+    memory: bool,
+    /// When a command counts as done.
+    #[arg(long, value_enum, default_value = "sync")]
+    durability: DurabilityArg,
+    /// With --durability batched: how long to gather games before each flush.
+    #[arg(long, default_value_t = 2)]
+    batch_ms: u64,
+    /// Secret for HS256 tokens in `hello` (enables authentication).
+    #[arg(long, env = "UMPIRE_JWT_SECRET", hide_env_values = true)]
+    jwt_secret: Option<String>,
+    /// Refuse everything but `hello` and `ping` until a connection authenticates.
+    #[arg(long, requires = "jwt_secret")]
+    require_auth: bool,
+    /// Another Origin allowed to open WebSockets (repeatable; `*` for any). The server's own
+    /// host and localhost are always allowed.
+    #[arg(long = "allow-origin")]
+    allow_origin: Vec<String>,
+    /// A host name the server is reached under (repeatable; `*` for any). IP addresses and
+    /// localhost are always allowed; requests for other names get 403 (DNS rebinding).
+    #[arg(long = "allow-host")]
+    allow_host: Vec<String>,
+    /// WebSocket connections open at once; more are refused with HTTP 503.
+    #[arg(long, default_value_t = 10_000)]
+    max_connections: usize,
+    /// Largest message accepted, in bytes; larger ones close the connection with 1009.
+    #[arg(long, default_value_t = 64 * 1024)]
+    max_message_bytes: usize,
+    /// Messages per second per connection; 0 turns the limit off.
+    #[arg(long, default_value_t = 100)]
+    rate_limit: u32,
+    /// Messages a connection may send at once before the rate applies.
+    #[arg(long, default_value_t = 200)]
+    rate_burst: u32,
+    /// Seconds between pings to each connection.
+    #[arg(long, default_value_t = 20)]
+    ping_secs: u64,
+    /// Seconds of silence after which a connection is closed.
+    #[arg(long, default_value_t = 60)]
+    idle_secs: u64,
+    /// Seconds a write may wait for a client that does not read before the connection is
+    /// dropped.
+    #[arg(long, default_value_t = 30)]
+    write_timeout_secs: u64,
+    /// Seconds from accepting a connection to its WebSocket upgrade or its one HTTP answer.
+    #[arg(long, default_value_t = 10)]
+    handshake_timeout_secs: u64,
+    /// Connections accepted but not yet upgraded (or answered) at once; more are closed.
+    #[arg(long, default_value_t = 1024)]
+    max_handshakes: usize,
+    /// Events queued per connection before it catches up from the log instead.
+    #[arg(long, default_value_t = 256)]
+    queue_len: usize,
+    /// Kernel send buffer per connection, in bytes (default: the kernel's autotuning). Smaller
+    /// bounds what a stalled client can hold; it then catches up from the log.
+    #[arg(long)]
+    send_buffer_bytes: Option<usize>,
+    /// Bytes read from a connection at a time, and what an idle connection keeps allocated for
+    /// reading. Larger messages still arrive whole, in more reads.
+    #[arg(long, default_value_t = WsConfig::default().read_buffer_bytes)]
+    read_buffer_bytes: usize,
+    /// PEM certificate chain: serve https:// and wss:// (with --tls-key).
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+}
+
+impl Default for Serve {
+    fn default() -> Self {
+        match Cli::parse_from(["umpire", "serve"]).command {
+            Some(Command::Serve(serve)) => serve,
+            None => unreachable!("serve was given"),
+        }
+    }
+}
+
+/// Run what the command line asks for, on a tokio runtime of its own, until it is done (for
+/// `serve`: until SIGINT or SIGTERM).
+///
+/// # Errors
+/// The runtime cannot start, or the command failed (see [`serve`]).
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let serve = match cli.command {
+        Some(Command::Serve(serve)) => serve,
+        None => Serve::default(),
+    };
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?
+        .block_on(serve_until_signal(serve))
+}
+
+/// Serve until SIGINT or SIGTERM, then shut down cleanly.
+///
+/// # Errors
+/// The log cannot be opened or restored, the address cannot be bound, the final flush failed.
+pub async fn serve_until_signal(args: Serve) -> anyhow::Result<()> {
+    let log: Arc<dyn Log> = if args.memory {
+        Arc::new(MemLog::new())
+    } else {
+        // A previous server on this folder may still be letting go of it.
+        let sled = SledLog::open_retrying(&args.data, Duration::from_secs(2))
+            .with_context(|| format!("opening the event log in {}", args.data.display()))?;
+        Arc::new(sled)
+    };
+    let durability = match args.durability {
+        DurabilityArg::Sync => Durability::Sync,
+        DurabilityArg::Batched => Durability::Batched(Duration::from_millis(args.batch_ms)),
+        DurabilityArg::None => Durability::None,
+    };
+    let config = HubConfig {
+        durability,
+        queue_len: args.queue_len,
+        require_auth: args.require_auth,
+        ..HubConfig::default()
+    };
+    let mut builder = Hub::builder(log)
+        .config(config)
+        .register(Connect4)
+        .register(Tally)
+        .register(Colony);
+    if let Some(secret) = &args.jwt_secret {
+        builder = builder.authenticator(Arc::new(JwtAuth::hs256(secret.as_bytes())));
+    }
+    let hub = builder
+        .start()
+        .await
+        .context("restoring games from the log")?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("listening on {}", args.listen))?;
+    let mut ws = WsConfig {
+        max_message_bytes: args.max_message_bytes,
+        max_connections: args.max_connections,
+        rate_per_sec: args.rate_limit,
+        rate_burst: args.rate_burst,
+        ping_every: Duration::from_secs(args.ping_secs.max(1)),
+        idle_timeout: Duration::from_secs(args.idle_secs.max(1)),
+        write_timeout: Duration::from_secs(args.write_timeout_secs.max(1)),
+        handshake_timeout: Duration::from_secs(args.handshake_timeout_secs.max(1)),
+        max_handshakes: args.max_handshakes.max(1),
+        allowed_origins: args.allow_origin.clone(),
+        allowed_hosts: args.allow_host.clone(),
+        send_buffer_bytes: args.send_buffer_bytes,
+        read_buffer_bytes: args.read_buffer_bytes.max(64),
+    };
+    fit_open_files(&mut ws);
+    let address = listener.local_addr().context("reading the bound address")?;
+    let server = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => {
+            let tls =
+                umpire_ws::Tls::from_pem_files(cert, key).context("loading the TLS certificate")?;
+            println!("umpire is serving on https://{address}/ : open it in two browsers to play");
+            tokio::spawn(umpire_ws::serve_tls(listener, hub.clone(), ws, tls))
+        }
+        _ => {
+            println!("umpire is serving on http://{address}/ : open it in two browsers to play");
+            tokio::spawn(umpire_ws::serve(listener, hub.clone(), ws))
+        }
+    };
+
+    shutdown_signal().await;
+    tracing::info!("shutting down: no new connections; finishing commands in flight");
+    hub.shutdown()
+        .await
+        .context("flushing the log at shutdown")?;
+    let _ = server.await;
+    tracing::info!("bye");
+    Ok(())
+}
+
+/// Files kept for the log, the listener and the odd file served.
+const OTHER_FILES: usize = 64;
+
+/// Raise the limit on open files to what the system allows (every connection is one). If the
+/// connection limits could still run into it, lower them to fit: a server out of file
+/// descriptors accepts no one, not even the players the limits were meant to protect.
+fn fit_open_files(ws: &mut WsConfig) {
+    let limit = match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => usize::try_from(limit).unwrap_or(usize::MAX),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the limit on open files");
+            return;
+        }
+    };
+    if ws.max_connections + ws.max_handshakes + OTHER_FILES <= limit {
+        tracing::debug!(limit, "open files");
+        return;
+    }
+    let room = limit.saturating_sub(OTHER_FILES).max(2);
+    ws.max_handshakes = ws.max_handshakes.min(room / 4).max(1);
+    ws.max_connections = ws.max_connections.min(room - ws.max_handshakes).max(1);
+    tracing::warn!(
+        limit,
+        max_connections = ws.max_connections,
+        max_handshakes = ws.max_handshakes,
+        "the limit on open files is low: connection limits lowered to fit (raise it with ulimit -n)"
+    );
+}
+
+/// Wait for SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                term.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}

@@ -1,0 +1,109 @@
+//! What the tests of the `umpire` binary share: the server as a child process, plain HTTP
+//! requests, and shell commands for the tests that need a real file system.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
+#![allow(dead_code)]
+
+use std::ffi::OsStr;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// `umpire serve` as a child process, killed when dropped.
+pub struct Server {
+    pub child: Child,
+    /// `host:port`.
+    pub addr: String,
+}
+
+impl Server {
+    /// Start `umpire serve --listen 127.0.0.1:0 --data DATA ARGS...` and wait for the line
+    /// that gives its URL.
+    pub fn start(data: &Path, args: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_umpire"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg(data)
+            .args(args)
+            .env("RUST_LOG", "error")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("http://"))
+            .unwrap_or_else(|| panic!("no URL in {line:?}"))
+            .trim_end_matches('/')
+            .to_owned();
+        Server { child, addr }
+    }
+
+    /// The native protocol's WebSocket URL.
+    pub fn ws(&self) -> String {
+        format!("ws://{}/ws", self.addr)
+    }
+
+    /// Send SIGTERM.
+    pub fn terminate(&self) {
+        let killed = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+    }
+
+    /// `GET path`: the status and the body.
+    pub async fn get(&self, path: &str) -> (u16, String) {
+        http_get(&self.addr, path).await
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `GET path` from `addr` over HTTP/1.1, the connection closed after it.
+pub async fn http_get(addr: &str, path: &str) -> (u16, String) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    let response = String::from_utf8_lossy(&response);
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP response: {response:?}"));
+    let body = response
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, body)| body)
+        .to_owned();
+    (status, body)
+}
+
+/// Run a command; its stderr in the error.
+pub fn run(program: &str, args: &[impl AsRef<OsStr>]) -> Result<(), String> {
+    match Command::new(program).args(args).output() {
+        Ok(out) if out.status.success() => Ok(()),
+        Ok(out) => Err(format!(
+            "{program}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )),
+        Err(e) => Err(format!("{program}: {e}")),
+    }
+}
+
+/// A path as a `&str`.
+pub fn path(p: &Path) -> &str {
+    p.to_str().expect("temporary paths are UTF-8")
+}

@@ -1,0 +1,249 @@
+//! What a session promises besides delivery: pipelined requests, answers in order, an `ok`
+//! after the events it acknowledges, and an answer for every request even when the log fails.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde_json::{json, Value};
+use umpire_engine::protocol::{ClientMsg, ErrorCode, ServerMsg};
+use umpire_hub::HubConfig;
+use umpire_store::{
+    Conflict, KeyEntry, Log, MemLog, Result, Seq, StoreError, StreamId, StreamInfo, StreamMeta,
+    StreamStatus, Write,
+};
+
+use crate::common::{start, within};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_commands_are_answered_in_order_each_after_its_events() {
+    // An outbox of 2 events: the player's own events overflow it all the time, so most of
+    // what it sees comes from catching up in the log.
+    let config = HubConfig {
+        queue_len: 2,
+        ..HubConfig::default()
+    };
+    let (hub, net) = start(Arc::new(MemLog::new()), config, None).await;
+    let mut player = net.connect_with_queue(4).await.unwrap();
+    let game = within(player.create("tally", json!({"seats": 2})))
+        .await
+        .unwrap();
+    // Rounds of 50 requests sent without waiting (fewer than the session takes in flight,
+    // so a client that sends before it reads never blocks), then everything read.
+    let (rounds, per_round) = (3, 50);
+    let n = rounds * per_round;
+    let (mut answered, mut last_event) = (0, 0);
+    for round in 0..rounds {
+        for i in round * per_round..(round + 1) * per_round {
+            within(player.send(add_one(game.game, i))).await.unwrap();
+        }
+        read(
+            &mut player,
+            (round + 1) * per_round,
+            &mut answered,
+            &mut last_event,
+        )
+        .await;
+    }
+    // Created, the creator seated, then one event per add.
+    assert_eq!(last_event, 2 + n);
+    assert_eq!(
+        hub.inspect(game.game).await.unwrap().state["total"],
+        json!(n)
+    );
+    hub.shutdown().await.unwrap();
+}
+
+/// A tally command adding 1, with `i` as its `ref`.
+fn add_one(game: u64, i: u64) -> ClientMsg {
+    ClientMsg::Command {
+        game,
+        cmd: json!({"add": 1}),
+        cid: None,
+        r#ref: Some(json!(i)),
+    }
+}
+
+/// Read until `upto` answers have come, checking that events come in order without gaps and
+/// that each `ok` comes after the event it acknowledges.
+async fn read(
+    player: &mut umpire_mem::MemClient,
+    upto: u64,
+    answered: &mut u64,
+    last_event: &mut u64,
+) {
+    while *answered < upto {
+        match within(player.recv()).await.unwrap() {
+            ServerMsg::Event { env, .. } => {
+                let seq = env["seq"].as_u64().unwrap();
+                assert!(
+                    seq == *last_event + 1 || *last_event == 0,
+                    "event {seq} after {last_event}"
+                );
+                *last_event = seq;
+            }
+            ServerMsg::Ok {
+                seq: Some(seq),
+                r#ref,
+                ..
+            } => {
+                assert_eq!(r#ref, Some(json!(*answered)), "answers in request order");
+                assert!(
+                    *last_event >= seq,
+                    "ok for seq {seq} came before its event (last event {last_event})"
+                );
+                *answered += 1;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+/// A memory log whose writes and flushes fail while `broken` is set.
+#[derive(Debug, Default)]
+struct Breakable {
+    log: MemLog,
+    broken: AtomicBool,
+}
+
+impl Breakable {
+    fn check(&self) -> Result<()> {
+        if self.broken.load(Ordering::SeqCst) {
+            return Err(StoreError::Corrupt {
+                what: "test disk",
+                detail: "unplugged".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Log for Breakable {
+    fn create_stream(&self, meta: &StreamMeta) -> Result<StreamId> {
+        self.log.create_stream(meta)
+    }
+    fn write(&self, writes: &[Write]) -> Result<Vec<std::result::Result<Seq, Conflict>>> {
+        self.check()?;
+        self.log.write(writes)
+    }
+    fn read(&self, stream: StreamId, from: Seq, max: usize) -> Result<Vec<(Seq, Bytes)>> {
+        self.log.read(stream, from, max)
+    }
+    fn version(&self, stream: StreamId) -> Result<Seq> {
+        self.log.version(stream)
+    }
+    fn meta(&self, stream: StreamId) -> Result<Option<StreamMeta>> {
+        self.log.meta(stream)
+    }
+    fn set_status(&self, stream: StreamId, status: StreamStatus) -> Result<()> {
+        self.log.set_status(stream, status)
+    }
+    fn streams(&self) -> Result<Vec<StreamInfo>> {
+        self.log.streams()
+    }
+    fn put_key(&self, key: &str, entry: KeyEntry) -> Result<()> {
+        self.log.put_key(key, entry)
+    }
+    fn find_key(&self, key: &str) -> Result<Option<KeyEntry>> {
+        self.log.find_key(key)
+    }
+    fn save_snapshot(&self, stream: StreamId, version: Seq, state: &[u8]) -> Result<()> {
+        self.log.save_snapshot(stream, version, state)
+    }
+    fn load_snapshot(&self, stream: StreamId) -> Result<Option<(Seq, Vec<u8>)>> {
+        self.log.load_snapshot(stream)
+    }
+    fn sync(&self) -> Result<()> {
+        self.check()?;
+        self.log.sync()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_log_fails_every_request_is_answered_and_the_game_comes_back() {
+    let log = Arc::new(Breakable::default());
+    let (hub, net) = start(Arc::clone(&log) as Arc<dyn Log>, HubConfig::default(), None).await;
+    let mut player = net.connect().await.unwrap();
+    let game = within(player.create("tally", json!({"seats": 2})))
+        .await
+        .unwrap();
+    within(player.command(game.game, json!({"add": 5})))
+        .await
+        .unwrap();
+
+    log.broken.store(true, Ordering::SeqCst);
+    for i in 0..10 {
+        within(player.send(add_one(game.game, i))).await.unwrap();
+    }
+    for _ in 0..10 {
+        match within(player.next_reply()).await.unwrap() {
+            // The turn that hit the failure says so; requests that were still queued learn
+            // that the game stopped.
+            ServerMsg::Error { code, .. } => {
+                assert!(matches!(code, ErrorCode::Internal | ErrorCode::Overloaded))
+            }
+            other => panic!("expected an error, got {other:?}"),
+        }
+    }
+
+    // The disk is back: the game is loaded afresh from what the log holds, which is everything
+    // acknowledged and nothing refused.
+    log.broken.store(false, Ordering::SeqCst);
+    let seq = within(player.command(game.game, json!({"add": 2})))
+        .await
+        .unwrap();
+    assert_eq!(seq, log.version(game.game).unwrap());
+    assert_eq!(
+        hub.inspect(game.game).await.unwrap().state["total"],
+        json!(7)
+    );
+    let records = log.read(game.game, 1, 100).unwrap();
+    let totals: Vec<Value> = records
+        .iter()
+        .map(|(_, r)| rmp_serde::from_slice::<Value>(r).unwrap()["body"]["game"]["total"].clone())
+        .filter(|t| !t.is_null())
+        .collect();
+    assert_eq!(totals, vec![json!(5), json!(7)]);
+    hub.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_join_does_not_lose_a_watch_sent_with_it() {
+    let (hub, net) = start(Arc::new(MemLog::new()), HubConfig::default(), None).await;
+    let mut red = net.connect().await.unwrap();
+    let game = within(red.create("connect4", Value::Null)).await.unwrap();
+    let mut yellow = net.connect().await.unwrap();
+    within(yellow.join(game.join.as_deref().unwrap()))
+        .await
+        .unwrap();
+    // A third client asks for a seat in the full game and to watch it, without waiting: the
+    // game answers both in one turn, the refusal first.
+    let mut third = net.connect().await.unwrap();
+    let join = ClientMsg::Join {
+        key: game.join.clone().unwrap(),
+        r#ref: Some(json!("join")),
+    };
+    let watch = ClientMsg::Watch {
+        key: game.watch.clone().unwrap(),
+        from: None,
+        r#ref: Some(json!("watch")),
+    };
+    within(third.send(join)).await.unwrap();
+    within(third.send(watch)).await.unwrap();
+    match within(third.next_reply()).await.unwrap() {
+        ServerMsg::Error { code, r#ref, .. } => {
+            assert_eq!((code, r#ref), (ErrorCode::Full, Some(json!("join"))));
+        }
+        other => panic!("expected full, got {other:?}"),
+    }
+    match within(third.next_reply()).await.unwrap() {
+        ServerMsg::Watching { r#ref, .. } => assert_eq!(r#ref, Some(json!("watch"))),
+        other => panic!("expected watching, got {other:?}"),
+    }
+    // And the game's events follow: created, red seated, yellow seated.
+    let events = within(third.events(game.game, 3)).await.unwrap();
+    assert_eq!(events.last().unwrap()["seq"], json!(3));
+    hub.shutdown().await.unwrap();
+}
