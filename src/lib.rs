@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use umpire_games::{Colony, Connect4, Tally};
-use umpire_hub::{Durability, Hub, HubConfig};
+use umpire_hub::{Durability, Hub, HubConfig, Limits};
 use umpire_store::{Log, MemLog, SledLog};
 use umpire_ws::{JwtAuth, WsConfig};
 
@@ -109,6 +109,25 @@ pub struct Serve {
     /// reading. Larger messages still arrive whole, in more reads.
     #[arg(long, default_value_t = WsConfig::default().read_buffer_bytes)]
     read_buffer_bytes: usize,
+    /// Games one connection may be in at once (playing or watching).
+    #[arg(long, default_value_t = Limits::default().games_per_connection)]
+    games_per_connection: usize,
+    /// Games one connection, or one signed-in user, may create per minute.
+    #[arg(long, default_value_t = Limits::default().creates_per_minute)]
+    creates_per_minute: u32,
+    /// Unfinished games one player may have created.
+    #[arg(long, default_value_t = Limits::default().live_games_per_player)]
+    live_games_per_player: usize,
+    /// Live games held in memory at once; creating more is refused.
+    #[arg(long, default_value_t = Limits::default().max_live_games)]
+    max_live_games: usize,
+    /// Minutes a game may sit with no event and no timer before it ends as `expired` and
+    /// leaves memory; 0: never.
+    #[arg(long, default_value_t = 24 * 60)]
+    expire_idle_mins: u64,
+    /// Longest `cid` a command may carry, in bytes.
+    #[arg(long, default_value_t = Limits::default().max_cid_bytes)]
+    max_cid_bytes: usize,
     /// PEM certificate chain: serve https:// and wss:// (with --tls-key).
     #[arg(long, requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -165,6 +184,15 @@ pub async fn serve_until_signal(args: Serve) -> anyhow::Result<()> {
         durability,
         queue_len: args.queue_len,
         require_auth: args.require_auth,
+        limits: Limits {
+            max_cid_bytes: args.max_cid_bytes,
+            games_per_connection: args.games_per_connection,
+            creates_per_minute: args.creates_per_minute,
+            live_games_per_player: args.live_games_per_player,
+            max_live_games: args.max_live_games,
+            expire_idle_games: (args.expire_idle_mins > 0)
+                .then(|| Duration::from_secs(args.expire_idle_mins.saturating_mul(60))),
+        },
         ..HubConfig::default()
     };
     let mut builder = Hub::builder(log)

@@ -3,7 +3,8 @@
 //! before the next add; there are max(G, 100) clients spread over G games.
 //!
 //! The raw limit is sled itself: records of the same size, inserted in the batch sizes umpire
-//! produced (its events per flush), with one flush per batch.
+//! produced (its events per flush), with one flush and one `fdatasync` of sled's file per batch
+//! (as umpire's `sync` does), or none for `none`.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -28,8 +29,9 @@ pub(crate) struct DurableArgs {
     /// Numbers of games to spread the clients over.
     #[arg(long, value_delimiter = ',', default_value = "1,100,10000")]
     games: Vec<usize>,
-    /// Durability modes: `sync`, `batched` (2 ms window).
-    #[arg(long, value_delimiter = ',', default_value = "sync,batched")]
+    /// Durability modes: `sync`, `batched` (2 ms window), `none` (no flush: what the flush
+    /// and `fdatasync` cost is the difference to `sync`).
+    #[arg(long, value_delimiter = ',', default_value = "sync,batched,none")]
     modes: Vec<String>,
     /// Seconds measured per run, after a one-second warm-up.
     #[arg(long, default_value_t = 5.0)]
@@ -82,6 +84,7 @@ pub(crate) fn run(common: &Common, args: &DurableArgs) -> anyhow::Result<bool> {
         let durability = match mode.as_str() {
             "sync" => Durability::Sync,
             "batched" => Durability::Batched(Duration::from_millis(2)),
+            "none" => Durability::None,
             other => bail!("no durability mode {other:?}"),
         };
         for &games in &args.games {
@@ -95,7 +98,8 @@ pub(crate) fn run(common: &Common, args: &DurableArgs) -> anyhow::Result<bool> {
                 }
             };
             let batch = ours.batch.round().max(1.0) as usize;
-            let raw = raw_sled(common, games, batch, warmup, measured)?;
+            let flush = durability != Durability::None;
+            let raw = raw_sled(common, games, batch, flush, warmup, measured)?;
             for (name, o) in [("umpire", &ours), ("raw sled", &raw)] {
                 table.row(vec![
                     mode.clone(),
@@ -258,6 +262,7 @@ fn raw_sled(
     common: &Common,
     streams: usize,
     batch: usize,
+    flush: bool,
     warmup: Duration,
     measured: Duration,
 ) -> anyhow::Result<Outcome> {
@@ -288,6 +293,7 @@ fn raw_sled(
         let data = tempfile::tempdir()?;
         let db = sled::Config::new().path(data.path()).open()?;
         let events = db.open_tree("events")?;
+        let file = std::fs::File::open(data.path().join("db"))?;
         let mut seqs = vec![0u64; streams];
         let mut next_stream = 0;
         let start = Instant::now() + warmup;
@@ -304,7 +310,11 @@ fn raw_sled(
                 key[8..].copy_from_slice(&seqs[stream].to_be_bytes());
                 events.insert(key, record.as_slice())?;
             }
-            db.flush()?;
+            if flush {
+                // What umpire's `sync` does: sled's flush, then what it wrote onto the disk.
+                db.flush()?;
+                file.sync_data()?;
+            }
             let now = Instant::now();
             if sent >= window.0 && now < window.1 {
                 acked += batch as u64;

@@ -120,6 +120,7 @@ fn prepare(
             kind: "tally".into(),
             created: 1_700_000_000_000,
             status: StreamStatus::Live,
+            creator: String::new(),
         };
         let id = log.create_stream(&meta)?;
         let (mut m, created) = Match::create(&Tally, TallyConfig { seats: 2 }, g as u64, 1);

@@ -53,6 +53,8 @@ pub enum Outcome {
     Draw,
     /// The game ended without a winner or a draw (a game-defined ending).
     Ended,
+    /// Nobody played the game for longer than the server keeps idle games.
+    Expired,
 }
 
 /// The rules of one kind of game, as pure functions.
@@ -105,8 +107,18 @@ pub trait Game: Send + Sync + Debug + 'static {
     /// Why a command was refused. A value shown to the player, not a failure.
     type Rejection: std::error::Error + Clone + PartialEq + Send + Sync + 'static;
 
-    /// How many seats a game with this config has.
+    /// How many seats a game with this config has. Seats cost memory only once taken.
     fn seats(&self, config: &Self::Config) -> u16;
+
+    /// Refuse a config a client may not ask for (too many seats, a value out of range): the
+    /// `create` is answered `bad_message` with this reason. Everything a config holds stays in
+    /// memory for the game's life, so bound what a client controls.
+    ///
+    /// # Errors
+    /// Why the config is refused.
+    fn check_config(&self, _config: &Self::Config) -> Result<(), String> {
+        Ok(())
+    }
 
     /// The state before any event.
     fn setup(&self, config: &Self::Config) -> Self::State;

@@ -26,6 +26,9 @@ pub enum Action<C> {
     Leave,
     /// Fire a pending timer (system only).
     Fire(TimerId),
+    /// End the game because nobody has played it for too long (system only): it ends as
+    /// [`Outcome::Expired`].
+    Expire,
 }
 
 /// Why a match refused an action. Nothing changed.
@@ -80,6 +83,14 @@ pub enum ReplayError {
         /// The seq found.
         found: Seq,
     },
+    /// A player was seated in a seat the game's config does not have.
+    #[error("seat {seat} does not exist: the game has {seats} seats")]
+    NoSuchSeat {
+        /// The seat in the record.
+        seat: u16,
+        /// How many seats the config gives.
+        seats: u16,
+    },
 }
 
 /// A timer the game asked for that has neither fired nor been cancelled.
@@ -102,6 +113,8 @@ pub struct Match<G: Game> {
     config: G::Config,
     seed: u64,
     version: Seq,
+    /// Seats up to the highest one ever taken: a game with thousands of seats costs only
+    /// the seats in use. How many there may be is [`Game::seats`] of the config.
     seats: Vec<Option<String>>,
     timers: BTreeMap<TimerId, PendingTimer<G::Command>>,
     next_timer: u64,
@@ -183,7 +196,7 @@ impl<G: Game> Match<G> {
             config: config.clone(),
             seed: *seed,
             version: 1,
-            seats: vec![None; usize::from(game.seats(config))],
+            seats: Vec::new(),
             timers: BTreeMap::new(),
             next_timer: 0,
             over: None,
@@ -219,6 +232,15 @@ impl<G: Game> Match<G> {
                 expected: self.version + 1,
                 found: env.seq,
             });
+        }
+        if let Body::Seated { seat, .. } = &env.body {
+            let seats = game.seats(&self.config);
+            if seat.0 >= seats {
+                return Err(ReplayError::NoSuchSeat {
+                    seat: seat.0,
+                    seats,
+                });
+            }
         }
         self.apply(game, env);
         Ok(())
@@ -264,11 +286,15 @@ impl<G: Game> Match<G> {
                 if self.seat_of(&player).is_some() {
                     return Ok(Vec::new());
                 }
+                let capacity = usize::from(game.seats(&self.config));
                 let free = self
                     .seats
                     .iter()
                     .position(Option::is_none)
-                    .ok_or(MatchError::Full)?;
+                    .unwrap_or(self.seats.len());
+                if free >= capacity {
+                    return Err(MatchError::Full);
+                }
                 let seat = Seat(u16::try_from(free).map_err(|_| MatchError::Full)?);
                 by = Actor::Seat(seat);
                 bodies.push(Body::Seated { seat, player });
@@ -306,6 +332,20 @@ impl<G: Game> Match<G> {
                 // The timer is consumed even if the rules now refuse its command: a refused
                 // timer command is the game's business (it may no longer apply), not an error.
                 let _refused = self.decide(game, by, &command, now, &mut bodies);
+            }
+            Action::Expire => {
+                if by != Actor::System {
+                    return Err(MatchError::Forbidden);
+                }
+                let cid = cid.map(str::to_owned);
+                let outcome = Outcome::Expired;
+                return Ok(vec![self.record(
+                    game,
+                    by,
+                    now,
+                    cid,
+                    Body::Over { outcome },
+                )]);
             }
         }
         let cid = cid.map(str::to_owned);
@@ -374,9 +414,11 @@ impl<G: Game> Match<G> {
         match &env.body {
             Body::Created { .. } => {}
             Body::Seated { seat, player } => {
-                if let Some(slot) = self.seats.get_mut(usize::from(seat.0)) {
-                    *slot = Some(player.clone());
+                let index = usize::from(seat.0);
+                if index >= self.seats.len() {
+                    self.seats.resize(index + 1, None);
                 }
+                self.seats[index] = Some(player.clone());
             }
             Body::Left { seat } => {
                 if let Some(slot) = self.seats.get_mut(usize::from(seat.0)) {
@@ -469,7 +511,8 @@ impl<G: Game> Match<G> {
         u16::try_from(index).ok().map(Seat)
     }
 
-    /// Every seat, taken or not.
+    /// The seats up to the highest one ever taken, each with its player if it is taken now.
+    /// Seats past the end are free.
     pub fn seats(&self) -> &[Option<String>] {
         &self.seats
     }

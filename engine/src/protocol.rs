@@ -304,8 +304,11 @@ pub enum ErrorCode {
     Full,
     /// The game is over.
     GameOver,
-    /// Too many messages; slow down.
+    /// Too many messages, or too many games created in a minute; slow down.
     RateLimited,
+    /// A limit on what one client may hold is reached (games on one connection, live games
+    /// of one user, games on the server); the message names it.
+    LimitReached,
     /// The message is too large.
     TooLarge,
     /// The server is at capacity; try again later.
@@ -326,6 +329,7 @@ impl ErrorCode {
             ErrorCode::Full => "full",
             ErrorCode::GameOver => "game_over",
             ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::LimitReached => "limit_reached",
             ErrorCode::TooLarge => "too_large",
             ErrorCode::Overloaded => "overloaded",
             ErrorCode::Internal => "internal",

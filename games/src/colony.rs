@@ -100,7 +100,23 @@ pub enum ColonyRejection {
     /// `Complete` comes from timers only; players may not order it, and timers may not order.
     #[error("not allowed")]
     NotAllowed,
+    /// A player has [`MAX_PENDING_PER_SEAT`] orders under way already.
+    #[error(
+        "you have {MAX_PENDING_PER_SEAT} orders under way already; wait for one or cancel one"
+    )]
+    TooManyOrders,
 }
+
+/// Seats one colony may have.
+pub const MAX_SEATS: u16 = 64;
+/// Kinds of building one colony's config may name.
+pub const MAX_BUILDINGS: usize = 32;
+/// The longest building name, in bytes.
+pub const MAX_BUILDING_NAME: usize = 64;
+/// The longest build time: a week.
+pub const MAX_BUILD_MS: Millis = 7 * 24 * 3600 * 1000;
+/// Orders one player may have under construction at once.
+pub const MAX_PENDING_PER_SEAT: usize = 64;
 
 /// An order under construction.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -140,6 +156,28 @@ impl Game for Colony {
         config.seats
     }
 
+    fn check_config(&self, config: &ColonyConfig) -> Result<(), String> {
+        if config.seats > MAX_SEATS {
+            return Err(format!("a colony has at most {MAX_SEATS} seats"));
+        }
+        if config.build_ms.len() > MAX_BUILDINGS {
+            return Err(format!(
+                "a colony has at most {MAX_BUILDINGS} kinds of building"
+            ));
+        }
+        for (name, ms) in &config.build_ms {
+            if name.is_empty() || name.len() > MAX_BUILDING_NAME {
+                return Err(format!(
+                    "a building's name has 1 to {MAX_BUILDING_NAME} bytes"
+                ));
+            }
+            if *ms > MAX_BUILD_MS {
+                return Err(format!("{name:?} takes longer than a week to build"));
+            }
+        }
+        Ok(())
+    }
+
     fn setup(&self, config: &ColonyConfig) -> Settlement {
         Settlement {
             build_ms: config.build_ms.clone(),
@@ -162,6 +200,10 @@ impl Game for Colony {
                     .build_ms
                     .get(building)
                     .ok_or_else(|| ColonyRejection::UnknownBuilding(building.clone()))?;
+                let mine = colony.pending.values().filter(|p| p.seat == seat).count();
+                if mine >= MAX_PENDING_PER_SEAT {
+                    return Err(ColonyRejection::TooManyOrders);
+                }
                 let order = colony.next_order;
                 let due = ctx.now().saturating_add(*ms);
                 let timer = ctx.schedule(due, ColonyCommand::Complete { order });
@@ -353,5 +395,39 @@ mod tests {
                 },
             )
             .then_schedules([(15, ColonyCommand::Complete { order: 0 })]);
+    }
+
+    #[test]
+    fn a_player_has_a_bounded_number_of_orders_under_way() {
+        let mine = |order: u32, seat: u16| ordered(order, seat, "mine", 30_000, u64::from(order));
+        let full: Vec<ColonyEvent> = (0..64).map(|o| mine(o, 1)).collect();
+        let order = ColonyCommand::Order {
+            building: "mine".into(),
+        };
+        GameTest::new(Colony)
+            .given(full.clone())
+            .when(Seat(1), order.clone())
+            .then_rejects(ColonyRejection::TooManyOrders);
+        // Another player's orders are theirs to count.
+        GameTest::new(Colony)
+            .given(full)
+            .when(Seat(2), order)
+            .then_schedules([(30_000, ColonyCommand::Complete { order: 64 })]);
+    }
+
+    #[test]
+    fn configs_a_client_may_not_ask_for_are_refused() {
+        let too_many = |n: usize| ColonyConfig {
+            build_ms: (0..n).map(|i| (format!("b{i}"), 1)).collect(),
+            seats: 2,
+        };
+        assert!(Colony.check_config(&ColonyConfig::default()).is_ok());
+        assert!(Colony.check_config(&too_many(MAX_BUILDINGS)).is_ok());
+        assert!(Colony.check_config(&too_many(MAX_BUILDINGS + 1)).is_err());
+        let seats = ColonyConfig {
+            seats: MAX_SEATS + 1,
+            ..ColonyConfig::default()
+        };
+        assert!(Colony.check_config(&seats).is_err());
     }
 }

@@ -16,9 +16,12 @@ pub struct TallyConfig {
     pub seats: u16,
 }
 
+/// Seats one tally may have.
+pub const MAX_SEATS: u16 = 1024;
+
 impl Default for TallyConfig {
     fn default() -> Self {
-        TallyConfig { seats: 1024 }
+        TallyConfig { seats: MAX_SEATS }
     }
 }
 
@@ -71,6 +74,13 @@ impl Game for Tally {
 
     fn seats(&self, config: &TallyConfig) -> u16 {
         config.seats
+    }
+
+    fn check_config(&self, config: &TallyConfig) -> Result<(), String> {
+        if config.seats > MAX_SEATS {
+            return Err(format!("a tally has at most {MAX_SEATS} seats"));
+        }
+        Ok(())
     }
 
     fn setup(&self, _: &TallyConfig) -> Total {

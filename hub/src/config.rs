@@ -34,6 +34,44 @@ pub struct HubConfig {
     pub shutdown_grace: Duration,
     /// Refuse everything but `hello` and `ping` until a connection has authenticated.
     pub require_auth: bool,
+    /// What one client may make the hub hold.
+    pub limits: Limits,
+}
+
+/// Bounds on what clients may make the hub hold. Each refusal has its own error code (see
+/// `docs/PROTOCOL.md`); every game kind also bounds its own config (seats and the like).
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// The longest `cid`, in bytes (it is stored with every event and remembered per game).
+    /// Longer is `bad_message`.
+    pub max_cid_bytes: usize,
+    /// Games one connection may be in at once (playing or watching). More is
+    /// `limit_reached`; `leave` makes room.
+    pub games_per_connection: usize,
+    /// Games one connection may create per minute, and one authenticated user across all
+    /// their connections. More is `rate_limited`.
+    pub creates_per_minute: u32,
+    /// Live (unfinished) games one player may have created. More is `limit_reached`. A
+    /// guest is one connection, so for guests this is per connection.
+    pub live_games_per_player: usize,
+    /// Live games in memory on this server. More is `limit_reached`.
+    pub max_live_games: usize,
+    /// A game nobody has played (no event, no timer pending) for this long ends as
+    /// `expired` and leaves memory. `None`: never.
+    pub expire_idle_games: Option<Duration>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_cid_bytes: 64,
+            games_per_connection: 256,
+            creates_per_minute: 30,
+            live_games_per_player: 100,
+            max_live_games: 100_000,
+            expire_idle_games: Some(Duration::from_secs(24 * 3600)),
+        }
+    }
 }
 
 impl Default for HubConfig {
@@ -46,6 +84,7 @@ impl Default for HubConfig {
             snapshot_every: 500,
             shutdown_grace: Duration::from_secs(10),
             require_auth: false,
+            limits: Limits::default(),
         }
     }
 }

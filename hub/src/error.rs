@@ -35,6 +35,13 @@ pub enum HubError {
     /// Authentication is required or failed. Handling: `unauthorized`.
     #[error("{0}")]
     Unauthorized(String),
+    /// Too many games created in the last minute, by this connection or this user.
+    /// Handling: `rate_limited`.
+    #[error("{0}")]
+    TooFast(String),
+    /// A limit on what one client may hold is reached. Handling: `limit_reached`.
+    #[error("{0}")]
+    Limit(String),
     /// The hub is shutting down, or the game's task stopped. Handling: `overloaded`; retry.
     #[error("the game is unavailable, try again")]
     Unavailable,
@@ -59,6 +66,8 @@ impl HubError {
             HubError::GameOver => ErrorCode::GameOver,
             HubError::Unauthorized(_) => ErrorCode::Unauthorized,
             HubError::Unavailable => ErrorCode::Overloaded,
+            HubError::TooFast(_) => ErrorCode::RateLimited,
+            HubError::Limit(_) => ErrorCode::LimitReached,
             HubError::Store(_) | HubError::Conflict(_) => ErrorCode::Internal,
         }
     }

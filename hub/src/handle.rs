@@ -2,7 +2,7 @@
 //! asked ([`RoomMsg`]) and how it answers ([`Answer`], delivered through a [`ReplyTo`]).
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::Serialize;
@@ -260,6 +260,9 @@ pub(crate) enum RoomMsg {
 pub(crate) struct Inbox {
     queue: Mutex<(VecDeque<RoomMsg>, bool)>,
     bell: Doorbell,
+    /// The task ended for good (the game expired, or is finished and idle), not on a failure:
+    /// it is loaded again only when someone asks for it.
+    retired: AtomicBool,
 }
 
 impl Inbox {
@@ -309,6 +312,12 @@ impl Inbox {
     fn is_closed(&self) -> bool {
         self.queue().1
     }
+
+    /// Mark the task as ending for good. Before [`Inbox::close`], so that whoever sees it
+    /// closed also sees why.
+    pub(crate) fn retire(&self) {
+        self.retired.store(true, Ordering::Release);
+    }
 }
 
 /// The way into one game's task.
@@ -328,6 +337,12 @@ impl RoomHandle {
     /// Whether the task has stopped (then the registry loads the game again).
     pub(crate) fn is_closed(&self) -> bool {
         self.inbox.is_closed()
+    }
+
+    /// Whether the task ended for good rather than on a failure: it is not restarted by
+    /// itself, only loaded when someone asks for the game.
+    pub(crate) fn is_retired(&self) -> bool {
+        self.inbox.retired.load(Ordering::Acquire)
     }
 
     /// The last durable, published seq.

@@ -41,6 +41,8 @@ pub(crate) struct Inner {
     pub(crate) registry: Registry,
     pub(crate) auth: Option<Arc<dyn Authenticator>>,
     pub(crate) sessions: Sessions,
+    /// Games each authenticated user created in the last minute.
+    pub(crate) creates: crate::quota::PerUser,
 }
 
 /// The open sessions, so that shutdown can wake each one: a session waits on its outbox
@@ -159,6 +161,8 @@ impl HubBuilder {
             health,
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
+            owners: Arc::default(),
+            retired: std::sync::Mutex::default(),
         });
         let registry = Registry::new(rt, self.kinds.into_iter().map(|k| k.0).collect());
         let started = std::time::Instant::now();
@@ -168,6 +172,7 @@ impl HubBuilder {
             registry,
             auth: self.auth,
             sessions: Sessions::default(),
+            creates: crate::quota::PerUser::default(),
         });
         tokio::spawn(revive(Arc::downgrade(&inner)));
         Ok(Hub { inner })

@@ -12,6 +12,7 @@ use umpire_store::{StreamMeta, StreamStatus};
 use crate::error::{HubError, Result};
 use crate::handle::RoomHandle;
 use crate::keys::{new_key, new_seed};
+use crate::owners::OwnerSlot;
 use crate::room::{FirstTurn, Room};
 use crate::runtime::Runtime;
 
@@ -24,9 +25,11 @@ pub(crate) trait Kind: Send + Sync + 'static {
     fn name(&self) -> &'static str;
     /// Check `config` (JSON; null means the default), open a stream for a new game and start
     /// its task. Its first turn logs `Created` and indexes the join and watch keys.
-    fn start(&self, rt: &Arc<Runtime>, config: Value) -> Result<RoomHandle>;
-    /// Rebuild a game from its snapshot and log tail and start its task.
-    fn load(&self, rt: &Arc<Runtime>, id: GameId) -> Result<RoomHandle>;
+    /// `owner` counts the game for its creator while it is live.
+    fn start(&self, rt: &Arc<Runtime>, config: Value, owner: OwnerSlot) -> Result<RoomHandle>;
+    /// Rebuild a game from its snapshot and log tail and start its task. `owner` counts it
+    /// for its creator while it is live.
+    fn load(&self, rt: &Arc<Runtime>, id: GameId, owner: Option<OwnerSlot>) -> Result<RoomHandle>;
 }
 
 /// A registered game.
@@ -39,7 +42,7 @@ impl<G: Game> Kind for Registered<G> {
         G::KIND
     }
 
-    fn start(&self, rt: &Arc<Runtime>, config: Value) -> Result<RoomHandle> {
+    fn start(&self, rt: &Arc<Runtime>, config: Value, owner: OwnerSlot) -> Result<RoomHandle> {
         let config: G::Config = if config.is_null() {
             G::Config::default()
         } else {
@@ -48,6 +51,9 @@ impl<G: Game> Kind for Registered<G> {
         if self.game.seats(&config) == 0 {
             return Err(HubError::BadConfig("a game needs at least one seat".into()));
         }
+        self.game
+            .check_config(&config)
+            .map_err(HubError::BadConfig)?;
         let now = rt.clock.now();
         let (m, created) = Match::create(&*self.game, config, new_seed(), now);
         let created = rmp_serde::to_vec_named(&created)
@@ -56,16 +62,18 @@ impl<G: Game> Kind for Registered<G> {
             kind: G::KIND.to_owned(),
             created: now,
             status: StreamStatus::Live,
+            creator: owner.player().to_owned(),
         };
         let id = rt.log.create_stream(&meta)?;
         let first = FirstTurn {
             created: Bytes::from(created),
             invite: (new_key(), new_key()),
         };
-        Ok(Room::spawn(rt, Arc::clone(&self.game), id, m, Some(first)))
+        let game = Arc::clone(&self.game);
+        Ok(Room::spawn(rt, game, id, m, Some(first), Some(owner)))
     }
 
-    fn load(&self, rt: &Arc<Runtime>, id: GameId) -> Result<RoomHandle> {
+    fn load(&self, rt: &Arc<Runtime>, id: GameId, owner: Option<OwnerSlot>) -> Result<RoomHandle> {
         let log = &rt.log;
         let corrupt = |e: &dyn std::fmt::Display| {
             HubError::Store(umpire_store::StoreError::Corrupt {
@@ -108,6 +116,6 @@ impl<G: Game> Kind for Registered<G> {
         if m.is_over() {
             log.set_status(id, StreamStatus::Over)?;
         }
-        Ok(Room::spawn(rt, Arc::clone(&self.game), id, m, None))
+        Ok(Room::spawn(rt, Arc::clone(&self.game), id, m, None, owner))
     }
 }

@@ -72,6 +72,8 @@ mod keys;
 mod kind;
 mod metrics;
 mod outbox;
+mod owners;
+mod quota;
 mod registry;
 mod room;
 mod runtime;
@@ -80,7 +82,7 @@ mod wakeup;
 mod writer;
 
 pub use clock::{Clock, TokioClock};
-pub use config::{Durability, HubConfig};
+pub use config::{Durability, HubConfig, Limits};
 pub use error::{HubError, Result};
 pub use frames::{Format, Frame, Published};
 pub use handle::{Created, Inspection, Joined};

@@ -7,11 +7,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde_json::Value;
 use umpire_engine::protocol::GameId;
 use umpire_engine::Seat;
-use umpire_store::{Role, StreamStatus};
+use umpire_store::{Role, StreamMeta, StreamStatus};
 
 use crate::error::{HubError, Result};
 use crate::handle::{ReplyTo, RoomHandle, RoomMsg, Subscriber};
 use crate::kind::Kind;
+use crate::owners::OwnerSlot;
 use crate::runtime::Runtime;
 
 /// Kinds and live games.
@@ -74,7 +75,17 @@ impl Registry {
             .kinds
             .get(kind)
             .ok_or_else(|| HubError::UnknownKind(kind.to_owned()))?;
-        let handle = k.start(&self.rt, config)?;
+        self.forget_retired();
+        let limits = &self.rt.config.limits;
+        let live = usize::try_from(self.rt.metrics.live_games.get()).unwrap_or(0);
+        if live >= limits.max_live_games {
+            return Err(HubError::Limit(format!(
+                "this server holds its most live games ({}); try again later",
+                limits.max_live_games
+            )));
+        }
+        let owner = self.rt.owners.take(&player, limits.live_games_per_player)?;
+        let handle = k.start(&self.rt, config, owner)?;
         self.rooms().insert(handle.game, handle.clone());
         // The creator's seat is taken in the game's first turn, with its `Created` record.
         handle.send(RoomMsg::Join { player, sub, reply })?;
@@ -87,7 +98,7 @@ impl Registry {
         let mut rooms = self.rooms();
         let reloading = match rooms.get(&game) {
             Some(handle) if !handle.is_closed() => return Ok(handle.clone()),
-            Some(_) => true,
+            Some(handle) => !handle.is_retired(),
             None => false,
         };
         let not_found = || HubError::NotFound(format!("no game {game}"));
@@ -100,7 +111,7 @@ impl Registry {
         }
         // Loading under the lock keeps two tasks from ever running one game. It is a few
         // sled reads; a game with a long tail past its snapshot makes others wait that long.
-        let handle = kind.load(&self.rt, game)?;
+        let handle = kind.load(&self.rt, game, self.owner(&meta))?;
         rooms.insert(game, handle.clone());
         Ok(handle)
     }
@@ -157,7 +168,7 @@ impl Registry {
                 tracing::warn!(game = info.id, kind = %info.meta.kind, "not restored: kind not registered");
                 continue;
             };
-            match kind.load(&self.rt, info.id) {
+            match kind.load(&self.rt, info.id, self.owner(&info.meta)) {
                 Ok(handle) => {
                     self.rooms().insert(info.id, handle);
                     restored += 1;
@@ -168,12 +179,36 @@ impl Registry {
         Ok(restored)
     }
 
+    /// The count of a stored game for its creator, while it is live.
+    fn owner(&self, meta: &StreamMeta) -> Option<OwnerSlot> {
+        (meta.status == StreamStatus::Live && !meta.creator.is_empty())
+            .then(|| self.rt.owners.count(&meta.creator))
+    }
+
+    /// Drop the handles of games whose task ended for good: they load again on their next
+    /// use, and until then cost nothing.
+    fn forget_retired(&self) {
+        let retired =
+            std::mem::take(&mut *self.rt.retired.lock().unwrap_or_else(|p| p.into_inner()));
+        if retired.is_empty() {
+            return;
+        }
+        let mut rooms = self.rooms();
+        for game in retired {
+            // Only if it was not loaded again since.
+            if rooms.get(&game).is_some_and(RoomHandle::is_retired) {
+                rooms.remove(&game);
+            }
+        }
+    }
+
     /// Load every game whose task stopped (on a storage failure) again. Returns how many.
     pub(crate) fn revive(&self) -> usize {
+        self.forget_retired();
         let stopped: Vec<GameId> = self
             .rooms()
             .iter()
-            .filter(|(_, h)| h.is_closed())
+            .filter(|(_, h)| h.is_closed() && !h.is_retired())
             .map(|(id, _)| *id)
             .collect();
         let mut revived = 0;
@@ -190,6 +225,7 @@ impl Registry {
 
     /// Ids of the games with a running task.
     pub(crate) fn live(&self) -> Vec<GameId> {
+        self.forget_retired();
         let mut ids: Vec<GameId> = self
             .rooms()
             .iter()

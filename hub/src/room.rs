@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use umpire_engine::protocol::GameId;
-use umpire_engine::{Action, Actor, Body, Envelope, Game, Match, MatchError, Seq};
+use umpire_engine::{Action, Actor, Body, Envelope, Game, Match, MatchError, Millis, Seq};
 use umpire_store::{KeyEntry, Role, StoreError, StreamStatus, Write};
 
 use crate::error::{HubError, Result};
@@ -26,6 +26,7 @@ use crate::handle::{
 };
 use crate::keys::{is_guest, new_key};
 use crate::outbox::Pushed;
+use crate::owners::OwnerSlot;
 use crate::runtime::Runtime;
 
 /// What a new game's first turn writes besides what its messages produce.
@@ -54,6 +55,18 @@ pub(crate) struct Room<G: Game> {
     snapshot_at: Seq,
     /// For a new game, until its first turn: the keys for the creator.
     invite: Option<(String, String)>,
+    /// Counts the game for its creator while it is unfinished.
+    owner: Option<OwnerSlot>,
+    /// When the game last had an event, or was loaded: it expires after sitting idle.
+    active: Millis,
+}
+
+/// What woke an idle game task.
+enum Woke {
+    Shutdown,
+    Message,
+    Timer,
+    Idle,
 }
 
 /// Everything one turn produced.
@@ -81,8 +94,10 @@ impl<G: Game> Room<G> {
         id: GameId,
         m: Match<G>,
         first: Option<FirstTurn>,
+        owner: Option<OwnerSlot>,
     ) -> RoomHandle {
         let inbox = Arc::new(Inbox::default());
+        let m_over = m.is_over();
         let durable = if first.is_some() { 0 } else { m.version() };
         let head = Arc::new(AtomicU64::new(durable));
         let mut turn = Turn::default();
@@ -105,6 +120,8 @@ impl<G: Game> Room<G> {
             head: Arc::clone(&head),
             durable,
             invite,
+            owner: if m_over { None } else { owner },
+            active: rt.clock.now(),
         };
         rt.tracker.spawn(room.run(turn));
         RoomHandle::new(id, inbox, head)
@@ -122,11 +139,19 @@ impl<G: Game> Room<G> {
                     .m
                     .next_due()
                     .map(|(at, _)| Duration::from_millis(at.saturating_sub(self.rt.clock.now())));
-                tokio::select! {
+                let idle = self.idle_for();
+                let woke = tokio::select! {
                     biased;
-                    () = self.rt.shutdown.cancelled() => break,
-                    () = self.inbox.ready() => continue,
-                    () = sleep_opt(due) => {}
+                    () = self.rt.shutdown.cancelled() => Woke::Shutdown,
+                    () = self.inbox.ready() => Woke::Message,
+                    () = sleep_opt(due) => Woke::Timer,
+                    () = sleep_opt(idle) => Woke::Idle,
+                };
+                match woke {
+                    Woke::Shutdown => break,
+                    Woke::Message => continue,
+                    Woke::Timer => {}
+                    Woke::Idle => return self.retire().await,
                 }
             }
             for msg in msgs.drain(..) {
@@ -143,6 +168,48 @@ impl<G: Game> Room<G> {
             self.take(msg, &mut turn);
         }
         let _ = self.finish(turn).await;
+    }
+
+    /// How long until the game has sat idle long enough to expire; `None` while a timer is
+    /// pending (it will fire and make the game active) or if games never expire.
+    fn idle_for(&self) -> Option<Duration> {
+        let expire = self.rt.config.limits.expire_idle_games?;
+        if !self.m.timers().is_empty() {
+            return None;
+        }
+        let idle = self.rt.clock.now().saturating_sub(self.active);
+        let expire = u64::try_from(expire.as_millis()).unwrap_or(u64::MAX);
+        Some(Duration::from_millis(expire.saturating_sub(idle)))
+    }
+
+    /// End the task for good: an unfinished game ends as `expired` (everyone following it
+    /// sees that), and the game leaves memory. It is loaded again if someone asks for it
+    /// (a replay, a late `leave`).
+    async fn retire(mut self) {
+        let mut turn = Turn::default();
+        if !self.m.is_over() {
+            let now = self.rt.clock.now();
+            let result = self
+                .m
+                .execute(&self.game, Actor::System, Action::Expire, now, None);
+            if let Err(e) = self.absorb(result, &mut turn) {
+                tracing::warn!(game = self.id, error = %e, "the idle game did not expire");
+                return;
+            }
+            tracing::info!(game = self.id, "expired: nobody played it for too long");
+        }
+        self.inbox.retire();
+        // Whatever came in meanwhile is answered by the finished game.
+        for msg in self.inbox.close() {
+            self.take(msg, &mut turn);
+        }
+        if self.finish(turn).await.is_ok() {
+            self.rt
+                .retired
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(self.id);
+        }
     }
 
     /// Decide one message into `turn`.
@@ -356,7 +423,14 @@ impl<G: Game> Room<G> {
                 }
             };
             match written {
-                Ok(version) => self.durable = version,
+                Ok(version) => {
+                    self.durable = version;
+                    self.active = self.rt.clock.now();
+                    if over {
+                        // A finished game no longer counts against its creator.
+                        self.owner = None;
+                    }
+                }
                 Err(e) => {
                     tracing::error!(game = self.id, error = %e, "the game stops: its events could not be made durable");
                     for (reply, mut answer) in answers {

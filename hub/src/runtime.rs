@@ -1,16 +1,18 @@
 //! What every game task runs on: the log and its writer, the clock, the settings, the
 //! metrics, and the shutdown signal. Game tasks see this and nothing else of the hub.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use umpire_engine::protocol::GameId;
 use umpire_store::Log;
 
 use crate::clock::Clock;
 use crate::config::HubConfig;
 use crate::health::StorageHealth;
 use crate::metrics::Metrics;
+use crate::owners::Owners;
 use crate::writer::Writer;
 
 /// The game tasks' view of the hub.
@@ -29,4 +31,9 @@ pub(crate) struct Runtime {
     pub(crate) shutdown: CancellationToken,
     /// Every game task and session, so shutdown can wait for them.
     pub(crate) tracker: TaskTracker,
+    /// Live games per creator.
+    pub(crate) owners: Arc<Owners>,
+    /// Games whose task ended for good (expired, or finished and idle): the registry
+    /// forgets them. A game stopped by a storage failure is not here: it is restarted.
+    pub(crate) retired: Mutex<Vec<GameId>>,
 }

@@ -74,6 +74,8 @@ pub struct Session {
     /// that recurs after a restart would inherit the old guest's seat.
     guest: String,
     pub(crate) games: HashMap<GameId, Link>,
+    /// Games this connection created in the last minute.
+    creates: crate::quota::Window,
     pub(crate) outbox: Arc<Outbox>,
     /// Taken from the outbox, not yet looked at.
     pub(crate) items: VecDeque<Item>,
@@ -105,6 +107,7 @@ impl Session {
             user: peer.user,
             guest: crate::keys::guest_name(),
             games: HashMap::new(),
+            creates: crate::quota::Window::default(),
             outbox,
             items: VecDeque::new(),
             lagged: Vec::new(),
@@ -193,24 +196,8 @@ impl Session {
                 Ok(())
             }
             ClientMsg::Hello { token, .. } => self.hello(&token, r.clone()),
-            ClientMsg::Create { kind, config, .. } => {
-                let sub = Some(self.subscriber());
-                let reply = self.reply(r.clone());
-                let player = self.player();
-                self.hub
-                    .registry
-                    .create(&kind, config, player, sub, reply)
-                    .map(|handle| self.sent(handle))
-            }
-            ClientMsg::Join { key, .. } => {
-                let sub = Some(self.subscriber());
-                let reply = self.reply(r.clone());
-                let player = self.player();
-                self.hub
-                    .registry
-                    .join(&key, player, sub, reply)
-                    .map(|handle| self.sent(handle))
-            }
+            ClientMsg::Create { kind, config, .. } => self.create(&kind, config, r.clone()),
+            ClientMsg::Join { key, .. } => self.join(&key, r.clone()),
             ClientMsg::Watch { key, from, .. } => self.watch(&key, from, r.clone()),
             ClientMsg::Command { game, cmd, cid, .. } => self.command(game, cmd, cid, r.clone()),
             ClientMsg::Leave { game, .. } => self.leave(game, r.clone()),
@@ -279,7 +266,55 @@ impl Session {
         Ok(())
     }
 
+    /// Refuse to enter one more game past the connection's limit.
+    fn room_for_one_more(&self) -> Result<(), HubError> {
+        let limit = self.hub.registry.rt.config.limits.games_per_connection;
+        if self.games.len() >= limit {
+            return Err(HubError::Limit(format!(
+                "this connection is in {limit} games already; leave one first"
+            )));
+        }
+        Ok(())
+    }
+
+    fn create(&mut self, kind: &str, config: Value, r: Option<Value>) -> Result<(), HubError> {
+        self.room_for_one_more()?;
+        let limits = &self.hub.registry.rt.config.limits;
+        let per_minute = limits.creates_per_minute;
+        let now = tokio::time::Instant::now();
+        let too_fast = || {
+            HubError::TooFast(format!(
+                "at most {per_minute} new games a minute; wait a little"
+            ))
+        };
+        if !self.creates.admit(now, per_minute) {
+            return Err(too_fast());
+        }
+        if let Some(user) = &self.user {
+            if !self.hub.creates.admit(user, now, per_minute) {
+                return Err(too_fast());
+            }
+        }
+        let sub = Some(self.subscriber());
+        let reply = self.reply(r);
+        let player = self.player();
+        let handle = self.hub.registry.create(kind, config, player, sub, reply)?;
+        self.sent(handle);
+        Ok(())
+    }
+
+    fn join(&mut self, key: &str, r: Option<Value>) -> Result<(), HubError> {
+        self.room_for_one_more()?;
+        let sub = Some(self.subscriber());
+        let reply = self.reply(r);
+        let player = self.player();
+        let handle = self.hub.registry.join(key, player, sub, reply)?;
+        self.sent(handle);
+        Ok(())
+    }
+
     fn watch(&mut self, key: &str, from: Option<Seq>, r: Option<Value>) -> Result<(), HubError> {
+        self.room_for_one_more()?;
         let (_, handle) = self.hub.registry.open_key(key)?;
         let msg = RoomMsg::Watch {
             sub: self.subscriber(),
@@ -324,6 +359,12 @@ impl Session {
         cid: Option<String>,
         r: Option<Value>,
     ) -> Result<(), HubError> {
+        let max_cid = self.hub.registry.rt.config.limits.max_cid_bytes;
+        if cid.as_ref().is_some_and(|c| c.len() > max_cid) {
+            return Err(HubError::BadCommand(format!(
+                "a cid has at most {max_cid} bytes"
+            )));
+        }
         let link = self.games.get(&game);
         let Some(seat) = link.and_then(|l| l.seat) else {
             return Err(if link.is_some_and(|l| l.watching) {

@@ -17,6 +17,10 @@ pub struct StreamMeta {
     pub created: u64,
     /// Whether it still takes commands.
     pub status: StreamStatus,
+    /// Who created it (a player name), to count each player's live games. Empty for streams
+    /// written before it was kept.
+    #[serde(default)]
+    pub creator: String,
 }
 
 /// Whether a stream still takes commands.

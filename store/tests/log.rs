@@ -14,6 +14,7 @@ fn meta(kind: &str) -> StreamMeta {
         kind: kind.into(),
         created: 7,
         status: StreamStatus::Live,
+        creator: String::new(),
     }
 }
 

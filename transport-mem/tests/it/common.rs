@@ -8,9 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
+use umpire_engine::protocol::{ClientMsg, ServerMsg};
 use umpire_games::{Colony, Connect4, Tally};
-use umpire_hub::{Clock, Hub, HubConfig};
-use umpire_mem::MemConnector;
+use umpire_hub::{Authenticator, Clock, Hub, HubConfig};
+use umpire_mem::{MemClient, MemConnector};
 use umpire_store::Log;
 
 /// A hub with connect4, tally and colony, served over a fresh in-memory transport.
@@ -50,4 +51,58 @@ pub fn is_over(env: &Value) -> bool {
 /// The game event inside an envelope, if it is one.
 pub fn game_event(env: &Value) -> Option<&Value> {
     env["body"].get("game")
+}
+
+/// A current-thread runtime whose clock is paused: it jumps ahead whenever every task waits.
+pub fn paused_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .unwrap()
+}
+
+/// Tokens are `token-<user>`.
+#[derive(Debug)]
+pub struct Names;
+
+impl Authenticator for Names {
+    fn verify(&self, token: &str) -> Result<String, String> {
+        token
+            .strip_prefix("token-")
+            .map(str::to_owned)
+            .ok_or_else(|| "not a token".to_owned())
+    }
+}
+
+/// Send `hello` for `user` (a [`Names`] token) and return the answer.
+pub async fn hello(client: &mut MemClient, user: &str) -> ServerMsg {
+    let msg = ClientMsg::Hello {
+        token: format!("token-{user}"),
+        r#ref: None,
+    };
+    within(client.request(msg)).await.unwrap()
+}
+
+/// A new connection signed in as `user`.
+pub async fn signed_in(net: &MemConnector, user: &str) -> MemClient {
+    let mut client = net.connect().await.unwrap();
+    let welcome = hello(&mut client, user).await;
+    assert!(matches!(welcome, ServerMsg::Welcome { .. }), "{welcome:?}");
+    client
+}
+
+/// A hub with the bundled games over an in-memory log that takes [`Names`] tokens.
+pub async fn with_auth(config: HubConfig) -> (Hub, MemConnector) {
+    let hub = Hub::builder(Arc::new(umpire_store::MemLog::new()))
+        .config(config)
+        .register(Connect4)
+        .register(Tally)
+        .register(Colony)
+        .authenticator(Arc::new(Names))
+        .start()
+        .await
+        .expect("hub starts");
+    let net = umpire_mem::connector(&hub);
+    (hub, net)
 }

@@ -6,52 +6,11 @@
 use std::sync::Arc;
 
 use serde_json::{json, Value};
-use umpire_engine::protocol::{ClientMsg, ErrorCode, ServerMsg};
-use umpire_games::Tally;
-use umpire_hub::{Authenticator, Hub, HubConfig};
-use umpire_mem::{MemClient, MemConnector};
+use umpire_engine::protocol::{ErrorCode, ServerMsg};
+use umpire_hub::HubConfig;
 use umpire_store::MemLog;
 
-use crate::common::{start, within};
-
-/// Tokens are `token-<user>`.
-#[derive(Debug)]
-struct Names;
-
-impl Authenticator for Names {
-    fn verify(&self, token: &str) -> Result<String, String> {
-        token
-            .strip_prefix("token-")
-            .map(str::to_owned)
-            .ok_or_else(|| "not a token".to_owned())
-    }
-}
-
-async fn with_auth() -> (Hub, MemConnector) {
-    let hub = Hub::builder(Arc::new(MemLog::new()))
-        .register(Tally)
-        .authenticator(Arc::new(Names))
-        .start()
-        .await
-        .unwrap();
-    let net = umpire_mem::connector(&hub);
-    (hub, net)
-}
-
-async fn hello(client: &mut MemClient, user: &str) -> ServerMsg {
-    let msg = ClientMsg::Hello {
-        token: format!("token-{user}"),
-        r#ref: None,
-    };
-    within(client.request(msg)).await.unwrap()
-}
-
-async fn signed_in(net: &MemConnector, user: &str) -> MemClient {
-    let mut client = net.connect().await.unwrap();
-    let welcome = hello(&mut client, user).await;
-    assert!(matches!(welcome, ServerMsg::Welcome { .. }), "{welcome:?}");
-    client
-}
+use crate::common::{hello, signed_in, start, with_auth, within};
 
 fn tally() -> Value {
     json!({"seats": 2})
@@ -59,7 +18,7 @@ fn tally() -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_users_seat_token_is_no_use_to_another_user() {
-    let (hub, net) = with_auth().await;
+    let (hub, net) = with_auth(HubConfig::default()).await;
     let mut ada = signed_in(&net, "ada").await;
     let game = ada.create("tally", tally()).await.unwrap();
 
@@ -96,7 +55,7 @@ async fn a_guests_seat_token_is_all_a_guest_has_and_it_is_enough() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_user_named_like_a_guest_does_not_get_the_guests_seat() {
-    let (hub, net) = with_auth().await;
+    let (hub, net) = with_auth(HubConfig::default()).await;
     let mut guest = net.connect().await.unwrap();
     let game = guest.create("tally", tally()).await.unwrap();
     let seated = within(guest.events(game.game, 2)).await.unwrap();
@@ -118,7 +77,7 @@ async fn a_user_named_like_a_guest_does_not_get_the_guests_seat() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_has_one_identity_taken_before_it_plays() {
-    let (hub, net) = with_auth().await;
+    let (hub, net) = with_auth(HubConfig::default()).await;
     let mut ada = signed_in(&net, "ada").await;
     let second = hello(&mut ada, "bob").await;
     assert!(

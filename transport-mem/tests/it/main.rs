@@ -5,6 +5,7 @@
 mod common;
 mod connect4;
 mod identity;
+mod limits;
 mod props;
 mod restart;
 mod session;

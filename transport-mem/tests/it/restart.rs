@@ -9,18 +9,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::common::{game_event, is_over, start, within};
+use crate::common::{game_event, is_over, paused_runtime, start, within};
 use serde_json::{json, Value};
 use umpire_hub::{Clock, HubConfig, TokioClock};
 use umpire_store::SledLog;
-
-fn paused_runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .start_paused(true)
-        .build()
-        .unwrap()
-}
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
