@@ -33,8 +33,10 @@ function render() {
   if (shown === null) slider.value = moves.length;
   $("#step-label").textContent = shown === null ? "live" : `move ${upto} of ${moves.length}`;
   let status;
-  if (outcome && outcome !== "draw") status = `${outcome.win === 0 ? "Red" : "Yellow"} wins!`;
+  if (outcome && outcome.win !== undefined) status = `${outcome.win === 0 ? "Red" : "Yellow"} wins!`;
   else if (outcome === "draw") status = "Draw: the board is full.";
+  else if (outcome === "expired") status = "This game expired: nobody played it for too long.";
+  else if (outcome) status = "The game is over.";
   else {
     const next = moves.length % 2 === 0 ? "red" : "yellow";
     status = me ? (next === me ? `Your turn (you are ${me}).` : `Waiting for ${next} (you are ${me}).`)

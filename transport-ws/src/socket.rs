@@ -21,6 +21,14 @@ use umpire_hub::Metrics;
 use crate::config::WsConfig;
 use crate::limits::{TokenBucket, Verdict};
 
+/// How long a close waits for the client's close frame. A client flooding us in a loop that
+/// never waits for anything reads our close frame only once its sends block, which takes a
+/// Python asyncio client about two seconds of our slow reading.
+const CLOSE_DRAIN: Duration = Duration::from_secs(5);
+/// The pause between messages read while waiting for a client's close frame: slower than any
+/// flood, so that the client's sends block.
+const DRAIN_PAUSE: Duration = Duration::from_millis(1);
+
 /// Holds a place under `max_connections` until the connection is gone.
 #[derive(Debug)]
 pub(crate) struct Slot {
@@ -233,7 +241,8 @@ where
 
     /// Close with `code` and wait (briefly) for the client's close, reading and discarding
     /// whatever it still sends: dropping a socket with unread data resets it, and the reset
-    /// can destroy the close frame before the client reads it.
+    /// can destroy the close frame before the client reads it. Up to [`CLOSE_DRAIN`], or one
+    /// second once the server is shutting down.
     pub(crate) async fn close(mut self, code: CloseCode, reason: &str) {
         let frame = CloseFrame {
             code: WsCloseCode::from(code.code()),
@@ -241,17 +250,28 @@ where
         };
         let grace = Duration::from_secs(1);
         let _ = tokio::time::timeout(grace, self.ws.send(Message::Close(Some(frame)))).await;
+        let shutdown = self.shutdown.clone();
         let drain = async {
             while let Some(Ok(message)) = self.ws.next().await {
                 if matches!(message, Message::Close(_)) {
                     return;
                 }
+                // A client whose loop only yields when its sends block (a tight send loop in
+                // asyncio) must be made to block, or it never reads.
+                tokio::time::sleep(DRAIN_PAUSE).await;
             }
             // The stream gave up (after an oversized frame tungstenite cannot read on, and the
             // rest of that frame is unread). Hold the socket until the timeout so the client
             // reads our close frame before the reset that dropping it now would cause.
             std::future::pending::<()>().await;
         };
-        let _ = tokio::time::timeout(grace, drain).await;
+        let cut_short = async {
+            shutdown.cancelled().await;
+            tokio::time::sleep(grace).await;
+        };
+        tokio::select! {
+            _ = tokio::time::timeout(CLOSE_DRAIN, drain) => {}
+            () = cut_short => {}
+        }
     }
 }
