@@ -89,7 +89,7 @@ pub(crate) fn run(common: &Common, args: &DurableArgs) -> anyhow::Result<bool> {
         };
         for &games in &args.games {
             let clients = games.max(100);
-            let ours = match umpire(common, durability, games, clients, warmup, measured) {
+            let mut ours = match umpire(common, durability, games, clients, warmup, measured) {
                 Ok(outcome) => outcome,
                 Err(e) => {
                     clean = false;
@@ -97,8 +97,16 @@ pub(crate) fn run(common: &Common, args: &DurableArgs) -> anyhow::Result<bool> {
                     continue;
                 }
             };
-            let batch = ours.batch.round().max(1.0) as usize;
+            // With no flush there are no batches: each insert counts as done at once.
             let flush = durability != Durability::None;
+            if !flush {
+                ours.batch = 1.0;
+            }
+            let batch = if flush {
+                ours.batch.round().max(1.0) as usize
+            } else {
+                1
+            };
             let raw = raw_sled(common, games, batch, flush, warmup, measured)?;
             for (name, o) in [("umpire", &ours), ("raw sled", &raw)] {
                 table.row(vec![

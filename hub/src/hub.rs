@@ -244,15 +244,18 @@ impl Hub {
     }
 
     /// Create a game of `kind` and seat `player` in it. The answer carries the keys to share.
+    /// The embedding server is trusted: a player's limit on unfinished games does not apply
+    /// here (the server's limit on live games does).
     ///
     /// # Errors
-    /// Unknown kind, bad config, storage failure.
+    /// Unknown kind, bad config, storage failure, the server at its limit of live games.
     pub async fn create(&self, kind: &str, config: Value, player: &str) -> Result<Created> {
         let (reply, wait) = oneshot::channel();
         self.inner.registry.create(
             kind,
             config,
             player.to_owned(),
+            None,
             None,
             ReplyTo::Caller(reply),
         )?;

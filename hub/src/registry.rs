@@ -61,12 +61,14 @@ impl Registry {
     }
 
     /// Start a game of `kind` and seat `player` in it, subscribing `sub`. The answer goes to
-    /// `reply` once the game is durable in the log.
+    /// `reply` once the game is durable in the log. `per_player`: refuse if `player` has this
+    /// many unfinished games already (a client's request); `None` for the embedding server.
     pub(crate) fn create(
         &self,
         kind: &str,
         config: Value,
         player: String,
+        per_player: Option<usize>,
         sub: Option<Subscriber>,
         reply: ReplyTo,
     ) -> Result<RoomHandle> {
@@ -84,7 +86,10 @@ impl Registry {
                 limits.max_live_games
             )));
         }
-        let owner = self.rt.owners.take(&player, limits.live_games_per_player)?;
+        let owner = match per_player {
+            Some(limit) => self.rt.owners.take(&player, limit)?,
+            None => self.rt.owners.count(&player),
+        };
         let handle = k.start(&self.rt, config, owner)?;
         self.rooms().insert(handle.game, handle.clone());
         // The creator's seat is taken in the game's first turn, with its `Created` record.

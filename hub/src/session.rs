@@ -279,7 +279,7 @@ impl Session {
 
     fn create(&mut self, kind: &str, config: Value, r: Option<Value>) -> Result<(), HubError> {
         self.room_for_one_more()?;
-        let limits = &self.hub.registry.rt.config.limits;
+        let limits = self.hub.registry.rt.config.limits.clone();
         let per_minute = limits.creates_per_minute;
         let now = tokio::time::Instant::now();
         let too_fast = || {
@@ -298,7 +298,9 @@ impl Session {
         let sub = Some(self.subscriber());
         let reply = self.reply(r);
         let player = self.player();
-        let handle = self.hub.registry.create(kind, config, player, sub, reply)?;
+        let per_player = Some(limits.live_games_per_player);
+        let registry = &self.hub.registry;
+        let handle = registry.create(kind, config, player, per_player, sub, reply)?;
         self.sent(handle);
         Ok(())
     }
