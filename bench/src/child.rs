@@ -208,6 +208,12 @@ pub(crate) fn umpire_args(data: Option<&Path>, durability: &str, extra: &[&str])
         "0",
         "--max-connections",
         "30000",
+        // Players start a new game after each one, many a minute from one connection: the
+        // limits meant for hostile clients would be what is measured.
+        "--creates-per-minute",
+        "1000000",
+        "--live-games-per-player",
+        "1000000",
     ]
     .iter()
     .map(|s| (*s).to_owned())
