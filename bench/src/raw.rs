@@ -398,6 +398,7 @@ fn native(
                     watch,
                     seat: Seat(0),
                     token: format!("{:022}", 0),
+                    now: now_ms(),
                     r#ref: r,
                 },
             );
@@ -426,6 +427,7 @@ fn native(
                         kind: "connect4".into(),
                         seat: Seat(1),
                         token: format!("{:022}", 0),
+                        now: now_ms(),
                         r#ref: r,
                     },
                 );
@@ -451,6 +453,7 @@ fn native(
                     &ServerMsg::Watching {
                         game,
                         kind: "connect4".into(),
+                        now: now_ms(),
                         r#ref: r,
                     },
                 );
@@ -479,8 +482,18 @@ fn native(
                 r#ref: r,
             }
         }
-        ClientMsg::Ping { .. } => ServerMsg::Pong { r#ref: r },
+        ClientMsg::Ping { .. } => ServerMsg::Pong {
+            now: now_ms(),
+            r#ref: r,
+        },
         _ => ServerMsg::error(ErrorCode::BadMessage, "not in the raw server", r),
     };
     reply(mode, tx, &answer);
+}
+
+/// The wall clock in ms since the epoch, as umpire puts it in its answers.
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }

@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::game::{Seat, Seq};
+use crate::game::{Millis, Seat, Seq};
 
 /// A game (or any stream) as clients name it.
 pub type GameId = u64;
@@ -191,6 +191,10 @@ pub enum ServerMsg {
         seat: Seat,
         /// Keep this to take your seat back after a disconnect.
         token: String,
+        /// The server's clock when it answered, in ms since the epoch: show countdowns
+        /// (`due`, `at`) against this, not against the client's clock or an old event's `at`.
+        #[serde(default)]
+        now: Millis,
         /// Echoes the `create`'s ref.
         #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
         r#ref: Option<Value>,
@@ -205,6 +209,10 @@ pub enum ServerMsg {
         seat: Seat,
         /// Keep this to take your seat back after a disconnect.
         token: String,
+        /// The server's clock when it answered, in ms since the epoch: show countdowns
+        /// (`due`, `at`) against this, not against the client's clock or an old event's `at`.
+        #[serde(default)]
+        now: Millis,
         /// Echoes the `join`'s ref.
         #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
         r#ref: Option<Value>,
@@ -215,6 +223,10 @@ pub enum ServerMsg {
         game: GameId,
         /// Its kind.
         kind: String,
+        /// The server's clock when it answered, in ms since the epoch: show countdowns
+        /// (`due`, `at`) against this, not against the client's clock or an old event's `at`.
+        #[serde(default)]
+        now: Millis,
         /// Echoes the `watch`'s ref.
         #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
         r#ref: Option<Value>,
@@ -250,6 +262,10 @@ pub enum ServerMsg {
     },
     /// The answer to `ping`.
     Pong {
+        /// The server's clock when it answered, in ms since the epoch: show countdowns
+        /// (`due`, `at`) against this, not against the client's clock or an old event's `at`.
+        #[serde(default)]
+        now: Millis,
         /// Echoes the ping's ref.
         #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
         r#ref: Option<Value>,

@@ -75,6 +75,7 @@ fn server_messages() -> Vec<ServerMsg> {
             watch: "w".into(),
             seat: Seat(0),
             token: "t".into(),
+            now: 1_795_313_849_219,
             r#ref: r.clone(),
         },
         ServerMsg::Joined {
@@ -82,11 +83,13 @@ fn server_messages() -> Vec<ServerMsg> {
             kind: "tally".into(),
             seat: Seat(5),
             token: "t".into(),
+            now: 0,
             r#ref: None,
         },
         ServerMsg::Watching {
             game: 1,
             kind: "colony".into(),
+            now: 42,
             r#ref: r.clone(),
         },
         ServerMsg::Event {
@@ -108,7 +111,7 @@ fn server_messages() -> Vec<ServerMsg> {
             message: "It isn't your turn.".into(),
             r#ref: r.clone(),
         },
-        ServerMsg::Pong { r#ref: r },
+        ServerMsg::Pong { now: 7, r#ref: r },
         ServerMsg::Closing {
             reason: "bye".into(),
         },

@@ -198,6 +198,7 @@ impl Session {
                 };
                 link.seat = Some(seated.joined.seat);
                 let j = seated.joined;
+                let now = self.hub.registry.rt.clock.now();
                 let msg = match seated.invite {
                     Some((join, watch)) => ServerMsg::Created {
                         game,
@@ -206,6 +207,7 @@ impl Session {
                         watch,
                         seat: j.seat,
                         token: j.token,
+                        now,
                         r#ref: r,
                     },
                     None => ServerMsg::Joined {
@@ -213,6 +215,7 @@ impl Session {
                         kind: j.kind,
                         seat: j.seat,
                         token: j.token,
+                        now,
                         r#ref: r,
                     },
                 };
@@ -229,9 +232,11 @@ impl Session {
                     return;
                 };
                 link.watching = true;
+                let now = self.hub.registry.rt.clock.now();
                 self.say(ServerMsg::Watching {
                     game,
                     kind: kind.into(),
+                    now,
                     r#ref: r,
                 });
                 self.follow(game, from, head);

@@ -192,7 +192,11 @@ impl Session {
         }
         let result = match msg {
             ClientMsg::Ping { .. } => {
-                self.say(ServerMsg::Pong { r#ref: r.clone() });
+                let now = self.hub.registry.rt.clock.now();
+                self.say(ServerMsg::Pong {
+                    now,
+                    r#ref: r.clone(),
+                });
                 Ok(())
             }
             ClientMsg::Hello { token, .. } => self.hello(&token, r.clone()),

@@ -261,6 +261,7 @@ mod tests {
             kind: "connect4".into(),
             seat: umpire_engine::Seat(1),
             token: "t".into(),
+            now: 0,
             r#ref: None,
         }));
         let mut release = Vec::new();

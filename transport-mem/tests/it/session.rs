@@ -247,3 +247,60 @@ async fn a_refused_join_does_not_lose_a_watch_sent_with_it() {
     assert_eq!(events.last().unwrap()["seq"], json!(3));
     hub.shutdown().await.unwrap();
 }
+
+/// Countdowns need the server's clock: the answers that start a feed, and `pong`, carry it,
+/// whatever the `at` of the events replayed after them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_carry_the_servers_clock() {
+    let hour = 3_600_000;
+    let clock = umpire_hub::TokioClock::new().ahead_by(hour);
+    let (hub, net) = start(
+        Arc::new(MemLog::new()),
+        HubConfig::default(),
+        Some(Arc::new(clock)),
+    )
+    .await;
+    let mut host = net.connect().await.unwrap();
+    let answer = within(host.request(ClientMsg::Create {
+        kind: "colony".into(),
+        config: Value::Null,
+        r#ref: None,
+    }))
+    .await
+    .unwrap();
+    let ServerMsg::Created {
+        game, watch, now, ..
+    } = answer
+    else {
+        panic!("{answer:?}");
+    };
+    let wall = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    assert!(
+        now > wall + hour - 60_000,
+        "{now} is not the server's clock"
+    );
+    let created = within(host.next_event(game)).await.unwrap();
+    let at = created["at"].as_u64().unwrap();
+
+    let mut late = net.connect().await.unwrap();
+    let watch = ClientMsg::Watch {
+        key: watch,
+        from: None,
+        r#ref: None,
+    };
+    match within(late.request(watch)).await.unwrap() {
+        ServerMsg::Watching { now: later, .. } => assert!(later >= at && later >= now),
+        other => panic!("{other:?}"),
+    }
+    match within(late.request(ClientMsg::Ping { r#ref: None }))
+        .await
+        .unwrap()
+    {
+        ServerMsg::Pong { now: later, .. } => assert!(later >= now, "{later} < {now}"),
+        other => panic!("{other:?}"),
+    }
+    hub.shutdown().await.unwrap();
+}

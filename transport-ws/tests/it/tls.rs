@@ -55,7 +55,8 @@ async fn wss_serves_the_native_protocol_with_a_pem_certificate() {
         .unwrap();
     let answer = crate::common::within(ws.next()).await.unwrap().unwrap();
     let answer: Value = serde_json::from_str(answer.to_text().unwrap()).unwrap();
-    assert_eq!(answer, json!({"type": "pong", "ref": "tls"}));
+    assert_eq!(answer["type"], json!("pong"));
+    assert_eq!(answer["ref"], json!("tls"));
 
     // A client that does not speak TLS gets nowhere.
     assert!(
