@@ -427,6 +427,8 @@ fn native(
                         kind: "connect4".into(),
                         seat: Seat(1),
                         token: format!("{:022}", 0),
+                        join: None,
+                        watch: None,
                         now: now_ms(),
                         r#ref: r,
                     },

@@ -121,6 +121,7 @@ fn prepare(
             created: 1_700_000_000_000,
             status: StreamStatus::Live,
             creator: String::new(),
+            invite: None,
         };
         let id = log.create_stream(&meta)?;
         let (mut m, created) = Match::create(&Tally, TallyConfig { seats: 2 }, g as u64, 1);

@@ -209,6 +209,12 @@ pub enum ServerMsg {
         seat: Seat,
         /// Keep this to take your seat back after a disconnect.
         token: String,
+        /// When a seat token took the seat back: the game's join key, to share again.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        join: Option<String>,
+        /// When a seat token took the seat back: the game's watch key, to share again.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        watch: Option<String>,
         /// The server's clock when it answered, in ms since the epoch: show countdowns
         /// (`due`, `at`) against this, not against the client's clock or an old event's `at`.
         #[serde(default)]

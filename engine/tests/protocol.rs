@@ -83,6 +83,8 @@ fn server_messages() -> Vec<ServerMsg> {
             kind: "tally".into(),
             seat: Seat(5),
             token: "t".into(),
+            join: Some("j".into()),
+            watch: None,
             now: 0,
             r#ref: None,
         },

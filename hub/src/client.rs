@@ -239,14 +239,16 @@ impl<W: Wire> Client<W> {
                 kind,
                 seat,
                 token,
+                join,
+                watch,
                 ..
             } => Ok(Game {
                 game,
                 kind,
                 seat,
                 token,
-                join: None,
-                watch: None,
+                join,
+                watch,
             }),
             other => Err(failure(other)),
         }

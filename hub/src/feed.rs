@@ -215,6 +215,8 @@ impl Session {
                         kind: j.kind,
                         seat: j.seat,
                         token: j.token,
+                        join: seated.keys.as_ref().map(|k| k.0.clone()),
+                        watch: seated.keys.map(|k| k.1),
                         now,
                         r#ref: r,
                     },

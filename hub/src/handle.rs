@@ -80,6 +80,8 @@ pub(crate) struct Seated {
     pub(crate) joined: Joined,
     /// The join and watch keys, for the creator's first answer only.
     pub(crate) invite: Option<(String, String)>,
+    /// The join and watch keys again, for a player who took their seat back.
+    pub(crate) keys: Option<(String, String)>,
     /// The durable head when the seat was taken: the subscriber reads up to here from the log.
     pub(crate) head: Seq,
 }

@@ -28,8 +28,14 @@ pub(crate) trait Kind: Send + Sync + 'static {
     /// `owner` counts the game for its creator while it is live.
     fn start(&self, rt: &Arc<Runtime>, config: Value, owner: OwnerSlot) -> Result<RoomHandle>;
     /// Rebuild a game from its snapshot and log tail and start its task. `owner` counts it
-    /// for its creator while it is live.
-    fn load(&self, rt: &Arc<Runtime>, id: GameId, owner: Option<OwnerSlot>) -> Result<RoomHandle>;
+    /// for its creator while it is live; `invite` are its join and watch keys (from its meta).
+    fn load(
+        &self,
+        rt: &Arc<Runtime>,
+        id: GameId,
+        owner: Option<OwnerSlot>,
+        invite: Option<(String, String)>,
+    ) -> Result<RoomHandle>;
 }
 
 /// A registered game.
@@ -58,22 +64,30 @@ impl<G: Game> Kind for Registered<G> {
         let (m, created) = Match::create(&*self.game, config, new_seed(), now);
         let created = rmp_serde::to_vec_named(&created)
             .map_err(|e| HubError::BadConfig(format!("the config does not encode: {e}")))?;
+        let invite = (new_key(), new_key());
         let meta = StreamMeta {
             kind: G::KIND.to_owned(),
             created: now,
             status: StreamStatus::Live,
             creator: owner.player().to_owned(),
+            invite: Some(invite.clone()),
         };
         let id = rt.log.create_stream(&meta)?;
         let first = FirstTurn {
             created: Bytes::from(created),
-            invite: (new_key(), new_key()),
+            invite,
         };
         let game = Arc::clone(&self.game);
-        Ok(Room::spawn(rt, game, id, m, Some(first), Some(owner)))
+        Ok(Room::spawn(rt, game, id, m, Some(first), Some(owner), None))
     }
 
-    fn load(&self, rt: &Arc<Runtime>, id: GameId, owner: Option<OwnerSlot>) -> Result<RoomHandle> {
+    fn load(
+        &self,
+        rt: &Arc<Runtime>,
+        id: GameId,
+        owner: Option<OwnerSlot>,
+        invite: Option<(String, String)>,
+    ) -> Result<RoomHandle> {
         let log = &rt.log;
         let corrupt = |e: &dyn std::fmt::Display| {
             HubError::Store(umpire_store::StoreError::Corrupt {
@@ -116,6 +130,7 @@ impl<G: Game> Kind for Registered<G> {
         if m.is_over() {
             log.set_status(id, StreamStatus::Over)?;
         }
-        Ok(Room::spawn(rt, Arc::clone(&self.game), id, m, None, owner))
+        let game = Arc::clone(&self.game);
+        Ok(Room::spawn(rt, game, id, m, None, owner, invite))
     }
 }

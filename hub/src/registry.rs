@@ -116,7 +116,7 @@ impl Registry {
         }
         // Loading under the lock keeps two tasks from ever running one game. It is a few
         // sled reads; a game with a long tail past its snapshot makes others wait that long.
-        let handle = kind.load(&self.rt, game, self.owner(&meta))?;
+        let handle = kind.load(&self.rt, game, self.owner(&meta), meta.invite.clone())?;
         rooms.insert(game, handle.clone());
         Ok(handle)
     }
@@ -173,7 +173,8 @@ impl Registry {
                 tracing::warn!(game = info.id, kind = %info.meta.kind, "not restored: kind not registered");
                 continue;
             };
-            match kind.load(&self.rt, info.id, self.owner(&info.meta)) {
+            let invite = info.meta.invite.clone();
+            match kind.load(&self.rt, info.id, self.owner(&info.meta), invite) {
                 Ok(handle) => {
                     self.rooms().insert(info.id, handle);
                     restored += 1;

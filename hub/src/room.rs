@@ -55,6 +55,9 @@ pub(crate) struct Room<G: Game> {
     snapshot_at: Seq,
     /// For a new game, until its first turn: the keys for the creator.
     invite: Option<(String, String)>,
+    /// The game's join and watch keys, for players who take their seat back (`None` for
+    /// games stored before the keys were kept with them).
+    keys: Option<(String, String)>,
     /// Counts the game for its creator while it is unfinished.
     owner: Option<OwnerSlot>,
     /// When the game last had an event, or was loaded: it expires after sitting idle.
@@ -95,6 +98,7 @@ impl<G: Game> Room<G> {
         m: Match<G>,
         first: Option<FirstTurn>,
         owner: Option<OwnerSlot>,
+        keys: Option<(String, String)>,
     ) -> RoomHandle {
         let inbox = Arc::new(Inbox::default());
         let m_over = m.is_over();
@@ -102,11 +106,13 @@ impl<G: Game> Room<G> {
         let head = Arc::new(AtomicU64::new(durable));
         let mut turn = Turn::default();
         let mut invite = None;
+        let mut keys = keys;
         if let Some(first) = first {
             let (join, watch) = &first.invite;
             turn.records.push(first.created);
             turn.keys.push((join.clone(), key(id, Role::Join)));
             turn.keys.push((watch.clone(), key(id, Role::Watch)));
+            keys = Some(first.invite.clone());
             invite = Some(first.invite);
         }
         let room = Room {
@@ -120,6 +126,7 @@ impl<G: Game> Room<G> {
             head: Arc::clone(&head),
             durable,
             invite,
+            keys,
             owner: if m_over { None } else { owner },
             active: rt.clock.now(),
         };
@@ -265,7 +272,9 @@ impl<G: Game> Room<G> {
                         if let Some(sub) = sub {
                             turn.joiners.push(sub);
                         }
-                        Ok(self.seated(seat, token))
+                        let mut seated = self.seated(seat, token);
+                        seated.keys.clone_from(&self.keys);
+                        Ok(seated)
                     }
                     Some(_) => Err(HubError::Forbidden(
                         "this seat belongs to another player".into(),
@@ -328,6 +337,7 @@ impl<G: Game> Room<G> {
             },
             // Only the creator's first answer carries the keys to share.
             invite: self.invite.take(),
+            keys: None,
             head: 0,
         }
     }

@@ -21,6 +21,10 @@ pub struct StreamMeta {
     /// written before it was kept.
     #[serde(default)]
     pub creator: String,
+    /// The game's join and watch keys, given back to a player who takes their seat back.
+    /// `None` for streams written before they were kept.
+    #[serde(default)]
+    pub invite: Option<(String, String)>,
 }
 
 /// Whether a stream still takes commands.

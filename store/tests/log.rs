@@ -15,6 +15,7 @@ fn meta(kind: &str) -> StreamMeta {
         created: 7,
         status: StreamStatus::Live,
         creator: String::new(),
+        invite: None,
     }
 }
 

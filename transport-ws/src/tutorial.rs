@@ -261,6 +261,8 @@ mod tests {
             kind: "connect4".into(),
             seat: umpire_engine::Seat(1),
             token: "t".into(),
+            join: None,
+            watch: None,
             now: 0,
             r#ref: None,
         }));

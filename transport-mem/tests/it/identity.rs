@@ -145,3 +145,27 @@ async fn the_watch_key_the_join_key_and_a_seat_token_each_let_their_holder_watch
     assert_eq!(refused.code(), Some(ErrorCode::Forbidden));
     hub.shutdown().await.unwrap();
 }
+
+/// A player who takes their seat back with its token gets the game's join and watch keys
+/// again (a reloaded page can share them), also from a hub restarted on the same log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn taking_a_seat_back_gives_the_games_keys_again() {
+    let log = Arc::new(MemLog::new());
+    let (hub, net) = start(log.clone(), HubConfig::default(), None).await;
+    let mut first = net.connect().await.unwrap();
+    let game = first.create("tally", tally()).await.unwrap();
+    let mut back = net.connect().await.unwrap();
+    let again = back.join(&game.token).await.unwrap();
+    assert_eq!((&again.join, &again.watch), (&game.join, &game.watch));
+    // Someone joining with the join key learns no watch key from it.
+    let mut guest = net.connect().await.unwrap();
+    let joined = guest.join(game.join.as_ref().unwrap()).await.unwrap();
+    assert_eq!((joined.join, joined.watch), (None, None));
+    hub.shutdown().await.unwrap();
+
+    let (hub, net) = start(log, HubConfig::default(), None).await;
+    let mut after = net.connect().await.unwrap();
+    let again = after.join(&game.token).await.unwrap();
+    assert_eq!((&again.join, &again.watch), (&game.join, &game.watch));
+    hub.shutdown().await.unwrap();
+}
