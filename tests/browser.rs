@@ -252,6 +252,22 @@ async fn two_browsers_play_connect_four_while_a_third_watches() {
     )
     .await;
 
+    // The join link of a full, finished game opens it to watch, and says so.
+    watcher.goto(&join).await.unwrap();
+    until(
+        &watcher,
+        "return document.querySelector('#status').textContent",
+        json!("Red wins!"),
+    )
+    .await;
+    until(
+        &watcher,
+        "return document.querySelector('#notice').textContent",
+        json!("This game is over: you are watching it."),
+    )
+    .await;
+    assert_eq!(board(&watcher).await, board(&red).await);
+
     let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/browser-artifacts");
     std::fs::create_dir_all(&artifacts).unwrap();
     let png = watcher.screenshot().await.unwrap();

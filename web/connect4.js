@@ -60,6 +60,7 @@ client.onClose((e) => { $("#error").textContent = `Disconnected (${e.code}) ${e.
 
 try {
   const answer = await enter(client, "connect4");
+  if (answer.notice) $("#notice").textContent = answer.notice;
   game = answer.game;
   if (answer.type === "watching") {
     $(".replay").hidden = false;

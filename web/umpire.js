@@ -67,7 +67,17 @@ export async function enter(client, kind, config = null) {
   let answer;
   if (params.has("watch")) answer = await client.watch(params.get("watch"));
   else if (params.has("token")) answer = await client.join(params.get("token"));
-  else if (params.has("join")) answer = await client.join(params.get("join"));
+  else if (params.has("join")) {
+    try {
+      answer = await client.join(params.get("join"));
+    } catch (e) {
+      if (e.code !== "full" && e.code !== "game_over") throw e;
+      // A join link to a full or finished game: watch it instead (a join key also watches).
+      answer = await client.watch(params.get("join"));
+      answer.notice = e.code === "full" ? "Every seat is taken: you are watching."
+                                        : "This game is over: you are watching it.";
+    }
+  }
   else answer = await client.create(kind, config);
   if (answer.token) history.replaceState(null, "", `?token=${encodeURIComponent(answer.token)}`);
   return answer;
