@@ -274,9 +274,29 @@ async fn two_browsers_play_connect_four_while_a_third_watches() {
     std::fs::write(artifacts.join("connect4-spectator.png"), &png).unwrap();
     assert!(png.starts_with(b"\x89PNG"));
 
+    // The server goes away: a move is refused at once and says why, instead of doing nothing.
+    hub.shutdown().await.unwrap();
+    server.await.unwrap().unwrap();
+    until(
+        &red,
+        "return document.querySelector('#error').textContent.startsWith('Disconnected')",
+        json!(true),
+    )
+    .await;
+    red.find(Locator::Css(".column[data-column='3']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(
+        &red,
+        "return document.querySelector('#error').textContent",
+        json!("not connected to the server: reload the page"),
+    )
+    .await;
+
     for page in [red, yellow, watcher] {
         page.close().await.unwrap();
     }
-    hub.shutdown().await.unwrap();
-    server.await.unwrap().unwrap();
 }

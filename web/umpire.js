@@ -46,6 +46,10 @@ export class Umpire {
   }
 
   request(msg) {
+    // A closed WebSocket drops what it is given without a word: say so instead of waiting.
+    if (this.ws.readyState !== WebSocket.OPEN) {
+      return Promise.reject(Object.assign(new Error("not connected to the server: reload the page"), { code: "closed" }));
+    }
     const ref = this.nextRef++;
     return new Promise((resolve, reject) => {
       this.pending.set(ref, { resolve, reject });
