@@ -82,6 +82,15 @@ async fn attr(page: &Client, css: &str, name: &str) -> String {
         .unwrap_or_default()
 }
 
+async fn click(page: &Client, css: &str) {
+    page.find(Locator::Css(css))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
 async fn board(page: &Client) -> Value {
     page.execute(
         "return [...document.querySelectorAll('.cell')].map(c => c.className)",
@@ -148,12 +157,7 @@ async fn two_browsers_play_connect_four_while_a_third_watches() {
 
     // Red starts from the lobby and shares the page's own links.
     red.goto(&format!("http://{addr}/")).await.unwrap();
-    red.find(Locator::Css(".new-connect4"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&red, ".new-connect4").await;
     until(
         &red,
         "return document.querySelector('.share').hidden",
@@ -185,13 +189,7 @@ async fn two_browsers_play_connect_four_while_a_third_watches() {
     for (n, column) in [0, 1, 0, 1, 0, 1, 0].into_iter().enumerate() {
         let mover = if n % 2 == 0 { &red } else { &yellow };
         let css = format!(".column[data-column='{column}']");
-        mover
-            .find(Locator::Css(&css))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        click(mover, &css).await;
         let moves = json!((n + 1).to_string());
         for page in [&red, &yellow, &watcher] {
             until(page, "return document.body.dataset.moves", moves.clone()).await;
@@ -283,12 +281,7 @@ async fn two_browsers_play_connect_four_while_a_third_watches() {
         json!(true),
     )
     .await;
-    red.find(Locator::Css(".column[data-column='3']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&red, ".column[data-column='3']").await;
     until(
         &red,
         "return document.querySelector('#error').textContent",
