@@ -164,6 +164,12 @@ async fn two_browsers_play_connect_four_while_a_third_watches() {
         json!(false),
     )
     .await;
+    until(
+        &red,
+        "return document.querySelector('#status').textContent",
+        json!("Waiting for an opponent (you are red): share the join link."),
+    )
+    .await;
     let join = attr(&red, ".join", "href").await;
     let watch = attr(&red, ".watch", "href").await;
     assert!(
@@ -203,6 +209,15 @@ async fn two_browsers_play_connect_four_while_a_third_watches() {
         )
         .await;
     }
+    // The winning four are marked on every page.
+    for page in [&red, &yellow, &watcher] {
+        until(
+            page,
+            "return document.querySelectorAll('.cell.win.red').length",
+            json!(4),
+        )
+        .await;
+    }
     let seen = board(&watcher).await;
     assert_eq!(
         seen,
@@ -214,7 +229,7 @@ async fn two_browsers_play_connect_four_while_a_third_watches() {
         seen.as_array()
             .unwrap()
             .iter()
-            .filter(|c| c.as_str() == Some("cell red"))
+            .filter(|c| c.as_str().is_some_and(|c| c.split(' ').any(|k| k == "red")))
             .count(),
         4
     );

@@ -7,6 +7,7 @@ const moves = [];          // every {player, column, row} in order
 let outcome = null;        // {win: seat} or "draw"
 let me = null;             // "red", "yellow", or null for a spectator
 let shown = null;          // replay step shown, or null to follow live
+const seated = new Set();  // seats taken: 0 red, 1 yellow
 
 for (let c = 0; c < COLUMNS; c++) {
   const column = document.createElement("div");
@@ -25,8 +26,10 @@ for (let c = 0; c < COLUMNS; c++) {
 function render() {
   const upto = shown ?? moves.length;
   for (const cell of board.querySelectorAll(".cell")) cell.className = "cell";
-  for (const m of moves.slice(0, upto)) {
-    board.querySelector(`.cell[data-column="${m.column}"][data-row="${m.row}"]`).classList.add(m.player);
+  const cell = (column, row) => board.querySelector(`.cell[data-column="${column}"][data-row="${row}"]`);
+  for (const m of moves.slice(0, upto)) cell(m.column, m.row).classList.add(m.player);
+  if (outcome && outcome.win !== undefined && upto === moves.length) {
+    for (const [column, row] of winningFour(outcome.win === 0 ? "red" : "yellow")) cell(column, row).classList.add("win");
   }
   const slider = $("#step");
   slider.max = moves.length;
@@ -37,7 +40,9 @@ function render() {
   else if (outcome === "draw") status = "Draw: the board is full.";
   else if (outcome === "expired") status = "This game expired: nobody played it for too long.";
   else if (outcome) status = "The game is over.";
-  else {
+  else if (!seated.has(1)) {
+    status = me ? `Waiting for an opponent (you are ${me}): share the join link.` : "Watching: waiting for a second player.";
+  } else {
     const next = moves.length % 2 === 0 ? "red" : "yellow";
     status = me ? (next === me ? `Your turn (you are ${me}).` : `Waiting for ${next} (you are ${me}).`)
                 : `Watching: ${next} to play.`;
@@ -47,12 +52,26 @@ function render() {
   document.body.dataset.outcome = outcome ? JSON.stringify(outcome) : "";
 }
 
+// The cells of a line of four of `player`'s discs, if there is one.
+function winningFour(player) {
+  const at = new Map(moves.filter((m) => m.player === player).map((m) => [`${m.column},${m.row}`, true]));
+  for (const { column, row } of moves) {
+    for (const [dc, dr] of [[1, 0], [0, 1], [1, 1], [1, -1]]) {
+      const line = [0, 1, 2, 3].map((i) => [column + i * dc, row + i * dr]);
+      if (line.every(([c, r]) => at.has(`${c},${r}`))) return line;
+    }
+  }
+  return [];
+}
+
 const client = await new Umpire().connect();
 let game = null;
 client.onEvent((g, env) => {
   if (g !== game) return;
   const body = env.body;
   if (body.game) moves.push(body.game);
+  if (body.seated) seated.add(body.seated.seat);
+  if (body.left) seated.delete(body.left.seat);
   if (body.over) outcome = body.over.outcome;
   render();
 });
