@@ -130,12 +130,14 @@ impl<G: Game> Room<G> {
             owner: if m_over { None } else { owner },
             active: rt.clock.now(),
         };
+        // Counted here, not when the task first runs: `Drop` counts it out even if the task
+        // is dropped unpolled, and the registry's limit sees it at once.
+        rt.metrics.live_games.inc();
         rt.tracker.spawn(room.run(turn));
         RoomHandle::new(id, inbox, head)
     }
 
     async fn run(mut self, first: Turn) {
-        self.rt.metrics.live_games.inc();
         let max_batch = self.rt.config.max_batch.max(1);
         let mut turn = first;
         let mut msgs = VecDeque::new();
