@@ -25,14 +25,25 @@ impl Window {
         }
     }
 
-    /// Count one more at `now` if fewer than `max` happened in the minute before.
-    pub(crate) fn admit(&mut self, now: Instant, max: u32) -> bool {
+    /// Whether one more at `now` would be within `max` a minute.
+    pub(crate) fn allows(&mut self, now: Instant, max: u32) -> bool {
         self.prune(now);
-        if self.times.len() >= usize::try_from(max).unwrap_or(usize::MAX) {
-            return false;
-        }
+        self.times.len() < usize::try_from(max).unwrap_or(usize::MAX)
+    }
+
+    /// Count one at `now`.
+    pub(crate) fn record(&mut self, now: Instant) {
         self.times.push_back(now);
-        true
+    }
+
+    /// Count one more at `now` if fewer than `max` happened in the minute before.
+    #[cfg(test)]
+    fn admit(&mut self, now: Instant, max: u32) -> bool {
+        let allowed = self.allows(now, max);
+        if allowed {
+            self.record(now);
+        }
+        allowed
     }
 }
 
@@ -46,10 +57,21 @@ pub(crate) struct PerUser {
 const SWEEP_FROM: usize = 1024;
 
 impl PerUser {
-    /// Count one more create for `user` at `now` if they made fewer than `max` in the last
-    /// minute.
-    pub(crate) fn admit(&self, user: &str, now: Instant, max: u32) -> bool {
-        let mut guard = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+    fn windows(&self) -> std::sync::MutexGuard<'_, (HashMap<String, Window>, usize)> {
+        self.windows.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether `user` may create one more game at `now`, at most `max` a minute.
+    pub(crate) fn allows(&self, user: &str, now: Instant, max: u32) -> bool {
+        self.windows()
+            .0
+            .get_mut(user)
+            .is_none_or(|w| w.allows(now, max))
+    }
+
+    /// Count one create of `user` at `now`.
+    pub(crate) fn record(&self, user: &str, now: Instant) {
+        let mut guard = self.windows();
         let (windows, sweep_at) = &mut *guard;
         if windows.len() >= (*sweep_at).max(SWEEP_FROM) {
             windows.retain(|_, w| {
@@ -60,14 +82,24 @@ impl PerUser {
             *sweep_at = windows.len() * 2;
         }
         match windows.get_mut(user) {
-            Some(window) => window.admit(now, max),
+            Some(window) => window.record(now),
             None => {
                 let mut window = Window::default();
-                let admitted = window.admit(now, max);
+                window.record(now);
                 windows.insert(user.to_owned(), window);
-                admitted
             }
         }
+    }
+
+    /// Count one more create for `user` at `now` if they made fewer than `max` in the last
+    /// minute.
+    #[cfg(test)]
+    fn admit(&self, user: &str, now: Instant, max: u32) -> bool {
+        let allowed = self.allows(user, now, max);
+        if allowed {
+            self.record(user, now);
+        }
+        allowed
     }
 }
 

@@ -291,11 +291,12 @@ impl Session {
                 "at most {per_minute} new games a minute; wait a little"
             ))
         };
-        if !self.creates.admit(now, per_minute) {
+        // Only games created count: a refused config costs the client a message, not a game.
+        if !self.creates.allows(now, per_minute) {
             return Err(too_fast());
         }
         if let Some(user) = &self.user {
-            if !self.hub.creates.admit(user, now, per_minute) {
+            if !self.hub.creates.allows(user, now, per_minute) {
                 return Err(too_fast());
             }
         }
@@ -305,6 +306,10 @@ impl Session {
         let per_player = Some(limits.live_games_per_player);
         let registry = &self.hub.registry;
         let handle = registry.create(kind, config, player, per_player, sub, reply)?;
+        self.creates.record(now);
+        if let Some(user) = &self.user {
+            self.hub.creates.record(user, now);
+        }
         self.sent(handle);
         Ok(())
     }

@@ -32,6 +32,14 @@ fn creating_games_in_a_loop_is_slowed_per_connection_and_per_user() {
         })
         .await;
         let mut ada = signed_in(&net, "ada").await;
+        // Refused configs create nothing, and count for nothing.
+        for _ in 0..5 {
+            let refused = ada
+                .create("tally", json!({"seats": 65535}))
+                .await
+                .unwrap_err();
+            assert_eq!(refused.code(), Some(ErrorCode::BadMessage), "{refused}");
+        }
         for _ in 0..3 {
             ada.create("tally", tally()).await.unwrap();
         }
