@@ -250,6 +250,18 @@ pub async fn serve_until_signal(args: Serve) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Lower the connection limits so that they and [`OTHER_FILES`] fit in `limit` open files,
+/// keeping a quarter for handshakes at most. Whether anything was lowered.
+fn fit_to(ws: &mut WsConfig, limit: usize) -> bool {
+    if ws.max_connections + ws.max_handshakes + OTHER_FILES <= limit {
+        return false;
+    }
+    let room = limit.saturating_sub(OTHER_FILES).max(2);
+    ws.max_handshakes = ws.max_handshakes.min(room / 4).max(1);
+    ws.max_connections = ws.max_connections.min(room - ws.max_handshakes).max(1);
+    true
+}
+
 /// Files kept for the log, the listener and the odd file served.
 const OTHER_FILES: usize = 64;
 
@@ -264,13 +276,10 @@ fn fit_open_files(ws: &mut WsConfig) {
             return;
         }
     };
-    if ws.max_connections + ws.max_handshakes + OTHER_FILES <= limit {
+    if !fit_to(ws, limit) {
         tracing::debug!(limit, "open files");
         return;
     }
-    let room = limit.saturating_sub(OTHER_FILES).max(2);
-    ws.max_handshakes = ws.max_handshakes.min(room / 4).max(1);
-    ws.max_connections = ws.max_connections.min(room - ws.max_handshakes).max(1);
     tracing::warn!(
         limit,
         max_connections = ws.max_connections,
@@ -304,5 +313,24 @@ async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {}
         () = term => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_limits_fit_a_low_limit_on_open_files() {
+        let mut ws = WsConfig::default();
+        assert!(!fit_to(&mut ws, 1 << 20), "a high limit changes nothing");
+        assert_eq!(ws.max_connections, WsConfig::default().max_connections);
+        assert!(fit_to(&mut ws, 1024));
+        assert!(ws.max_connections + ws.max_handshakes + OTHER_FILES <= 1024);
+        assert_eq!(ws.max_handshakes, (1024 - OTHER_FILES) / 4);
+        assert!(
+            ws.max_connections > ws.max_handshakes,
+            "players keep most of the room"
+        );
     }
 }

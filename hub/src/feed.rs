@@ -167,7 +167,7 @@ impl Session {
                 game,
                 result: Ok(seq),
             } => {
-                self.hub.registry.rt.metrics.commands_accepted.inc();
+                self.rt().metrics.commands_accepted.inc();
                 let ok = Outgoing::Frame(Frame::Msg(Box::new(ServerMsg::Ok {
                     game: Some(game),
                     seq: Some(seq),
@@ -198,7 +198,7 @@ impl Session {
                 };
                 link.seat = Some(seated.joined.seat);
                 let j = seated.joined;
-                let now = self.hub.registry.rt.clock.now();
+                let now = self.rt().clock.now();
                 let msg = match seated.invite {
                     Some((join, watch)) => ServerMsg::Created {
                         game,
@@ -234,7 +234,7 @@ impl Session {
                     return;
                 };
                 link.watching = true;
-                let now = self.hub.registry.rt.clock.now();
+                let now = self.rt().clock.now();
                 self.say(ServerMsg::Watching {
                     game,
                     kind: kind.into(),
@@ -355,7 +355,7 @@ impl Session {
             }
         };
         let want = usize::try_from(upto - next + 1).map_or(PAGE, |n| n.min(PAGE));
-        match self.hub.registry.rt.log.read(game, next, want) {
+        match self.rt().log.read(game, next, want) {
             Ok(page) if !page.is_empty() => {
                 let mut last = next;
                 for (seq, record) in page {

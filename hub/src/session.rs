@@ -121,11 +121,16 @@ impl Session {
         }
     }
 
+    /// What every game task runs on: the settings, the clock, the metrics.
+    pub(crate) fn rt(&self) -> &crate::runtime::Runtime {
+        &self.hub.registry.rt
+    }
+
     /// Whether the session takes another request now. While it does not (too many requests
     /// in flight, or shutting down), the transport should stop reading the client: its
     /// messages wait in the socket.
     pub fn ready_for_input(&self) -> bool {
-        self.stage == Stage::Open && self.in_flight < self.hub.registry.rt.config.max_in_flight
+        self.stage == Stage::Open && self.in_flight < self.rt().config.max_in_flight
     }
 
     /// Who this connection plays as: the authenticated user, or its guest name.
@@ -164,7 +169,7 @@ impl Session {
     /// Answer something the transport could not take (bytes that are no message, a message
     /// over the rate limit) with `code`, echoing the message's `ref` if it had one.
     pub fn refuse(&mut self, code: ErrorCode, message: String, r#ref: Option<Value>) {
-        self.hub.registry.rt.metrics.rejected(code);
+        self.rt().metrics.rejected(code);
         self.say(ServerMsg::error(code, message, r#ref));
     }
 
@@ -185,14 +190,14 @@ impl Session {
         }
         let r = msg.reference().cloned();
         let anonymous_ok = matches!(msg, ClientMsg::Hello { .. } | ClientMsg::Ping { .. });
-        if self.hub.registry.rt.config.require_auth && self.user.is_none() && !anonymous_ok {
+        if self.rt().config.require_auth && self.user.is_none() && !anonymous_ok {
             let e = HubError::Unauthorized("send hello with a token first".into());
             self.refuse_with(&e, r);
             return;
         }
         let result = match msg {
             ClientMsg::Ping { .. } => {
-                let now = self.hub.registry.rt.clock.now();
+                let now = self.rt().clock.now();
                 self.say(ServerMsg::Pong {
                     now,
                     r#ref: r.clone(),
@@ -272,7 +277,7 @@ impl Session {
 
     /// Refuse to enter one more game past the connection's limit.
     fn room_for_one_more(&self) -> Result<(), HubError> {
-        let limit = self.hub.registry.rt.config.limits.games_per_connection;
+        let limit = self.rt().config.limits.games_per_connection;
         if self.games.len() >= limit {
             return Err(HubError::Limit(format!(
                 "this connection is in {limit} games already; leave one first"
@@ -283,8 +288,8 @@ impl Session {
 
     fn create(&mut self, kind: &str, config: Value, r: Option<Value>) -> Result<(), HubError> {
         self.room_for_one_more()?;
-        let limits = self.hub.registry.rt.config.limits.clone();
-        let per_minute = limits.creates_per_minute;
+        let limits = &self.rt().config.limits;
+        let (per_minute, per_player) = (limits.creates_per_minute, limits.live_games_per_player);
         let now = tokio::time::Instant::now();
         let too_fast = || {
             HubError::TooFast(format!(
@@ -303,9 +308,8 @@ impl Session {
         let sub = Some(self.subscriber());
         let reply = self.reply(r);
         let player = self.player();
-        let per_player = Some(limits.live_games_per_player);
         let registry = &self.hub.registry;
-        let handle = registry.create(kind, config, player, per_player, sub, reply)?;
+        let handle = registry.create(kind, config, player, Some(per_player), sub, reply)?;
         self.creates.record(now);
         if let Some(user) = &self.user {
             self.hub.creates.record(user, now);
@@ -370,7 +374,7 @@ impl Session {
         cid: Option<String>,
         r: Option<Value>,
     ) -> Result<(), HubError> {
-        let max_cid = self.hub.registry.rt.config.limits.max_cid_bytes;
+        let max_cid = self.rt().config.limits.max_cid_bytes;
         if cid.as_ref().is_some_and(|c| c.len() > max_cid) {
             return Err(HubError::BadCommand(format!(
                 "a cid has at most {max_cid} bytes"

@@ -1,15 +1,14 @@
-"""Issue 7 probes, from outside: many creates, huge seat counts, a long cid, flooding clients.
+"""Issue 7 probes, from outside: many creates, huge seat counts, a long cid.
 
-    python3 limits.py ws://127.0.0.1:8111/ws SERVER_PID creates seats cid flood
+    python3 limits.py ws://127.0.0.1:8111/ws SERVER_PID creates seats cid
 
-RSS is read from /proc/SERVER_PID. Set YIELD=1 for flooders that yield to the event loop.
+RSS is read from /proc/SERVER_PID. Flooding clients: tests/python/flood.py URL CLIENTS.
 """
-import asyncio, json, sys, os, time
+import asyncio, json, sys, time
 import websockets
 
 URL = sys.argv[1]
 PID = int(sys.argv[2])
-YIELD = os.environ.get('YIELD') == '1'
 
 def rss():
     for line in open(f"/proc/{PID}/status"):
@@ -61,41 +60,10 @@ async def long_cid():
         m = await req(ws, {"type": "command", "game": m["game"], "cmd": {"add": 1}, "cid": "x" * 60000, "ref": 2})
         print("64 KB cid:", m.get("code"), "-", m.get("message"))
 
-async def flooder(i, seen):
-    try:
-        async with websockets.connect(URL) as ws:
-            async def spam():
-                try:
-                    while True:
-                        await ws.send(json.dumps({"type": "ping"}))
-                        if YIELD:
-                            await asyncio.sleep(0)
-                except Exception:
-                    pass
-            task = asyncio.create_task(spam())
-            try:
-                async for _ in ws:
-                    pass
-            except websockets.ConnectionClosed:
-                pass
-            task.cancel()
-            seen.append((ws.close_code, ws.close_reason))
-    except Exception as e:
-        seen.append(("error", str(e)))
-
-async def flood():
-    seen = []
-    await asyncio.gather(*(flooder(i, seen) for i in range(20)))
-    codes = {}
-    for c, r in seen:
-        codes[(c, r)] = codes.get((c, r), 0) + 1
-    print("20 flooding clients saw:", codes)
-
 async def main():
     what = sys.argv[3:]
     if "creates" in what: await creates()
     if "seats" in what: await big_seats()
     if "cid" in what: await long_cid()
-    if "flood" in what: await flood()
 
 asyncio.run(main())
