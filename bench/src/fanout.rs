@@ -29,8 +29,9 @@ const DRAW: [u8; 42] = [
     0, 2, 4, 6, 1, 3, 5, 0, 2, 4, 6, 1, 3, 5, 0, 2, 4, 6, 1, 3, 5, 0, 2, 4, 6, 1, 3, 5, 0, 2, 4, 6,
     1, 3, 5, 0, 2, 4, 6, 1, 3, 5,
 ];
-/// Native seqs: 1 `created`, 2 and 3 the players seated, then the moves, then `over`.
-const FIRST_MOVE_SEQ: u64 = 4;
+/// Native seqs: 1 `created`, 2 to 5 each player seated then online, then the moves, then
+/// `over`.
+const FIRST_MOVE_SEQ: u64 = 6;
 const OVER_SEQ: u64 = FIRST_MOVE_SEQ + DRAW.len() as u64;
 /// How long any one frame may take before the run is declared stuck.
 const STUCK: Duration = Duration::from_secs(30);

@@ -414,6 +414,12 @@ fn native(
                 json!({"seated": {"seat": 0, "player": format!("guest-{id:08}")}}),
                 String::new(),
             );
+            state.publish(
+                game,
+                json!("system"),
+                json!({"presence": {"seat": 0, "online": true}}),
+                String::new(),
+            );
             state.subscribe(game, socket(mode));
             return;
         }
@@ -440,6 +446,12 @@ fn native(
                     game,
                     json!("system"),
                     json!({"seated": {"seat": 1, "player": format!("guest-{id:08}")}}),
+                    String::new(),
+                );
+                state.publish(
+                    game,
+                    json!("system"),
+                    json!({"presence": {"seat": 1, "online": true}}),
                     String::new(),
                 );
                 state.subscribe(game, socket(mode));

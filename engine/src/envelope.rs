@@ -70,6 +70,14 @@ pub enum Body<G: Game> {
         /// The seat freed.
         seat: Seat,
     },
+    /// A seated player's connection came back (`online`) or went away: every player and
+    /// spectator sees it, and the game may react ([`crate::Game::presence`]).
+    Presence {
+        /// The seat.
+        seat: Seat,
+        /// Whether a connection now holds it.
+        online: bool,
+    },
     /// The game asked for `command` to be submitted by the system at `at`.
     Scheduled {
         /// The timer's id, for cancelling.
@@ -111,6 +119,10 @@ impl<G: Game> Clone for Body<G> {
                 player: player.clone(),
             },
             Body::Left { seat } => Body::Left { seat: *seat },
+            Body::Presence { seat, online } => Body::Presence {
+                seat: *seat,
+                online: *online,
+            },
             Body::Scheduled { timer, at, command } => Body::Scheduled {
                 timer: *timer,
                 at: *at,
@@ -144,6 +156,7 @@ impl<G: Game> PartialEq for Body<G> {
             ) => a == x && b == y && c == z,
             (Seated { seat: a, player: b }, Seated { seat: x, player: y }) => a == x && b == y,
             (Left { seat: a }, Left { seat: x }) => a == x,
+            (Presence { seat: a, online: b }, Presence { seat: x, online: y }) => a == x && b == y,
             (
                 Scheduled {
                     timer: a,

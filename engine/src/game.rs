@@ -140,6 +140,20 @@ pub trait Game: Send + Sync + Debug + 'static {
     /// Fold one event into the state. Never fails; holds no rules.
     fn apply(&self, state: &mut Self::State, event: &Self::Event);
 
+    /// A seated player's connection went away (`online` false) or came back. The presence
+    /// event is logged whatever this returns; the events returned follow it, and `ctx` may
+    /// schedule or cancel timers (give an absent player a minute, say). The default does
+    /// nothing.
+    fn presence(
+        &self,
+        _state: &Self::State,
+        _seat: Seat,
+        _online: bool,
+        _ctx: &mut Ctx<'_, Self::Command>,
+    ) -> Vec<Self::Event> {
+        Vec::new()
+    }
+
     /// Whether the game has ended, and how. Checked after every accepted command.
     fn outcome(&self, _state: &Self::State) -> Option<Outcome> {
         None

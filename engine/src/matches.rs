@@ -29,6 +29,14 @@ pub enum Action<C> {
     /// End the game because nobody has played it for too long (system only): it ends as
     /// [`Outcome::Expired`].
     Expire,
+    /// A seated player's connection came or went (system only). Logs a presence event if
+    /// it changes whether the seat is online, nothing otherwise.
+    Presence {
+        /// The seat.
+        seat: Seat,
+        /// Whether a connection holds it now.
+        online: bool,
+    },
 }
 
 /// Why a match refused an action. Nothing changed.
@@ -117,6 +125,9 @@ pub struct Match<G: Game> {
     /// the seats in use. How many there may be is [`Game::seats`] of the config.
     seats: Vec<Option<String>>,
     timers: BTreeMap<TimerId, PendingTimer<G::Command>>,
+    /// Seats whose player is connected, as the presence events say. In seat order.
+    #[serde(default)]
+    online: Vec<Seat>,
     next_timer: u64,
     over: Option<Outcome>,
     recent: VecDeque<(Actor, String, Seq)>,
@@ -132,6 +143,7 @@ impl<G: Game> Clone for Match<G> {
             version: self.version,
             seats: self.seats.clone(),
             timers: self.timers.clone(),
+            online: self.online.clone(),
             next_timer: self.next_timer,
             over: self.over.clone(),
             recent: self.recent.clone(),
@@ -148,6 +160,7 @@ impl<G: Game> PartialEq for Match<G> {
             && self.version == other.version
             && self.seats == other.seats
             && self.timers == other.timers
+            && self.online == other.online
             && self.next_timer == other.next_timer
             && self.over == other.over
             && self.recent == other.recent
@@ -198,6 +211,7 @@ impl<G: Game> Match<G> {
             version: 1,
             seats: Vec::new(),
             timers: BTreeMap::new(),
+            online: Vec::new(),
             next_timer: 0,
             over: None,
             recent: VecDeque::new(),
@@ -316,8 +330,25 @@ impl<G: Game> Match<G> {
                         return Err(MatchError::Duplicate { seq });
                     }
                 }
-                self.decide(game, by, &command, now, &mut bodies)
-                    .map_err(MatchError::Rejected)?;
+                self.decide(now, &mut bodies, |state, ctx| {
+                    game.decide(state, by, &command, ctx)
+                })
+                .map_err(MatchError::Rejected)?;
+            }
+            Action::Presence { seat, online } => {
+                if by != Actor::System {
+                    return Err(MatchError::Forbidden);
+                }
+                if self.player(seat).is_none() {
+                    return Err(MatchError::NotSeated);
+                }
+                if self.is_online(seat) == online {
+                    return Ok(Vec::new());
+                }
+                bodies.push(Body::Presence { seat, online });
+                let _never = self.decide(now, &mut bodies, |state, ctx| {
+                    Ok::<_, G::Rejection>(game.presence(state, seat, online, ctx))
+                });
             }
             Action::Fire(timer) => {
                 if by != Actor::System {
@@ -331,7 +362,9 @@ impl<G: Game> Match<G> {
                 bodies.push(Body::Fired { timer });
                 // The timer is consumed even if the rules now refuse its command: a refused
                 // timer command is the game's business (it may no longer apply), not an error.
-                let _refused = self.decide(game, by, &command, now, &mut bodies);
+                let _refused = self.decide(now, &mut bodies, |state, ctx| {
+                    game.decide(state, by, &command, ctx)
+                });
             }
             Action::Expire => {
                 if by != Actor::System {
@@ -361,21 +394,20 @@ impl<G: Game> Match<G> {
         Ok(out)
     }
 
-    /// Run the game's `decide` and turn its events and timer requests into bodies.
+    /// Run one of the game's deciding functions (`decide`, `presence`) and turn its events
+    /// and timer requests into bodies.
     fn decide(
         &self,
-        game: &G,
-        by: Actor,
-        command: &G::Command,
         now: Millis,
         bodies: &mut Vec<Body<G>>,
+        rules: impl FnOnce(&G::State, &mut Ctx<'_, G::Command>) -> Result<Vec<G::Event>, G::Rejection>,
     ) -> Result<(), G::Rejection> {
         // A copy: a refused command must not consume timer ids. `apply(Scheduled)` advances
         // the real counter.
         let mut next_timer = self.next_timer;
         let first_seq = self.version + 1 + bodies.len() as u64;
         let mut ctx = Ctx::new(now, self.seed, first_seq, &mut next_timer);
-        let events = game.decide(&self.state, by, command, &mut ctx)?;
+        let events = rules(&self.state, &mut ctx)?;
         bodies.extend(events.into_iter().map(Body::Game));
         for (timer, at, command) in ctx.scheduled {
             bodies.push(Body::Scheduled { timer, at, command });
@@ -424,7 +456,15 @@ impl<G: Game> Match<G> {
                 if let Some(slot) = self.seats.get_mut(usize::from(seat.0)) {
                     *slot = None;
                 }
+                self.online.retain(|s| s != seat);
             }
+            Body::Presence { seat, online } => match (self.online.binary_search(seat), online) {
+                (Err(at), true) => self.online.insert(at, *seat),
+                (Ok(at), false) => {
+                    self.online.remove(at);
+                }
+                _ => {}
+            },
             Body::Scheduled { timer, at, command } => {
                 self.next_timer = self.next_timer.max(timer.0 + 1);
                 self.timers.insert(
@@ -515,6 +555,16 @@ impl<G: Game> Match<G> {
     /// Seats past the end are free.
     pub fn seats(&self) -> &[Option<String>] {
         &self.seats
+    }
+
+    /// Whether `seat`'s player is connected, as the presence events say.
+    pub fn is_online(&self, seat: Seat) -> bool {
+        self.online.binary_search(&seat).is_ok()
+    }
+
+    /// The seats whose player is connected, in seat order.
+    pub fn online(&self) -> &[Seat] {
+        &self.online
     }
 
     /// Pending timers by id.

@@ -276,6 +276,15 @@ pub enum ServerMsg {
         #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
         r#ref: Option<Value>,
     },
+    /// How many spectators watch `game` now. Not an event (it has no seq and is not in the
+    /// log): sent to everyone in the game when the count changes, at most about once a
+    /// second, and to whoever enters a watched game.
+    Audience {
+        /// The game.
+        game: GameId,
+        /// Connections watching it without a seat.
+        spectators: u64,
+    },
     /// The server is going away; reconnect later with your seat token or watch key.
     Closing {
         /// Why.
@@ -294,7 +303,9 @@ impl ServerMsg {
             | ServerMsg::Ok { r#ref, .. }
             | ServerMsg::Error { r#ref, .. }
             | ServerMsg::Pong { r#ref, .. } => r#ref.as_ref(),
-            ServerMsg::Event { .. } | ServerMsg::Closing { .. } => None,
+            ServerMsg::Event { .. } | ServerMsg::Audience { .. } | ServerMsg::Closing { .. } => {
+                None
+            }
         }
     }
 

@@ -99,6 +99,9 @@ pub struct Client<W: Wire> {
     /// Messages received while waiting for something else, in arrival order.
     stash: VecDeque<ServerMsg>,
     next_ref: u64,
+    /// The last spectator count told for each game (`audience` messages are kept here, not
+    /// stashed).
+    audience: std::collections::HashMap<GameId, u64>,
 }
 
 impl<W: Wire> Client<W> {
@@ -108,6 +111,7 @@ impl<W: Wire> Client<W> {
             wire,
             stash: VecDeque::new(),
             next_ref: 0,
+            audience: std::collections::HashMap::new(),
         }
     }
 
@@ -137,9 +141,44 @@ impl<W: Wire> Client<W> {
         self.wire.close_reason()
     }
 
-    /// The next message off the wire, ignoring the stash.
+    /// The next message off the wire, ignoring the stash; spectator counts are noted, not
+    /// returned.
     async fn read(&mut self) -> Result<ServerMsg, ClientError> {
-        self.wire.recv().await
+        loop {
+            if let Some(msg) = self.read_noting().await? {
+                return Ok(msg);
+            }
+        }
+    }
+
+    /// The next message off the wire, or `None` if it was a spectator count (noted).
+    async fn read_noting(&mut self) -> Result<Option<ServerMsg>, ClientError> {
+        match self.wire.recv().await? {
+            ServerMsg::Audience { game, spectators } => {
+                self.audience.insert(game, spectators);
+                Ok(None)
+            }
+            other => Ok(Some(other)),
+        }
+    }
+
+    /// How many spectators the server last said watch `game`, if it said.
+    pub fn spectators(&self, game: GameId) -> Option<u64> {
+        self.audience.get(&game).copied()
+    }
+
+    /// Wait until the server says `want` spectators watch `game`; everything else that
+    /// arrives meanwhile is stashed.
+    ///
+    /// # Errors
+    /// [`ClientError::Closed`].
+    pub async fn await_spectators(&mut self, game: GameId, want: u64) -> Result<(), ClientError> {
+        while self.spectators(game) != Some(want) {
+            if let Some(msg) = self.read_noting().await? {
+                self.stash.push_back(msg);
+            }
+        }
+        Ok(())
     }
 
     /// The next message, stashed ones first.

@@ -133,6 +133,14 @@ impl Session {
                 self.in_flight = self.in_flight.saturating_sub(1);
                 self.answer(r, answer);
             }
+            Item::Notice(notice) => {
+                let ServerMsg::Audience { game, .. } = &*notice else {
+                    return;
+                };
+                if self.games.get(game).is_some_and(|l| l.next.is_some()) {
+                    self.say((*notice).clone());
+                }
+            }
         }
     }
 

@@ -72,6 +72,9 @@ pub(crate) type SessionId = u64;
 pub(crate) struct Subscriber {
     pub(crate) session: SessionId,
     pub(crate) outbox: Arc<Outbox>,
+    /// The seat the session plays in this game (set by the game task when it seats the
+    /// session); `None` for a spectator. A seat with a subscriber is online.
+    pub(crate) seat: Option<Seat>,
 }
 
 /// A seat taken, as the game task reports it.

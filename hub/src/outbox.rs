@@ -9,7 +9,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::Value;
-use umpire_engine::protocol::GameId;
+use umpire_engine::protocol::{GameId, ServerMsg};
 
 use crate::doorbell::Doorbell;
 use crate::frames::Published;
@@ -22,6 +22,9 @@ pub(crate) enum Item {
     Event(Arc<Published>),
     /// The answer to a request, with the request's `ref`.
     Answer(Box<(Option<Value>, Answer)>),
+    /// A message about a game that is not in its log (how many watch it), shared by every
+    /// session it goes to.
+    Notice(Arc<ServerMsg>),
 }
 
 /// What happened to a pushed event.
@@ -97,6 +100,19 @@ impl Outbox {
         state
             .items
             .push_back(Item::Answer(Box::new((r#ref, answer))));
+        drop(state);
+        self.wake();
+    }
+
+    /// Queue a notice, unless the queue is full: a notice is only news, and the next one
+    /// says it again.
+    pub(crate) fn push_notice(&self, notice: &Arc<ServerMsg>) {
+        let mut state = self.state();
+        if state.closed || state.events >= self.limit {
+            return;
+        }
+        state.items.push_back(Item::Notice(Arc::clone(notice)));
+        state.events += 1;
         drop(state);
         self.wake();
     }

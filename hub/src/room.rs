@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use umpire_engine::protocol::GameId;
-use umpire_engine::{Action, Actor, Body, Envelope, Game, Match, MatchError, Millis, Seq};
+use umpire_engine::{Action, Actor, Body, Envelope, Game, Match, MatchError, Millis, Seat, Seq};
 use umpire_store::{KeyEntry, Role, StoreError, StreamStatus, Write};
 
 use crate::error::{HubError, Result};
@@ -62,7 +62,16 @@ pub(crate) struct Room<G: Game> {
     owner: Option<OwnerSlot>,
     /// When the game last had an event, or was loaded: it expires after sitting idle.
     active: Millis,
+    /// Subscribers came or went since presence was last brought up to date.
+    roster_changed: bool,
+    /// The spectator count last told, and when.
+    told: (u64, Millis),
+    /// A changed count waits until then to be told (at most one notice a second).
+    audience_due: Option<Millis>,
 }
+
+/// How often at most the spectator count is told to a game's subscribers.
+const AUDIENCE_EVERY: Millis = 1_000;
 
 /// What woke an idle game task.
 enum Woke {
@@ -70,6 +79,7 @@ enum Woke {
     Message,
     Timer,
     Idle,
+    Audience,
 }
 
 /// Everything one turn produced.
@@ -115,7 +125,7 @@ impl<G: Game> Room<G> {
             keys = Some(first.invite.clone());
             invite = Some(first.invite);
         }
-        let room = Room {
+        let mut room = Room {
             game,
             id,
             snapshot_at: m.version(),
@@ -129,7 +139,14 @@ impl<G: Game> Room<G> {
             keys,
             owner: if m_over { None } else { owner },
             active: rt.clock.now(),
+            roster_changed: false,
+            told: (0, 0),
+            audience_due: None,
         };
+        if room.durable > 0 {
+            // Loaded from the log: nobody is connected yet, whatever its last presence said.
+            room.reconcile(&mut turn);
+        }
         // Counted here, not when the task first runs: `Drop` counts it out even if the task
         // is dropped unpolled, and the registry's limit sees it at once.
         rt.metrics.live_games.inc();
@@ -149,22 +166,33 @@ impl<G: Game> Room<G> {
                     .next_due()
                     .map(|(at, _)| Duration::from_millis(at.saturating_sub(self.rt.clock.now())));
                 let idle = self.idle_for();
+                let audience = self
+                    .audience_due
+                    .map(|at| Duration::from_millis(at.saturating_sub(self.rt.clock.now())));
                 let woke = tokio::select! {
                     biased;
                     () = self.rt.shutdown.cancelled() => Woke::Shutdown,
                     () = self.inbox.ready() => Woke::Message,
                     () = sleep_opt(due) => Woke::Timer,
+                    () = sleep_opt(audience) => Woke::Audience,
                     () = sleep_opt(idle) => Woke::Idle,
                 };
                 match woke {
                     Woke::Shutdown => break,
                     Woke::Message => continue,
                     Woke::Timer => {}
+                    Woke::Audience => {
+                        self.audience(&[]);
+                        continue;
+                    }
                     Woke::Idle => return self.retire().await,
                 }
             }
             for msg in msgs.drain(..) {
                 self.take(msg, &mut turn);
+            }
+            if self.roster_changed {
+                self.reconcile(&mut turn);
             }
             self.fire_due(&mut turn, max_batch);
             // Never raced against shutdown: a turn that started is written and answered.
@@ -254,7 +282,9 @@ impl<G: Game> Room<G> {
                         .push((token.clone(), key(game, Role::Seat(seat.0))));
                     Ok(self.seated(seat, token))
                 });
-                if let (Ok(_), Some(sub)) = (&result, sub) {
+                if let (Ok(seated), Some(mut sub)) = (&result, sub) {
+                    sub.seat = Some(seated.joined.seat);
+                    self.roster_changed = true;
                     turn.joiners.push(sub);
                 }
                 turn.answers.push((reply, Answer::Seated { game, result }));
@@ -271,7 +301,9 @@ impl<G: Game> Room<G> {
                     // A guest has nothing but the token to prove who it is: for a guest's
                     // seat the token is enough. Anyone else's seat is theirs alone.
                     Some(holder) if holder == player || is_guest(&holder) => {
-                        if let Some(sub) = sub {
+                        if let Some(mut sub) = sub {
+                            sub.seat = Some(seat);
+                            self.roster_changed = true;
                             turn.joiners.push(sub);
                         }
                         let mut seated = self.seated(seat, token);
@@ -288,6 +320,7 @@ impl<G: Game> Room<G> {
                 turn.answers.push((reply, Answer::Seated { game, result }));
             }
             RoomMsg::Watch { sub, from, reply } => {
+                self.roster_changed = true;
                 turn.joiners.push(sub);
                 let answer = Answer::Watching {
                     game,
@@ -315,6 +348,7 @@ impl<G: Game> Room<G> {
                 turn.answers.push((reply, Answer::Left { game, result }));
             }
             RoomMsg::Follow { sub, reply } => {
+                self.roster_changed = true;
                 turn.joiners.push(sub);
                 let answer = Answer::Followed {
                     game,
@@ -347,6 +381,77 @@ impl<G: Game> Room<G> {
     fn unsubscribe(&mut self, session: u64, turn: &mut Turn) {
         self.subscribers.retain(|s| s.session != session);
         turn.joiners.retain(|s| s.session != session);
+        self.roster_changed = true;
+    }
+
+    /// Log presence for every seat whose player's connections all went, or the first came:
+    /// a seat is online while some subscriber plays it.
+    fn reconcile(&mut self, turn: &mut Turn) {
+        self.roster_changed = false;
+        if self.m.is_over() {
+            return;
+        }
+        let present: std::collections::BTreeSet<Seat> = self
+            .subscribers
+            .iter()
+            .chain(&turn.joiners)
+            .filter_map(|s| s.seat)
+            .collect();
+        let gone = self.m.online().iter().filter(|s| !present.contains(s));
+        let changes: Vec<(Seat, bool)> = gone
+            .map(|&s| (s, false))
+            .chain(
+                present
+                    .iter()
+                    .filter(|s| !self.m.is_online(**s))
+                    .map(|&s| (s, true)),
+            )
+            .collect();
+        let now = self.rt.clock.now();
+        for (seat, online) in changes {
+            let action = Action::Presence { seat, online };
+            let result = self.m.execute(&self.game, Actor::System, action, now, None);
+            // A seat given up in this very turn has no presence left to log.
+            let _ = self.absorb(result, turn);
+        }
+    }
+
+    /// How many connections watch without a seat.
+    fn spectators(&self) -> u64 {
+        self.subscribers.iter().filter(|s| s.seat.is_none()).count() as u64
+    }
+
+    /// Tell everyone the spectator count if it changed (at most once every
+    /// [`AUDIENCE_EVERY`]; a change in between is told when that time is up), and tell
+    /// `newcomers` the count if there is one.
+    fn audience(&mut self, newcomers: &[Subscriber]) {
+        let count = self.spectators();
+        let now = self.rt.clock.now();
+        let notice = |spectators| {
+            Arc::new(umpire_engine::protocol::ServerMsg::Audience {
+                game: self.id,
+                spectators,
+            })
+        };
+        if count != self.told.0 {
+            let next = self.told.1 + AUDIENCE_EVERY;
+            if now >= next {
+                self.told = (count, now);
+                self.audience_due = None;
+                let notice = notice(count);
+                for sub in &self.subscribers {
+                    sub.outbox.push_notice(&notice);
+                }
+                return;
+            }
+            self.audience_due = Some(next);
+        }
+        if self.told.0 > 0 && !newcomers.is_empty() {
+            let notice = notice(self.told.0);
+            for sub in newcomers {
+                sub.outbox.push_notice(&notice);
+            }
+        }
     }
 
     /// Fire every timer that is due, earliest first.
@@ -460,13 +565,16 @@ impl<G: Game> Room<G> {
         self.head.store(self.durable, Ordering::Release);
         self.publish(&published);
         // After publishing: a new subscriber reads this turn's events from the log.
-        for sub in joiners {
+        for sub in &joiners {
             self.subscribers.retain(|s| s.session != sub.session);
-            self.subscribers.push(sub);
+            self.subscribers.push(sub.clone());
         }
         for (reply, mut answer) in answers {
             answer.set_head(self.durable);
             reply.send(answer);
+        }
+        if !joiners.is_empty() || self.told.0 != self.spectators() {
+            self.audience(&joiners);
         }
         self.snapshot();
         Ok(())
@@ -484,7 +592,10 @@ impl<G: Game> Room<G> {
                         metrics.subscribers_lagged.inc();
                         true
                     }
-                    Pushed::Closed => false,
+                    Pushed::Closed => {
+                        self.roster_changed = true;
+                        false
+                    }
                 });
         }
     }

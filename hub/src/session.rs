@@ -152,6 +152,7 @@ impl Session {
         Subscriber {
             session: self.id,
             outbox: Arc::clone(&self.outbox),
+            seat: None,
         }
     }
 
@@ -351,11 +352,14 @@ impl Session {
         if !link.handle.is_closed() {
             return Ok(link.handle.clone());
         }
-        let followed = link.next.is_some();
+        let (followed, seat) = (link.next.is_some(), link.seat);
         let handle = self.hub.registry.room(game)?;
         if followed {
             let msg = RoomMsg::Follow {
-                sub: self.subscriber(),
+                sub: Subscriber {
+                    seat,
+                    ..self.subscriber()
+                },
                 reply: self.reply(None),
             };
             handle.send(msg)?;

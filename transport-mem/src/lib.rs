@@ -14,8 +14,9 @@
 //!
 //! let mut ada = connector.connect().await?;
 //! let game = ada.create("counter", json!(null)).await?;
-//! assert_eq!(ada.command(game.game, json!(2)).await?, 3);
-//! let mut events = ada.events(game.game, 3).await?;
+//! // Created, Ada seated, Ada online (her connection follows the game), then the addition.
+//! assert_eq!(ada.command(game.game, json!(2)).await?, 4);
+//! let mut events = ada.events(game.game, 4).await?;
 //! assert_eq!(events.pop().unwrap()["body"]["game"], json!(2));
 //! # Ok(()) }
 //! ```

@@ -87,17 +87,26 @@ async fn two_players_and_three_spectators_see_the_same_game() {
     let history = &seen[0];
     assert_eq!(
         history.iter().map(seq).collect::<Vec<_>>(),
-        (1..=11).collect::<Vec<_>>()
+        (1..=13).collect::<Vec<_>>()
     );
     assert!(history[0]["body"]["created"]["kind"] == "connect4");
+    // Each player is seated, then online (its connection follows the game).
     assert_eq!(history[1]["body"]["seated"]["seat"], 0);
-    assert_eq!(history[2]["body"]["seated"]["seat"], 1);
     assert_eq!(
-        game_event(&history[9]).unwrap(),
+        history[2]["body"]["presence"],
+        json!({"seat": 0, "online": true})
+    );
+    assert_eq!(history[3]["body"]["seated"]["seat"], 1);
+    assert_eq!(
+        history[4]["body"]["presence"],
+        json!({"seat": 1, "online": true})
+    );
+    assert_eq!(
+        game_event(&history[11]).unwrap(),
         &json!({"player": "red", "column": 0, "row": 3})
     );
     assert_eq!(
-        history[10]["body"],
+        history[12]["body"],
         json!({"over": {"outcome": {"win": 0}}})
     );
 
@@ -137,8 +146,8 @@ async fn a_late_spectator_gets_the_past_then_the_rest_without_gap_or_repeat() {
     late.watch(game.watch.as_deref().unwrap(), None)
         .await
         .unwrap();
-    // Created, two Seated, then exactly the ten moves.
-    let past = within(late.events(game.game, 13)).await.unwrap();
+    // Created, two Seated each with its player online, then exactly the ten moves.
+    let past = within(late.events(game.game, 15)).await.unwrap();
     let moves: Vec<i64> = past
         .iter()
         .filter_map(game_event)
@@ -153,7 +162,7 @@ async fn a_late_spectator_gets_the_past_then_the_rest_without_gap_or_repeat() {
     let whole: Vec<Value> = past.into_iter().chain(rest).collect();
     assert_eq!(
         whole.iter().map(seq).collect::<Vec<_>>(),
-        (1..=19).collect::<Vec<_>>()
+        (1..=21).collect::<Vec<_>>()
     );
     assert_eq!(
         whole,

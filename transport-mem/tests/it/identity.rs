@@ -125,8 +125,9 @@ async fn the_watch_key_the_join_key_and_a_seat_token_each_let_their_holder_watch
     for key in keys {
         let mut watcher = net.connect().await.unwrap();
         assert_eq!(watcher.watch(&key, None).await.unwrap(), game.game);
-        let events = within(watcher.events(game.game, 3)).await.unwrap();
-        assert_eq!(events[2]["body"]["game"]["total"], json!(5));
+        // Created, seated, the owner online, the add.
+        let events = within(watcher.events(game.game, 4)).await.unwrap();
+        assert_eq!(events[3]["body"]["game"]["total"], json!(5));
         // Watching seats no one and takes no command.
         let refused = watcher
             .command(game.game, json!({"add": 1}))

@@ -141,7 +141,10 @@ async fn a_cid_longer_than_the_limit_is_refused_and_changes_nothing() {
         .command_with_cid(game.game, json!({"add": 1}), Some("x".repeat(64)))
         .await
         .unwrap();
-    assert_eq!(seq, 3, "created, seated, then only the accepted add");
+    assert_eq!(
+        seq, 4,
+        "created, seated, online, then only the accepted add"
+    );
     hub.shutdown().await.unwrap();
 }
 
@@ -211,7 +214,7 @@ fn an_idle_game_expires_for_everyone_leaves_memory_and_stays_readable() {
             .unwrap();
         let mut fan = net.connect().await.unwrap();
         fan.watch(idle.watch.as_ref().unwrap(), None).await.unwrap();
-        within(fan.events(idle.game, 3)).await.unwrap();
+        within(fan.events(idle.game, 4)).await.unwrap();
 
         // Ten quiet minutes: the tally ends as expired, for its spectator too.
         tokio::time::sleep(Duration::from_secs(601)).await;
@@ -231,9 +234,9 @@ fn an_idle_game_expires_for_everyone_leaves_memory_and_stays_readable() {
         late.watch(idle.watch.as_ref().unwrap(), None)
             .await
             .unwrap();
-        let replay = within(late.events(idle.game, 4)).await.unwrap();
-        assert_eq!(replay[2]["body"]["game"]["total"], json!(5));
-        assert!(is_over(&replay[3]));
+        let replay = within(late.events(idle.game, 5)).await.unwrap();
+        assert_eq!(replay[3]["body"]["game"]["total"], json!(5));
+        assert!(is_over(&replay[4]));
 
         // The colony, idle for over 26 minutes but with its build under way, is still live.
         tokio::time::sleep(Duration::from_secs(1_000)).await;
@@ -245,13 +248,14 @@ fn an_idle_game_expires_for_everyone_leaves_memory_and_stays_readable() {
         late.watch(busy.watch.as_ref().unwrap(), None)
             .await
             .unwrap();
-        let log = within(late.events(busy.game, 7)).await.unwrap();
+        // Created, seated, online, ordered, scheduled, fired, completed, expired.
+        let log = within(late.events(busy.game, 8)).await.unwrap();
         assert!(
-            log[5]["body"]["game"].get("completed").is_some(),
+            log[6]["body"]["game"].get("completed").is_some(),
             "{}",
-            log[5]
+            log[6]
         );
-        assert_eq!(log[6]["body"]["over"]["outcome"], json!("expired"));
+        assert_eq!(log[7]["body"]["over"]["outcome"], json!("expired"));
         hub.shutdown().await.unwrap();
     });
 }

@@ -6,6 +6,7 @@ mod common;
 mod connect4;
 mod identity;
 mod limits;
+mod presence;
 mod props;
 mod restart;
 mod session;

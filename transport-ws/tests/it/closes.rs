@@ -168,7 +168,11 @@ async fn a_stalled_client_does_not_delay_shutdown_and_the_others_see_1001() {
     );
     assert_told_closing_then_1001(&mut player).await;
     let (events, saw_closing, close) = within(healthy).await.unwrap();
-    assert_eq!(events, 2 + 2000, "the spectator saw every event");
+    assert_eq!(
+        events,
+        3 + 2000,
+        "the spectator saw every event (created, seated, online, the adds)"
+    );
     assert!(saw_closing, "the spectator was told why");
     assert_eq!(close.map(|(code, _)| code), Some(1001));
     within(task).await.unwrap().unwrap();

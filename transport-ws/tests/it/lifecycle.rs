@@ -137,8 +137,8 @@ async fn the_tutorial_protocol_plays_a_game_with_a_late_spectator() {
         .unwrap();
     assert_eq!(
         history.len(),
-        11,
-        "created, two seats, seven moves, the outcome"
+        13,
+        "created, two seats each with its player online, seven moves, the outcome"
     );
     server.stop().await;
 }

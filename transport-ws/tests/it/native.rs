@@ -35,10 +35,14 @@ async fn json_and_msgpack_clients_play_and_watch_the_same_game() {
     let a = within(red.events_until(game.game, over)).await.unwrap();
     let b = within(yellow.events_until(game.game, over)).await.unwrap();
     let c = within(watcher.events_until(game.game, over)).await.unwrap();
-    assert_eq!(a.len(), 11);
+    assert_eq!(
+        a.len(),
+        13,
+        "created, two seats each online, seven moves, the outcome"
+    );
     assert_eq!(a, b, "JSON and MessagePack carry the same envelopes");
     assert_eq!(a, c);
-    assert_eq!(a[10]["body"], json!({"over": {"outcome": {"win": 0}}}));
+    assert_eq!(a[12]["body"], json!({"over": {"outcome": {"win": 0}}}));
     let late = yellow
         .command(game.game, json!({"column": 4}))
         .await
@@ -138,7 +142,7 @@ async fn health_and_metrics_are_served() {
         "umpire_connections_open 1",
         "umpire_connections_total 1",
         "umpire_messages_in_total 1",
-        "umpire_events_appended_total 2",
+        "umpire_events_appended_total 3",
         "umpire_live_games 1",
         "umpire_flush_seconds_bucket",
         "umpire_subscribers_lagged_total",
