@@ -125,6 +125,13 @@ pub struct Serve {
     /// leaves memory; 0: never.
     #[arg(long, default_value_t = 24 * 60)]
     expire_idle_mins: u64,
+    /// Hours after its connection went away that a session may still be resumed.
+    #[arg(long, default_value_t = 24)]
+    resume_hours: u64,
+    /// Seconds a connection may stay behind the games it follows (reading too slowly to get
+    /// events live) before it is closed with 1008; it can resume.
+    #[arg(long, default_value_t = 60)]
+    max_behind_secs: u64,
     /// Longest `cid` a command may carry, in bytes.
     #[arg(long, default_value_t = Limits::default().max_cid_bytes)]
     max_cid_bytes: usize,
@@ -193,6 +200,8 @@ pub async fn serve_until_signal(args: Serve) -> anyhow::Result<()> {
             expire_idle_games: (args.expire_idle_mins > 0)
                 .then(|| Duration::from_secs(args.expire_idle_mins.saturating_mul(60))),
         },
+        resume_for: Duration::from_secs(args.resume_hours.saturating_mul(3600)),
+        max_behind: Duration::from_secs(args.max_behind_secs),
         ..HubConfig::default()
     };
     let mut builder = Hub::builder(log)

@@ -398,6 +398,7 @@ fn native(
                     watch,
                     seat: Seat(0),
                     token: format!("{:022}", 0),
+                    session: Some(format!("{:022}", 0)),
                     now: now_ms(),
                     r#ref: r,
                 },
@@ -435,6 +436,7 @@ fn native(
                         token: format!("{:022}", 0),
                         join: None,
                         watch: None,
+                        session: Some(format!("{:022}", 0)),
                         now: now_ms(),
                         r#ref: r,
                     },
@@ -467,6 +469,7 @@ fn native(
                     &ServerMsg::Watching {
                         game,
                         kind: "connect4".into(),
+                        session: Some(format!("{:022}", 0)),
                         now: now_ms(),
                         r#ref: r,
                     },

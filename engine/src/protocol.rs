@@ -87,6 +87,19 @@ pub enum ClientMsg {
         #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
         r#ref: Option<Value>,
     },
+    /// Take back a session after a disconnect (or a server restart): its identity, seats,
+    /// games watched, each from just after the seq given in `seen`. Answered by `resumed`.
+    Resume {
+        /// The session token the last connection was given.
+        session: String,
+        /// The last seq received per game (by id, as a string key); a game not named starts
+        /// from seq 1.
+        #[serde(default)]
+        seen: std::collections::BTreeMap<String, Seq>,
+        /// Echoed in the answer.
+        #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+        r#ref: Option<Value>,
+    },
     /// Are you there? Answered by `pong`.
     Ping {
         /// Echoed in the answer.
@@ -106,6 +119,7 @@ impl ClientMsg {
             | ClientMsg::Command { r#ref, .. }
             | ClientMsg::Leave { r#ref, .. }
             | ClientMsg::Subscribe { r#ref, .. }
+            | ClientMsg::Resume { r#ref, .. }
             | ClientMsg::Ping { r#ref, .. } => r#ref.as_ref(),
         }
     }
@@ -124,6 +138,7 @@ impl ClientMsg {
             | ClientMsg::Command { r#ref, .. }
             | ClientMsg::Leave { r#ref, .. }
             | ClientMsg::Subscribe { r#ref, .. }
+            | ClientMsg::Resume { r#ref, .. }
             | ClientMsg::Ping { r#ref, .. } => r#ref,
         }
     }
@@ -173,6 +188,9 @@ pub enum ServerMsg {
     Welcome {
         /// The authenticated user, or the guest name given to an anonymous connection.
         user: String,
+        /// This connection's session token: `resume` with it after a disconnect.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        session: Option<String>,
         /// Echoes the `hello`'s ref.
         #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
         r#ref: Option<Value>,
@@ -191,6 +209,9 @@ pub enum ServerMsg {
         seat: Seat,
         /// Keep this to take your seat back after a disconnect.
         token: String,
+        /// This connection's session token: `resume` with it after a disconnect.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        session: Option<String>,
         /// The server's clock when it answered, in ms since the epoch: show countdowns
         /// (`due`, `at`) against this, not against the client's clock or an old event's `at`.
         #[serde(default)]
@@ -215,6 +236,9 @@ pub enum ServerMsg {
         /// When a seat token took the seat back: the game's watch key, to share again.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         watch: Option<String>,
+        /// This connection's session token: `resume` with it after a disconnect.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        session: Option<String>,
         /// The server's clock when it answered, in ms since the epoch: show countdowns
         /// (`due`, `at`) against this, not against the client's clock or an old event's `at`.
         #[serde(default)]
@@ -229,11 +253,33 @@ pub enum ServerMsg {
         game: GameId,
         /// Its kind.
         kind: String,
+        /// This connection's session token: `resume` with it after a disconnect.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        session: Option<String>,
         /// The server's clock when it answered, in ms since the epoch: show countdowns
         /// (`due`, `at`) against this, not against the client's clock or an old event's `at`.
         #[serde(default)]
         now: Millis,
         /// Echoes the `watch`'s ref.
+        #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+        r#ref: Option<Value>,
+    },
+    /// A session was taken back: its games' missed events follow, each game's from just after
+    /// the seq the client said it saw.
+    Resumed {
+        /// The new session token (the old one is used up): `resume` with this one next time.
+        session: String,
+        /// Who this connection plays as again.
+        user: String,
+        /// The games taken back.
+        games: Vec<ResumedGame>,
+        /// Games of the session that are gone (pruned); the client should forget them.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        lost: Vec<GameId>,
+        /// The server's clock when it answered, in ms since the epoch.
+        #[serde(default)]
+        now: Millis,
+        /// Echoes the `resume`'s ref.
         #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
         r#ref: Option<Value>,
     },
@@ -300,6 +346,7 @@ impl ServerMsg {
             | ServerMsg::Created { r#ref, .. }
             | ServerMsg::Joined { r#ref, .. }
             | ServerMsg::Watching { r#ref, .. }
+            | ServerMsg::Resumed { r#ref, .. }
             | ServerMsg::Ok { r#ref, .. }
             | ServerMsg::Error { r#ref, .. }
             | ServerMsg::Pong { r#ref, .. } => r#ref.as_ref(),
@@ -317,6 +364,21 @@ impl ServerMsg {
             r#ref,
         }
     }
+}
+
+/// One game of a resumed session.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ResumedGame {
+    /// The game.
+    pub game: GameId,
+    /// Its kind.
+    pub kind: String,
+    /// Your seat, if you play; absent if you watch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seat: Option<Seat>,
+    /// Your seat token, if you play.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
 }
 
 /// Stable error codes. Their meanings are in `docs/PROTOCOL.md`.

@@ -58,6 +58,16 @@ fn client_messages() -> Vec<ClientMsg> {
         ClientMsg::Ping {
             r#ref: Some(json!("any json")),
         },
+        ClientMsg::Resume {
+            session: "s".into(),
+            seen: [("12".to_owned(), 40), ("7".to_owned(), 0)].into(),
+            r#ref: r.clone(),
+        },
+        ClientMsg::Resume {
+            session: "s".into(),
+            seen: Default::default(),
+            r#ref: None,
+        },
     ]
 }
 
@@ -66,6 +76,7 @@ fn server_messages() -> Vec<ServerMsg> {
     vec![
         ServerMsg::Welcome {
             user: "ada".into(),
+            session: Some("s".into()),
             r#ref: r.clone(),
         },
         ServerMsg::Created {
@@ -75,6 +86,7 @@ fn server_messages() -> Vec<ServerMsg> {
             watch: "w".into(),
             seat: Seat(0),
             token: "t".into(),
+            session: Some("s".into()),
             now: 1_795_313_849_219,
             r#ref: r.clone(),
         },
@@ -85,12 +97,14 @@ fn server_messages() -> Vec<ServerMsg> {
             token: "t".into(),
             join: Some("j".into()),
             watch: None,
+            session: None,
             now: 0,
             r#ref: None,
         },
         ServerMsg::Watching {
             game: 1,
             kind: "colony".into(),
+            session: Some("s".into()),
             now: 42,
             r#ref: r.clone(),
         },
@@ -112,6 +126,31 @@ fn server_messages() -> Vec<ServerMsg> {
             code: ErrorCode::Rejected,
             message: "It isn't your turn.".into(),
             r#ref: r.clone(),
+        },
+        ServerMsg::Resumed {
+            session: "s2".into(),
+            user: "guest-abcdefgh".into(),
+            games: vec![
+                umpire_engine::protocol::ResumedGame {
+                    game: 4,
+                    kind: "tally".into(),
+                    seat: Some(Seat(1)),
+                    token: Some("t".into()),
+                },
+                umpire_engine::protocol::ResumedGame {
+                    game: 5,
+                    kind: "colony".into(),
+                    seat: None,
+                    token: None,
+                },
+            ],
+            lost: vec![9],
+            now: 3,
+            r#ref: r.clone(),
+        },
+        ServerMsg::Audience {
+            game: 4,
+            spectators: 12,
         },
         ServerMsg::Pong { now: 7, r#ref: r },
         ServerMsg::Closing {

@@ -102,6 +102,10 @@ pub struct Client<W: Wire> {
     /// The last spectator count told for each game (`audience` messages are kept here, not
     /// stashed).
     audience: std::collections::HashMap<GameId, u64>,
+    /// The last seq received of each game: what a resume asks to continue from.
+    seen: std::collections::BTreeMap<GameId, Seq>,
+    /// The session token the server gave last.
+    session: Option<String>,
 }
 
 impl<W: Wire> Client<W> {
@@ -112,6 +116,8 @@ impl<W: Wire> Client<W> {
             stash: VecDeque::new(),
             next_ref: 0,
             audience: std::collections::HashMap::new(),
+            seen: std::collections::BTreeMap::new(),
+            session: None,
         }
     }
 
@@ -153,12 +159,88 @@ impl<W: Wire> Client<W> {
 
     /// The next message off the wire, or `None` if it was a spectator count (noted).
     async fn read_noting(&mut self) -> Result<Option<ServerMsg>, ClientError> {
-        match self.wire.recv().await? {
+        let msg = self.wire.recv().await?;
+        match &msg {
             ServerMsg::Audience { game, spectators } => {
-                self.audience.insert(game, spectators);
-                Ok(None)
+                self.audience.insert(*game, *spectators);
+                return Ok(None);
             }
-            other => Ok(Some(other)),
+            ServerMsg::Event { game, env } => {
+                if let Some(seq) = env["seq"].as_u64() {
+                    let last = self.seen.entry(*game).or_default();
+                    *last = (*last).max(seq);
+                }
+            }
+            ServerMsg::Welcome {
+                session: Some(session),
+                ..
+            }
+            | ServerMsg::Created {
+                session: Some(session),
+                ..
+            }
+            | ServerMsg::Joined {
+                session: Some(session),
+                ..
+            }
+            | ServerMsg::Watching {
+                session: Some(session),
+                ..
+            } => self.session = Some(session.clone()),
+            ServerMsg::Resumed { session, .. } => self.session = Some(session.clone()),
+            _ => {}
+        }
+        Ok(Some(msg))
+    }
+
+    /// The session token the server gave last: [`Client::resume`] takes it back.
+    pub fn session(&self) -> Option<&str> {
+        self.session.as_deref()
+    }
+
+    /// The last seq received of each game.
+    pub fn seen(&self) -> &std::collections::BTreeMap<GameId, Seq> {
+        &self.seen
+    }
+
+    /// The wire alone, to hand to another client with [`Client::replace_wire`].
+    pub fn into_wire(self) -> W {
+        self.wire
+    }
+
+    /// Carry on over a new wire (after the old connection dropped): what was received and
+    /// not yet read stays, and [`Client::resume`] takes the session back.
+    pub fn replace_wire(&mut self, wire: W) -> W {
+        std::mem::replace(&mut self.wire, wire)
+    }
+
+    /// Take back the session `session` (by default the one this client was last given) on
+    /// this connection, with every game from just after the last seq received. Answers
+    /// `resumed`.
+    ///
+    /// # Errors
+    /// The server's error (`not_found` for an unknown or expired session), or
+    /// [`ClientError::Closed`].
+    pub async fn resume(&mut self, session: Option<&str>) -> Result<ServerMsg, ClientError> {
+        let Some(token) = session.or(self.session.as_deref()).map(str::to_owned) else {
+            return Err(ClientError::Server {
+                code: ErrorCode::NotFound,
+                message: "no session to resume".into(),
+            });
+        };
+        let seen = self
+            .seen
+            .iter()
+            .map(|(game, seq)| (game.to_string(), *seq))
+            .collect();
+        let msg = ClientMsg::Resume {
+            session: token,
+            seen,
+            r#ref: None,
+        };
+        match self.request(msg).await? {
+            resumed @ ServerMsg::Resumed { .. } => Ok(resumed),
+            other => Err(failure(other)),
         }
     }
 

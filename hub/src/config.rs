@@ -36,6 +36,11 @@ pub struct HubConfig {
     pub require_auth: bool,
     /// What one client may make the hub hold.
     pub limits: Limits,
+    /// How long after its connection went away a session may still be resumed.
+    pub resume_for: Duration,
+    /// How long a connection may stay behind the games it follows (fed from the log because
+    /// it read too slowly) before it is closed with 1008 "too far behind". It can resume.
+    pub max_behind: Duration,
 }
 
 /// Bounds on what clients may make the hub hold. Each refusal has its own error code (see
@@ -85,6 +90,8 @@ impl Default for HubConfig {
             shutdown_grace: Duration::from_secs(10),
             require_auth: false,
             limits: Limits::default(),
+            resume_for: Duration::from_secs(24 * 3600),
+            max_behind: Duration::from_secs(60),
         }
     }
 }

@@ -94,6 +94,11 @@ impl Session {
                 continue;
             }
             self.outbox.take(&mut self.items, &mut self.lagged);
+            if self.stage == Stage::Open && self.outbox.taken() {
+                let reason = "this session was resumed on another connection";
+                self.close(CloseCode::Policy, reason);
+                continue;
+            }
             let lagged = std::mem::take(&mut self.lagged);
             for game in &lagged {
                 if let Some(link) = self.games.get(game) {
@@ -205,8 +210,12 @@ impl Session {
                     return;
                 };
                 link.seat = Some(seated.joined.seat);
+                link.token = Some(seated.joined.token.clone());
+                link.kind.clone_from(&seated.joined.kind);
+                let (quiet, from) = (std::mem::take(&mut link.quiet), link.from);
                 let j = seated.joined;
                 let now = self.rt().clock.now();
+                let session = Some(self.token.clone());
                 let msg = match seated.invite {
                     Some((join, watch)) => ServerMsg::Created {
                         game,
@@ -215,6 +224,7 @@ impl Session {
                         watch,
                         seat: j.seat,
                         token: j.token,
+                        session,
                         now,
                         r#ref: r,
                     },
@@ -225,12 +235,16 @@ impl Session {
                         token: j.token,
                         join: seated.keys.as_ref().map(|k| k.0.clone()),
                         watch: seated.keys.map(|k| k.1),
+                        session,
                         now,
                         r#ref: r,
                     },
                 };
-                self.say(msg);
-                self.follow(game, 1, seated.head);
+                if !quiet {
+                    self.say(msg);
+                }
+                self.follow(game, from, seated.head);
+                self.save();
             }
             Answer::Watching {
                 game,
@@ -242,20 +256,27 @@ impl Session {
                     return;
                 };
                 link.watching = true;
-                let now = self.rt().clock.now();
-                self.say(ServerMsg::Watching {
-                    game,
-                    kind: kind.into(),
-                    now,
-                    r#ref: r,
-                });
+                link.kind = kind.into();
+                if !std::mem::take(&mut link.quiet) {
+                    let now = self.rt().clock.now();
+                    let session = Some(self.token.clone());
+                    self.say(ServerMsg::Watching {
+                        game,
+                        kind: kind.into(),
+                        session,
+                        now,
+                        r#ref: r,
+                    });
+                }
                 self.follow(game, from, head);
+                self.save();
             }
             Answer::Left {
                 game,
                 result: Ok(seq),
             } => {
                 self.games.remove(&game);
+                self.save();
                 self.say(ServerMsg::Ok {
                     game: Some(game),
                     seq,
@@ -287,12 +308,20 @@ impl Session {
             } => {
                 // A game asked for but never entered is forgotten again, once nothing else
                 // asked for it is still on its way.
+                let mut resumed = false;
                 if let Some(link) = self.entered(game) {
+                    resumed = std::mem::take(&mut link.quiet);
                     if link.entering == 0 && link.seat.is_none() && !link.watching {
                         self.games.remove(&game);
                     }
                 }
-                self.refuse_with(&e, r);
+                if resumed {
+                    let message = format!("game {game} could not be taken back: {e}");
+                    self.refuse(e.code(), message, r);
+                    self.save();
+                } else {
+                    self.refuse_with(&e, r);
+                }
             }
             Answer::Command { result: Err(e), .. } | Answer::Left { result: Err(e), .. } => {
                 self.refuse_with(&e, r);

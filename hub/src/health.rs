@@ -177,6 +177,22 @@ impl Log for Watched {
         self.seen(self.log.load_snapshot(stream))
     }
 
+    fn save_session(&self, token: &str, record: &[u8]) -> Result<(), StoreError> {
+        self.seen(self.log.save_session(token, record))
+    }
+
+    fn load_session(&self, token: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.seen(self.log.load_session(token))
+    }
+
+    fn remove_session(&self, token: &str) -> Result<(), StoreError> {
+        self.seen(self.log.remove_session(token))
+    }
+
+    fn sessions(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.seen(self.log.sessions())
+    }
+
     fn sync(&self) -> Result<(), StoreError> {
         self.seen(self.log.sync())
     }

@@ -16,7 +16,7 @@ use umpire_store::Log;
 use crate::clock::{Clock, TokioClock};
 use crate::config::HubConfig;
 use crate::error::{HubError, Result};
-use crate::handle::{Answer, Created, Inspection, Joined, ReplyTo, RoomMsg, SessionId};
+use crate::handle::{Answer, Created, Inspection, Joined, ReplyTo, RoomMsg};
 use crate::health::{Health, StorageHealth, Watched};
 use crate::kind::{Kind, Registered};
 use crate::metrics::Metrics;
@@ -51,20 +51,31 @@ pub(crate) struct Inner {
 pub(crate) struct Sessions {
     next: AtomicU64,
     stopping: AtomicBool,
-    open: Mutex<HashMap<SessionId, Weak<Outbox>>>,
+    /// By session token.
+    open: Mutex<HashMap<String, Weak<Outbox>>>,
 }
 
 impl Sessions {
-    fn open_map(&self) -> MutexGuard<'_, HashMap<SessionId, Weak<Outbox>>> {
+    fn open_map(&self) -> MutexGuard<'_, HashMap<String, Weak<Outbox>>> {
         self.open.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub(crate) fn open(&self, id: SessionId, outbox: &Arc<Outbox>) {
-        self.open_map().insert(id, Arc::downgrade(outbox));
+    pub(crate) fn open(&self, token: &str, outbox: &Arc<Outbox>) {
+        self.open_map()
+            .insert(token.to_owned(), Arc::downgrade(outbox));
     }
 
-    pub(crate) fn close(&self, id: SessionId) {
-        self.open_map().remove(&id);
+    pub(crate) fn close(&self, token: &str) {
+        self.open_map().remove(token);
+    }
+
+    /// A connection resumed the session `token`: if a connection still holds it (its end
+    /// has not been noticed yet), that one is closed and never saves it again.
+    pub(crate) fn take_over(&self, token: &str) {
+        let old = self.open_map().remove(token);
+        if let Some(outbox) = old.as_ref().and_then(Weak::upgrade) {
+            outbox.take_over();
+        }
     }
 
     /// Whether shutdown has begun.
@@ -167,7 +178,9 @@ impl HubBuilder {
         let registry = Registry::new(rt, self.kinds.into_iter().map(|k| k.0).collect());
         let started = std::time::Instant::now();
         let restored = registry.restore()?;
-        tracing::info!(games = restored, took = ?started.elapsed(), "hub started");
+        let rt = &registry.rt;
+        let sessions = crate::resume::prune(&*rt.log, rt.clock.now(), rt.config.resume_for);
+        tracing::info!(games = restored, sessions, took = ?started.elapsed(), "hub started");
         let inner = Arc::new(Inner {
             registry,
             auth: self.auth,

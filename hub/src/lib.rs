@@ -75,6 +75,7 @@ mod outbox;
 mod owners;
 mod quota;
 mod registry;
+mod resume;
 mod room;
 mod runtime;
 mod session;

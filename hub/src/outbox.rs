@@ -45,6 +45,8 @@ struct State {
     /// Games whose events were dropped since the session last looked.
     lagged: Vec<GameId>,
     closed: bool,
+    /// Another connection resumed this session: it must close, and never save again.
+    taken: bool,
 }
 
 /// One session's outbox. Shared (in an `Arc`) by the session and every game it follows.
@@ -140,6 +142,25 @@ impl Outbox {
     /// Wait until something may have been queued since the session last looked.
     pub(crate) async fn ready(&self) {
         self.bell.wait().await;
+    }
+
+    /// Another connection resumed this session: from now on it neither saves nor sends.
+    pub(crate) fn take_over(&self) {
+        self.state().taken = true;
+        self.wake();
+    }
+
+    /// Whether another connection resumed this session.
+    pub(crate) fn taken(&self) -> bool {
+        self.state().taken
+    }
+
+    /// Run `f` (the session's save) unless the session was taken over, atomically with
+    /// [`Outbox::take_over`]: a save never lands after the connection that took over
+    /// removed the record.
+    pub(crate) fn unless_taken<R>(&self, f: impl FnOnce() -> R) -> Option<R> {
+        let state = self.state();
+        (!state.taken).then(f)
     }
 
     /// The session is gone: drop everything and refuse more.

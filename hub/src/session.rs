@@ -60,6 +60,14 @@ pub(crate) struct Link {
     /// Requests to enter the game (create, join, watch) not answered yet: a link that never
     /// got in is forgotten once none is left.
     pub(crate) entering: u32,
+    /// The first seq to send once the game answers (1 unless resuming).
+    pub(crate) from: Seq,
+    /// Entered by `resume`: the game's answer is not shown to the client (`resumed` was).
+    pub(crate) quiet: bool,
+    /// The seat token, once seated.
+    pub(crate) token: Option<String>,
+    /// The game's kind, once answered.
+    pub(crate) kind: String,
 }
 
 /// One client connection. Made by [`crate::Hub::session`]; driven by a transport.
@@ -69,10 +77,14 @@ pub(crate) struct Link {
 pub struct Session {
     pub(crate) hub: Arc<Inner>,
     pub(crate) id: SessionId,
-    user: Option<String>,
+    pub(crate) user: Option<String>,
     /// Random, not the session number: numbers restart with the process, and a guest name
     /// that recurs after a restart would inherit the old guest's seat.
-    guest: String,
+    pub(crate) guest: String,
+    /// The resume token: the session is kept in the log under it (see `resume.rs`).
+    pub(crate) token: String,
+    /// Whether a record of this session is in the log.
+    pub(crate) saved: bool,
     pub(crate) games: HashMap<GameId, Link>,
     /// Games this connection created in the last minute.
     creates: crate::quota::Window,
@@ -100,12 +112,15 @@ impl Session {
         let rt = &hub.registry.rt;
         let outbox = Arc::new(Outbox::new(rt.config.queue_len));
         let alive = rt.tracker.token();
-        hub.sessions.open(id, &outbox);
+        let token = crate::keys::new_key();
+        hub.sessions.open(&token, &outbox);
         tracing::debug!(session = id, peer = %peer.label, "session opened");
         Session {
             id,
             user: peer.user,
             guest: crate::keys::guest_name(),
+            token,
+            saved: false,
             games: HashMap::new(),
             creates: crate::quota::Window::default(),
             outbox,
@@ -133,22 +148,27 @@ impl Session {
         self.stage == Stage::Open && self.in_flight < self.rt().config.max_in_flight
     }
 
+    /// Who this connection is, as `welcome` and `resumed` say: the user, or the guest name.
+    pub(crate) fn shown_user(&self) -> String {
+        self.user.clone().unwrap_or_else(|| self.guest.clone())
+    }
+
     /// Who this connection plays as: the authenticated user, or its guest name.
-    fn player(&self) -> String {
+    pub(crate) fn player(&self) -> String {
         match &self.user {
             Some(user) => crate::keys::user_name(user),
             None => self.guest.clone(),
         }
     }
 
-    fn reply(&self, r#ref: Option<Value>) -> ReplyTo {
+    pub(crate) fn reply(&self, r#ref: Option<Value>) -> ReplyTo {
         ReplyTo::Session {
             outbox: Arc::clone(&self.outbox),
             r#ref,
         }
     }
 
-    fn subscriber(&self) -> Subscriber {
+    pub(crate) fn subscriber(&self) -> Subscriber {
         Subscriber {
             session: self.id,
             outbox: Arc::clone(&self.outbox),
@@ -214,6 +234,7 @@ impl Session {
             ClientMsg::Subscribe { channel, .. } => Err(HubError::NotFound(format!(
                 "no channel {channel:?}: this server has no channels yet"
             ))),
+            ClientMsg::Resume { session, seen, .. } => self.resume(&session, &seen, r.clone()),
         };
         if let Err(e) = result {
             self.refuse_with(&e, r);
@@ -221,7 +242,7 @@ impl Session {
     }
 
     /// A request to enter `handle`'s game went out: remember the game, count the answer owed.
-    fn sent(&mut self, handle: RoomHandle) {
+    pub(crate) fn sent(&mut self, handle: RoomHandle) -> &mut Link {
         self.in_flight += 1;
         let link = self.games.entry(handle.game).or_insert(Link {
             handle,
@@ -229,8 +250,13 @@ impl Session {
             watching: false,
             next: None,
             entering: 0,
+            from: 1,
+            quiet: false,
+            token: None,
+            kind: String::new(),
         });
         link.entering += 1;
+        link
     }
 
     fn hello(&mut self, token: &str, r: Option<Value>) -> Result<(), HubError> {
@@ -265,7 +291,11 @@ impl Session {
         match verified {
             Ok(user) => {
                 self.user = Some(user.clone());
-                self.say(ServerMsg::Welcome { user, r#ref: r });
+                self.say(ServerMsg::Welcome {
+                    user,
+                    session: Some(self.token.clone()),
+                    r#ref: r,
+                });
             }
             Err(e) => {
                 // A bad token is a policy violation, not a typo to retry on this connection.
@@ -415,6 +445,7 @@ impl Session {
         } else {
             handle.unsubscribe(self.id);
             self.games.remove(&game);
+            self.save();
             self.say(ServerMsg::Ok {
                 game: Some(game),
                 seq: None,
@@ -427,11 +458,16 @@ impl Session {
 
 impl Drop for Session {
     fn drop(&mut self) {
+        // The record's time is now the connection's last: a resume may come until
+        // `resume_for` after it.
+        if self.saved {
+            self.save();
+        }
         self.outbox.close();
         for link in self.games.values() {
             link.handle.unsubscribe(self.id);
         }
-        self.hub.sessions.close(self.id);
+        self.hub.sessions.close(&self.token);
         tracing::debug!(session = self.id, "session closed");
     }
 }

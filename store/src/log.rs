@@ -183,6 +183,31 @@ pub trait Log: Send + Sync + std::fmt::Debug + 'static {
     /// Fail-stop storage problems, an unknown format version.
     fn load_snapshot(&self, stream: StreamId) -> Result<Option<(Seq, Vec<u8>)>>;
 
+    /// Keep a connection's resumable session (the hub's own encoding) under its resume
+    /// token, replacing what was there. Durable with the next [`Log::sync`].
+    ///
+    /// # Errors
+    /// Fail-stop storage problems.
+    fn save_session(&self, token: &str, record: &[u8]) -> Result<()>;
+
+    /// The session kept under `token`, if any.
+    ///
+    /// # Errors
+    /// Fail-stop storage problems.
+    fn load_session(&self, token: &str) -> Result<Option<Vec<u8>>>;
+
+    /// Forget the session under `token` (it was resumed under a new token, or expired).
+    ///
+    /// # Errors
+    /// Fail-stop storage problems.
+    fn remove_session(&self, token: &str) -> Result<()>;
+
+    /// Every kept session, to prune the expired ones.
+    ///
+    /// # Errors
+    /// Fail-stop storage problems.
+    fn sessions(&self) -> Result<Vec<(String, Vec<u8>)>>;
+
     /// Make everything written so far durable. One call serves every stream.
     ///
     /// # Errors

@@ -21,6 +21,7 @@ struct Inner {
     streams: BTreeMap<StreamId, (StreamMeta, Vec<Bytes>)>,
     keys: HashMap<String, KeyEntry>,
     snapshots: HashMap<StreamId, (Seq, Vec<u8>)>,
+    sessions: HashMap<String, Vec<u8>>,
 }
 
 impl MemLog {
@@ -153,6 +154,31 @@ impl Log for MemLog {
 
     fn load_snapshot(&self, stream: StreamId) -> Result<Option<(Seq, Vec<u8>)>> {
         Ok(self.lock().snapshots.get(&stream).cloned())
+    }
+
+    fn save_session(&self, token: &str, record: &[u8]) -> Result<()> {
+        self.lock()
+            .sessions
+            .insert(token.to_owned(), record.to_vec());
+        Ok(())
+    }
+
+    fn load_session(&self, token: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.lock().sessions.get(token).cloned())
+    }
+
+    fn remove_session(&self, token: &str) -> Result<()> {
+        self.lock().sessions.remove(token);
+        Ok(())
+    }
+
+    fn sessions(&self) -> Result<Vec<(String, Vec<u8>)>> {
+        Ok(self
+            .lock()
+            .sessions
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
     }
 
     fn sync(&self) -> Result<()> {

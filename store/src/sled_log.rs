@@ -6,6 +6,7 @@
 //!   version byte ++ the caller's record.
 //! - `keys`: key (UTF-8) → versioned [`KeyEntry`].
 //! - `snapshots`: stream id → version byte ++ seq (u64 big-endian) ++ the caller's state.
+//! - `sessions`: resume token → the hub's record of a connection's session (its encoding).
 //!
 //! A [`Log::write`] puts every record of the call into one sled batch, which sled applies and
 //! recovers atomically; keys and status changes follow it, so sled's log order keeps them from
@@ -58,6 +59,7 @@ struct Open {
     events: sled::Tree,
     keys: sled::Tree,
     snapshots: sled::Tree,
+    sessions: sled::Tree,
     /// sled's data file (`db`), opened for reading only: syncing any descriptor of a file
     /// makes all of its written data durable.
     data: File,
@@ -123,6 +125,7 @@ impl Open {
             events: db.open_tree("events")?,
             keys: db.open_tree("keys")?,
             snapshots: db.open_tree("snapshots")?,
+            sessions: db.open_tree("sessions")?,
             data: File::open(path.join("db"))?,
             db,
         })
@@ -423,6 +426,33 @@ impl Log for SledLog {
         }
         let (version, state) = payload.split_at(8);
         Ok(Some((be_u64("snapshot version", version)?, state.to_vec())))
+    }
+
+    fn save_session(&self, token: &str, record: &[u8]) -> Result<()> {
+        self.open_now()?.sessions.insert(token.as_bytes(), record)?;
+        Ok(())
+    }
+
+    fn load_session(&self, token: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .open_now()?
+            .sessions
+            .get(token.as_bytes())?
+            .map(|v| v.to_vec()))
+    }
+
+    fn remove_session(&self, token: &str) -> Result<()> {
+        self.open_now()?.sessions.remove(token.as_bytes())?;
+        Ok(())
+    }
+
+    fn sessions(&self) -> Result<Vec<(String, Vec<u8>)>> {
+        let mut out = Vec::new();
+        for item in self.open_now()?.sessions.iter() {
+            let (k, v) = item?;
+            out.push((String::from_utf8_lossy(&k).into_owned(), v.to_vec()));
+        }
+        Ok(out)
     }
 
     fn sync(&self) -> Result<()> {

@@ -263,6 +263,7 @@ mod tests {
             token: "t".into(),
             join: None,
             watch: None,
+            session: None,
             now: 0,
             r#ref: None,
         }));

@@ -335,22 +335,22 @@ async fn a_spectator_that_never_reads_does_not_slow_the_game_and_misses_nothing(
             .await
             .unwrap();
     }
-    let seen = within(reader.events_until(game.game, |e| seq(e) == 302))
+    let seen = within(reader.events_until(game.game, |e| seq(e) == 303))
         .await
         .unwrap();
-    assert_eq!(seen.len(), 302);
+    assert_eq!(seen.len(), 303);
     assert!(hub
         .metrics()
         .render()
         .contains("umpire_subscribers_lagged_total"));
 
     // The stalled client now reads: every event, in order, from the log where it fell behind.
-    let caught_up = within(stalled.events_until(game.game, |e| seq(e) == 302))
+    let caught_up = within(stalled.events_until(game.game, |e| seq(e) == 303))
         .await
         .unwrap();
     assert_eq!(
         caught_up.iter().map(seq).collect::<Vec<_>>(),
-        (1..=302).collect::<Vec<_>>()
+        (1..=303).collect::<Vec<_>>()
     );
     assert_eq!(caught_up, seen);
 }

@@ -9,6 +9,7 @@ mod limits;
 mod presence;
 mod props;
 mod restart;
+mod resume;
 mod session;
 mod storage;
 mod tally;

@@ -22,7 +22,9 @@ fn a_player_going_and_coming_back_is_seen_by_everyone_in_the_game() {
         let mut yellow = net.connect().await.unwrap();
         let seat = yellow.join(game.join.as_deref().unwrap()).await.unwrap();
         let mut fan = net.connect().await.unwrap();
-        fan.watch(game.watch.as_deref().unwrap(), None).await.unwrap();
+        fan.watch(game.watch.as_deref().unwrap(), None)
+            .await
+            .unwrap();
 
         // Seats 0 and 1 online as they are taken (Created, Seated, online, Seated, online).
         within(red.events(game.game, 5)).await.unwrap();
@@ -44,7 +46,10 @@ fn a_player_going_and_coming_back_is_seen_by_everyone_in_the_game() {
             assert_eq!(presence(&env[0]), Some((1, true)), "{}", env[0]);
         }
         red.command(game.game, json!({"column": 3})).await.unwrap();
-        yellow.command(game.game, json!({"column": 3})).await.unwrap();
+        yellow
+            .command(game.game, json!({"column": 3}))
+            .await
+            .unwrap();
 
         // A second connection on the same seat does not make it online twice, and its
         // going does not make it offline.
@@ -56,7 +61,10 @@ fn a_player_going_and_coming_back_is_seen_by_everyone_in_the_game() {
             .await
             .unwrap();
         assert!(log.iter().all(|e| presence(e).is_none()), "{log:?}");
-        assert_eq!(hub.inspect(game.game).await.unwrap().whole["online"], json!([0, 1]));
+        assert_eq!(
+            hub.inspect(game.game).await.unwrap().whole["online"],
+            json!([0, 1])
+        );
         hub.shutdown().await.unwrap();
     });
 }
@@ -76,7 +84,9 @@ fn spectators_are_counted_for_everyone_without_an_event_each() {
             fans.push(fan);
         }
         within(host.await_spectators(game.game, 30)).await.unwrap();
-        within(fans[0].await_spectators(game.game, 30)).await.unwrap();
+        within(fans[0].await_spectators(game.game, 30))
+            .await
+            .unwrap();
         fans.truncate(10);
         within(host.await_spectators(game.game, 10)).await.unwrap();
         // A newcomer is told the count at once, itself included once it is counted.

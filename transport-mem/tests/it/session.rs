@@ -155,6 +155,20 @@ impl Log for Breakable {
     fn load_snapshot(&self, stream: StreamId) -> Result<Option<(Seq, Vec<u8>)>> {
         self.log.load_snapshot(stream)
     }
+    fn save_session(&self, token: &str, record: &[u8]) -> Result<()> {
+        self.check()?;
+        self.log.save_session(token, record)
+    }
+    fn load_session(&self, token: &str) -> Result<Option<Vec<u8>>> {
+        self.check()?;
+        self.log.load_session(token)
+    }
+    fn remove_session(&self, token: &str) -> Result<()> {
+        self.log.remove_session(token)
+    }
+    fn sessions(&self) -> Result<Vec<(String, Vec<u8>)>> {
+        self.log.sessions()
+    }
     fn sync(&self) -> Result<()> {
         self.check()?;
         self.log.sync()

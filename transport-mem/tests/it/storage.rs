@@ -150,6 +150,20 @@ impl Log for Flaky {
         self.inner.load_snapshot(stream)
     }
 
+    fn save_session(&self, token: &str, record: &[u8]) -> Result<()> {
+        self.check()?;
+        self.inner.save_session(token, record)
+    }
+    fn load_session(&self, token: &str) -> Result<Option<Vec<u8>>> {
+        self.check()?;
+        self.inner.load_session(token)
+    }
+    fn remove_session(&self, token: &str) -> Result<()> {
+        self.inner.remove_session(token)
+    }
+    fn sessions(&self) -> Result<Vec<(String, Vec<u8>)>> {
+        self.inner.sessions()
+    }
     fn sync(&self) -> Result<()> {
         self.check()?;
         if self.roll(60) {

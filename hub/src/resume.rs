@@ -1,0 +1,225 @@
+//! Sessions that outlive their connection. Every session has a token (told to the client in
+//! its first answers); once it plays or watches something, the hub keeps a record of it in
+//! the log under that token: who the connection is and which games it is in, with which
+//! seat. A new connection that sends `resume` with the token (and, per game, the last seq it
+//! saw) gets all of that back and exactly the events it missed, also after a server restart.
+//!
+//! A token is used up by resuming: the resumed session has a new one, so two connections
+//! never share a session. A record unused for [`crate::HubConfig::resume_for`] is pruned.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use umpire_engine::protocol::{GameId, ResumedGame, ServerMsg};
+use umpire_engine::{Millis, Seat, Seq};
+use umpire_store::Log;
+
+use crate::error::HubError;
+use crate::handle::{RoomMsg, Subscriber};
+use crate::session::Session;
+
+/// What the log keeps of a session.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Saved {
+    /// The authenticated user, if the connection signed in.
+    user: Option<String>,
+    /// The guest name it played under otherwise.
+    guest: String,
+    /// When the record was last written: its connection was alive then.
+    touched: Millis,
+    games: Vec<SavedGame>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct SavedGame {
+    game: GameId,
+    kind: String,
+    /// The seat and its token, or `None` for a game watched.
+    seat: Option<(Seat, String)>,
+}
+
+impl Saved {
+    fn decode(bytes: &[u8]) -> Option<Saved> {
+        rmp_serde::from_slice(bytes).ok()
+    }
+
+    fn expired(&self, now: Millis, keep_for: std::time::Duration) -> bool {
+        let keep = u64::try_from(keep_for.as_millis()).unwrap_or(u64::MAX);
+        now.saturating_sub(self.touched) > keep
+    }
+}
+
+/// Remove every session record older than `keep_for` (or unreadable). Returns how many
+/// were kept.
+pub(crate) fn prune(log: &dyn Log, now: Millis, keep_for: std::time::Duration) -> usize {
+    let sessions = match log.sessions() {
+        Ok(sessions) => sessions,
+        Err(e) => {
+            tracing::warn!(error = %e, "the kept sessions could not be listed");
+            return 0;
+        }
+    };
+    let mut kept = 0;
+    for (token, bytes) in sessions {
+        if Saved::decode(&bytes).is_some_and(|s| !s.expired(now, keep_for)) {
+            kept += 1;
+        } else if let Err(e) = log.remove_session(&token) {
+            tracing::warn!(error = %e, "an expired session could not be removed");
+        }
+    }
+    kept
+}
+
+impl Session {
+    /// Write down what this session is in, so a later connection can resume it. Called when
+    /// that changes and when the connection goes. Costs nothing for a session that never
+    /// entered a game.
+    pub(crate) fn save(&mut self) {
+        let games: Vec<SavedGame> = self
+            .games
+            .iter()
+            .filter(|(_, l)| l.seat.is_some() || l.watching)
+            .map(|(game, l)| SavedGame {
+                game: *game,
+                kind: l.kind.clone(),
+                seat: l.seat.zip(l.token.clone()),
+            })
+            .collect();
+        if games.is_empty() && !self.saved {
+            return;
+        }
+        let keeps = !games.is_empty();
+        let log = &self.rt().log;
+        let bytes = if games.is_empty() {
+            None
+        } else {
+            let saved = Saved {
+                user: self.user.clone(),
+                guest: self.guest.clone(),
+                touched: self.rt().clock.now(),
+                games,
+            };
+            match rmp_serde::to_vec_named(&saved) {
+                Ok(bytes) => Some(bytes),
+                Err(e) => {
+                    tracing::error!(error = %e, "a session record does not encode");
+                    return;
+                }
+            }
+        };
+        let token = &self.token;
+        let result = self.outbox.unless_taken(|| match &bytes {
+            Some(bytes) => log.save_session(token, bytes),
+            None => log.remove_session(token),
+        });
+        match result {
+            Some(Ok(())) => self.saved = keeps,
+            // Resumed elsewhere: the record is the other connection's now.
+            None => self.saved = false,
+            // The connection goes on; only a later resume of it would fail.
+            Some(Err(e)) => {
+                tracing::warn!(session = self.id, error = %e, "the session could not be saved");
+            }
+        }
+    }
+
+    /// Take back the session kept under `token`.
+    pub(crate) fn resume(
+        &mut self,
+        token: &str,
+        seen: &BTreeMap<String, Seq>,
+        r: Option<Value>,
+    ) -> Result<(), HubError> {
+        if !self.games.is_empty() {
+            return Err(HubError::Forbidden(
+                "resume must come before any game on this connection".into(),
+            ));
+        }
+        let now = self.rt().clock.now();
+        let unknown = || {
+            HubError::NotFound(
+                "unknown or expired session: start over (seat tokens and watch keys still work)"
+                    .into(),
+            )
+        };
+        let saved = self
+            .rt()
+            .log
+            .load_session(token)?
+            .and_then(|bytes| Saved::decode(&bytes))
+            .filter(|s| !s.expired(now, self.rt().config.resume_for))
+            .ok_or_else(unknown)?;
+        match (&saved.user, &self.user) {
+            (Some(a), Some(b)) if a == b => {}
+            (Some(_), None) => {
+                return Err(HubError::Unauthorized(
+                    "this session is a signed-in user's: send hello with their token first".into(),
+                ))
+            }
+            (None, None) => self.guest.clone_from(&saved.guest),
+            _ => {
+                return Err(HubError::Forbidden(
+                    "this session belongs to someone else".into(),
+                ))
+            }
+        }
+        // Used up: a connection still holding it is closed, and this connection's own token
+        // takes over.
+        self.hub.sessions.take_over(token);
+        self.rt().log.remove_session(token)?;
+        let player = self.player();
+        let (mut games, mut lost) = (Vec::new(), Vec::new());
+        for g in saved.games {
+            let from = seen
+                .get(&g.game.to_string())
+                .map_or(1, |seen| seen.saturating_add(1));
+            let Ok(handle) = self.hub.registry.room(g.game) else {
+                lost.push(g.game);
+                continue;
+            };
+            let sub = Subscriber {
+                seat: g.seat.as_ref().map(|(seat, _)| *seat),
+                ..self.subscriber()
+            };
+            let msg = match &g.seat {
+                Some((seat, token)) => RoomMsg::Reclaim {
+                    seat: *seat,
+                    token: token.clone(),
+                    player: player.clone(),
+                    sub: Some(sub),
+                    reply: self.reply(None),
+                },
+                None => RoomMsg::Watch {
+                    sub,
+                    from,
+                    reply: self.reply(None),
+                },
+            };
+            if handle.send(msg).is_err() {
+                lost.push(g.game);
+                continue;
+            }
+            let link = self.sent(handle);
+            link.quiet = true;
+            link.from = from;
+            link.kind.clone_from(&g.kind);
+            games.push(ResumedGame {
+                game: g.game,
+                kind: g.kind,
+                seat: g.seat.as_ref().map(|(seat, _)| *seat),
+                token: g.seat.map(|(_, token)| token),
+            });
+        }
+        tracing::debug!(session = self.id, games = games.len(), "session resumed");
+        self.say(ServerMsg::Resumed {
+            session: self.token.clone(),
+            user: self.shown_user(),
+            games,
+            lost,
+            now,
+            r#ref: r,
+        });
+        Ok(())
+    }
+}
