@@ -100,6 +100,9 @@ impl Session {
                 continue;
             }
             let lagged = std::mem::take(&mut self.lagged);
+            if !lagged.is_empty() && self.behind_since.is_none() {
+                self.behind_since = Some(tokio::time::Instant::now());
+            }
             for game in &lagged {
                 if let Some(link) = self.games.get(game) {
                     let upto = link.handle.head();
@@ -371,8 +374,22 @@ impl Session {
     /// One step of the first catch-up job: a page from the log, or the job's end.
     fn catch_up(&mut self) -> Step {
         let Some(job) = self.work.front() else {
+            self.behind_since = None;
             return Step::Idle;
         };
+        let max_behind = self.rt().config.max_behind;
+        if self
+            .behind_since
+            .is_some_and(|since| since.elapsed() > max_behind)
+        {
+            tracing::info!(session = self.id, "closed: too far behind for too long");
+            let reason = format!(
+                "too far behind for over {} s: resume to catch up",
+                max_behind.as_secs()
+            );
+            self.close(CloseCode::Policy, &reason);
+            return Step::Worked;
+        }
         if let Some(at) = self.retry_at {
             if tokio::time::Instant::now() < at {
                 return Step::Blocked;

@@ -98,6 +98,9 @@ pub struct Session {
     pub(crate) work: VecDeque<crate::feed::CatchUp>,
     /// A catch-up read failed on a storage error: try again at this time, not before.
     pub(crate) retry_at: Option<tokio::time::Instant>,
+    /// Since when the connection has been behind (its outbox overflowed and it has not
+    /// caught up since): past `max_behind` it is closed.
+    pub(crate) behind_since: Option<tokio::time::Instant>,
     /// Requests sent to games and not answered yet.
     pub(crate) in_flight: usize,
     pub(crate) stage: Stage,
@@ -129,6 +132,7 @@ impl Session {
             ready: VecDeque::new(),
             work: VecDeque::new(),
             retry_at: None,
+            behind_since: None,
             in_flight: 0,
             stage: Stage::Open,
             _alive: alive,

@@ -207,3 +207,41 @@ fn a_session_can_be_resumed_only_for_a_while() {
         hub.shutdown().await.unwrap();
     });
 }
+
+#[test]
+fn a_reader_too_slow_for_too_long_is_closed_and_resumes_without_a_gap() {
+    paused_runtime().block_on(async {
+        let config = HubConfig {
+            queue_len: 2,
+            max_behind: Duration::from_secs(1),
+            ..HubConfig::default()
+        };
+        let (hub, net) = start(Arc::new(MemLog::new()), config, None).await;
+        let mut player = net.connect().await.unwrap();
+        let game = player.create("tally", json!({"seats": 2})).await.unwrap();
+        let mut slow = net.connect_with_queue(1).await.unwrap();
+        slow.watch(game.watch.as_deref().unwrap(), None).await.unwrap();
+        // The player is not slowed by a spectator that does not read.
+        for _ in 0..500 {
+            within(player.command(game.game, json!({"add": 1}))).await.unwrap();
+        }
+        // The spectator reads one event every 10 ms: far behind, for more than a second.
+        let mut got = Vec::new();
+        while let Ok(env) = slow.next_event(game.game).await {
+            got.push(env);
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let (code, reason) = slow.close_reason().cloned().unwrap();
+        assert_eq!(code, 1008, "{reason}");
+        assert!(reason.contains("too far behind"), "{reason}");
+        assert!(got.len() < 503, "closed before it caught up ({} events)", got.len());
+
+        // It resumes and gets the rest, each event once, in order.
+        let resumed = come_back(&mut slow, &net).await;
+        assert!(matches!(resumed, ServerMsg::Resumed { .. }), "{resumed:?}");
+        let rest = 503 - got.len();
+        got.extend(within(slow.events(game.game, rest)).await.unwrap());
+        assert_eq!(seqs(&got), (1..=503).collect::<Vec<_>>());
+        hub.shutdown().await.unwrap();
+    });
+}
