@@ -1,6 +1,8 @@
 //! Two headless Chromium contexts create and join a Connect Four game through the page's own
 //! links and play it to a win, while a third watches and shows the same board. A screenshot
-//! of the spectator's page is kept in `target/browser-artifacts/`.
+//! of the spectator's page is kept in `target/browser-artifacts/`. Then the server is stopped
+//! in the middle of a Connect Four, a tally and a colony game and started again: every page
+//! says it is reconnecting, resumes by itself, and its game goes on without a reload.
 //!
 //! Needs Debian's `chromium` and `chromedriver` (`scripts/install-test-deps.sh`). Without them
 //! the test prints that it was skipped, except under CI, where it fails.
@@ -59,10 +61,10 @@ async fn browser(driver: u16, profile: &Path) -> Client {
         .expect("chromedriver starts a session")
 }
 
-/// Evaluate `script` until it returns `want`, for at most 20 s.
+/// Evaluate `script` until it returns `want`, for at most 30 s.
 async fn until(page: &Client, script: &str, want: Value) {
     let mut last = Value::Null;
-    for _ in 0..400 {
+    for _ in 0..600 {
         last = page.execute(script, vec![]).await.unwrap();
         if last == want {
             return;
@@ -116,7 +118,8 @@ async fn two_browsers_play_connect_four_while_a_third_watches() {
         return;
     };
 
-    let hub = Hub::builder(Arc::new(MemLog::new()))
+    let log = Arc::new(MemLog::new());
+    let hub = Hub::builder(log.clone())
         .register(Connect4)
         .register(Tally)
         .register(Colony)
@@ -287,23 +290,149 @@ async fn two_browsers_play_connect_four_while_a_third_watches() {
     std::fs::write(artifacts.join("connect4-spectator.png"), &png).unwrap();
     assert!(png.starts_with(b"\x89PNG"));
 
-    // The server goes away: a move is refused at once and says why, instead of doing nothing.
-    hub.shutdown().await.unwrap();
-    server.await.unwrap().unwrap();
+    // Mid-game everywhere: a new Connect Four (two moves in), a tally, a colony build under way.
+    red.goto(&format!("http://{addr}/connect4.html"))
+        .await
+        .unwrap();
     until(
         &red,
-        "return document.querySelector('#error').textContent.startsWith('Disconnected')",
-        json!(true),
+        "return document.querySelector('.share').hidden",
+        json!(false),
     )
     .await;
-    click(&red, ".column[data-column='3']").await;
+    let join = attr(&red, ".join", "href").await;
+    yellow.goto(&join).await.unwrap();
     until(
         &red,
-        "return document.querySelector('#error').textContent",
-        json!("not connected to the server: reload the page"),
+        "return document.querySelector('#status').textContent",
+        json!("Your turn (you are red)."),
+    )
+    .await;
+    click(&red, ".column[data-column='2']").await;
+    until(&yellow, "return document.body.dataset.moves", json!("1")).await;
+    click(&yellow, ".column[data-column='3']").await;
+    until(&red, "return document.body.dataset.moves", json!("2")).await;
+    watcher
+        .goto(&format!("http://{addr}/tally.html"))
+        .await
+        .unwrap();
+    until(
+        &watcher,
+        "return document.querySelector('#status').textContent",
+        json!("You hold seat 0."),
+    )
+    .await;
+    click(&watcher, "[data-add='5']").await;
+    until(
+        &watcher,
+        "return document.querySelector('#total').textContent",
+        json!("5"),
+    )
+    .await;
+    let colony = browser(port, &profiles.path().join("colony")).await;
+    colony
+        .goto(&format!("http://{addr}/colony.html"))
+        .await
+        .unwrap();
+    until(
+        &colony,
+        "return document.querySelector('#status').textContent",
+        json!("You hold seat 0."),
+    )
+    .await;
+    click(&colony, "[data-building='hut']").await;
+    until(
+        &colony,
+        "return document.querySelectorAll('#pending li').length",
+        json!(1),
     )
     .await;
 
+    // The server stops: every page says it is reconnecting, and a click says so too.
+    hub.shutdown().await.unwrap();
+    server.await.unwrap().unwrap();
+    for page in [&red, &yellow, &watcher, &colony] {
+        until(
+            page,
+            "return document.body.dataset.connection",
+            json!("reconnecting"),
+        )
+        .await;
+        until(
+            page,
+            "return document.querySelector('#connection').textContent",
+            json!("Reconnecting…"),
+        )
+        .await;
+    }
+    click(&yellow, ".column[data-column='3']").await;
+    until(
+        &yellow,
+        "return document.querySelector('#error').textContent",
+        json!("reconnecting to the server: try again in a moment"),
+    )
+    .await;
+
+    // It starts again on the same address and log: every page reconnects by itself and its
+    // game goes on, with nothing reloaded.
+    let hub = Hub::builder(log.clone())
+        .register(Connect4)
+        .register(Tally)
+        .register(Colony)
+        .start()
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    let server = tokio::spawn(umpire_ws::serve(listener, hub.clone(), WsConfig::default()));
+    for page in [&red, &yellow, &watcher, &colony] {
+        until(
+            page,
+            "return document.body.dataset.connection",
+            json!("connected"),
+        )
+        .await;
+        // Taken back by `resume`, not by entering each game again.
+        until(
+            page,
+            "return document.body.dataset.recovered",
+            json!("resumed"),
+        )
+        .await;
+        until(
+            page,
+            "return document.querySelector('#connection').textContent",
+            json!(""),
+        )
+        .await;
+    }
+    click(&red, ".column[data-column='2']").await;
+    for page in [&red, &yellow] {
+        until(page, "return document.body.dataset.moves", json!("3")).await;
+    }
+    click(&watcher, "[data-add='1']").await;
+    until(
+        &watcher,
+        "return document.querySelector('#total').textContent",
+        json!("6"),
+    )
+    .await;
+    // The hut (10 s) completes on the restarted server, and the page shows it.
+    until(
+        &colony,
+        "return document.querySelectorAll('#built li').length",
+        json!(1),
+    )
+    .await;
+    until(
+        &colony,
+        "return document.querySelectorAll('#pending li').length",
+        json!(0),
+    )
+    .await;
+
+    hub.shutdown().await.unwrap();
+    server.await.unwrap().unwrap();
+    colony.close().await.unwrap();
     for page in [red, yellow, watcher] {
         page.close().await.unwrap();
     }

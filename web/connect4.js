@@ -1,4 +1,4 @@
-import { Umpire, enter, link } from "/umpire.js";
+import { Umpire, enter, link, showConnection } from "/umpire.js";
 
 const COLUMNS = 7, ROWS = 6;
 const $ = (s) => document.querySelector(s);
@@ -8,6 +8,8 @@ let outcome = null;        // {win: seat} or "draw"
 let me = null;             // "red", "yellow", or null for a spectator
 let shown = null;          // replay step shown, or null to follow live
 const seated = new Set();  // seats taken: 0 red, 1 yellow
+const online = new Set();  // seats whose player is connected
+let spectators = 0;
 
 for (let c = 0; c < COLUMNS; c++) {
   const column = document.createElement("div");
@@ -46,7 +48,10 @@ function render() {
     const next = moves.length % 2 === 0 ? "red" : "yellow";
     status = me ? (next === me ? `Your turn (you are ${me}).` : `Waiting for ${next} (you are ${me}).`)
                 : `Watching: ${next} to play.`;
+    const away = [0, 1].filter((s) => seated.has(s) && !online.has(s)).map((s) => (s === 0 ? "Red" : "Yellow"));
+    if (away.length) status += ` ${away.join(" and ")} ${away.length > 1 ? "are" : "is"} offline.`;
   }
+  $("#audience").textContent = spectators ? `${spectators} watching` : "";
   $("#status").textContent = status;
   document.body.dataset.moves = moves.length;
   document.body.dataset.outcome = outcome ? JSON.stringify(outcome) : "";
@@ -71,11 +76,16 @@ client.onEvent((g, env) => {
   const body = env.body;
   if (body.game) moves.push(body.game);
   if (body.seated) seated.add(body.seated.seat);
-  if (body.left) seated.delete(body.left.seat);
+  if (body.left) { seated.delete(body.left.seat); online.delete(body.left.seat); }
+  if (body.presence) {
+    if (body.presence.online) online.add(body.presence.seat);
+    else online.delete(body.presence.seat);
+  }
   if (body.over) outcome = body.over.outcome;
   render();
 });
-client.onClose((e) => { $("#error").textContent = `Disconnected (${e.code}) ${e.reason}. Reload to reconnect.`; });
+client.onAudience((g, n) => { if (g === game) { spectators = n; render(); } });
+showConnection(client, $("#connection"));
 
 try {
   const answer = await enter(client, "connect4");

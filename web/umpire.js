@@ -1,10 +1,18 @@
 // umpire.js: the native protocol for every page. One WebSocket, JSON frames, requests matched
-// to answers by `ref`, events handed to listeners in order.
+// to answers by `ref`, events handed to listeners in order, each once.
+//
+// When the connection drops (a network blip, the server restarting) the client reconnects by
+// itself with backoff and resumes its session: the server sends exactly the events missed, so
+// the page carries on with its state intact. If the session cannot be resumed (the server lost
+// it, or it expired) the client takes its seats back with their tokens and watches again from
+// the last seq it saw, which gives the same events.
 
 export function serverUrl(path = "/ws") {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
   return `${scheme}//${location.host}${path}`;
 }
+
+const closedError = (why) => Object.assign(new Error(why), { code: "closed" });
 
 export class Umpire {
   constructor(url = serverUrl()) {
@@ -13,29 +21,109 @@ export class Umpire {
     this.pending = new Map();
     this.listeners = new Set();
     this.closeListeners = new Set();
+    this.statusListeners = new Set();
+    this.audienceListeners = new Set();
+    this.session = null;     // the token to resume with
+    this.seen = new Map();   // game -> last seq received
+    this.entries = new Map(); // game -> how it was entered: {join: seat token} or {watch: key}
+    this.skew = 0;           // server clock minus ours, from the last answer that said
+    this.status = "connecting";
+    this.attempt = 0;
+    this.stopped = false;
   }
 
   connect() {
     return new Promise((resolve, reject) => {
-      this.ws = new WebSocket(this.url, ["umpire.json"]);
-      this.ws.addEventListener("open", () => resolve(this));
-      this.ws.addEventListener("error", () => reject(new Error("cannot reach the server")));
-      this.ws.addEventListener("message", ({ data }) => this.#receive(JSON.parse(data)));
-      this.ws.addEventListener("close", (e) => {
-        for (const { reject } of this.pending.values()) reject(new Error(e.reason || "connection closed"));
-        this.pending.clear();
-        for (const fn of this.closeListeners) fn(e);
-      });
+      this.#open(() => resolve(this), () => reject(new Error("cannot reach the server")));
     });
   }
 
-  // fn(game, envelope) for every event, in order.
+  // fn(game, envelope) for every event, in order, once.
   onEvent(fn) { this.listeners.add(fn); }
+  // fn(closeEvent) when the connection is closed for good (not when it reconnects).
   onClose(fn) { this.closeListeners.add(fn); }
+  // fn(status, detail): "connected" (after a reconnect, detail says whether the session was
+  // "resumed" or its games "entered again"), "reconnecting", "closed" (detail: why).
+  onStatus(fn) { this.statusListeners.add(fn); }
+  // fn(game, spectators) when the server says how many watch.
+  onAudience(fn) { this.audienceListeners.add(fn); }
+
+  // The server's clock now, in ms since the epoch: for countdowns.
+  serverNow() { return Date.now() + this.skew; }
+
+  #setStatus(status, detail = "") {
+    this.status = status;
+    for (const fn of this.statusListeners) fn(status, detail);
+  }
+
+  #open(onOpen, onFail) {
+    const ws = new WebSocket(this.url, ["umpire.json"]);
+    this.ws = ws;
+    let opened = false;
+    ws.addEventListener("open", () => { opened = true; onOpen(); });
+    ws.addEventListener("message", ({ data }) => this.#receive(JSON.parse(data)));
+    ws.addEventListener("close", (e) => {
+      for (const { reject } of this.pending.values()) reject(closedError(e.reason || "connection lost"));
+      this.pending.clear();
+      if (!opened && onFail && this.attempt === 0) { onFail(); return; }
+      // A bad token will not get better by trying again; anything else may.
+      if (this.stopped || (e.code === 1008 && e.reason === "bad token")) {
+        this.#setStatus("closed", e.reason);
+        for (const fn of this.closeListeners) fn(e);
+        return;
+      }
+      this.#retry(e.reason);
+    });
+  }
+
+  #retry(reason) {
+    this.attempt += 1;
+    const delay = Math.min(10000, 250 * 2 ** Math.min(this.attempt, 6)) * (0.5 + Math.random() / 2);
+    this.#setStatus("reconnecting", reason);
+    setTimeout(() => this.#open(() => this.#recover(), null), delay);
+  }
+
+  // Connected again: take the session back, or else each game by its key.
+  async #recover() {
+    try {
+      if (this.hello) await this.request({ type: "hello", token: this.hello });
+      let resumed = false;
+      if (this.session && this.entries.size > 0) {
+        const seen = Object.fromEntries([...this.seen].map(([g, s]) => [String(g), s]));
+        try {
+          const answer = await this.request({ type: "resume", session: this.session, seen });
+          for (const g of answer.lost ?? []) this.entries.delete(g);
+          resumed = true;
+        } catch (e) {
+          if (e.code === "closed") throw e;
+        }
+      }
+      if (!resumed) {
+        for (const [game, entry] of this.entries) {
+          if (entry.join) await this.request({ type: "join", key: entry.join });
+          else await this.request({ type: "watch", key: entry.watch, from: (this.seen.get(game) ?? 0) + 1 });
+        }
+      }
+      this.attempt = 0;
+      this.#setStatus("connected", resumed ? "resumed" : "entered again");
+    } catch (e) {
+      // The socket closed again: its close handler retries.
+      if (e.code !== "closed") this.#setStatus("reconnecting", e.message);
+    }
+  }
 
   #receive(msg) {
+    if (msg.session) this.session = msg.session;
+    if (typeof msg.now === "number") this.skew = msg.now - Date.now();
     if (msg.type === "event") {
+      const seq = msg.env.seq;
+      if (seq <= (this.seen.get(msg.game) ?? 0)) return; // sent again after a reconnect
+      this.seen.set(msg.game, seq);
       for (const fn of this.listeners) fn(msg.game, msg.env);
+      return;
+    }
+    if (msg.type === "audience") {
+      for (const fn of this.audienceListeners) fn(msg.game, msg.spectators);
       return;
     }
     const waiter = msg.ref !== undefined && this.pending.get(msg.ref);
@@ -48,7 +136,9 @@ export class Umpire {
   request(msg) {
     // A closed WebSocket drops what it is given without a word: say so instead of waiting.
     if (this.ws.readyState !== WebSocket.OPEN) {
-      return Promise.reject(Object.assign(new Error("not connected to the server: reload the page"), { code: "closed" }));
+      const why = this.status === "reconnecting" ? "reconnecting to the server: try again in a moment"
+                                                 : "not connected to the server: reload the page";
+      return Promise.reject(closedError(why));
     }
     const ref = this.nextRef++;
     return new Promise((resolve, reject) => {
@@ -57,11 +147,32 @@ export class Umpire {
     });
   }
 
-  create(kind, config = null) { return this.request({ type: "create", kind, config }); }
-  join(key) { return this.request({ type: "join", key }); }
-  watch(key, from = 1) { return this.request({ type: "watch", key, from }); }
+  // Remember how a game was entered, to enter it again if a resume fails.
+  #entered(answer, entry) {
+    this.entries.set(answer.game, entry);
+    return answer;
+  }
+
+  async create(kind, config = null) {
+    const answer = await this.request({ type: "create", kind, config });
+    return this.#entered(answer, { join: answer.token });
+  }
+  async join(key) {
+    const answer = await this.request({ type: "join", key });
+    return this.#entered(answer, { join: answer.token });
+  }
+  async watch(key, from = 1) {
+    const answer = await this.request({ type: "watch", key, from });
+    return this.#entered(answer, { watch: key });
+  }
   command(game, cmd) { return this.request({ type: "command", game, cmd }); }
-  leave(game) { return this.request({ type: "leave", game }); }
+  async leave(game) {
+    const answer = await this.request({ type: "leave", game });
+    this.entries.delete(game);
+    return answer;
+  }
+  // Close for good (no reconnecting).
+  close() { this.stopped = true; this.ws.close(1000); }
 }
 
 // Create, join (?join=), reclaim a seat (?token=) or watch (?watch=) as the URL says; afterwards
@@ -85,6 +196,19 @@ export async function enter(client, kind, config = null) {
   else answer = await client.create(kind, config);
   if (answer.token) history.replaceState(null, "", `?token=${encodeURIComponent(answer.token)}`);
   return answer;
+}
+
+// Show the connection's state in `element`: "Reconnecting…" while it is away, nothing once
+// it is back, why when it is gone for good. Sets `data-connection` on the body for tests.
+export function showConnection(client, element) {
+  client.onStatus((status, detail) => {
+    document.body.dataset.connection = status;
+    if (status === "connected") document.body.dataset.recovered = detail;
+    if (status === "connected") element.textContent = "";
+    else if (status === "reconnecting") element.textContent = "Reconnecting…";
+    else element.textContent = `Disconnected${detail ? `: ${detail}` : ""}. Reload to start again.`;
+  });
+  document.body.dataset.connection = "connected";
 }
 
 export function link(page, key, value) {

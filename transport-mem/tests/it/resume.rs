@@ -220,10 +220,14 @@ fn a_reader_too_slow_for_too_long_is_closed_and_resumes_without_a_gap() {
         let mut player = net.connect().await.unwrap();
         let game = player.create("tally", json!({"seats": 2})).await.unwrap();
         let mut slow = net.connect_with_queue(1).await.unwrap();
-        slow.watch(game.watch.as_deref().unwrap(), None).await.unwrap();
+        slow.watch(game.watch.as_deref().unwrap(), None)
+            .await
+            .unwrap();
         // The player is not slowed by a spectator that does not read.
         for _ in 0..500 {
-            within(player.command(game.game, json!({"add": 1}))).await.unwrap();
+            within(player.command(game.game, json!({"add": 1})))
+                .await
+                .unwrap();
         }
         // The spectator reads one event every 10 ms: far behind, for more than a second.
         let mut got = Vec::new();
@@ -234,7 +238,11 @@ fn a_reader_too_slow_for_too_long_is_closed_and_resumes_without_a_gap() {
         let (code, reason) = slow.close_reason().cloned().unwrap();
         assert_eq!(code, 1008, "{reason}");
         assert!(reason.contains("too far behind"), "{reason}");
-        assert!(got.len() < 503, "closed before it caught up ({} events)", got.len());
+        assert!(
+            got.len() < 503,
+            "closed before it caught up ({} events)",
+            got.len()
+        );
 
         // It resumes and gets the rest, each event once, in order.
         let resumed = come_back(&mut slow, &net).await;
