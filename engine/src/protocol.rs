@@ -264,6 +264,22 @@ pub enum ServerMsg {
         #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
         r#ref: Option<Value>,
     },
+    /// You are subscribed to `channel`; its notices follow as `event`s of stream `game`.
+    Subscribed {
+        /// The channel's full name (`session` becomes `session:<id>`).
+        channel: String,
+        /// The channel's stream: its notices arrive as `event`s with this `game`.
+        game: GameId,
+        /// This connection's session token: `resume` with it after a disconnect.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        session: Option<String>,
+        /// The server's clock when it answered, in ms since the epoch.
+        #[serde(default)]
+        now: Millis,
+        /// Echoes the `subscribe`'s ref.
+        #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+        r#ref: Option<Value>,
+    },
     /// A session was taken back: its games' missed events follow, each game's from just after
     /// the seq the client said it saw.
     Resumed {
@@ -347,6 +363,7 @@ impl ServerMsg {
             | ServerMsg::Joined { r#ref, .. }
             | ServerMsg::Watching { r#ref, .. }
             | ServerMsg::Resumed { r#ref, .. }
+            | ServerMsg::Subscribed { r#ref, .. }
             | ServerMsg::Ok { r#ref, .. }
             | ServerMsg::Error { r#ref, .. }
             | ServerMsg::Pong { r#ref, .. } => r#ref.as_ref(),
@@ -379,6 +396,9 @@ pub struct ResumedGame {
     /// Your seat token, if you play.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
+    /// The channel's name, if this stream is a channel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
 }
 
 /// Stable error codes. Their meanings are in `docs/PROTOCOL.md`.

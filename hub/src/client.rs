@@ -186,6 +186,10 @@ impl<W: Wire> Client<W> {
             | ServerMsg::Watching {
                 session: Some(session),
                 ..
+            }
+            | ServerMsg::Subscribed {
+                session: Some(session),
+                ..
             } => self.session = Some(session.clone()),
             ServerMsg::Resumed { session, .. } => self.session = Some(session.clone()),
             _ => {}
@@ -212,6 +216,28 @@ impl<W: Wire> Client<W> {
     /// not yet read stays, and [`Client::resume`] takes the session back.
     pub fn replace_wire(&mut self, wire: W) -> W {
         std::mem::replace(&mut self.wire, wire)
+    }
+
+    /// Subscribe to `channel` from seq `from` (1 if `None`): the channel's full name and its
+    /// stream id, whose notices arrive as events.
+    ///
+    /// # Errors
+    /// The server's error (`forbidden` for someone else's channel), or
+    /// [`ClientError::Closed`].
+    pub async fn subscribe(
+        &mut self,
+        channel: &str,
+        from: Option<Seq>,
+    ) -> Result<(String, GameId), ClientError> {
+        let msg = ClientMsg::Subscribe {
+            channel: channel.into(),
+            from,
+            r#ref: None,
+        };
+        match self.request(msg).await? {
+            ServerMsg::Subscribed { channel, game, .. } => Ok((channel, game)),
+            other => Err(failure(other)),
+        }
     }
 
     /// Take back the session `session` (by default the one this client was last given) on

@@ -38,6 +38,8 @@ pub struct HubConfig {
     pub limits: Limits,
     /// How long after its connection went away a session may still be resumed.
     pub resume_for: Duration,
+    /// How many notices each channel keeps for subscribers who come later (`from`, resume).
+    pub channel_history: u64,
     /// How long a connection may stay behind the games it follows (fed from the log because
     /// it read too slowly) before it is closed with 1008 "too far behind". It can resume.
     pub max_behind: Duration,
@@ -92,6 +94,7 @@ impl Default for HubConfig {
             limits: Limits::default(),
             resume_for: Duration::from_secs(24 * 3600),
             max_behind: Duration::from_secs(60),
+            channel_history: 100,
         }
     }
 }

@@ -260,15 +260,25 @@ impl Session {
                 };
                 link.watching = true;
                 link.kind = kind.into();
+                let channel = link.channel.clone();
                 if !std::mem::take(&mut link.quiet) {
                     let now = self.rt().clock.now();
                     let session = Some(self.token.clone());
-                    self.say(ServerMsg::Watching {
-                        game,
-                        kind: kind.into(),
-                        session,
-                        now,
-                        r#ref: r,
+                    self.say(match channel {
+                        Some(channel) => ServerMsg::Subscribed {
+                            channel,
+                            game,
+                            session,
+                            now,
+                            r#ref: r,
+                        },
+                        None => ServerMsg::Watching {
+                            game,
+                            kind: kind.into(),
+                            session,
+                            now,
+                            r#ref: r,
+                        },
                     });
                 }
                 self.follow(game, from, head);

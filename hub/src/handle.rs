@@ -170,7 +170,7 @@ impl RoomMsg {
     /// Answer the message with `e` instead of handling it (its game stopped).
     pub(crate) fn fail(self, game: GameId, e: &HubError) {
         let (reply, answer) = match self {
-            RoomMsg::Submit { reply, .. } => (
+            RoomMsg::Submit { reply, .. } | RoomMsg::Publish { reply, .. } => (
                 reply,
                 Answer::Command {
                     game,
@@ -252,6 +252,8 @@ pub(crate) enum RoomMsg {
     },
     /// Subscribe a session that followed the game's previous task; answered with the head.
     Follow { sub: Subscriber, reply: ReplyTo },
+    /// Append a notice to a channel (channels only).
+    Publish { data: Value, reply: ReplyTo },
     /// Stop sending to `session`.
     Unsubscribe { session: SessionId },
     /// Report the game's state.

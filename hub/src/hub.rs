@@ -35,11 +35,19 @@ pub trait Authenticator: Send + Sync + std::fmt::Debug + 'static {
     fn verify(&self, token: &str) -> std::result::Result<String, String>;
 }
 
+/// Who may subscribe to which `group:<name>` channel: the embedding server decides (a team,
+/// a lobby, a guild). Without a policy nobody may.
+pub trait GroupPolicy: Send + Sync + std::fmt::Debug + 'static {
+    /// Whether the connection of `user` (`None`: a guest) may receive `group`'s notices.
+    fn may_subscribe(&self, user: Option<&str>, group: &str) -> bool;
+}
+
 /// What the hub's clones and sessions share.
 #[derive(Debug)]
 pub(crate) struct Inner {
     pub(crate) registry: Registry,
     pub(crate) auth: Option<Arc<dyn Authenticator>>,
+    pub(crate) groups: Option<Arc<dyn GroupPolicy>>,
     pub(crate) sessions: Sessions,
     /// Games each authenticated user created in the last minute.
     pub(crate) creates: crate::quota::PerUser,
@@ -102,6 +110,7 @@ pub struct HubBuilder {
     clock: Option<Arc<dyn Clock>>,
     metrics: Option<Arc<Metrics>>,
     auth: Option<Arc<dyn Authenticator>>,
+    groups: Option<Arc<dyn GroupPolicy>>,
 }
 
 struct KindEntry(Arc<dyn Kind>);
@@ -146,6 +155,12 @@ impl HubBuilder {
         self
     }
 
+    /// Let connections into `group:<name>` channels as `policy` says.
+    pub fn groups(mut self, policy: Arc<dyn GroupPolicy>) -> Self {
+        self.groups = Some(policy);
+        self
+    }
+
     /// Start the hub: start the log writer, restore every unfinished game from the log
     /// (snapshot plus tail) and arm its timers; overdue timers fire at once, in due order.
     /// Must run inside a tokio runtime.
@@ -184,6 +199,7 @@ impl HubBuilder {
         let inner = Arc::new(Inner {
             registry,
             auth: self.auth,
+            groups: self.groups,
             sessions: Sessions::default(),
             creates: crate::quota::PerUser::default(),
         });
@@ -249,6 +265,7 @@ impl Hub {
             clock: None,
             metrics: None,
             auth: None,
+            groups: None,
         }
     }
 
@@ -324,6 +341,23 @@ impl Hub {
             reply,
         };
         match handle.ask(msg).await? {
+            Answer::Command { result, .. } => result,
+            _ => Err(HubError::Unavailable),
+        }
+    }
+
+    /// Publish `data` on `channel` (`broadcast`, `user:<id>`, `group:<name>`,
+    /// `session:<id>`): every subscriber gets it as a `notice` event, and the channel keeps
+    /// the last [`HubConfig::channel_history`] for subscribers who come later. Returns the
+    /// notice's seq in the channel, durable.
+    ///
+    /// # Errors
+    /// Not a channel name, data over 64 KiB, storage failure.
+    pub async fn publish(&self, channel: &str, data: Value) -> Result<Seq> {
+        crate::channel::audience(channel)?;
+        crate::channel::check_data(&data)?;
+        let handle = self.inner.registry.channel(channel)?;
+        match handle.ask(|reply| RoomMsg::Publish { data, reply }).await? {
             Answer::Command { result, .. } => result,
             _ => Err(HubError::Unavailable),
         }

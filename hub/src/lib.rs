@@ -58,6 +58,7 @@
 //! - [`client`]: a protocol client over any transport's [`client::Wire`].
 //! - `clock`, `config`, `keys`, `metrics`, `error`.
 
+mod channel;
 pub mod client;
 mod clock;
 mod config;
@@ -88,6 +89,6 @@ pub use error::{HubError, Result};
 pub use frames::{Format, Frame, Published};
 pub use handle::{Created, Inspection, Joined};
 pub use health::Health;
-pub use hub::{Authenticator, Hub, HubBuilder};
+pub use hub::{Authenticator, GroupPolicy, Hub, HubBuilder};
 pub use metrics::{CodeLabel, Metrics};
 pub use session::{Outgoing, Peer, Session};

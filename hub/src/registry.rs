@@ -21,6 +21,9 @@ pub(crate) struct Registry {
     kinds: HashMap<String, Arc<dyn Kind>>,
     /// Live games. A handle whose task stopped is replaced on the next lookup.
     rooms: Mutex<HashMap<GameId, RoomHandle>>,
+    /// Live channels, by stream id (not games: not counted or listed as games). Creating a
+    /// channel happens under this lock, so a name never gets two streams.
+    channels: Mutex<HashMap<GameId, RoomHandle>>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -40,7 +43,55 @@ impl Registry {
                 .map(|k| (k.name().to_owned(), k))
                 .collect(),
             rooms: Mutex::new(HashMap::new()),
+            channels: Mutex::new(HashMap::new()),
         }
+    }
+
+    fn channels(&self) -> MutexGuard<'_, HashMap<GameId, RoomHandle>> {
+        self.channels.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The channel `name`, its stream created on first use.
+    pub(crate) fn channel(&self, name: &str) -> Result<RoomHandle> {
+        self.open()?;
+        let key = crate::channel::index_key(name);
+        let mut channels = self.channels();
+        let id = match self.rt.log.find_key(&key)? {
+            Some(entry) => entry.stream,
+            None => {
+                let meta = StreamMeta {
+                    kind: crate::channel::KIND.to_owned(),
+                    created: self.rt.clock.now(),
+                    status: StreamStatus::Live,
+                    creator: name.to_owned(),
+                    invite: None,
+                };
+                let id = self.rt.log.create_stream(&meta)?;
+                let entry = umpire_store::KeyEntry {
+                    stream: id,
+                    role: Role::Watch,
+                };
+                self.rt.log.put_key(&key, entry)?;
+                id
+            }
+        };
+        self.channel_task(&mut channels, id, name)
+    }
+
+    /// The running task of channel stream `id`, started if it is not running.
+    fn channel_task(
+        &self,
+        channels: &mut HashMap<GameId, RoomHandle>,
+        id: GameId,
+        name: &str,
+    ) -> Result<RoomHandle> {
+        if let Some(handle) = channels.get(&id).filter(|h| !h.is_closed()) {
+            return Ok(handle.clone());
+        }
+        let version = self.rt.log.version(id)?;
+        let handle = crate::channel::spawn(&self.rt, id, name.to_owned(), version);
+        channels.insert(id, handle.clone());
+        Ok(handle)
     }
 
     fn rooms(&self) -> MutexGuard<'_, HashMap<GameId, RoomHandle>> {
@@ -108,6 +159,11 @@ impl Registry {
         };
         let not_found = || HubError::NotFound(format!("no game {game}"));
         let meta = self.rt.log.meta(game)?.ok_or_else(not_found)?;
+        if meta.kind == crate::channel::KIND {
+            drop(rooms);
+            let mut channels = self.channels();
+            return self.channel_task(&mut channels, game, &meta.creator);
+        }
         let kind = self.kinds.get(&meta.kind).ok_or_else(not_found)?;
         if reloading {
             // Its task stopped on a storage failure, perhaps after writing records it never
@@ -166,7 +222,8 @@ impl Registry {
     pub(crate) fn restore(&self) -> Result<usize> {
         let mut restored = 0;
         for info in self.rt.log.streams()? {
-            if info.meta.status != StreamStatus::Live {
+            // Channels hold no state to restore: each starts on its first use.
+            if info.meta.status != StreamStatus::Live || info.meta.kind == crate::channel::KIND {
                 continue;
             }
             let Some(kind) = self.kinds.get(&info.meta.kind) else {

@@ -28,6 +28,9 @@ pub(crate) struct Saved {
     guest: String,
     /// When the record was last written: its connection was alive then.
     touched: Millis,
+    /// The session's public id (its `session:<id>` channel).
+    #[serde(default)]
+    sid: String,
     games: Vec<SavedGame>,
 }
 
@@ -37,6 +40,9 @@ struct SavedGame {
     kind: String,
     /// The seat and its token, or `None` for a game watched.
     seat: Option<(Seat, String)>,
+    /// The channel's name, for a channel.
+    #[serde(default)]
+    channel: Option<String>,
 }
 
 impl Saved {
@@ -84,6 +90,7 @@ impl Session {
                 game: *game,
                 kind: l.kind.clone(),
                 seat: l.seat.zip(l.token.clone()),
+                channel: l.channel.clone(),
             })
             .collect();
         if games.is_empty() && !self.saved {
@@ -98,6 +105,7 @@ impl Session {
                 user: self.user.clone(),
                 guest: self.guest.clone(),
                 touched: self.rt().clock.now(),
+                sid: self.sid.clone(),
                 games,
             };
             match rmp_serde::to_vec_named(&saved) {
@@ -164,6 +172,9 @@ impl Session {
                 ))
             }
         }
+        if !saved.sid.is_empty() {
+            self.sid.clone_from(&saved.sid);
+        }
         // Used up: a connection still holding it is closed, and this connection's own token
         // takes over.
         self.hub.sessions.take_over(token);
@@ -204,11 +215,13 @@ impl Session {
             link.quiet = true;
             link.from = from;
             link.kind.clone_from(&g.kind);
+            link.channel.clone_from(&g.channel);
             games.push(ResumedGame {
                 game: g.game,
                 kind: g.kind,
                 seat: g.seat.as_ref().map(|(seat, _)| *seat),
                 token: g.seat.map(|(_, token)| token),
+                channel: g.channel,
             });
         }
         tracing::debug!(session = self.id, games = games.len(), "session resumed");

@@ -357,6 +357,11 @@ impl<G: Game> Room<G> {
                 turn.answers.push((reply, answer));
             }
             RoomMsg::Unsubscribe { session } => self.unsubscribe(session, turn),
+            RoomMsg::Publish { reply, .. } => {
+                let e = HubError::Forbidden("a game is not a channel".into());
+                let result = Err(e);
+                turn.answers.push((reply, Answer::Command { game, result }));
+            }
             RoomMsg::Inspect { reply } => {
                 let _ = reply.send(self.inspect());
             }
@@ -535,6 +540,7 @@ impl<G: Game> Room<G> {
                         records,
                         keys,
                         status: over.then_some(StreamStatus::Over),
+                        forget_before: None,
                     };
                     self.rt.writer.write(write).await
                 }

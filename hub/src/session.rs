@@ -68,6 +68,8 @@ pub(crate) struct Link {
     pub(crate) token: Option<String>,
     /// The game's kind, once answered.
     pub(crate) kind: String,
+    /// The channel's name, if the stream is a channel.
+    pub(crate) channel: Option<String>,
 }
 
 /// One client connection. Made by [`crate::Hub::session`]; driven by a transport.
@@ -85,6 +87,8 @@ pub struct Session {
     pub(crate) token: String,
     /// Whether a record of this session is in the log.
     pub(crate) saved: bool,
+    /// The session's public id: its channel is `session:<sid>`.
+    pub(crate) sid: String,
     pub(crate) games: HashMap<GameId, Link>,
     /// Games this connection created in the last minute.
     creates: crate::quota::Window,
@@ -124,6 +128,7 @@ impl Session {
             guest: crate::keys::guest_name(),
             token,
             saved: false,
+            sid: crate::keys::new_key()[..12].to_owned(),
             games: HashMap::new(),
             creates: crate::quota::Window::default(),
             outbox,
@@ -235,9 +240,7 @@ impl Session {
             ClientMsg::Watch { key, from, .. } => self.watch(&key, from, r.clone()),
             ClientMsg::Command { game, cmd, cid, .. } => self.command(game, cmd, cid, r.clone()),
             ClientMsg::Leave { game, .. } => self.leave(game, r.clone()),
-            ClientMsg::Subscribe { channel, .. } => Err(HubError::NotFound(format!(
-                "no channel {channel:?}: this server has no channels yet"
-            ))),
+            ClientMsg::Subscribe { channel, from, .. } => self.subscribe(&channel, from, r.clone()),
             ClientMsg::Resume { session, seen, .. } => self.resume(&session, &seen, r.clone()),
         };
         if let Err(e) = result {
@@ -258,6 +261,7 @@ impl Session {
             quiet: false,
             token: None,
             kind: String::new(),
+            channel: None,
         });
         link.entering += 1;
         link
@@ -373,6 +377,58 @@ impl Session {
         };
         handle.send(msg)?;
         self.sent(handle);
+        Ok(())
+    }
+
+    /// Follow channel `channel` from seq `from` (default 1: its whole kept history).
+    fn subscribe(
+        &mut self,
+        channel: &str,
+        from: Option<Seq>,
+        r: Option<Value>,
+    ) -> Result<(), HubError> {
+        use crate::channel::Audience;
+        let name = if channel == "session" {
+            format!("session:{}", self.sid)
+        } else {
+            channel.to_owned()
+        };
+        match crate::channel::audience(&name)? {
+            Audience::Everyone => {}
+            Audience::User(id) if self.user.as_deref() == Some(id) => {}
+            Audience::User(id) => {
+                return Err(HubError::Forbidden(format!(
+                    "only {id} may subscribe to user:{id} (hello with their token first)"
+                )))
+            }
+            Audience::Group(group) => {
+                let user = self.user.as_deref();
+                if !self
+                    .hub
+                    .groups
+                    .as_ref()
+                    .is_some_and(|p| p.may_subscribe(user, group))
+                {
+                    return Err(HubError::Forbidden(format!(
+                        "this connection may not subscribe to group:{group}"
+                    )));
+                }
+            }
+            Audience::Session(sid) if sid == self.sid => {}
+            Audience::Session(_) => {
+                return Err(HubError::Forbidden(
+                    "a session's channel is that session's alone (subscribe to \"session\")".into(),
+                ))
+            }
+        }
+        self.room_for_one_more()?;
+        let handle = self.hub.registry.channel(&name)?;
+        handle.send(RoomMsg::Watch {
+            sub: self.subscriber(),
+            from: from.unwrap_or(1).max(1),
+            reply: self.reply(r),
+        })?;
+        self.sent(handle).channel = Some(name);
         Ok(())
     }
 

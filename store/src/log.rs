@@ -83,6 +83,9 @@ pub struct Write {
     pub keys: Vec<(String, KeyEntry)>,
     /// A new status, if it changes.
     pub status: Option<StreamStatus>,
+    /// Forget the stream's records before this seq (a channel keeps a bounded history).
+    /// Reads skip what was forgotten; the version is unchanged.
+    pub forget_before: Option<Seq>,
 }
 
 /// An append-only log of streams.

@@ -65,6 +65,17 @@ impl Log for MemLog {
                 }),
                 Some((meta, log)) => {
                     log.extend(w.records.iter().cloned());
+                    if let Some(before) = w.forget_before {
+                        // Forgotten records leave an empty slot: no record is empty.
+                        let upto = usize::try_from(before.saturating_sub(1)).unwrap_or(usize::MAX);
+                        let upto = upto.min(log.len());
+                        for record in log[..upto].iter_mut().rev() {
+                            if record.is_empty() {
+                                break; // forgotten before, with everything older
+                            }
+                            *record = Bytes::new();
+                        }
+                    }
                     if let Some(status) = w.status {
                         meta.status = status;
                     }
@@ -92,6 +103,7 @@ impl Log for MemLog {
             .iter()
             .zip(1..)
             .skip(skip)
+            .filter(|(record, _)| !record.is_empty())
             .take(max)
             .map(|(record, seq)| (seq, record.clone()))
             .collect())

@@ -296,6 +296,12 @@ impl Log for SledLog {
                 }));
                 continue;
             }
+            if let Some(before) = w.forget_before {
+                let range = event_key(w.stream, 0)..event_key(w.stream, before);
+                for key in o.events.range(range).keys() {
+                    batch.remove(key?);
+                }
+            }
             for (record, seq) in w.records.iter().zip(w.expected + 1..) {
                 value.clear();
                 value.push(FORMAT_VERSION);

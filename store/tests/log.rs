@@ -110,6 +110,7 @@ fn contract(log: &dyn Log) {
                 records: records(0..2),
                 keys: vec![("k-c".into(), key(Role::Join))],
                 status: None,
+                ..Write::default()
             },
             Write {
                 stream: a,
@@ -117,6 +118,7 @@ fn contract(log: &dyn Log) {
                 records: records(0..1),
                 keys: vec![("k-never".into(), key(Role::Watch))],
                 status: Some(StreamStatus::Over),
+                ..Write::default()
             },
             Write {
                 stream: c,
@@ -124,6 +126,7 @@ fn contract(log: &dyn Log) {
                 records: records(2..3),
                 keys: Vec::new(),
                 status: Some(StreamStatus::Over),
+                ..Write::default()
             },
         ])
         .unwrap();
@@ -155,6 +158,60 @@ fn contract(log: &dyn Log) {
         }]),
         Err(StoreError::NoStream(424_242))
     ));
+
+    // Forgetting the start of a stream (a channel's bounded history): reads skip it, the
+    // version stays, and appending goes on after it.
+    let ch = log.create_stream(&meta("channel")).unwrap();
+    for (n, before) in [(3u8, None), (2, Some(4)), (1, Some(6))] {
+        let version = log.version(ch).unwrap();
+        let write = Write {
+            stream: ch,
+            expected: version,
+            records: records(0..n),
+            forget_before: before,
+            ..Write::default()
+        };
+        assert_eq!(
+            log.write(&[write]).unwrap(),
+            vec![Ok(version + u64::from(n))]
+        );
+    }
+    assert_eq!(log.version(ch).unwrap(), 6);
+    let kept: Vec<u64> = log
+        .read(ch, 1, 10)
+        .unwrap()
+        .into_iter()
+        .map(|(s, _)| s)
+        .collect();
+    assert_eq!(kept, vec![6]);
+    let kept: Vec<u64> = log
+        .read(ch, 5, 10)
+        .unwrap()
+        .into_iter()
+        .map(|(s, _)| s)
+        .collect();
+    assert_eq!(kept, vec![6]);
+
+    // Sessions: kept by token, replaced, listed, removed.
+    assert_eq!(log.load_session("s1").unwrap(), None);
+    log.save_session("s1", b"one").unwrap();
+    log.save_session("s1", b"uno").unwrap();
+    log.save_session("s2", b"two").unwrap();
+    assert_eq!(
+        log.load_session("s1").unwrap().as_deref(),
+        Some(&b"uno"[..])
+    );
+    let mut all = log.sessions().unwrap();
+    all.sort();
+    assert_eq!(
+        all,
+        vec![
+            ("s1".into(), b"uno".to_vec()),
+            ("s2".into(), b"two".to_vec())
+        ]
+    );
+    log.remove_session("s1").unwrap();
+    assert_eq!(log.load_session("s1").unwrap(), None);
 
     // Snapshots: the latest wins.
     assert_eq!(log.load_snapshot(a).unwrap(), None);

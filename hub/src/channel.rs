@@ -1,0 +1,255 @@
+//! Channels (seed 002): `broadcast`, `user:<id>`, `group:<name>`, `session:<id>`. Each is a
+//! stream in the log like a game, without rules: publishing appends a `notice` envelope, and
+//! subscribers get its events exactly as a game's spectators do (from a seq, live after,
+//! caught up from the log when slow, resumable). Only the last
+//! [`crate::HubConfig::channel_history`] notices are kept.
+//!
+//! A channel's task is loaded on first use (a publish or a subscribe) and, unlike a game's,
+//! holds no state to replay: its version is read from the log.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde_json::{json, Value};
+use umpire_engine::protocol::GameId;
+use umpire_engine::Seq;
+use umpire_store::Write;
+
+use crate::error::HubError;
+use crate::frames::Published;
+use crate::handle::{Answer, Inbox, RoomHandle, RoomMsg, Subscriber};
+use crate::outbox::Pushed;
+use crate::runtime::Runtime;
+
+/// The kind stored in a channel stream's metadata.
+pub(crate) const KIND: &str = "channel";
+
+/// The longest channel name.
+const MAX_NAME: usize = 160;
+
+/// What a channel's name says about who may subscribe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Audience<'a> {
+    /// Anyone.
+    Everyone,
+    /// Only this user's connections.
+    User(&'a str),
+    /// Whoever the embedding server's group policy lets in.
+    Group(&'a str),
+    /// Only the connections of this session.
+    Session(&'a str),
+}
+
+/// Who may subscribe to `name`, or why it is no channel name.
+pub(crate) fn audience(name: &str) -> Result<Audience<'_>, HubError> {
+    let bad = |why: &str| HubError::BadCommand(format!("channel {name:?}: {why}"));
+    if name.len() > MAX_NAME {
+        return Err(bad("a channel name has at most 160 bytes"));
+    }
+    if name == "broadcast" {
+        return Ok(Audience::Everyone);
+    }
+    let (prefix, rest) = name
+        .split_once(':')
+        .ok_or_else(|| bad("channels are broadcast, user:<id>, group:<name> or session"))?;
+    if rest.is_empty() {
+        return Err(bad("the part after the colon is empty"));
+    }
+    match prefix {
+        "user" => Ok(Audience::User(rest)),
+        "group" => Ok(Audience::Group(rest)),
+        "session" => Ok(Audience::Session(rest)),
+        _ => Err(bad(
+            "channels are broadcast, user:<id>, group:<name> or session",
+        )),
+    }
+}
+
+/// The key under which a channel's stream is indexed. Not a possible random key (those are
+/// base64url), so no one can open a channel with a key or a game with a channel name.
+pub(crate) fn index_key(name: &str) -> String {
+    format!("#channel:{name}")
+}
+
+/// A channel's task.
+struct Channel {
+    id: GameId,
+    name: String,
+    rt: Arc<Runtime>,
+    inbox: Arc<Inbox>,
+    subscribers: Vec<Subscriber>,
+    head: Arc<AtomicU64>,
+    durable: Seq,
+}
+
+/// Start the task of channel `name`, stream `id`, whose log ends at `version`.
+pub(crate) fn spawn(rt: &Arc<Runtime>, id: GameId, name: String, version: Seq) -> RoomHandle {
+    let inbox = Arc::new(Inbox::default());
+    let head = Arc::new(AtomicU64::new(version));
+    let channel = Channel {
+        id,
+        name,
+        rt: Arc::clone(rt),
+        inbox: Arc::clone(&inbox),
+        subscribers: Vec::new(),
+        head: Arc::clone(&head),
+        durable: version,
+    };
+    rt.tracker.spawn(channel.run());
+    RoomHandle::new(id, inbox, head)
+}
+
+impl Channel {
+    async fn run(mut self) {
+        let max_batch = self.rt.config.max_batch.max(1);
+        let mut msgs = VecDeque::new();
+        loop {
+            self.inbox.take(max_batch, &mut msgs);
+            if msgs.is_empty() {
+                tokio::select! {
+                    biased;
+                    () = self.rt.shutdown.cancelled() => break,
+                    () = self.inbox.ready() => continue,
+                }
+            }
+            let batch: Vec<RoomMsg> = msgs.drain(..).collect();
+            if self.turn(batch).await.is_err() {
+                return;
+            }
+        }
+        let rest: Vec<RoomMsg> = self.inbox.close().into_iter().collect();
+        let _ = self.turn(rest).await;
+    }
+
+    /// Take `msgs`, write what they publish as one write, then publish, subscribe, answer.
+    async fn turn(&mut self, msgs: Vec<RoomMsg>) -> Result<(), ()> {
+        let mut records = Vec::new();
+        let mut joiners = Vec::new();
+        let mut answers = Vec::new();
+        let now = self.rt.clock.now();
+        let game = self.id;
+        for msg in msgs {
+            match msg {
+                RoomMsg::Publish { data, reply } => {
+                    let seq = self.durable + records.len() as u64 + 1;
+                    let env = json!({
+                        "seq": seq,
+                        "at": now,
+                        "by": "system",
+                        "body": {"notice": {"channel": self.name, "data": data}},
+                    });
+                    match rmp_serde::to_vec_named(&env) {
+                        Ok(bytes) => {
+                            records.push(Bytes::from(bytes));
+                            answers.push((
+                                reply,
+                                Answer::Command {
+                                    game,
+                                    result: Ok(seq),
+                                },
+                            ));
+                        }
+                        Err(e) => {
+                            let e =
+                                HubError::BadCommand(format!("the notice does not encode: {e}"));
+                            answers.push((
+                                reply,
+                                Answer::Command {
+                                    game,
+                                    result: Err(e),
+                                },
+                            ));
+                        }
+                    }
+                }
+                RoomMsg::Watch { sub, from, reply } => {
+                    joiners.push(sub);
+                    let answer = Answer::Watching {
+                        game,
+                        kind: KIND,
+                        from,
+                        result: Ok(0),
+                    };
+                    answers.push((reply, answer));
+                }
+                RoomMsg::Follow { sub, reply } => {
+                    joiners.push(sub);
+                    answers.push((
+                        reply,
+                        Answer::Followed {
+                            game,
+                            result: Ok(0),
+                        },
+                    ));
+                }
+                RoomMsg::Unsubscribe { session } => {
+                    self.subscribers.retain(|s| s.session != session);
+                    joiners.retain(|s: &Subscriber| s.session != session);
+                }
+                other => other.fail(
+                    game,
+                    &HubError::Forbidden("a channel takes no seat and no command".into()),
+                ),
+            }
+        }
+        let first = self.durable + 1;
+        let published: Vec<Arc<Published>> = records
+            .iter()
+            .zip(first..)
+            .map(|(record, seq)| Published::new(self.id, seq, record.clone()))
+            .collect();
+        if !records.is_empty() {
+            let version = self.durable + records.len() as u64;
+            let history = self.rt.config.channel_history.max(1);
+            let write = Write {
+                stream: self.id,
+                expected: self.durable,
+                records,
+                forget_before: (version > history).then(|| version - history + 1),
+                ..Write::default()
+            };
+            match self.rt.writer.write(write).await {
+                Ok(version) => self.durable = version,
+                Err(e) => {
+                    tracing::error!(channel = %self.name, error = %e, "the channel stops: a notice could not be made durable");
+                    for (reply, mut answer) in answers {
+                        answer.fail(&e);
+                        reply.send(answer);
+                    }
+                    return Err(());
+                }
+            }
+            self.rt
+                .metrics
+                .events_appended
+                .inc_by(published.len() as u64);
+        }
+        self.head.store(self.durable, Ordering::Release);
+        for event in &published {
+            self.subscribers
+                .retain(|sub| sub.outbox.push_event(event) != Pushed::Closed);
+        }
+        for sub in joiners {
+            self.subscribers.retain(|s| s.session != sub.session);
+            self.subscribers.push(sub);
+        }
+        for (reply, mut answer) in answers {
+            answer.set_head(self.durable);
+            reply.send(answer);
+        }
+        Ok(())
+    }
+}
+
+/// The JSON a notice's data may be: anything JSON, nested at most as deep as a command.
+pub(crate) fn check_data(data: &Value) -> Result<(), HubError> {
+    let bytes = serde_json::to_vec(data).map_or(usize::MAX, |b| b.len());
+    if bytes > 64 * 1024 {
+        return Err(HubError::BadCommand(
+            "a notice has at most 64 KiB of data".into(),
+        ));
+    }
+    Ok(())
+}
