@@ -24,7 +24,24 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Serve the bundled games over HTTP and WebSocket (the default).
-    Serve(Serve),
+    Serve(Box<Serve>),
+    /// Publish a notice on a channel of a running server (POST /api/publish).
+    Publish(Publish),
+}
+
+/// `umpire publish CHANNEL DATA`.
+#[derive(Debug, Args)]
+pub struct Publish {
+    /// The channel: broadcast, user:<id>, group:<name> or session:<id>.
+    channel: String,
+    /// The notice, as JSON (a bare word is sent as a string).
+    data: String,
+    /// The server's address.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    server: String,
+    /// The server's admin token (its --admin-token).
+    #[arg(long, env = "UMPIRE_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: String,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -125,6 +142,17 @@ pub struct Serve {
     /// leaves memory; 0: never.
     #[arg(long, default_value_t = 24 * 60)]
     expire_idle_mins: u64,
+    /// The token `POST /api/publish` (and `umpire publish`) must present; without it,
+    /// publishing over HTTP is off.
+    #[arg(long, env = "UMPIRE_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+    /// Notices each channel keeps for subscribers who come later.
+    #[arg(long, default_value_t = 100)]
+    channel_history: u64,
+    /// Let every signed-in user subscribe to any group:<name> channel (an embedding server
+    /// decides with its own policy instead).
+    #[arg(long)]
+    open_groups: bool,
     /// Hours after its connection went away that a session may still be resumed.
     #[arg(long, default_value_t = 24)]
     resume_hours: u64,
@@ -146,8 +174,8 @@ pub struct Serve {
 impl Default for Serve {
     fn default() -> Self {
         match Cli::parse_from(["umpire", "serve"]).command {
-            Some(Command::Serve(serve)) => serve,
-            None => unreachable!("serve was given"),
+            Some(Command::Serve(serve)) => *serve,
+            None | Some(Command::Publish(_)) => unreachable!("serve was given"),
         }
     }
 }
@@ -158,15 +186,67 @@ impl Default for Serve {
 /// # Errors
 /// The runtime cannot start, or the command failed (see [`serve`]).
 pub fn run(cli: Cli) -> anyhow::Result<()> {
-    let serve = match cli.command {
-        Some(Command::Serve(serve)) => serve,
-        None => Serve::default(),
-    };
-    tokio::runtime::Builder::new_multi_thread()
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .context("starting the tokio runtime")?
-        .block_on(serve_until_signal(serve))
+        .context("starting the tokio runtime")?;
+    match cli.command {
+        Some(Command::Serve(serve)) => runtime.block_on(serve_until_signal(*serve)),
+        None => runtime.block_on(serve_until_signal(Serve::default())),
+        Some(Command::Publish(publish)) => runtime.block_on(publish_notice(publish)),
+    }
+}
+
+/// `--open-groups`: any signed-in user may subscribe to any group.
+#[derive(Debug)]
+struct SignedIn;
+
+impl umpire_hub::GroupPolicy for SignedIn {
+    fn may_subscribe(&self, user: Option<&str>, _group: &str) -> bool {
+        user.is_some()
+    }
+}
+
+/// Send one notice to a running server and print its answer.
+///
+/// # Errors
+/// The server cannot be reached or refused the notice (the reason is in the error).
+pub async fn publish_notice(args: Publish) -> anyhow::Result<()> {
+    use http_body_util::BodyExt as _;
+    let data = serde_json::from_str(&args.data)
+        .unwrap_or_else(|_| serde_json::Value::String(args.data.clone()));
+    let body = serde_json::json!({ "channel": args.channel, "data": data }).to_string();
+    let url = format!("{}/api/publish", args.server.trim_end_matches('/'));
+    let request = hyper::Request::post(&url)
+        .header(
+            hyper::header::AUTHORIZATION,
+            format!("Bearer {}", args.admin_token),
+        )
+        .header(hyper::header::CONTENT_TYPE, "application/json")
+        .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+        .with_context(|| format!("{url} is not a URL this client can use"))?;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http();
+    let response = client
+        .request(request)
+        .await
+        .with_context(|| format!("sending the notice to {url}"))?;
+    let status = response.status();
+    let answer = response
+        .into_body()
+        .collect()
+        .await
+        .context("reading the server's answer")?
+        .to_bytes();
+    let answer = String::from_utf8_lossy(&answer);
+    if !status.is_success() {
+        anyhow::bail!(
+            "the server refused the notice ({status}): {}",
+            answer.trim()
+        );
+    }
+    println!("{}", answer.trim());
+    Ok(())
 }
 
 /// Serve until SIGINT or SIGTERM, then shut down cleanly.
@@ -201,6 +281,7 @@ pub async fn serve_until_signal(args: Serve) -> anyhow::Result<()> {
                 .then(|| Duration::from_secs(args.expire_idle_mins.saturating_mul(60))),
         },
         resume_for: Duration::from_secs(args.resume_hours.saturating_mul(3600)),
+        channel_history: args.channel_history.max(1),
         max_behind: Duration::from_secs(args.max_behind_secs),
         ..HubConfig::default()
     };
@@ -211,6 +292,9 @@ pub async fn serve_until_signal(args: Serve) -> anyhow::Result<()> {
         .register(Colony);
     if let Some(secret) = &args.jwt_secret {
         builder = builder.authenticator(Arc::new(JwtAuth::hs256(secret.as_bytes())));
+    }
+    if args.open_groups {
+        builder = builder.groups(Arc::new(SignedIn));
     }
     let hub = builder
         .start()
@@ -233,6 +317,7 @@ pub async fn serve_until_signal(args: Serve) -> anyhow::Result<()> {
         allowed_hosts: args.allow_host.clone(),
         send_buffer_bytes: args.send_buffer_bytes,
         read_buffer_bytes: args.read_buffer_bytes.max(64),
+        admin_token: args.admin_token.clone().filter(|t| !t.is_empty()),
     };
     fit_open_files(&mut ws);
     let address = listener.local_addr().context("reading the bound address")?;

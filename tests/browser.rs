@@ -160,6 +160,25 @@ async fn two_browsers_play_connect_four_while_a_third_watches() {
 
     // Red starts from the lobby and shares the page's own links.
     red.goto(&format!("http://{addr}/")).await.unwrap();
+    // The lobby shows broadcast notices as they are published, newest first.
+    hub.publish("broadcast", json!({"text": "Welcome to umpire"}))
+        .await
+        .unwrap();
+    until(
+        &red,
+        "return document.querySelector('#notices li').textContent",
+        json!("Welcome to umpire"),
+    )
+    .await;
+    hub.publish("broadcast", json!("Tournament at noon"))
+        .await
+        .unwrap();
+    until(
+        &red,
+        "return [...document.querySelectorAll('#notices li')].map(l => l.textContent)",
+        json!(["Tournament at noon", "Welcome to umpire"]),
+    )
+    .await;
     click(&red, ".new-connect4").await;
     until(
         &red,

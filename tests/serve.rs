@@ -171,3 +171,37 @@ async fn at_sigterm_every_command_taken_is_answered_and_nothing_unanswered_was_a
          read by the server (none of them applied)"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn umpire_publish_sends_a_notice_that_subscribers_receive() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path(), &["--admin-token", "cli-secret"]);
+    let mut fan = connect(&server.ws(), Format::Json).await.unwrap();
+    let (_, stream) = fan.subscribe("broadcast", None).await.unwrap();
+
+    let publish = |token: &str, data: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_umpire"))
+            .args(["publish", "--server", &format!("http://{}", server.addr)])
+            .args(["--admin-token", token, "broadcast", data])
+            .output()
+            .unwrap()
+    };
+    let out = tokio::task::block_in_place(|| publish("cli-secret", r#"{"text": "hello"}"#));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(answer, json!({"channel": "broadcast", "seq": 1}));
+    let env = tokio::time::timeout(Duration::from_secs(20), fan.next_event(stream))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(env["body"]["notice"]["data"], json!({"text": "hello"}));
+
+    let refused = tokio::task::block_in_place(|| publish("wrong", "hi"));
+    assert!(!refused.status.success());
+    let why = String::from_utf8_lossy(&refused.stderr);
+    assert!(why.contains("refused") && why.contains("401"), "{why}");
+}

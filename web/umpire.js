@@ -25,7 +25,7 @@ export class Umpire {
     this.audienceListeners = new Set();
     this.session = null;     // the token to resume with
     this.seen = new Map();   // game -> last seq received
-    this.entries = new Map(); // game -> how it was entered: {join: seat token} or {watch: key}
+    this.entries = new Map(); // game -> how it was entered: {join: token}, {watch: key}, {channel}
     this.skew = 0;           // server clock minus ours, from the last answer that said
     this.status = "connecting";
     this.attempt = 0;
@@ -101,6 +101,7 @@ export class Umpire {
       if (!resumed) {
         for (const [game, entry] of this.entries) {
           if (entry.join) await this.request({ type: "join", key: entry.join });
+          else if (entry.channel) await this.request({ type: "subscribe", channel: entry.channel, from: (this.seen.get(game) ?? 0) + 1 });
           else await this.request({ type: "watch", key: entry.watch, from: (this.seen.get(game) ?? 0) + 1 });
         }
       }
@@ -164,6 +165,12 @@ export class Umpire {
   async watch(key, from = 1) {
     const answer = await this.request({ type: "watch", key, from });
     return this.#entered(answer, { watch: key });
+  }
+  // Follow a channel (broadcast, user:<id>, group:<name>, session); its notices arrive as
+  // events of the stream `answer.game`.
+  async subscribe(channel, from = 1) {
+    const answer = await this.request({ type: "subscribe", channel, from });
+    return this.#entered(answer, { channel: answer.channel });
   }
   command(game, cmd) { return this.request({ type: "command", game, cmd }); }
   async leave(game) {

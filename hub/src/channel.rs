@@ -214,10 +214,7 @@ impl Channel {
                 Ok(version) => self.durable = version,
                 Err(e) => {
                     tracing::error!(channel = %self.name, error = %e, "the channel stops: a notice could not be made durable");
-                    for (reply, mut answer) in answers {
-                        answer.fail(&e);
-                        reply.send(answer);
-                    }
+                    crate::handle::fail_all(answers, &e);
                     return Err(());
                 }
             }

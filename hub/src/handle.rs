@@ -166,6 +166,14 @@ impl ReplyTo {
     }
 }
 
+/// Answer every request of a turn that could not be made durable with `e`.
+pub(crate) fn fail_all(answers: Vec<(ReplyTo, Answer)>, e: &HubError) {
+    for (reply, mut answer) in answers {
+        answer.fail(e);
+        reply.send(answer);
+    }
+}
+
 impl RoomMsg {
     /// Answer the message with `e` instead of handling it (its game stopped).
     pub(crate) fn fail(self, game: GameId, e: &HubError) {

@@ -556,10 +556,7 @@ impl<G: Game> Room<G> {
                 }
                 Err(e) => {
                     tracing::error!(game = self.id, error = %e, "the game stops: its events could not be made durable");
-                    for (reply, mut answer) in answers {
-                        answer.fail(&e);
-                        reply.send(answer);
-                    }
+                    crate::handle::fail_all(answers, &e);
                     return Err(());
                 }
             }

@@ -40,6 +40,8 @@ pub struct WsConfig {
     /// autotuning, which lets one stalled client hold megabytes. A small value makes a slow
     /// client fall back to catch-up from the log sooner.
     pub send_buffer_bytes: Option<usize>,
+    /// The bearer token `POST /api/publish` requires; `None` turns publishing over HTTP off.
+    pub admin_token: Option<String>,
 }
 
 impl Default for WsConfig {
@@ -58,6 +60,7 @@ impl Default for WsConfig {
             allowed_hosts: Vec::new(),
             read_buffer_bytes: 1024,
             send_buffer_bytes: None,
+            admin_token: None,
         }
     }
 }

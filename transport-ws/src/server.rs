@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::server::conn::http1;
@@ -140,9 +140,14 @@ async fn http<I>(ctx: Arc<Ctx>, io: I, addr: SocketAddr, stop: tokio_util::sync:
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let service = service_fn(move |req| {
+    let service = service_fn(move |req: Request<Incoming>| {
         let ctx = Arc::clone(&ctx);
-        async move { Ok::<_, Infallible>(route(&ctx, req, addr)) }
+        async move {
+            if req.method() == Method::POST && req.uri().path() == "/api/publish" {
+                return Ok::<_, Infallible>(publish(&ctx, req, addr).await);
+            }
+            Ok::<_, Infallible>(route(&ctx, req, addr))
+        }
     });
     // Kept alive for more requests only within `handshake_timeout`, like the upgrade.
     let conn = http1::Builder::new()
@@ -218,6 +223,83 @@ fn route(ctx: &Arc<Ctx>, req: Request<Incoming>, addr: SocketAddr) -> Response<F
             None => plain(StatusCode::NOT_FOUND, "not found\n"),
         },
     }
+}
+
+/// The largest body `POST /api/publish` reads.
+const MAX_PUBLISH_BODY: usize = 128 * 1024;
+
+/// `POST /api/publish` with `Authorization: Bearer <admin token>` and a body
+/// `{"channel": "...", "data": ...}`: publish a notice; answers `{"channel", "seq"}`.
+async fn publish(
+    ctx: &Arc<Ctx>,
+    req: Request<Incoming>,
+    addr: SocketAddr,
+) -> Response<Full<Bytes>> {
+    let json =
+        |status, body: serde_json::Value| respond(status, "application/json", body.to_string());
+    let error = |status, message: String| json(status, serde_json::json!({ "error": message }));
+    let Some(admin) = ctx.config.admin_token.as_deref() else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "publishing over HTTP is off: start the server with --admin-token".into(),
+        );
+    };
+    let given = header(req.headers(), header::AUTHORIZATION)
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if !same_secret(given.as_bytes(), admin.as_bytes()) {
+        tracing::info!(%addr, "refused a publish without the admin token");
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "send the admin token as Authorization: Bearer <token>".into(),
+        );
+    }
+    let body = match http_body_util::Limited::new(req.into_body(), MAX_PUBLISH_BODY)
+        .collect()
+        .await
+    {
+        Ok(body) => body.to_bytes(),
+        Err(e) => {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("the body could not be read (at most {MAX_PUBLISH_BODY} bytes): {e}"),
+            )
+        }
+    };
+    #[derive(serde::Deserialize)]
+    struct Notice {
+        channel: String,
+        #[serde(default)]
+        data: serde_json::Value,
+    }
+    let notice: Notice = match serde_json::from_slice(&body) {
+        Ok(notice) => notice,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("expected {{\"channel\": \"...\", \"data\": ...}}: {e}"),
+            )
+        }
+    };
+    match ctx.hub.publish(&notice.channel, notice.data).await {
+        Ok(seq) => json(
+            StatusCode::OK,
+            serde_json::json!({ "channel": notice.channel, "seq": seq }),
+        ),
+        Err(e) => {
+            let status = match e.code() {
+                umpire_engine::protocol::ErrorCode::BadMessage => StatusCode::BAD_REQUEST,
+                umpire_engine::protocol::ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+                _ => StatusCode::SERVICE_UNAVAILABLE,
+            };
+            error(status, e.to_string())
+        }
+    }
+}
+
+/// Compare secrets in time that does not depend on where they differ.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn header(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {

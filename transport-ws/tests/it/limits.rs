@@ -143,7 +143,7 @@ async fn only_allowed_origins_may_open_a_websocket() {
     server.stop().await;
 }
 
-fn token(secret: &str, sub: &str, expires_in: i64) -> String {
+pub(crate) fn token(secret: &str, sub: &str, expires_in: i64) -> String {
     signed(secret, &json!({"sub": sub, "exp": now() + expires_in}))
 }
 

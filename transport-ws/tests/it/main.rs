@@ -7,4 +7,5 @@ mod common;
 mod lifecycle;
 mod limits;
 mod native;
+mod sessions;
 mod tls;
