@@ -85,8 +85,13 @@ pub async fn within<T>(fut: impl Future<Output = T>) -> T {
 
 /// A plain HTTP/1.1 GET; returns the status code and the body.
 pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
     let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    http(addr, &request).await
+}
+
+/// Send `request` (whole, with `Connection: close`); the status code and the body.
+pub async fn http(addr: SocketAddr, request: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut response = String::new();
     within(stream.read_to_string(&mut response)).await.unwrap();

@@ -8,7 +8,6 @@ use crate::common::{serve, stalled_spectator, within, Options};
 use crate::limits::token;
 use futures_util::StreamExt as _;
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio_tungstenite::tungstenite::Message;
 use umpire_engine::protocol::{ClientMsg, ServerMsg};
 use umpire_store::{Log, MemLog};
@@ -203,7 +202,6 @@ async fn publishing_over_http_needs_the_admin_token_and_a_channel() {
 
 /// `POST /api/publish` with `body`; the status and the body of the answer.
 async fn post(addr: &std::net::SocketAddr, token: Option<&str>, body: &str) -> (u16, String) {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     let auth = token
         .map(|t| format!("Authorization: Bearer {t}\r\n"))
         .unwrap_or_default();
@@ -211,13 +209,5 @@ async fn post(addr: &std::net::SocketAddr, token: Option<&str>, body: &str) -> (
         "POST /api/publish HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = String::new();
-    within(stream.read_to_string(&mut response)).await.unwrap();
-    let status = response[9..12].parse().unwrap();
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
+    crate::common::http(*addr, &request).await
 }
