@@ -324,6 +324,11 @@ impl Session {
                 let mut resumed = false;
                 if let Some(link) = self.entered(game) {
                     resumed = std::mem::take(&mut link.quiet);
+                    if resumed {
+                        // The seat or the watching it was given back is not there after all.
+                        link.seat = None;
+                        link.watching = false;
+                    }
                     if link.entering == 0 && link.seat.is_none() && !link.watching {
                         self.games.remove(&game);
                     }

@@ -214,6 +214,11 @@ impl Session {
             let link = self.sent(handle);
             link.quiet = true;
             link.from = from;
+            // `resumed` tells the client its seats: a command may follow at once, and reaches
+            // the game after the message that takes the seat back.
+            link.seat = g.seat.as_ref().map(|(seat, _)| *seat);
+            link.token = g.seat.as_ref().map(|(_, token)| token.clone());
+            link.watching = g.seat.is_none();
             link.kind.clone_from(&g.kind);
             link.channel.clone_from(&g.channel);
             games.push(ResumedGame {
@@ -224,6 +229,8 @@ impl Session {
                 channel: g.channel,
             });
         }
+        // Kept under the new token at once: this connection may drop before any game answers.
+        self.save();
         tracing::debug!(session = self.id, games = games.len(), "session resumed");
         self.say(ServerMsg::Resumed {
             session: self.token.clone(),

@@ -12,5 +12,6 @@ mod props;
 mod restart;
 mod resume;
 mod session;
+mod sessions_props;
 mod storage;
 mod tally;
