@@ -94,7 +94,7 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
             cids: Vec::new(),
         }];
         for c in 1..CLIENTS {
-            let mut client = if c < PLAYERS {
+            let client = if c < PLAYERS {
                 let mut client = net.connect().await.unwrap();
                 client.join(game.join.as_deref().unwrap()).await.unwrap();
                 client
@@ -106,7 +106,6 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
                     .unwrap();
                 client
             };
-            let _ = client.session();
             clients.push(Player {
                 client,
                 connected: true,
