@@ -3,6 +3,10 @@
 //! benchmarks and tools use it.
 
 use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::{json, Value};
@@ -92,6 +96,44 @@ pub struct Game {
     pub watch: Option<String>,
 }
 
+/// Opens a new connection for a client whose connection dropped.
+pub type Dial<W> =
+    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<W, ClientError>> + Send>> + Send + Sync>;
+
+/// How a client reconnects by itself (see [`Client::reconnect_with`]).
+pub struct Redial<W> {
+    dial: Dial<W>,
+    /// Attempts per outage before giving up with [`ClientError::Closed`].
+    pub attempts: u32,
+    /// The wait before the first attempt; it doubles up to `max_delay`.
+    pub first_delay: Duration,
+    /// The longest wait between attempts.
+    pub max_delay: Duration,
+}
+
+impl<W> Redial<W> {
+    /// Reconnect through `dial`: 20 attempts, waiting 100 ms, then twice as long each time up to
+    /// 5 s (about a minute in all).
+    pub fn new(dial: Dial<W>) -> Self {
+        Redial {
+            dial,
+            attempts: 20,
+            first_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(5),
+        }
+    }
+}
+
+impl<W> std::fmt::Debug for Redial<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Redial")
+            .field("attempts", &self.attempts)
+            .field("first_delay", &self.first_delay)
+            .field("max_delay", &self.max_delay)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A client of the native protocol over some [`Wire`].
 #[derive(Debug)]
 pub struct Client<W: Wire> {
@@ -106,6 +148,12 @@ pub struct Client<W: Wire> {
     seen: std::collections::BTreeMap<GameId, Seq>,
     /// The session token the server gave last.
     session: Option<String>,
+    /// How to reconnect when the connection drops, if the client should.
+    redial: Option<Redial<W>>,
+    /// The token of the `hello` that signed this client in: sent again before resuming.
+    hello: Option<String>,
+    /// Connections this client has had: a request sent on an earlier one has no answer coming.
+    generation: u64,
 }
 
 impl<W: Wire> Client<W> {
@@ -118,6 +166,9 @@ impl<W: Wire> Client<W> {
             audience: std::collections::HashMap::new(),
             seen: std::collections::BTreeMap::new(),
             session: None,
+            redial: None,
+            hello: None,
+            generation: 0,
         }
     }
 
@@ -157,13 +208,115 @@ impl<W: Wire> Client<W> {
         }
     }
 
-    /// The next message off the wire, or `None` if it was a spectator count (noted).
+    /// Reconnect by itself when the connection drops: open a new one with `redial` and
+    /// resume the session there, so events continue exactly where they stopped. A request
+    /// that was waiting is sent again if that is safe (a command with a `cid`, join, watch,
+    /// subscribe, ping); otherwise (a `create`, a command without `cid`) it fails with
+    /// [`ClientError::Closed`], as it may or may not have been applied.
+    #[must_use]
+    pub fn reconnect_with(mut self, redial: Redial<W>) -> Self {
+        self.redial = Some(redial);
+        self
+    }
+
+    /// The next message off the wire, or `None` if it was a spectator count (noted) or the
+    /// connection was replaced (with [`Client::reconnect_with`]).
     async fn read_noting(&mut self) -> Result<Option<ServerMsg>, ClientError> {
-        let msg = self.wire.recv().await?;
+        match self.wire.recv().await {
+            Ok(msg) => Ok(self.note(msg)),
+            Err(ClientError::Closed) if self.may_redial() => {
+                self.redial().await?;
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether to reconnect after the connection closed: unless told not to, or the server
+    /// refused the client's token (trying again would not help).
+    fn may_redial(&self) -> bool {
+        self.redial.is_some()
+            && !matches!(self.wire.close_reason(), Some((1008, reason)) if reason == "bad token")
+    }
+
+    /// Open a new connection and resume on it, with backoff.
+    async fn redial(&mut self) -> Result<(), ClientError> {
+        let Some(r) = &self.redial else {
+            return Err(ClientError::Closed);
+        };
+        let (dial, attempts, mut delay, max) =
+            (Arc::clone(&r.dial), r.attempts, r.first_delay, r.max_delay);
+        for _ in 0..attempts {
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(max);
+            let Ok(wire) = dial().await else {
+                continue;
+            };
+            self.wire = wire;
+            self.generation += 1;
+            match self.resume_here().await {
+                Ok(()) => return Ok(()),
+                Err(ClientError::Closed) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(ClientError::Closed)
+    }
+
+    /// Sign in again if the client had, and resume its session, on the current wire alone
+    /// (no reconnecting from inside a reconnect).
+    async fn resume_here(&mut self) -> Result<(), ClientError> {
+        if let Some(token) = self.hello.clone() {
+            let hello = ClientMsg::Hello { token, r#ref: None };
+            match self.exchange(hello).await? {
+                ServerMsg::Welcome { .. } => {}
+                other => return Err(failure(other)),
+            }
+        }
+        let Some(session) = self.session.clone() else {
+            return Ok(()); // nothing entered yet: nothing to resume
+        };
+        let seen = self
+            .seen
+            .iter()
+            .map(|(game, seq)| (game.to_string(), *seq))
+            .collect();
+        let msg = ClientMsg::Resume {
+            session,
+            seen,
+            r#ref: None,
+        };
+        match self.exchange(msg).await? {
+            ServerMsg::Resumed { .. } => Ok(()),
+            other => Err(failure(other)),
+        }
+    }
+
+    /// Send `msg` with a fresh ref on the current wire and wait there for its answer.
+    async fn exchange(&mut self, mut msg: ClientMsg) -> Result<ServerMsg, ClientError> {
+        self.next_ref += 1;
+        let wanted = json!(self.next_ref);
+        msg.set_reference(wanted.clone());
+        self.wire.send(msg).await?;
+        loop {
+            let msg = self.wire.recv().await?;
+            let Some(answer) = self.note(msg) else {
+                continue;
+            };
+            if answer.reference() == Some(&wanted) {
+                return Ok(answer);
+            }
+            self.stash.push_back(answer);
+        }
+    }
+
+    /// Keep what a message says about the session (its token, each game's last seq, the
+    /// spectator counts); `None` for a message that is only that.
+    fn note(&mut self, msg: ServerMsg) -> Option<ServerMsg> {
         match &msg {
             ServerMsg::Audience { game, spectators } => {
                 self.audience.insert(*game, *spectators);
-                return Ok(None);
+                return None;
             }
             ServerMsg::Event { game, env } => {
                 if let Some(seq) = env["seq"].as_u64() {
@@ -194,7 +347,7 @@ impl<W: Wire> Client<W> {
             ServerMsg::Resumed { session, .. } => self.session = Some(session.clone()),
             _ => {}
         }
-        Ok(Some(msg))
+        Some(msg)
     }
 
     /// The session token the server gave last: [`Client::resume`] takes it back.
@@ -330,10 +483,28 @@ impl<W: Wire> Client<W> {
         self.next_ref += 1;
         let wanted = json!(self.next_ref);
         msg.set_reference(wanted.clone());
-        self.send(msg).await?;
+        let mut generation = self.generation;
+        match self.wire.send(msg.clone()).await {
+            Err(ClientError::Closed) if self.may_redial() => self.redial().await?,
+            sent => sent?,
+        }
         loop {
-            let answer = self.read().await?;
+            if self.generation != generation {
+                // A new connection: the request is lost with the old one.
+                if !resendable(&msg) {
+                    return Err(ClientError::Closed);
+                }
+                generation = self.generation;
+                self.wire.send(msg.clone()).await?;
+            }
+            let Some(answer) = self.read_noting().await? else {
+                continue;
+            };
             if answer.reference() == Some(&wanted) {
+                if let (ClientMsg::Hello { token, .. }, ServerMsg::Welcome { .. }) = (&msg, &answer)
+                {
+                    self.hello = Some(token.clone());
+                }
                 return Ok(answer);
             }
             self.stash.push_back(answer);
@@ -510,6 +681,20 @@ impl<W: Wire> Client<W> {
                 return Ok(out);
             }
         }
+    }
+}
+
+/// Whether a request lost with its connection may be sent again on the next: it is applied at
+/// most once either way.
+fn resendable(msg: &ClientMsg) -> bool {
+    match msg {
+        ClientMsg::Command { cid, .. } => cid.is_some(),
+        ClientMsg::Create { .. } | ClientMsg::Resume { .. } | ClientMsg::Hello { .. } => false,
+        ClientMsg::Join { .. }
+        | ClientMsg::Watch { .. }
+        | ClientMsg::Leave { .. }
+        | ClientMsg::Subscribe { .. }
+        | ClientMsg::Ping { .. } => true,
     }
 }
 

@@ -61,6 +61,11 @@ impl Default for Options {
 }
 
 pub async fn serve(options: Options) -> TestServer {
+    serve_on(options, "127.0.0.1:0".parse().unwrap()).await
+}
+
+/// Serve on `addr` (the address of a server that stopped, to restart it there).
+pub async fn serve_on(options: Options, addr: SocketAddr) -> TestServer {
     let mut builder = Hub::builder(options.log)
         .config(options.hub)
         .register(Connect4)
@@ -70,7 +75,7 @@ pub async fn serve(options: Options) -> TestServer {
         builder = builder.authenticator(Arc::new(JwtAuth::hs256(secret.as_bytes())));
     }
     let hub = builder.start().await.unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let listener = TcpListener::bind(addr).await.unwrap();
     let addr = listener.local_addr().unwrap();
     let task = tokio::spawn(umpire_ws::serve(listener, hub.clone(), options.ws));
     TestServer { addr, hub, task }

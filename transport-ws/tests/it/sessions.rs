@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::common::{serve, stalled_spectator, within, Options};
+use crate::common::{serve, serve_on, stalled_spectator, within, Options};
 use crate::limits::token;
 use futures_util::StreamExt as _;
 use serde_json::{json, Value};
@@ -210,4 +210,71 @@ async fn post(addr: &std::net::SocketAddr, token: Option<&str>, body: &str) -> (
         body.len()
     );
     crate::common::http(*addr, &request).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rust_client_reconnects_by_itself_and_carries_on_exactly() {
+    let log: Arc<dyn Log> = Arc::new(MemLog::new());
+    let options = || Options {
+        log: Arc::clone(&log),
+        ..Options::default()
+    };
+    let server = serve(options()).await;
+    let url = server.url("/ws");
+    let dial = move || -> umpire_hub::client::Dial<umpire_ws::client::WsWire> {
+        let url = url.clone();
+        Arc::new(move || {
+            let url = url.clone();
+            Box::pin(async move { Ok(connect(&url, Format::Json).await?.into_wire()) })
+        })
+    };
+    let redial = |d| umpire_hub::client::Redial::new(d);
+    let mut player = server
+        .client(Format::Json)
+        .await
+        .reconnect_with(redial(dial()));
+    let game = player.create("tally", json!({"seats": 2})).await.unwrap();
+    let mut fan = server
+        .client(Format::MsgPack)
+        .await
+        .reconnect_with(redial(dial()));
+    fan.watch(game.watch.as_deref().unwrap(), None)
+        .await
+        .unwrap();
+
+    // The player adds 40 times with cids while the server restarts under it.
+    let id = game.game;
+    let adds = tokio::spawn(async move {
+        for n in 0..40 {
+            let cid = Some(format!("add-{n}"));
+            player
+                .command_with_cid(id, json!({"add": 1}), cid)
+                .await
+                .unwrap();
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        player
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    let addr = server.addr;
+    server.stop().await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let server = serve_on(options(), addr).await;
+    let _player = within(adds).await.unwrap();
+
+    // Every add is in the log once; the spectator saw exactly the log.
+    let total = server.hub.inspect(id).await.unwrap();
+    assert_eq!(total.state["total"], json!(40));
+    let version = total.version;
+    let seen = within(fan.events(id, usize::try_from(version).unwrap()))
+        .await
+        .unwrap();
+    assert_eq!(seqs(&seen), (1..=version).collect::<Vec<_>>());
+    let records = log.read(id, 1, usize::MAX).unwrap();
+    let logged: Vec<Value> = records
+        .iter()
+        .map(|(_, r)| rmp_serde::from_slice(r).unwrap())
+        .collect();
+    assert_eq!(seen, logged);
+    server.stop().await;
 }
