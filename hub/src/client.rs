@@ -276,17 +276,7 @@ impl<W: Wire> Client<W> {
         let Some(session) = self.session.clone() else {
             return Ok(()); // nothing entered yet: nothing to resume
         };
-        let seen = self
-            .seen
-            .iter()
-            .map(|(game, seq)| (game.to_string(), *seq))
-            .collect();
-        let msg = ClientMsg::Resume {
-            session,
-            seen,
-            r#ref: None,
-        };
-        match self.exchange(msg).await? {
+        match self.exchange(self.resume_msg(session)).await? {
             ServerMsg::Resumed { .. } => Ok(()),
             other => Err(failure(other)),
         }
@@ -407,19 +397,23 @@ impl<W: Wire> Client<W> {
                 message: "no session to resume".into(),
             });
         };
+        match self.request(self.resume_msg(token)).await? {
+            resumed @ ServerMsg::Resumed { .. } => Ok(resumed),
+            other => Err(failure(other)),
+        }
+    }
+
+    /// `resume` for `session`, from just after each game's last seq received.
+    fn resume_msg(&self, session: String) -> ClientMsg {
         let seen = self
             .seen
             .iter()
             .map(|(game, seq)| (game.to_string(), *seq))
             .collect();
-        let msg = ClientMsg::Resume {
-            session: token,
+        ClientMsg::Resume {
+            session,
             seen,
             r#ref: None,
-        };
-        match self.request(msg).await? {
-            resumed @ ServerMsg::Resumed { .. } => Ok(resumed),
-            other => Err(failure(other)),
         }
     }
 
