@@ -309,6 +309,48 @@ async fn two_browsers_play_connect_four_while_a_third_watches() {
     std::fs::write(artifacts.join("connect4-spectator.png"), &png).unwrap();
     assert!(png.starts_with(b"\x89PNG"));
 
+    // Red offers a rematch: a new game, red again; yellow is offered it and takes the other
+    // seat; the spectator is offered to watch it.
+    click(&red, "#rematch").await;
+    until(
+        &red,
+        "return document.querySelector('#status').textContent",
+        json!("Waiting for an opponent (you are red): share the join link."),
+    )
+    .await;
+    until(
+        &yellow,
+        "return document.querySelector('#rematch').textContent",
+        json!("Play the rematch"),
+    )
+    .await;
+    until(
+        &watcher,
+        "return document.querySelector('#rematch-watch').hidden",
+        json!(false),
+    )
+    .await;
+    click(&yellow, "#rematch").await;
+    until(
+        &yellow,
+        "return document.querySelector('#status').textContent",
+        json!("Waiting for red (you are yellow)."),
+    )
+    .await;
+    until(
+        &red,
+        "return document.querySelector('#status').textContent",
+        json!("Your turn (you are red)."),
+    )
+    .await;
+    click(&watcher, "#rematch-watch").await;
+    until(
+        &watcher,
+        "return document.querySelector('#status').textContent",
+        json!("Watching: red to play."),
+    )
+    .await;
+
     // Mid-game everywhere: a new Connect Four (two moves in), a tally, a colony build under way.
     red.goto(&format!("http://{addr}/connect4.html"))
         .await

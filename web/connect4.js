@@ -10,6 +10,7 @@ let shown = null;          // replay step shown, or null to follow live
 const seated = new Set();  // seats taken: 0 red, 1 yellow
 const online = new Set();  // seats whose player is connected
 let spectators = 0;
+let rematchWatch = null;   // the rematch's watch link, for spectators
 
 for (let c = 0; c < COLUMNS; c++) {
   const column = document.createElement("div");
@@ -53,6 +54,7 @@ function render() {
   }
   $("#audience").textContent = spectators ? `${spectators} watching` : "";
   $("#status").textContent = status;
+  $(".rematch").hidden = !(outcome && (me || rematchWatch));
   document.body.dataset.moves = moves.length;
   document.body.dataset.outcome = outcome ? JSON.stringify(outcome) : "";
 }
@@ -85,6 +87,27 @@ client.onEvent((g, env) => {
   render();
 });
 client.onAudience((g, n) => { if (g === game) { spectators = n; render(); } });
+client.onRematch((g, next, watch) => {
+  if (g !== game) return;
+  if (me) {
+    $("#rematch-offer").textContent = "A rematch has started.";
+    $("#rematch").textContent = "Play the rematch";
+  } else {
+    rematchWatch = link("/connect4.html", "watch", watch);
+    $("#rematch-watch").href = rematchWatch;
+    $("#rematch-watch").hidden = false;
+    $("#rematch").hidden = true;
+  }
+  render();
+});
+$("#rematch").addEventListener("click", async () => {
+  $("#error").textContent = "";
+  try {
+    const answer = await client.rematch(game);
+    // The rematch is a new game: open it with this tab's new seat token.
+    location.search = `?token=${encodeURIComponent(answer.token)}`;
+  } catch (e) { $("#error").textContent = e.message; }
+});
 showConnection(client, $("#connection"));
 
 try {

@@ -23,6 +23,7 @@ export class Umpire {
     this.closeListeners = new Set();
     this.statusListeners = new Set();
     this.audienceListeners = new Set();
+    this.rematchListeners = new Set();
     this.session = null;     // the token to resume with
     this.seen = new Map();   // game -> last seq received
     this.entries = new Map(); // game -> how it was entered: {join: token}, {watch: key}, {channel}
@@ -47,6 +48,9 @@ export class Umpire {
   onStatus(fn) { this.statusListeners.add(fn); }
   // fn(game, spectators) when the server says how many watch.
   onAudience(fn) { this.audienceListeners.add(fn); }
+
+  // fn(game, next, watch) when a player of `game` started its rematch, `next`.
+  onRematch(fn) { this.rematchListeners.add(fn); }
 
   // The server's clock now, in ms since the epoch: for countdowns.
   serverNow() { return Date.now() + this.skew; }
@@ -127,6 +131,10 @@ export class Umpire {
       for (const fn of this.audienceListeners) fn(msg.game, msg.spectators);
       return;
     }
+    if (msg.type === "rematch") {
+      for (const fn of this.rematchListeners) fn(msg.game, msg.next, msg.watch);
+      return;
+    }
     const waiter = msg.ref !== undefined && this.pending.get(msg.ref);
     if (!waiter) return;
     this.pending.delete(msg.ref);
@@ -173,6 +181,8 @@ export class Umpire {
     return this.#entered(answer, { channel: answer.channel });
   }
   command(game, cmd) { return this.request({ type: "command", game, cmd }); }
+  // After `game` ended: start its rematch, or take a seat in the one started (created/joined).
+  rematch(game) { return this.request({ type: "rematch", game }); }
   async leave(game) {
     const answer = await this.request({ type: "leave", game });
     this.entries.delete(game);

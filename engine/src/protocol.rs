@@ -87,6 +87,16 @@ pub enum ClientMsg {
         #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
         r#ref: Option<Value>,
     },
+    /// After a game ended: play it again with the same players. The first to ask creates the
+    /// new game (answered `created`) and everyone in the old one is told (`rematch`); the
+    /// others ask too and take a seat in it (answered `joined`).
+    Rematch {
+        /// The finished game.
+        game: GameId,
+        /// Echoed in the answer.
+        #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+        r#ref: Option<Value>,
+    },
     /// Take back a session after a disconnect (or a server restart): its identity, seats,
     /// games watched, each from just after the seq given in `seen`. Answered by `resumed`.
     Resume {
@@ -120,6 +130,7 @@ impl ClientMsg {
             | ClientMsg::Leave { r#ref, .. }
             | ClientMsg::Subscribe { r#ref, .. }
             | ClientMsg::Resume { r#ref, .. }
+            | ClientMsg::Rematch { r#ref, .. }
             | ClientMsg::Ping { r#ref, .. } => r#ref.as_ref(),
         }
     }
@@ -139,6 +150,7 @@ impl ClientMsg {
             | ClientMsg::Leave { r#ref, .. }
             | ClientMsg::Subscribe { r#ref, .. }
             | ClientMsg::Resume { r#ref, .. }
+            | ClientMsg::Rematch { r#ref, .. }
             | ClientMsg::Ping { r#ref, .. } => r#ref,
         }
     }
@@ -347,6 +359,16 @@ pub enum ServerMsg {
         /// Connections watching it without a seat.
         spectators: u64,
     },
+    /// A player of the finished `game` started a rematch, `next`: players send `rematch` to
+    /// take their seat in it; anyone may watch it with `watch`.
+    Rematch {
+        /// The finished game.
+        game: GameId,
+        /// The new game.
+        next: GameId,
+        /// The new game's watch key.
+        watch: String,
+    },
     /// The server is going away; reconnect later with your seat token or watch key.
     Closing {
         /// Why.
@@ -367,9 +389,10 @@ impl ServerMsg {
             | ServerMsg::Ok { r#ref, .. }
             | ServerMsg::Error { r#ref, .. }
             | ServerMsg::Pong { r#ref, .. } => r#ref.as_ref(),
-            ServerMsg::Event { .. } | ServerMsg::Audience { .. } | ServerMsg::Closing { .. } => {
-                None
-            }
+            ServerMsg::Event { .. }
+            | ServerMsg::Audience { .. }
+            | ServerMsg::Rematch { .. }
+            | ServerMsg::Closing { .. } => None,
         }
     }
 

@@ -683,7 +683,10 @@ impl<W: Wire> Client<W> {
 fn resendable(msg: &ClientMsg) -> bool {
     match msg {
         ClientMsg::Command { cid, .. } => cid.is_some(),
-        ClientMsg::Create { .. } | ClientMsg::Resume { .. } | ClientMsg::Hello { .. } => false,
+        ClientMsg::Create { .. }
+        | ClientMsg::Resume { .. }
+        | ClientMsg::Hello { .. }
+        | ClientMsg::Rematch { .. } => false,
         ClientMsg::Join { .. }
         | ClientMsg::Watch { .. }
         | ClientMsg::Leave { .. }

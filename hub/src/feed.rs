@@ -15,7 +15,7 @@ use umpire_engine::protocol::{CloseCode, ErrorCode, GameId, ServerMsg};
 use umpire_engine::Seq;
 
 use crate::frames::{Frame, Published};
-use crate::handle::Answer;
+use crate::handle::{Answer, RematchPlan, RoomMsg};
 use crate::outbox::Item;
 use crate::session::{Outgoing, Session, Stage};
 
@@ -142,7 +142,8 @@ impl Session {
                 self.answer(r, answer);
             }
             Item::Notice(notice) => {
-                let ServerMsg::Audience { game, .. } = &*notice else {
+                let (ServerMsg::Audience { game, .. } | ServerMsg::Rematch { game, .. }) = &*notice
+                else {
                     return;
                 };
                 if self.games.get(game).is_some_and(|l| l.next.is_some()) {
@@ -216,6 +217,11 @@ impl Session {
                 link.token = Some(seated.joined.token.clone());
                 link.kind.clone_from(&seated.joined.kind);
                 let (quiet, from) = (std::mem::take(&mut link.quiet), link.from);
+                if let (Some(old), Some((join, watch))) =
+                    (self.rematches.remove(&game), seated.invite.clone())
+                {
+                    self.rematch_ready(old, Some((game, join, watch)));
+                }
                 let j = seated.joined;
                 let now = self.rt().clock.now();
                 let session = Some(self.token.clone());
@@ -321,6 +327,9 @@ impl Session {
             } => {
                 // A game asked for but never entered is forgotten again, once nothing else
                 // asked for it is still on its way.
+                if let Some(old) = self.rematches.remove(&game) {
+                    self.rematch_ready(old, None);
+                }
                 let mut resumed = false;
                 if let Some(link) = self.entered(game) {
                     resumed = std::mem::take(&mut link.quiet);
@@ -344,6 +353,35 @@ impl Session {
             Answer::Command { result: Err(e), .. } | Answer::Left { result: Err(e), .. } => {
                 self.refuse_with(&e, r);
             }
+            Answer::Rematch { game, result } => {
+                // The create or join below counts the answer it is owed.
+                let sent = match result {
+                    Ok(RematchPlan::Create { kind, config }) => {
+                        match self.create(&kind, config, r.clone()) {
+                            Ok(next) => {
+                                self.rematches.insert(next, game);
+                                Ok(())
+                            }
+                            Err(e) => {
+                                self.rematch_ready(game, None);
+                                Err(e)
+                            }
+                        }
+                    }
+                    Ok(RematchPlan::Join { key }) => self.join(&key, r.clone()),
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = sent {
+                    self.refuse_with(&e, r);
+                }
+            }
+        }
+    }
+
+    /// Tell the finished game `old` that its rematch exists (or could not be created).
+    fn rematch_ready(&mut self, old: GameId, next: Option<(GameId, String, String)>) {
+        if let Some(link) = self.games.get(&old) {
+            let _ = link.handle.send(RoomMsg::RematchReady { next });
         }
     }
 

@@ -113,6 +113,20 @@ pub(crate) enum Answer {
     },
     /// Following again after the game's task was restarted; the head is where the log ends.
     Followed { game: GameId, result: Result<Seq> },
+    /// What a player asking for a rematch of the finished `game` should do.
+    Rematch {
+        game: GameId,
+        result: Result<RematchPlan>,
+    },
+}
+
+/// The way to a finished game's rematch.
+#[derive(Debug, Clone)]
+pub(crate) enum RematchPlan {
+    /// Nobody started it: create a game of `kind` with `config`, then report it.
+    Create { kind: String, config: Value },
+    /// It exists: take a seat with this join key.
+    Join { key: String },
 }
 
 impl Answer {
@@ -140,6 +154,7 @@ impl Answer {
             Answer::Watching { result, .. } => *result = Err(e.clone()),
             Answer::Left { result, .. } => *result = Err(e.clone()),
             Answer::Followed { result, .. } => *result = Err(e.clone()),
+            Answer::Rematch { result, .. } => *result = Err(e.clone()),
         }
     }
 }
@@ -212,8 +227,17 @@ impl RoomMsg {
                     result: Ok(0),
                 },
             ),
+            RoomMsg::Rematch { reply, .. } => (
+                reply,
+                Answer::Rematch {
+                    game,
+                    result: Ok(RematchPlan::Join { key: String::new() }),
+                },
+            ),
             // Nobody waits for these, or the waiter sees its channel dropped.
-            RoomMsg::Unsubscribe { .. } | RoomMsg::Inspect { .. } => return,
+            RoomMsg::Unsubscribe { .. }
+            | RoomMsg::RematchReady { .. }
+            | RoomMsg::Inspect { .. } => return,
         };
         let mut answer = answer;
         answer.fail(e);
@@ -262,6 +286,12 @@ pub(crate) enum RoomMsg {
     Follow { sub: Subscriber, reply: ReplyTo },
     /// Append a notice to a channel (channels only).
     Publish { data: Value, reply: ReplyTo },
+    /// A player asks for a rematch of this (finished) game.
+    Rematch { reply: ReplyTo },
+    /// The rematch a player was told to create exists (`None`: creating it failed).
+    RematchReady {
+        next: Option<(GameId, String, String)>,
+    },
     /// Stop sending to `session`.
     Unsubscribe { session: SessionId },
     /// Report the game's state.

@@ -68,6 +68,19 @@ pub(crate) struct Room<G: Game> {
     told: (u64, Millis),
     /// A changed count waits until then to be told (at most one notice a second).
     audience_due: Option<Millis>,
+    /// This finished game's rematch, once a player asked for one.
+    rematch: Rematch,
+}
+
+/// Where a finished game's rematch stands.
+#[derive(Debug, Default)]
+enum Rematch {
+    #[default]
+    None,
+    /// A player was told to create it.
+    Creating,
+    /// It exists: its join key.
+    Ready(String),
 }
 
 /// How often at most the spectator count is told to a game's subscribers.
@@ -142,6 +155,7 @@ impl<G: Game> Room<G> {
             roster_changed: false,
             told: (0, 0),
             audience_due: None,
+            rematch: Rematch::None,
         };
         if room.durable > 0 {
             // Loaded from the log: nobody is connected yet, whatever its last presence said.
@@ -357,6 +371,21 @@ impl<G: Game> Room<G> {
                 turn.answers.push((reply, answer));
             }
             RoomMsg::Unsubscribe { session } => self.unsubscribe(session, turn),
+            RoomMsg::Rematch { reply } => {
+                let result = self.rematch();
+                turn.answers.push((reply, Answer::Rematch { game, result }));
+            }
+            RoomMsg::RematchReady { next } => match next {
+                Some((next, join, watch)) => {
+                    self.rematch = Rematch::Ready(join);
+                    let notice =
+                        Arc::new(umpire_engine::protocol::ServerMsg::Rematch { game, next, watch });
+                    for sub in &self.subscribers {
+                        sub.outbox.push_notice(&notice);
+                    }
+                }
+                None => self.rematch = Rematch::None,
+            },
             RoomMsg::Publish { reply, .. } => {
                 let e = HubError::Forbidden("a game is not a channel".into());
                 let result = Err(e);
@@ -365,6 +394,31 @@ impl<G: Game> Room<G> {
             RoomMsg::Inspect { reply } => {
                 let _ = reply.send(self.inspect());
             }
+        }
+    }
+
+    /// What a player asking for a rematch should do: create it (the first to ask), or join it.
+    fn rematch(&mut self) -> Result<crate::handle::RematchPlan> {
+        use crate::handle::RematchPlan;
+        if !self.m.is_over() {
+            return Err(HubError::Forbidden(
+                "the game is not over: a rematch comes after it".into(),
+            ));
+        }
+        match &self.rematch {
+            Rematch::None => {
+                let config = serde_json::to_value(self.m.config())
+                    .map_err(|e| HubError::BadConfig(e.to_string()))?;
+                self.rematch = Rematch::Creating;
+                Ok(RematchPlan::Create {
+                    kind: G::KIND.to_owned(),
+                    config,
+                })
+            }
+            Rematch::Creating => Err(HubError::Rejected(
+                "the rematch is being started: ask again once you are told".into(),
+            )),
+            Rematch::Ready(join) => Ok(RematchPlan::Join { key: join.clone() }),
         }
     }
 

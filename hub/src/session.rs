@@ -87,6 +87,8 @@ pub struct Session {
     pub(crate) token: String,
     /// Whether a record of this session is in the log.
     pub(crate) saved: bool,
+    /// Rematches this session is creating: new game -> the finished game to tell.
+    pub(crate) rematches: HashMap<GameId, GameId>,
     /// The session's public id: its channel is `session:<sid>`.
     pub(crate) sid: String,
     pub(crate) games: HashMap<GameId, Link>,
@@ -128,6 +130,7 @@ impl Session {
             guest: crate::keys::guest_name(),
             token,
             saved: false,
+            rematches: HashMap::new(),
             sid: crate::keys::new_key()[..12].to_owned(),
             games: HashMap::new(),
             creates: crate::quota::Window::default(),
@@ -235,7 +238,10 @@ impl Session {
                 Ok(())
             }
             ClientMsg::Hello { token, .. } => self.hello(&token, r.clone()),
-            ClientMsg::Create { kind, config, .. } => self.create(&kind, config, r.clone()),
+            ClientMsg::Create { kind, config, .. } => {
+                self.create(&kind, config, r.clone()).map(|_| ())
+            }
+            ClientMsg::Rematch { game, .. } => self.rematch(game, r.clone()),
             ClientMsg::Join { key, .. } => self.join(&key, r.clone()),
             ClientMsg::Watch { key, from, .. } => self.watch(&key, from, r.clone()),
             ClientMsg::Command { game, cmd, cid, .. } => self.command(game, cmd, cid, r.clone()),
@@ -325,7 +331,13 @@ impl Session {
         Ok(())
     }
 
-    fn create(&mut self, kind: &str, config: Value, r: Option<Value>) -> Result<(), HubError> {
+    /// Create a game; its id (the answer comes later).
+    pub(crate) fn create(
+        &mut self,
+        kind: &str,
+        config: Value,
+        r: Option<Value>,
+    ) -> Result<GameId, HubError> {
         self.room_for_one_more()?;
         let limits = &self.rt().config.limits;
         let (per_minute, per_player) = (limits.creates_per_minute, limits.live_games_per_player);
@@ -353,11 +365,26 @@ impl Session {
         if let Some(user) = &self.user {
             self.hub.creates.record(user, now);
         }
+        let game = handle.game;
         self.sent(handle);
+        Ok(game)
+    }
+
+    /// Ask the finished `game` for its rematch (see `Answer::Rematch` in `feed.rs`).
+    fn rematch(&mut self, game: GameId, r: Option<Value>) -> Result<(), HubError> {
+        if self.games.get(&game).and_then(|l| l.seat).is_none() {
+            return Err(HubError::NotFound(format!(
+                "you have no seat in game {game}: only its players start a rematch"
+            )));
+        }
+        self.live(game)?.send(RoomMsg::Rematch {
+            reply: self.reply(r),
+        })?;
+        self.in_flight += 1;
         Ok(())
     }
 
-    fn join(&mut self, key: &str, r: Option<Value>) -> Result<(), HubError> {
+    pub(crate) fn join(&mut self, key: &str, r: Option<Value>) -> Result<(), HubError> {
         self.room_for_one_more()?;
         let sub = Some(self.subscriber());
         let reply = self.reply(r);

@@ -9,6 +9,7 @@ mod identity;
 mod limits;
 mod presence;
 mod props;
+mod rematch;
 mod restart;
 mod resume;
 mod session;
