@@ -74,6 +74,12 @@ async fn until(page: &Client, script: &str, want: Value) {
     panic!("{script} is {last}, not {want}");
 }
 
+/// Wait until the element `css` shows `want`.
+async fn text(page: &Client, css: &str, want: &str) {
+    let script = format!("return document.querySelector('{css}').textContent");
+    until(page, &script, json!(want)).await;
+}
+
 async fn attr(page: &Client, css: &str, name: &str) -> String {
     page.find(Locator::Css(css))
         .await
@@ -164,12 +170,7 @@ async fn two_browsers_play_connect_four_while_a_third_watches() {
     hub.publish("broadcast", json!({"text": "Welcome to umpire"}))
         .await
         .unwrap();
-    until(
-        &red,
-        "return document.querySelector('#notices li').textContent",
-        json!("Welcome to umpire"),
-    )
-    .await;
+    text(&red, "#notices li", "Welcome to umpire").await;
     hub.publish("broadcast", json!("Tournament at noon"))
         .await
         .unwrap();
@@ -186,10 +187,10 @@ async fn two_browsers_play_connect_four_while_a_third_watches() {
         json!(false),
     )
     .await;
-    until(
+    text(
         &red,
-        "return document.querySelector('#status').textContent",
-        json!("Waiting for an opponent (you are red): share the join link."),
+        "#status",
+        "Waiting for an opponent (you are red): share the join link.",
     )
     .await;
     let join = attr(&red, ".join", "href").await;
@@ -224,12 +225,7 @@ async fn two_browsers_play_connect_four_while_a_third_watches() {
         }
     }
     for page in [&red, &yellow, &watcher] {
-        until(
-            page,
-            "return document.querySelector('#status').textContent",
-            json!("Red wins!"),
-        )
-        .await;
+        text(page, "#status", "Red wins!").await;
     }
     // The winning four are marked on every page.
     for page in [&red, &yellow, &watcher] {
@@ -280,25 +276,15 @@ async fn two_browsers_play_connect_four_while_a_third_watches() {
         watcher.execute(step, vec![json!(7)]).await.unwrap(),
         json!(7)
     );
-    until(
-        &watcher,
-        "return document.querySelector('#step-label').textContent",
-        json!("live"),
-    )
-    .await;
+    text(&watcher, "#step-label", "live").await;
 
     // The join link of a full, finished game opens it to watch, and says so.
     watcher.goto(&join).await.unwrap();
-    until(
+    text(&watcher, "#status", "Red wins!").await;
+    text(
         &watcher,
-        "return document.querySelector('#status').textContent",
-        json!("Red wins!"),
-    )
-    .await;
-    until(
-        &watcher,
-        "return document.querySelector('#notice').textContent",
-        json!("This game is over: you are watching it."),
+        "#notice",
+        "This game is over: you are watching it.",
     )
     .await;
     assert_eq!(board(&watcher).await, board(&red).await);
@@ -312,18 +298,13 @@ async fn two_browsers_play_connect_four_while_a_third_watches() {
     // Red offers a rematch: a new game, red again; yellow is offered it and takes the other
     // seat; the spectator is offered to watch it.
     click(&red, "#rematch").await;
-    until(
+    text(
         &red,
-        "return document.querySelector('#status').textContent",
-        json!("Waiting for an opponent (you are red): share the join link."),
+        "#status",
+        "Waiting for an opponent (you are red): share the join link.",
     )
     .await;
-    until(
-        &yellow,
-        "return document.querySelector('#rematch').textContent",
-        json!("Play the rematch"),
-    )
-    .await;
+    text(&yellow, "#rematch", "Play the rematch").await;
     until(
         &watcher,
         "return document.querySelector('#rematch-watch').hidden",
@@ -331,25 +312,10 @@ async fn two_browsers_play_connect_four_while_a_third_watches() {
     )
     .await;
     click(&yellow, "#rematch").await;
-    until(
-        &yellow,
-        "return document.querySelector('#status').textContent",
-        json!("Waiting for red (you are yellow)."),
-    )
-    .await;
-    until(
-        &red,
-        "return document.querySelector('#status').textContent",
-        json!("Your turn (you are red)."),
-    )
-    .await;
+    text(&yellow, "#status", "Waiting for red (you are yellow).").await;
+    text(&red, "#status", "Your turn (you are red).").await;
     click(&watcher, "#rematch-watch").await;
-    until(
-        &watcher,
-        "return document.querySelector('#status').textContent",
-        json!("Watching: red to play."),
-    )
-    .await;
+    text(&watcher, "#status", "Watching: red to play.").await;
 
     // Mid-game everywhere: a new Connect Four (two moves in), a tally, a colony build under way.
     red.goto(&format!("http://{addr}/connect4.html"))
@@ -363,12 +329,7 @@ async fn two_browsers_play_connect_four_while_a_third_watches() {
     .await;
     let join = attr(&red, ".join", "href").await;
     yellow.goto(&join).await.unwrap();
-    until(
-        &red,
-        "return document.querySelector('#status').textContent",
-        json!("Your turn (you are red)."),
-    )
-    .await;
+    text(&red, "#status", "Your turn (you are red).").await;
     click(&red, ".column[data-column='2']").await;
     until(&yellow, "return document.body.dataset.moves", json!("1")).await;
     click(&yellow, ".column[data-column='3']").await;
@@ -377,30 +338,15 @@ async fn two_browsers_play_connect_four_while_a_third_watches() {
         .goto(&format!("http://{addr}/tally.html"))
         .await
         .unwrap();
-    until(
-        &watcher,
-        "return document.querySelector('#status').textContent",
-        json!("You hold seat 0."),
-    )
-    .await;
+    text(&watcher, "#status", "You hold seat 0.").await;
     click(&watcher, "[data-add='5']").await;
-    until(
-        &watcher,
-        "return document.querySelector('#total').textContent",
-        json!("5"),
-    )
-    .await;
+    text(&watcher, "#total", "5").await;
     let colony = browser(port, &profiles.path().join("colony")).await;
     colony
         .goto(&format!("http://{addr}/colony.html"))
         .await
         .unwrap();
-    until(
-        &colony,
-        "return document.querySelector('#status').textContent",
-        json!("You hold seat 0."),
-    )
-    .await;
+    text(&colony, "#status", "You hold seat 0.").await;
     click(&colony, "[data-building='hut']").await;
     until(
         &colony,
@@ -419,18 +365,13 @@ async fn two_browsers_play_connect_four_while_a_third_watches() {
             json!("reconnecting"),
         )
         .await;
-        until(
-            page,
-            "return document.querySelector('#connection').textContent",
-            json!("Reconnecting…"),
-        )
-        .await;
+        text(page, "#connection", "Reconnecting…").await;
     }
     click(&yellow, ".column[data-column='3']").await;
-    until(
+    text(
         &yellow,
-        "return document.querySelector('#error').textContent",
-        json!("reconnecting to the server: try again in a moment"),
+        "#error",
+        "reconnecting to the server: try again in a moment",
     )
     .await;
 
@@ -459,24 +400,14 @@ async fn two_browsers_play_connect_four_while_a_third_watches() {
             json!("resumed"),
         )
         .await;
-        until(
-            page,
-            "return document.querySelector('#connection').textContent",
-            json!(""),
-        )
-        .await;
+        text(page, "#connection", "").await;
     }
     click(&red, ".column[data-column='2']").await;
     for page in [&red, &yellow] {
         until(page, "return document.body.dataset.moves", json!("3")).await;
     }
     click(&watcher, "[data-add='1']").await;
-    until(
-        &watcher,
-        "return document.querySelector('#total').textContent",
-        json!("6"),
-    )
-    .await;
+    text(&watcher, "#total", "6").await;
     // The hut (10 s) completes on the restarted server, and the page shows it.
     until(
         &colony,
