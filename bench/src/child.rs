@@ -214,6 +214,9 @@ pub(crate) fn umpire_args(data: Option<&Path>, durability: &str, extra: &[&str])
         "1000000",
         "--live-games-per-player",
         "1000000",
+        // Players stay in every game they played (only spectators leave the last one).
+        "--games-per-connection",
+        "1000000",
     ]
     .iter()
     .map(|s| (*s).to_owned())

@@ -487,7 +487,7 @@ async fn next(ws: &mut Ws, proto: Proto) -> anyhow::Result<Seen> {
 async fn reply(ws: &mut Ws, proto: Proto, what: &str) -> anyhow::Result<ServerMsg> {
     loop {
         match next(ws, proto).await? {
-            Seen::Event { .. } => continue,
+            Seen::Event { .. } | Seen::Other => continue,
             seen => return expect_reply(seen, what),
         }
     }

@@ -127,7 +127,7 @@ pub(crate) fn classify(proto: Proto, message: &Message) -> anyhow::Result<Seen> 
                 let seq = json_number_after(bytes, b"\"seq\":").context("event without seq")?;
                 return Ok(Seen::Event { game, seq });
             }
-            Ok(Seen::Reply(Box::new(serde_json::from_str(text.as_str())?)))
+            Ok(reply_or_news(serde_json::from_str(text.as_str())?))
         }
         (_, Message::Binary(bytes)) => {
             if find(bytes, b"\xa5event").is_some() {
@@ -135,10 +135,19 @@ pub(crate) fn classify(proto: Proto, message: &Message) -> anyhow::Result<Seen> 
                 let seq = msgpack_uint_after(bytes, b"\xa3seq").context("event without seq")?;
                 return Ok(Seen::Event { game, seq });
             }
-            Ok(Seen::Reply(Box::new(decode_server_msgpack(bytes)?)))
+            Ok(reply_or_news(decode_server_msgpack(bytes)?))
         }
         (_, Message::Close(_)) => Ok(Seen::Closed),
         _ => Ok(Seen::Other),
+    }
+}
+
+/// A native message that is not an event: a reply, or news the server sends unasked (a
+/// spectator count, a rematch), which no load step waits for.
+fn reply_or_news(msg: ServerMsg) -> Seen {
+    match msg {
+        ServerMsg::Audience { .. } | ServerMsg::Rematch { .. } => Seen::Other,
+        reply => Seen::Reply(Box::new(reply)),
     }
 }
 
@@ -210,6 +219,22 @@ pub(crate) fn expect_reply(seen: Seen, what: &str) -> anyhow::Result<ServerMsg> 
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn news_the_server_sends_unasked_is_no_reply() {
+        let audience = ServerMsg::Audience {
+            game: 3,
+            spectators: 9,
+        };
+        let text = Message::text(serde_json::to_string(&audience).unwrap_or_default());
+        assert!(matches!(classify(Proto::Json, &text), Ok(Seen::Other)));
+        let pong = ServerMsg::Pong {
+            now: 1,
+            r#ref: None,
+        };
+        let text = Message::text(serde_json::to_string(&pong).unwrap_or_default());
+        assert!(matches!(classify(Proto::Json, &text), Ok(Seen::Reply(_))));
+    }
 
     #[test]
     fn events_are_read_in_both_formats_and_any_key_order() {

@@ -492,7 +492,11 @@ impl<G: Game> Room<G> {
                 spectators,
             })
         };
-        if count != self.told.0 {
+        if count == self.told.0 {
+            // Back to what was told: nothing to tell when the second is up. (Left set, the
+            // due time would wake the task again and again.)
+            self.audience_due = None;
+        } else {
             let next = self.told.1 + AUDIENCE_EVERY;
             if now >= next {
                 self.told = (count, now);
