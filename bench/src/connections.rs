@@ -140,7 +140,7 @@ fn measure(
                 host.send(native(Proto::Json, &create)).await?;
                 let watch = loop {
                     match classify(Proto::Json, &host.next().await.context("closed")??)? {
-                        Seen::Event { .. } => continue,
+                        Seen::Event { .. } | Seen::Other => continue,
                         seen => match expect_reply(seen, "created")? {
                             ServerMsg::Created { watch, .. } => break watch,
                             other => bail!("expected created, got {other:?}"),
@@ -183,7 +183,8 @@ async fn request_all(conns: &mut [Ws], msg: &ClientMsg, concurrency: usize) -> a
             ws.send(native(Proto::Json, msg)).await?;
             loop {
                 match classify(Proto::Json, &ws.next().await.context("closed")??)? {
-                    Seen::Event { .. } => continue,
+                    // Events and news (a spectator count) come before the answer.
+                    Seen::Event { .. } | Seen::Other => continue,
                     seen => {
                         expect_reply(seen, "an answer")?;
                         return Ok(());
