@@ -1,7 +1,6 @@
 //! The `umpire` command line as a library: the binary parses [`Cli`] and calls [`run`]; the
 //! benchmarks start the very same server in a child process through it.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -57,9 +56,9 @@ enum DurabilityArg {
 /// `umpire serve`: every flag of the server.
 #[derive(Debug, Args)]
 pub struct Serve {
-    /// Address to listen on.
+    /// Address to listen on: `host:port`, the host a name (`localhost`) or an IP address.
     #[arg(long, default_value = "127.0.0.1:8080")]
-    listen: SocketAddr,
+    listen: String,
     /// Folder of the event log (created if missing).
     #[arg(long, default_value = "./umpire-data")]
     data: PathBuf,
@@ -249,17 +248,38 @@ pub async fn publish_notice(args: Publish) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Listen on `listen` (`host:port`; a host name is resolved), with a plain reason when the
+/// port is taken.
+async fn bind(listen: &str) -> anyhow::Result<tokio::net::TcpListener> {
+    match tokio::net::TcpListener::bind(listen).await {
+        Ok(listener) => Ok(listener),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => anyhow::bail!(
+            "{listen} is already in use: is another umpire (or another server) running there? \
+             Choose another address with --listen"
+        ),
+        Err(e) => Err(e).with_context(|| {
+            format!("listening on {listen:?} (give host:port, such as 127.0.0.1:8080)")
+        }),
+    }
+}
+
 /// Serve until SIGINT or SIGTERM, then shut down cleanly.
 ///
 /// # Errors
 /// The log cannot be opened or restored, the address cannot be bound, the final flush failed.
 pub async fn serve_until_signal(args: Serve) -> anyhow::Result<()> {
+    // The port first: a server that cannot listen says so before restoring anything.
+    let listener = bind(&args.listen).await?;
     let log: Arc<dyn Log> = if args.memory {
         Arc::new(MemLog::new())
     } else {
         // A previous server on this folder may still be letting go of it.
-        let sled = SledLog::open_retrying(&args.data, Duration::from_secs(2))
-            .with_context(|| format!("opening the event log in {}", args.data.display()))?;
+        let sled =
+            SledLog::open_retrying(&args.data, Duration::from_secs(2)).map_err(|e| match e {
+                umpire_store::StoreError::Locked(_) => anyhow::anyhow!("{e}"),
+                e => anyhow::Error::new(e)
+                    .context(format!("opening the event log in {}", args.data.display())),
+            })?;
         Arc::new(sled)
     };
     let durability = match args.durability {
@@ -300,9 +320,6 @@ pub async fn serve_until_signal(args: Serve) -> anyhow::Result<()> {
         .start()
         .await
         .context("restoring games from the log")?;
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("listening on {}", args.listen))?;
     let mut ws = WsConfig {
         max_message_bytes: args.max_message_bytes,
         max_connections: args.max_connections,

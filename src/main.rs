@@ -4,7 +4,7 @@ use std::io::IsTerminal as _;
 
 use clap::Parser as _;
 
-fn main() -> anyhow::Result<()> {
+fn main() {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         // Colour only for a person at a terminal, not in files and journals.
@@ -14,5 +14,9 @@ fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-    umpire::run(umpire::Cli::parse())
+    // The reason and its causes, in words: no backtrace for a port that is taken.
+    if let Err(e) = umpire::run(umpire::Cli::parse()) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
 }

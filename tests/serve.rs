@@ -205,3 +205,47 @@ async fn umpire_publish_sends_a_notice_that_subscribers_receive() {
     let why = String::from_utf8_lossy(&refused.stderr);
     assert!(why.contains("refused") && why.contains("401"), "{why}");
 }
+
+#[test]
+fn a_taken_port_a_held_folder_and_a_host_name_are_handled_in_plain_words() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(&data.path().join("a"), &[]);
+    let serve = |listen: &str, folder: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_umpire"))
+            .args(["serve", "--listen", listen, "--data"])
+            .arg(data.path().join(folder))
+            .env("RUST_BACKTRACE", "1")
+            .output()
+            .unwrap()
+    };
+    // The port is checked before anything is restored, and said in words, without a backtrace.
+    let taken = serve(&server.addr, "b");
+    let why = String::from_utf8_lossy(&taken.stderr);
+    assert!(!taken.status.success());
+    assert!(why.contains("is already in use"), "{why}");
+    assert!(!why.contains("backtrace"), "{why}");
+    // Two servers never share a folder.
+    let held = serve("127.0.0.1:0", "a");
+    let why = String::from_utf8_lossy(&held.stderr);
+    assert!(!held.status.success());
+    assert!(why.contains("is in use by another process"), "{why}");
+    // A host name is a fine address.
+    let mut named = std::process::Command::new(env!("CARGO_BIN_EXE_umpire"))
+        .args(["serve", "--listen", "localhost:0", "--data"])
+        .arg(data.path().join("c"))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(named.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let _ = named.kill();
+    let _ = named.wait();
+    assert!(
+        line.contains("http://127.0.0.1:") || line.contains("http://[::1]:"),
+        "{line}"
+    );
+}

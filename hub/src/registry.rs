@@ -142,6 +142,7 @@ impl Registry {
             None => self.rt.owners.count(&player),
         };
         let handle = k.start(&self.rt, config, owner)?;
+        tracing::info!(game = handle.game, kind, player = %player, "game created");
         self.rooms().insert(handle.game, handle.clone());
         // The creator's seat is taken in the game's first turn, with its `Created` record.
         handle.send(RoomMsg::Join { player, sub, reply })?;
@@ -233,6 +234,7 @@ impl Registry {
             let invite = info.meta.invite.clone();
             match kind.load(&self.rt, info.id, self.owner(&info.meta), invite) {
                 Ok(handle) => {
+                    tracing::info!(game = info.id, kind = %info.meta.kind, version = info.version, "game restored");
                     self.rooms().insert(info.id, handle);
                     restored += 1;
                 }

@@ -603,6 +603,18 @@ impl<G: Game> Room<G> {
                     if over {
                         // A finished game no longer counts against its creator.
                         self.owner = None;
+                        let outcome = self
+                            .m
+                            .outcome()
+                            .map(|o| format!("{o:?}"))
+                            .unwrap_or_default();
+                        tracing::info!(
+                            game = self.id,
+                            kind = G::KIND,
+                            version = version,
+                            outcome,
+                            "game finished"
+                        );
                     }
                 }
                 Err(e) => {

@@ -148,6 +148,11 @@ impl Session {
         }
     }
 
+    /// The session's number in this process, as logs name it.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
     /// What every game task runs on: the settings, the clock, the metrics.
     pub(crate) fn rt(&self) -> &crate::runtime::Runtime {
         &self.hub.registry.rt

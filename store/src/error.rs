@@ -41,6 +41,12 @@ pub enum StoreError {
     /// The log's folder is not open: reopening it after a failure did not succeed yet.
     #[error("the log in {0} is not open")]
     Closed(String),
+    /// Another process holds the folder (sled locks it): two servers must not share a log.
+    #[error(
+        "the data folder {0} is in use by another process (another umpire?): stop it, or \
+         serve another folder with --data"
+    )]
+    Locked(String),
 }
 
 impl StoreError {

@@ -170,6 +170,9 @@ impl SledLog {
                 Err(e) if is_locked(&e) && std::time::Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(10));
                 }
+                Err(e) if is_locked(&e) => {
+                    return Err(StoreError::Locked(path.as_ref().display().to_string()))
+                }
                 other => return other,
             }
         }

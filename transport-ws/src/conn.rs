@@ -32,6 +32,18 @@ pub(crate) enum End {
     Close(CloseCode, String),
 }
 
+impl End {
+    /// Say at `info` how the connection of `session` ended.
+    pub(crate) fn log(&self, session: u64) {
+        match self {
+            End::Gone => tracing::info!(session, "connection closed by the client"),
+            End::Close(code, reason) => {
+                tracing::info!(session, code = code.code(), reason = %reason, "connection closed");
+            }
+        }
+    }
+}
+
 /// The most frames written before one flush: a burst goes out in few writes, and reading the
 /// client is never starved.
 pub(crate) const BATCH: usize = 64;
@@ -67,6 +79,7 @@ where
             }
         }
     };
+    end.log(session.id());
     if let End::Close(code, reason) = end {
         // Boxed: its timers take room only when a connection closes.
         Box::pin(socket.close(code, &reason)).await;

@@ -222,6 +222,7 @@ where
             }
         }
     };
+    end.log(session.id());
     if let End::Close(code, reason) = end {
         Box::pin(socket.close(code, &reason)).await;
     }
