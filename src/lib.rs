@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod inspect;
+
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use umpire_games::{Colony, Connect4, Tally};
@@ -26,6 +28,15 @@ enum Command {
     Serve(Box<Serve>),
     /// Publish a notice on a channel of a running server (POST /api/publish).
     Publish(Publish),
+    /// Look inside a data folder no server holds: games, events, verify, stats.
+    Inspect {
+        /// The data folder.
+        #[arg(long, default_value = "./umpire-data")]
+        data: PathBuf,
+        /// What to show.
+        #[command(subcommand)]
+        what: inspect::Inspect,
+    },
 }
 
 /// `umpire publish CHANNEL DATA`.
@@ -174,7 +185,7 @@ impl Default for Serve {
     fn default() -> Self {
         match Cli::parse_from(["umpire", "serve"]).command {
             Some(Command::Serve(serve)) => *serve,
-            None | Some(Command::Publish(_)) => unreachable!("serve was given"),
+            _ => unreachable!("serve was given"),
         }
     }
 }
@@ -193,6 +204,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Serve(serve)) => runtime.block_on(serve_until_signal(*serve)),
         None => runtime.block_on(serve_until_signal(Serve::default())),
         Some(Command::Publish(publish)) => runtime.block_on(publish_notice(publish)),
+        Some(Command::Inspect { data, what }) => inspect::run(&data, &what),
     }
 }
 
