@@ -9,6 +9,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
 
+mod support;
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -17,8 +19,6 @@ use std::time::Duration;
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
-use umpire_games::{Colony, Connect4, Tally};
-use umpire_hub::Hub;
 use umpire_store::MemLog;
 use umpire_ws::WsConfig;
 
@@ -125,13 +125,7 @@ async fn two_browsers_play_connect_four_while_a_third_watches() {
     };
 
     let log = Arc::new(MemLog::new());
-    let hub = Hub::builder(log.clone())
-        .register(Connect4)
-        .register(Tally)
-        .register(Colony)
-        .start()
-        .await
-        .unwrap();
+    let hub = support::bundled_hub(log.clone()).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr: SocketAddr = listener.local_addr().unwrap();
     let server = tokio::spawn(umpire_ws::serve(listener, hub.clone(), WsConfig::default()));
@@ -377,13 +371,7 @@ async fn two_browsers_play_connect_four_while_a_third_watches() {
 
     // It starts again on the same address and log: every page reconnects by itself and its
     // game goes on, with nothing reloaded.
-    let hub = Hub::builder(log.clone())
-        .register(Connect4)
-        .register(Tally)
-        .register(Colony)
-        .start()
-        .await
-        .unwrap();
+    let hub = support::bundled_hub(log.clone()).await;
     let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
     let server = tokio::spawn(umpire_ws::serve(listener, hub.clone(), WsConfig::default()));
     for page in [&red, &yellow, &watcher, &colony] {

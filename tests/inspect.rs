@@ -12,8 +12,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use serde_json::{json, Value};
-use umpire_games::{Colony, Connect4, Tally};
-use umpire_hub::Hub;
 use umpire_store::{Log, SledLog, StreamMeta, StreamStatus};
 
 fn inspect(data: &Path, args: &[&str]) -> Output {
@@ -39,13 +37,7 @@ async fn inspect_lists_shows_verifies_and_counts_what_a_folder_holds() {
     let data = dir.path().join("data");
     let (tally, c4) = {
         let log = Arc::new(SledLog::open(&data).unwrap());
-        let hub = Hub::builder(log.clone())
-            .register(Connect4)
-            .register(Tally)
-            .register(Colony)
-            .start()
-            .await
-            .unwrap();
+        let hub = support::bundled_hub(log.clone()).await;
         let tally = hub
             .create("tally", json!({"seats": 2}), "ada")
             .await

@@ -107,3 +107,14 @@ pub fn run(program: &str, args: &[impl AsRef<OsStr>]) -> Result<(), String> {
 pub fn path(p: &Path) -> &str {
     p.to_str().expect("temporary paths are UTF-8")
 }
+
+/// A hub with the bundled games over `log`, started.
+pub async fn bundled_hub(log: std::sync::Arc<dyn umpire_store::Log>) -> umpire_hub::Hub {
+    umpire_hub::Hub::builder(log)
+        .register(umpire_games::Connect4)
+        .register(umpire_games::Tally)
+        .register(umpire_games::Colony)
+        .start()
+        .await
+        .unwrap()
+}
