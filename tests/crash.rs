@@ -1,0 +1,235 @@
+//! The crash harness: `umpire serve` as a child process, clients adding with client ids as fast
+//! as they are acknowledged (and resending what was not acknowledged after each restart),
+//! spectators recording every event they are shown, and SIGKILL at seeded random moments, 20
+//! times. Then, from the log itself: every acknowledged add is there once, at the seq its
+//! acknowledgement named; no cid twice; everything shown is what the log holds at that seq;
+//! colony builds complete (those due while the server was down, once it is back) in due order,
+//! and the cancelled one never.
+//!
+//! `UMPIRE_CRASH_SEED` picks the schedule (default 1). One summary line on stderr.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
+
+mod support;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use umpire_store::{Log, SledLog};
+use umpire_ws::client::{connect, Format};
+
+use support::Server;
+
+const KILLS: usize = 20;
+const PLAYERS: usize = 3;
+
+/// xorshift64*: the schedule, from the seed alone.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n
+    }
+}
+
+#[derive(Clone, Default)]
+struct Player {
+    game: u64,
+    token: String,
+    watch: String,
+    /// Adds sent so far (the next cid's number).
+    sent: u64,
+    /// A cid sent whose answer was lost with the connection: sent again first.
+    pending: Option<String>,
+    /// cid -> the seq its acknowledgement named.
+    acked: HashMap<String, u64>,
+}
+
+/// Play until the connection drops: resend the pending cid, then add with fresh ones.
+async fn play(url: String, mut p: Player) -> Player {
+    let Ok(mut client) = connect(&url, Format::MsgPack).await else {
+        return p;
+    };
+    if client.join(&p.token).await.is_err() {
+        return p;
+    }
+    loop {
+        let cid = p.pending.take().unwrap_or_else(|| {
+            p.sent += 1;
+            format!("add-{}", p.sent)
+        });
+        match client
+            .command_with_cid(p.game, json!({"add": 1}), Some(cid.clone()))
+            .await
+        {
+            Ok(seq) => {
+                if let Some(first) = p.acked.insert(cid.clone(), seq) {
+                    assert_eq!(first, seq, "{cid} acknowledged twice with different seqs");
+                }
+            }
+            Err(_) => {
+                p.pending = Some(cid);
+                return p;
+            }
+        }
+    }
+}
+
+/// Watch `game` from `from` until the connection drops; what was shown, by seq.
+async fn watch(url: String, key: String, from: u64) -> Vec<(u64, Value)> {
+    let mut shown = Vec::new();
+    let Ok(mut client) = connect(&url, Format::Json).await else {
+        return shown;
+    };
+    let Ok(game) = client.watch(&key, Some(from)).await else {
+        return shown;
+    };
+    while let Ok(env) = client.next_event(game).await {
+        shown.push((env["seq"].as_u64().unwrap(), env));
+    }
+    shown
+}
+
+fn records(log: &SledLog, game: u64) -> Vec<Value> {
+    log.read(game, 1, usize::MAX)
+        .unwrap()
+        .iter()
+        .map(|(_, r)| rmp_serde::from_slice(r).unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_at_random_moments_loses_and_repeats_nothing_acknowledged() {
+    let seed: u64 = std::env::var("UMPIRE_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
+    let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let args = ["--rate-limit", "0"];
+
+    let mut server = Server::start(&data, &args);
+    let mut players = Vec::new();
+    for _ in 0..PLAYERS {
+        let mut c = connect(&server.ws(), Format::Json).await.unwrap();
+        let g = c.create("tally", json!({"seats": 2})).await.unwrap();
+        players.push(Player {
+            game: g.game,
+            token: g.token,
+            watch: g.watch.unwrap(),
+            ..Player::default()
+        });
+    }
+    // A colony with four builds under way, the second cancelled: they fall due during the
+    // rounds, some while the server is down.
+    let colony = {
+        let mut c = connect(&server.ws(), Format::Json).await.unwrap();
+        let config = json!({"build_ms": {"a": 700, "b": 1400, "c": 2100, "d": 2800}, "seats": 2});
+        let g = c.create("colony", config).await.unwrap();
+        for building in ["a", "b", "c", "d"] {
+            c.command(g.game, json!({"order": {"building": building}}))
+                .await
+                .unwrap();
+        }
+        c.command(g.game, json!({"cancel": {"order": 1}}))
+            .await
+            .unwrap();
+        g.game
+    };
+
+    let mut shown: Vec<Vec<(u64, Value)>> = vec![Vec::new(); PLAYERS];
+    for _ in 0..KILLS {
+        let url = server.ws();
+        let runs: Vec<_> = players
+            .iter()
+            .map(|p| tokio::spawn(play(url.clone(), p.clone())))
+            .collect();
+        let watchers: Vec<_> = players
+            .iter()
+            .zip(&shown)
+            .map(|(p, seen)| {
+                let from = seen.last().map_or(1, |(seq, _)| seq + 1);
+                tokio::spawn(watch(url.clone(), p.watch.clone(), from))
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(30 + rng.below(300))).await;
+        server.child.kill().unwrap(); // SIGKILL
+        server.child.wait().unwrap();
+        for (p, run) in players.iter_mut().zip(runs) {
+            *p = tokio::time::timeout(Duration::from_secs(30), run)
+                .await
+                .expect("a client hung after the kill")
+                .unwrap();
+        }
+        for (seen, watcher) in shown.iter_mut().zip(watchers) {
+            seen.extend(watcher.await.unwrap());
+        }
+        server = Server::start(&data, &args);
+    }
+    // Once more without a kill: what was pending is sent again, and every build falls due.
+    let url = server.ws();
+    for p in &mut players {
+        let mut c = connect(&url, Format::Json).await.unwrap();
+        c.join(&p.token).await.unwrap();
+        if let Some(cid) = p.pending.take() {
+            let seq = c
+                .command_with_cid(p.game, json!({"add": 1}), Some(cid.clone()))
+                .await
+                .unwrap();
+            p.acked.insert(cid, seq);
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    server.terminate();
+    tokio::task::block_in_place(|| server.child.wait()).unwrap();
+    drop(server);
+    let log = SledLog::open_retrying(&data, Duration::from_secs(10)).unwrap();
+
+    let (mut acked, mut lost, mut duplicated, mut wrong) = (0, 0, 0, 0);
+    for (p, seen) in players.iter().zip(&shown) {
+        let logged = records(&log, p.game);
+        let mut at: HashMap<&str, Vec<u64>> = HashMap::new();
+        for env in &logged {
+            if let Some(cid) = env["cid"].as_str() {
+                at.entry(cid)
+                    .or_default()
+                    .push(env["seq"].as_u64().unwrap());
+            }
+        }
+        duplicated += at.values().filter(|seqs| seqs.len() > 1).count();
+        for (cid, seq) in &p.acked {
+            acked += 1;
+            if at.get(cid.as_str()) != Some(&vec![*seq]) {
+                lost += 1;
+            }
+        }
+        // Everything shown is in the log, as shown.
+        for (seq, env) in seen {
+            if logged.get(usize::try_from(*seq).unwrap() - 1) != Some(env) {
+                wrong += 1;
+            }
+        }
+    }
+    let completed: Vec<u64> = records(&log, colony)
+        .iter()
+        .filter_map(|env| env["body"]["game"].get("completed")?["order"].as_u64())
+        .collect();
+    let shown_total: usize = shown.iter().map(Vec::len).sum();
+    eprintln!(
+        "crash harness: seed {seed}, {KILLS} kills, {acked} acked, {lost} lost, {duplicated} \
+         duplicated, {shown_total} events shown ({wrong} not as logged), colony builds completed \
+         {completed:?}"
+    );
+    assert!(acked > 0, "nothing was acknowledged");
+    assert_eq!((lost, duplicated, wrong), (0, 0, 0));
+    assert_eq!(
+        completed,
+        vec![0, 2, 3],
+        "builds in due order, the cancelled one never"
+    );
+}
