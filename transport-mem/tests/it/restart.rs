@@ -264,3 +264,41 @@ fn a_guest_after_a_restart_does_not_inherit_an_old_guests_seat() {
         );
     });
 }
+
+#[test]
+fn a_snapshot_that_does_not_decode_is_ignored_and_the_game_is_replayed_whole() {
+    let log = Arc::new(umpire_store::MemLog::new());
+    let config = HubConfig {
+        snapshot_every: 3,
+        ..HubConfig::default()
+    };
+    let (game, before) = runtime().block_on(async {
+        let (hub, _net) = start(log.clone(), config.clone(), None).await;
+        let g = hub
+            .create("tally", json!({"seats": 2}), "ada")
+            .await
+            .unwrap();
+        for _ in 0..10 {
+            hub.submit(g.game, g.seat, json!({"add": 1}), None)
+                .await
+                .unwrap();
+        }
+        let before = hub.inspect(g.game).await.unwrap();
+        hub.shutdown().await.unwrap();
+        (g.game, before)
+    });
+    // A snapshot written by some other build, or damaged: it does not decode.
+    use umpire_store::Log as _;
+    assert!(
+        log.load_snapshot(game).unwrap().is_some(),
+        "snapshots were taken"
+    );
+    log.save_snapshot(game, before.version, b"\xc1 not a match")
+        .unwrap();
+    runtime().block_on(async {
+        let (hub, _net) = start(log.clone(), config, None).await;
+        let after = hub.inspect(game).await.unwrap();
+        assert_eq!(after.whole, before.whole, "rebuilt from the whole log");
+        hub.shutdown().await.unwrap();
+    });
+}
