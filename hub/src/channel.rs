@@ -20,7 +20,6 @@ use umpire_store::Write;
 use crate::error::HubError;
 use crate::frames::Published;
 use crate::handle::{Answer, Inbox, RoomHandle, RoomMsg, Subscriber};
-use crate::outbox::Pushed;
 use crate::runtime::Runtime;
 
 /// The kind stored in a channel stream's metadata.
@@ -31,7 +30,7 @@ const MAX_NAME: usize = 160;
 
 /// What a channel's name says about who may subscribe.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Audience<'a> {
+pub(crate) enum Access<'a> {
     /// Anyone.
     Everyone,
     /// Only this user's connections.
@@ -43,13 +42,13 @@ pub(crate) enum Audience<'a> {
 }
 
 /// Who may subscribe to `name`, or why it is no channel name.
-pub(crate) fn audience(name: &str) -> Result<Audience<'_>, HubError> {
+pub(crate) fn access(name: &str) -> Result<Access<'_>, HubError> {
     let bad = |why: &str| HubError::BadCommand(format!("channel {name:?}: {why}"));
     if name.len() > MAX_NAME {
         return Err(bad("a channel name has at most 160 bytes"));
     }
     if name == "broadcast" {
-        return Ok(Audience::Everyone);
+        return Ok(Access::Everyone);
     }
     let (prefix, rest) = name
         .split_once(':')
@@ -58,9 +57,9 @@ pub(crate) fn audience(name: &str) -> Result<Audience<'_>, HubError> {
         return Err(bad("the part after the colon is empty"));
     }
     match prefix {
-        "user" => Ok(Audience::User(rest)),
-        "group" => Ok(Audience::Group(rest)),
-        "session" => Ok(Audience::Session(rest)),
+        "user" => Ok(Access::User(rest)),
+        "group" => Ok(Access::Group(rest)),
+        "session" => Ok(Access::Session(rest)),
         _ => Err(bad(
             "channels are broadcast, user:<id>, group:<name> or session",
         )),
@@ -224,14 +223,8 @@ impl Channel {
                 .inc_by(published.len() as u64);
         }
         self.head.store(self.durable, Ordering::Release);
-        for event in &published {
-            self.subscribers
-                .retain(|sub| sub.outbox.push_event(event) != Pushed::Closed);
-        }
-        for sub in joiners {
-            self.subscribers.retain(|s| s.session != sub.session);
-            self.subscribers.push(sub);
-        }
+        crate::handle::fan_out(&mut self.subscribers, &published, &self.rt.metrics);
+        crate::handle::register(&mut self.subscribers, &joiners);
         for (reply, mut answer) in answers {
             answer.set_head(self.durable);
             reply.send(answer);

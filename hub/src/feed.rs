@@ -93,8 +93,8 @@ impl Session {
                 self.process(item);
                 continue;
             }
-            self.outbox.take(&mut self.items, &mut self.lagged);
-            if self.stage == Stage::Open && self.outbox.taken() {
+            let taken = self.outbox.take(&mut self.items, &mut self.lagged);
+            if self.stage == Stage::Open && taken {
                 let reason = "this session was resumed on another connection";
                 self.close(CloseCode::Policy, reason);
                 continue;

@@ -354,7 +354,7 @@ impl Hub {
     /// # Errors
     /// Not a channel name, data over 64 KiB, storage failure.
     pub async fn publish(&self, channel: &str, data: Value) -> Result<Seq> {
-        crate::channel::audience(channel)?;
+        crate::channel::access(channel)?;
         crate::channel::check_data(&data)?;
         let handle = self.inner.registry.channel(channel)?;
         match handle.ask(|reply| RoomMsg::Publish { data, reply }).await? {

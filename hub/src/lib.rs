@@ -32,7 +32,7 @@
 //! 3. At the end of the turn it hands the records to the log writer (`Writer::write`) and
 //!    waits. The writer thread applies every game's waiting turn as one atomic write and
 //!    flushes once (`writer::run`): the group commit.
-//! 4. Durable, the task publishes each event (`Room::publish`): one shared [`Published`] per
+//! 4. Durable, the task publishes each event (`handle::fan_out`): one shared [`Published`] per
 //!    event, pushed into the outbox of every subscribed session (`Outbox::push_event`),
 //!    never waiting; then it puts the `ok` into the sender's outbox (`ReplyTo::send`).
 //! 5. Each session's [`Session::next`] takes from its outbox, checks each game's seqs

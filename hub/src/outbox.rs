@@ -121,7 +121,8 @@ impl Outbox {
 
     /// Move everything queued into `items` (which should be empty) and the lagging games into
     /// `lagged`. The two deques swap, so their allocations are reused.
-    pub(crate) fn take(&self, items: &mut VecDeque<Item>, lagged: &mut Vec<GameId>) {
+    /// Returns whether another connection resumed this session meanwhile.
+    pub(crate) fn take(&self, items: &mut VecDeque<Item>, lagged: &mut Vec<GameId>) -> bool {
         let mut state = self.state();
         // Everything rung for so far is taken now: no reason to wake for it again.
         self.bell.reset();
@@ -132,6 +133,7 @@ impl Outbox {
         if state.items.capacity() > 256 {
             state.items = VecDeque::new();
         }
+        state.taken
     }
 
     /// Wake the session: something was queued (or, at shutdown, it should look).
@@ -148,11 +150,6 @@ impl Outbox {
     pub(crate) fn take_over(&self) {
         self.state().taken = true;
         self.wake();
-    }
-
-    /// Whether another connection resumed this session.
-    pub(crate) fn taken(&self) -> bool {
-        self.state().taken
     }
 
     /// Run `f` (the session's save) unless the session was taken over, atomically with

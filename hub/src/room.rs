@@ -25,7 +25,6 @@ use crate::handle::{
     Answer, Inbox, Inspection, Joined, ReplyTo, RoomHandle, RoomMsg, Seated, Subscriber,
 };
 use crate::keys::{is_guest, new_key};
-use crate::outbox::Pushed;
 use crate::owners::OwnerSlot;
 use crate::runtime::Runtime;
 
@@ -64,6 +63,8 @@ pub(crate) struct Room<G: Game> {
     active: Millis,
     /// Subscribers came or went since presence was last brought up to date.
     roster_changed: bool,
+    /// Subscribers went since the spectators were last counted.
+    recount: bool,
     /// The spectator count last told, and when.
     told: (u64, Millis),
     /// A changed count waits until then to be told (at most one notice a second).
@@ -153,6 +154,7 @@ impl<G: Game> Room<G> {
             owner: if m_over { None } else { owner },
             active: rt.clock.now(),
             roster_changed: false,
+            recount: false,
             told: (0, 0),
             audience_due: None,
             rematch: Rematch::None,
@@ -441,6 +443,7 @@ impl<G: Game> Room<G> {
         self.subscribers.retain(|s| s.session != session);
         turn.joiners.retain(|s| s.session != session);
         self.roster_changed = true;
+        self.recount = true;
     }
 
     /// Log presence for every seat whose player's connections all went, or the first came:
@@ -629,41 +632,22 @@ impl<G: Game> Room<G> {
             .events_appended
             .inc_by(published.len() as u64);
         self.head.store(self.durable, Ordering::Release);
-        self.publish(&published);
-        // After publishing: a new subscriber reads this turn's events from the log.
-        for sub in &joiners {
-            self.subscribers.retain(|s| s.session != sub.session);
-            self.subscribers.push(sub.clone());
+        if crate::handle::fan_out(&mut self.subscribers, &published, &self.rt.metrics) {
+            self.roster_changed = true;
+            self.recount = true;
         }
+        // After publishing: a new subscriber reads this turn's events from the log.
+        crate::handle::register(&mut self.subscribers, &joiners);
         for (reply, mut answer) in answers {
             answer.set_head(self.durable);
             reply.send(answer);
         }
-        if !joiners.is_empty() || self.told.0 != self.spectators() {
+        // Counted only when someone came or went, not on every turn.
+        if !joiners.is_empty() || std::mem::take(&mut self.recount) {
             self.audience(&joiners);
         }
         self.snapshot();
         Ok(())
-    }
-
-    /// Queue each event for every subscriber. Never waits: a full outbox marks the game
-    /// lagging for that session, which then reads what it missed from the log.
-    fn publish(&mut self, published: &[Arc<Published>]) {
-        let metrics = &self.rt.metrics;
-        for event in published {
-            self.subscribers
-                .retain(|sub| match sub.outbox.push_event(event) {
-                    Pushed::Queued => true,
-                    Pushed::Lagged => {
-                        metrics.subscribers_lagged.inc();
-                        true
-                    }
-                    Pushed::Closed => {
-                        self.roster_changed = true;
-                        false
-                    }
-                });
-        }
     }
 
     /// Save the match every `snapshot_every` events. It becomes durable with a later flush;

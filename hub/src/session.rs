@@ -419,21 +419,21 @@ impl Session {
         from: Option<Seq>,
         r: Option<Value>,
     ) -> Result<(), HubError> {
-        use crate::channel::Audience;
+        use crate::channel::Access;
         let name = if channel == "session" {
             format!("session:{}", self.sid)
         } else {
             channel.to_owned()
         };
-        match crate::channel::audience(&name)? {
-            Audience::Everyone => {}
-            Audience::User(id) if self.user.as_deref() == Some(id) => {}
-            Audience::User(id) => {
+        match crate::channel::access(&name)? {
+            Access::Everyone => {}
+            Access::User(id) if self.user.as_deref() == Some(id) => {}
+            Access::User(id) => {
                 return Err(HubError::Forbidden(format!(
                     "only {id} may subscribe to user:{id} (hello with their token first)"
                 )))
             }
-            Audience::Group(group) => {
+            Access::Group(group) => {
                 let user = self.user.as_deref();
                 if !self
                     .hub
@@ -446,8 +446,8 @@ impl Session {
                     )));
                 }
             }
-            Audience::Session(sid) if sid == self.sid => {}
-            Audience::Session(_) => {
+            Access::Session(sid) if sid == self.sid => {}
+            Access::Session(_) => {
                 return Err(HubError::Forbidden(
                     "a session's channel is that session's alone (subscribe to \"session\")".into(),
                 ))
