@@ -152,6 +152,18 @@ pub struct Serve {
     /// leaves memory; 0: never.
     #[arg(long, default_value_t = 24 * 60)]
     expire_idle_mins: u64,
+    /// Seconds a game nobody follows and nothing happens in stays in memory; it is loaded
+    /// again on its next use or when its next timer is due. 0: games stay until they end.
+    #[arg(long, default_value_t = 300)]
+    evict_after_secs: u64,
+    /// Save a snapshot of a game every this many events (loading reads the snapshot and the
+    /// events after it). 0: never.
+    #[arg(long, default_value_t = HubConfig::default().snapshot_every)]
+    snapshot_every: u64,
+    /// Remove finished games this long after their last event (`30d`, `12h`, `90m`; with
+    /// their keys); checked at start and every hour. Without it they are kept for ever.
+    #[arg(long, value_parser = parse_age)]
+    retain_finished: Option<Duration>,
     /// The token `POST /api/publish` (and `umpire publish`) must present; without it,
     /// publishing over HTTP is off.
     #[arg(long, env = "UMPIRE_ADMIN_TOKEN", hide_env_values = true)]
@@ -260,6 +272,24 @@ pub async fn publish_notice(args: Publish) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// An age such as `30d`, `12h`, `90m` or `45s`.
+fn parse_age(text: &str) -> Result<Duration, String> {
+    let bad = || {
+        format!("{text:?} is not an age: give a number and a unit, such as 30d, 12h, 90m or 45s")
+    };
+    let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().map_err(|_| bad())?;
+    let unit = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(bad()),
+    };
+    Ok(Duration::from_secs(number.saturating_mul(unit)))
+}
+
 /// Listen on `listen` (`host:port`; a host name is resolved), with a plain reason when the
 /// port is taken.
 async fn bind(listen: &str) -> anyhow::Result<tokio::net::TcpListener> {
@@ -315,6 +345,10 @@ pub async fn serve_until_signal(args: Serve) -> anyhow::Result<()> {
         resume_for: Duration::from_secs(args.resume_hours.saturating_mul(3600)),
         channel_history: args.channel_history.max(1),
         max_behind: Duration::from_secs(args.max_behind_secs),
+        evict_after: (args.evict_after_secs > 0)
+            .then(|| Duration::from_secs(args.evict_after_secs)),
+        snapshot_every: args.snapshot_every,
+        retain_finished: args.retain_finished,
         ..HubConfig::default()
     };
     let mut builder = Hub::builder(log)
@@ -455,5 +489,16 @@ mod tests {
             ws.max_connections > ws.max_handshakes,
             "players keep most of the room"
         );
+    }
+
+    #[test]
+    fn ages_take_a_number_and_a_unit() {
+        assert_eq!(parse_age("30d"), Ok(Duration::from_secs(30 * 86_400)));
+        assert_eq!(parse_age("12h"), Ok(Duration::from_secs(12 * 3600)));
+        assert_eq!(parse_age("90m"), Ok(Duration::from_secs(90 * 60)));
+        assert_eq!(parse_age("45s"), Ok(Duration::from_secs(45)));
+        for bad in ["30", "d", "", "3x", "-1d", "1.5d"] {
+            assert!(parse_age(bad).is_err(), "{bad:?}");
+        }
     }
 }

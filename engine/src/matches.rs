@@ -132,6 +132,9 @@ pub struct Match<G: Game> {
     over: Option<Outcome>,
     recent: VecDeque<(Actor, String, Seq)>,
     state: G::State,
+    /// When the last record happened (its `at`): how long the game has sat idle.
+    #[serde(default)]
+    last_at: Millis,
 }
 
 impl<G: Game> Clone for Match<G> {
@@ -148,6 +151,7 @@ impl<G: Game> Clone for Match<G> {
             over: self.over.clone(),
             recent: self.recent.clone(),
             state: self.state.clone(),
+            last_at: self.last_at,
         }
     }
 }
@@ -165,6 +169,7 @@ impl<G: Game> PartialEq for Match<G> {
             && self.over == other.over
             && self.recent == other.recent
             && self.state == other.state
+            && self.last_at == other.last_at
     }
 }
 
@@ -216,6 +221,7 @@ impl<G: Game> Match<G> {
             over: None,
             recent: VecDeque::new(),
             state: game.setup(config),
+            last_at: created.at,
         })
     }
 
@@ -488,6 +494,7 @@ impl<G: Game> Match<G> {
             self.remember_cid(env.by, cid, env.seq);
         }
         self.version = env.seq;
+        self.last_at = env.at;
     }
 
     fn recent_cid(&self, by: Actor, cid: &str) -> Option<Seq> {
@@ -515,6 +522,11 @@ impl<G: Game> Match<G> {
     /// The seq of the last applied record.
     pub fn version(&self) -> Seq {
         self.version
+    }
+
+    /// When the last record happened, in ms since the epoch.
+    pub fn last_at(&self) -> Millis {
+        self.last_at
     }
 
     /// The game kind.

@@ -43,6 +43,13 @@ pub struct HubConfig {
     /// How long a connection may stay behind the games it follows (fed from the log because
     /// it read too slowly) before it is closed with 1008 "too far behind". It can resume.
     pub max_behind: Duration,
+    /// A game nobody follows and nothing happens in leaves memory after this long; it is
+    /// loaded again on its next use, or when its next timer is due (the log's wake-up index
+    /// says when). `None`: games stay in memory until they end.
+    pub evict_after: Option<Duration>,
+    /// Finished games are kept for replays this long after their last event, then removed
+    /// from the log with their keys. `None`: kept for ever.
+    pub retain_finished: Option<Duration>,
 }
 
 /// Bounds on what clients may make the hub hold. Each refusal has its own error code (see
@@ -95,6 +102,8 @@ impl Default for HubConfig {
             resume_for: Duration::from_secs(24 * 3600),
             max_behind: Duration::from_secs(60),
             channel_history: 100,
+            evict_after: Some(Duration::from_secs(300)),
+            retain_finished: None,
         }
     }
 }

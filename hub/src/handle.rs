@@ -391,6 +391,18 @@ impl Inbox {
         self.queue().1
     }
 
+    /// Close, marked as retired, if nothing is queued (the game leaves memory); `false`, and
+    /// still open, if something is.
+    pub(crate) fn evict(&self) -> bool {
+        let mut queue = self.queue();
+        if !queue.0.is_empty() {
+            return false;
+        }
+        self.retired.store(true, Ordering::Release);
+        queue.1 = true;
+        true
+    }
+
     /// Mark the task as ending for good. Before [`Inbox::close`], so that whoever sees it
     /// closed also sees why.
     pub(crate) fn retire(&self) {
@@ -436,6 +448,11 @@ impl RoomHandle {
         self.inbox.send(msg).map_err(|_| HubError::Unavailable)
     }
 
+    /// Queue a message for the task, or give it back if the task has stopped.
+    pub(crate) fn try_send(&self, msg: RoomMsg) -> std::result::Result<(), RoomMsg> {
+        self.inbox.send(msg)
+    }
+
     /// Ask the task and wait for its answer (for Rust callers).
     pub(crate) async fn ask(&self, make: impl FnOnce(ReplyTo) -> RoomMsg) -> Result<Answer> {
         let (reply, answer) = oneshot::channel();
@@ -446,11 +463,5 @@ impl RoomHandle {
     pub(crate) fn unsubscribe(&self, session: SessionId) {
         // If the task has stopped there is nothing to unsubscribe from.
         let _ = self.send(RoomMsg::Unsubscribe { session });
-    }
-
-    pub(crate) async fn inspect(&self) -> Result<Inspection> {
-        let (reply, answer) = oneshot::channel();
-        self.send(RoomMsg::Inspect { reply })?;
-        answer.await.map_err(|_| HubError::Unavailable)
     }
 }

@@ -6,7 +6,8 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 use umpire_store::{
-    Conflict, KeyEntry, Log, Seq, StoreError, StreamId, StreamInfo, StreamMeta, StreamStatus, Write,
+    Conflict, KeyEntry, Log, Seq, StoreError, StreamId, StreamInfo, StreamMeta, StreamStatus, Wake,
+    Write,
 };
 
 /// The hub's health, as [`crate::Hub::health`] reports it.
@@ -154,6 +155,26 @@ impl Log for Watched {
 
     fn streams(&self) -> Result<Vec<StreamInfo>, StoreError> {
         self.seen(self.log.streams())
+    }
+
+    fn metas(&self) -> Result<Vec<(StreamId, StreamMeta)>, StoreError> {
+        self.seen(self.log.metas())
+    }
+
+    fn remove_streams(&self, streams: &[StreamId]) -> Result<(), StoreError> {
+        self.seen(self.log.remove_streams(streams))
+    }
+
+    fn wake(&self, stream: StreamId) -> Result<Option<Wake>, StoreError> {
+        self.seen(self.log.wake(stream))
+    }
+
+    fn set_wake(&self, stream: StreamId, wake: Option<Wake>) -> Result<(), StoreError> {
+        self.seen(self.log.set_wake(stream, wake))
+    }
+
+    fn wakes(&self) -> Result<Vec<(StreamId, Wake)>, StoreError> {
+        self.seen(self.log.wakes())
     }
 
     fn put_key(&self, key: &str, entry: KeyEntry) -> Result<(), StoreError> {

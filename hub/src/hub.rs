@@ -189,13 +189,22 @@ impl HubBuilder {
             tracker: TaskTracker::new(),
             owners: Arc::default(),
             retired: std::sync::Mutex::default(),
+            wakes: Arc::default(),
+            parked: std::sync::Mutex::default(),
         });
         let registry = Registry::new(rt, self.kinds.into_iter().map(|k| k.0).collect());
         let started = std::time::Instant::now();
-        let restored = registry.restore()?;
+        let found = registry.index()?;
         let rt = &registry.rt;
         let sessions = crate::resume::prune(&*rt.log, rt.clock.now(), rt.config.resume_for);
-        tracing::info!(games = restored, sessions, took = ?started.elapsed(), "hub started");
+        tracing::info!(
+            games = found.games,
+            timers = found.timers,
+            due_now = found.due,
+            sessions,
+            took = ?started.elapsed(),
+            "hub started; games load on first use"
+        );
         let inner = Arc::new(Inner {
             registry,
             auth: self.auth,
@@ -204,6 +213,10 @@ impl HubBuilder {
             creates: crate::quota::PerUser::default(),
         });
         tokio::spawn(revive(Arc::downgrade(&inner)));
+        tokio::spawn(wake(Arc::downgrade(&inner)));
+        if inner.registry.rt.config.retain_finished.is_some() {
+            tokio::spawn(retain(Arc::downgrade(&inner)));
+        }
         Ok(Hub { inner })
     }
 }
@@ -230,6 +243,55 @@ async fn revive(inner: Weak<Inner>) {
             games = revived,
             "games stopped by the storage failure restarted"
         );
+    }
+}
+
+/// Load each game not in memory when its wake-up (a timer, idle expiry) is due; forget the
+/// handles of games that left memory.
+async fn wake(inner: Weak<Inner>) {
+    loop {
+        let Some(next) = inner.upgrade().map(|i| {
+            let registry = &i.registry;
+            registry.wake_due();
+            let rt = &registry.rt;
+            let wakes = Arc::clone(&rt.wakes);
+            (wakes.next_in(rt.clock.now()), rt.shutdown.clone(), wakes)
+        }) else {
+            return;
+        };
+        // Holds no strong reference while it waits: a hub dropped without shutdown ends it.
+        let (due, shutdown, wakes) = next;
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = wakes.changed() => {}
+            () = async {
+                match due {
+                    Some(d) => tokio::time::sleep(d).await,
+                    None => std::future::pending().await,
+                }
+            } => {}
+        }
+    }
+}
+
+/// How often finished games past retention are looked for (and once at start).
+const RETENTION_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Remove finished games past retention, at start and then every [`RETENTION_EVERY`].
+async fn retain(inner: Weak<Inner>) {
+    loop {
+        let Some(hub) = inner.upgrade().map(|inner| Hub { inner }) else {
+            return;
+        };
+        if let Err(e) = hub.prune_finished().await {
+            tracing::warn!(error = %e, "finished games past retention not removed");
+        }
+        let shutdown = hub.rt().shutdown.clone();
+        drop(hub);
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(RETENTION_EVERY) => {}
+        }
     }
 }
 
@@ -333,14 +395,15 @@ impl Hub {
         cmd: Value,
         cid: Option<String>,
     ) -> Result<Seq> {
-        let handle = self.inner.registry.room(game)?;
-        let msg = |reply| RoomMsg::Submit {
+        let (reply, wait) = oneshot::channel();
+        let msg = RoomMsg::Submit {
             by: Actor::Seat(seat),
             cmd,
             cid,
-            reply,
+            reply: ReplyTo::Caller(reply),
         };
-        match handle.ask(msg).await? {
+        self.inner.registry.send(game, msg)?;
+        match answer(wait).await? {
             Answer::Command { result, .. } => result,
             _ => Err(HubError::Unavailable),
         }
@@ -368,7 +431,9 @@ impl Hub {
     /// # Errors
     /// No such game; storage failure while loading it.
     pub async fn inspect(&self, game: GameId) -> Result<Inspection> {
-        self.inner.registry.room(game)?.inspect().await
+        let (reply, wait) = oneshot::channel();
+        self.inner.registry.send(game, RoomMsg::Inspect { reply })?;
+        wait.await.map_err(|_| HubError::Unavailable)
     }
 
     /// A session for a new connection: the transport hands it what the client sends and
@@ -376,6 +441,23 @@ impl Hub {
     pub fn session(&self, peer: Peer) -> Session {
         let id = self.inner.sessions.next.fetch_add(1, Ordering::Relaxed) + 1;
         Session::new(Arc::clone(&self.inner), id, peer)
+    }
+
+    /// Remove the finished games whose last event is older than
+    /// [`HubConfig::retain_finished`] (none if it is `None`), with their keys; a game being
+    /// replayed right now is kept. The hub does this by itself every hour; returns how many.
+    ///
+    /// # Errors
+    /// The log cannot be listed or written.
+    pub async fn prune_finished(&self) -> Result<usize> {
+        let Some(keep) = self.rt().config.retain_finished else {
+            return Ok(0);
+        };
+        let inner = Arc::clone(&self.inner);
+        let now = self.rt().clock.now();
+        tokio::task::spawn_blocking(move || crate::retention::prune(&inner.registry, now, keep))
+            .await
+            .map_err(|_| HubError::Unavailable)?
     }
 
     /// The log the hub writes to.

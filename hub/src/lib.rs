@@ -77,9 +77,11 @@ mod owners;
 mod quota;
 mod registry;
 mod resume;
+mod retention;
 mod room;
 mod runtime;
 mod session;
+mod wakes;
 mod wakeup;
 mod writer;
 

@@ -40,6 +40,8 @@ pub struct Metrics {
     pub events_appended: Counter,
     /// Games with a live task.
     pub live_games: Gauge,
+    /// Unfinished games out of memory, to be loaded on use or when a timer is due.
+    pub sleeping_games: Gauge,
     /// Times a subscriber's queue was full and it switched to catch-up from the log.
     pub subscribers_lagged: Counter,
     /// Connections closed for staying too far behind.
@@ -71,6 +73,7 @@ impl Metrics {
             commands_rejected: Family::default(),
             events_appended: Counter::default(),
             live_games: Gauge::default(),
+            sleeping_games: Gauge::default(),
             subscribers_lagged: Counter::default(),
             subscribers_dropped: Counter::default(),
             storage_errors: Counter::default(),
@@ -119,6 +122,11 @@ impl Metrics {
             "live_games",
             "Games with a running task",
             m.live_games.clone(),
+        );
+        registry.register(
+            "sleeping_games",
+            "Unfinished games out of memory, loaded on use or when a timer is due",
+            m.sleeping_games.clone(),
         );
         registry.register(
             "subscribers_lagged",

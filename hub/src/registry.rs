@@ -15,6 +15,17 @@ use crate::kind::Kind;
 use crate::owners::OwnerSlot;
 use crate::runtime::Runtime;
 
+/// What [`Registry::index`] found in the log.
+#[derive(Debug, Default)]
+pub(crate) struct Found {
+    /// Unfinished games.
+    pub(crate) games: u64,
+    /// Their pending timers.
+    pub(crate) timers: u64,
+    /// Games due to wake at once (overdue timers, expiry, or no entry yet).
+    pub(crate) due: u64,
+}
+
 /// Kinds and live games.
 pub(crate) struct Registry {
     pub(crate) rt: Arc<Runtime>,
@@ -173,19 +184,39 @@ impl Registry {
         }
         // Loading under the lock keeps two tasks from ever running one game. It is a few
         // sled reads; a game with a long tail past its snapshot makes others wait that long.
-        let handle = kind.load(&self.rt, game, self.owner(&meta), meta.invite.clone())?;
+        let owner = self.rt.unpark(game).or_else(|| self.owner(&meta));
+        let handle = kind.load(&self.rt, game, owner, meta.invite.clone())?;
+        tracing::info!(game, kind = %meta.kind, version = handle.head(), "game loaded");
         rooms.insert(game, handle.clone());
         Ok(handle)
     }
 
-    /// What `key` opens, and the game's live handle.
-    pub(crate) fn open_key(&self, key: &str) -> Result<(Role, RoomHandle)> {
+    /// Queue `msg` for `game`, loading the game if it is not in memory. A game that leaves
+    /// memory between the lookup and the send is loaded again: the message is never lost to
+    /// an eviction.
+    ///
+    /// # Errors
+    /// No such game; it cannot be loaded; its task stopped on a failure.
+    pub(crate) fn send(&self, game: GameId, mut msg: RoomMsg) -> Result<RoomHandle> {
+        loop {
+            let handle = self.room(game)?;
+            match handle.try_send(msg) {
+                Ok(()) => return Ok(handle),
+                // Evicted in between: the next lookup loads it.
+                Err(back) if handle.is_retired() => msg = back,
+                Err(_) => return Err(HubError::Unavailable),
+            }
+        }
+    }
+
+    /// What `key` opens: its role and stream.
+    pub(crate) fn find_key(&self, key: &str) -> Result<(Role, GameId)> {
         let entry = self
             .rt
             .log
             .find_key(key)?
             .ok_or_else(|| HubError::NotFound("no game has this key".into()))?;
-        Ok((entry.role, self.room(entry.stream)?))
+        Ok((entry.role, entry.stream))
     }
 
     /// Take a seat with `key`: a free seat with a join key, or the seat a seat token names.
@@ -197,7 +228,7 @@ impl Registry {
         sub: Option<Subscriber>,
         reply: ReplyTo,
     ) -> Result<RoomHandle> {
-        let (role, handle) = self.open_key(key)?;
+        let (role, game) = self.find_key(key)?;
         let msg = match role {
             Role::Join => RoomMsg::Join { player, sub, reply },
             Role::Seat(seat) => RoomMsg::Reclaim {
@@ -211,37 +242,75 @@ impl Registry {
                 return Err(HubError::Forbidden("a watch key cannot take a seat".into()));
             }
         };
-        handle.send(msg)?;
-        Ok(handle)
+        self.send(game, msg)
     }
 
-    /// Start every unfinished game in the log. Returns how many came back; a game that cannot
-    /// be restored is logged and skipped.
+    /// Take stock of the log without loading a game: count each unfinished game for its
+    /// creator, and arm the wake-up index (timers and idle expiry). Games load on first use,
+    /// or when their wake-up is due; an unfinished game with no entry (a folder written
+    /// before the index) is due at once.
     ///
     /// # Errors
     /// The log cannot be listed.
-    pub(crate) fn restore(&self) -> Result<usize> {
-        let mut restored = 0;
-        for info in self.rt.log.streams()? {
+    pub(crate) fn index(&self) -> Result<Found> {
+        let mut found = Found::default();
+        let wakes: HashMap<GameId, umpire_store::Wake> = self.rt.log.wakes()?.into_iter().collect();
+        let now = self.rt.clock.now();
+        for (id, meta) in self.rt.log.metas()? {
             // Channels hold no state to restore: each starts on its first use.
-            if info.meta.status != StreamStatus::Live || info.meta.kind == crate::channel::KIND {
+            if meta.status != StreamStatus::Live || meta.kind == crate::channel::KIND {
                 continue;
             }
-            let Some(kind) = self.kinds.get(&info.meta.kind) else {
-                tracing::warn!(game = info.id, kind = %info.meta.kind, "not restored: kind not registered");
+            if !self.kinds.contains_key(&meta.kind) {
+                tracing::warn!(game = id, kind = %meta.kind, "not restored: kind not registered");
                 continue;
-            };
-            let invite = info.meta.invite.clone();
-            match kind.load(&self.rt, info.id, self.owner(&info.meta), invite) {
-                Ok(handle) => {
-                    tracing::info!(game = info.id, kind = %info.meta.kind, version = info.version, "game restored");
-                    self.rooms().insert(info.id, handle);
-                    restored += 1;
+            }
+            found.games += 1;
+            if let Some(slot) = self.owner(&meta) {
+                self.rt.park(id, slot);
+            }
+            let due = match wakes.get(&id) {
+                Some(wake) => {
+                    found.timers += u64::from(wake.timers);
+                    wake.due
                 }
-                Err(e) => tracing::error!(game = info.id, error = %e, "not restored"),
+                None => now,
+            };
+            found.due += u64::from(due <= now);
+            self.rt.wakes.schedule(id, due);
+        }
+        Ok(found)
+    }
+
+    /// Load the games whose wake-up is due. Returns how many loaded.
+    pub(crate) fn wake_due(&self) -> usize {
+        self.forget_retired();
+        let due = self.rt.wakes.take_due(self.rt.clock.now());
+        let sleeping = i64::try_from(self.rt.wakes.len()).unwrap_or(i64::MAX);
+        self.rt.metrics.sleeping_games.set(sleeping);
+        let mut loaded = 0;
+        for game in due {
+            match self.room(game) {
+                Ok(_) => loaded += 1,
+                // Finished and removed meanwhile, say: nothing left to wake.
+                Err(HubError::NotFound(_)) => {}
+                Err(e) => tracing::error!(game, error = %e, "a game due to wake did not load"),
             }
         }
-        Ok(restored)
+        loaded
+    }
+
+    /// Remove `games` from the log, except any in memory; returns those removed. Under the
+    /// lock that loading takes, so no game is loaded while it is being removed.
+    ///
+    /// # Errors
+    /// The log cannot be written.
+    pub(crate) fn remove_unloaded(&self, mut games: Vec<GameId>) -> Result<Vec<GameId>> {
+        self.forget_retired();
+        let rooms = self.rooms();
+        games.retain(|id| rooms.get(id).is_none_or(RoomHandle::is_closed));
+        self.rt.log.remove_streams(&games)?;
+        Ok(games)
     }
 
     /// The count of a stored game for its creator, while it is live.
@@ -252,7 +321,7 @@ impl Registry {
 
     /// Drop the handles of games whose task ended for good: they load again on their next
     /// use, and until then cost nothing.
-    fn forget_retired(&self) {
+    pub(crate) fn forget_retired(&self) {
         let retired =
             std::mem::take(&mut *self.rt.retired.lock().unwrap_or_else(|p| p.into_inner()));
         if retired.is_empty() {

@@ -185,10 +185,6 @@ impl Session {
             let from = seen
                 .get(&g.game.to_string())
                 .map_or(1, |seen| seen.saturating_add(1));
-            let Ok(handle) = self.hub.registry.room(g.game) else {
-                lost.push(g.game);
-                continue;
-            };
             let sub = Subscriber {
                 seat: g.seat.as_ref().map(|(seat, _)| *seat),
                 ..self.subscriber()
@@ -207,10 +203,10 @@ impl Session {
                     reply: self.reply(None),
                 },
             };
-            if handle.send(msg).is_err() {
+            let Ok(handle) = self.hub.registry.send(g.game, msg) else {
                 lost.push(g.game);
                 continue;
-            }
+            };
             let link = self.sent(handle);
             link.quiet = true;
             link.from = from;

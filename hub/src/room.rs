@@ -17,7 +17,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use umpire_engine::protocol::GameId;
 use umpire_engine::{Action, Actor, Body, Envelope, Game, Match, MatchError, Millis, Seat, Seq};
-use umpire_store::{KeyEntry, Role, StoreError, StreamStatus, Write};
+use umpire_store::{KeyEntry, Role, StoreError, StreamStatus, Wake, WakeChange, Write};
 
 use crate::error::{HubError, Result};
 use crate::frames::Published;
@@ -59,8 +59,13 @@ pub(crate) struct Room<G: Game> {
     keys: Option<(String, String)>,
     /// Counts the game for its creator while it is unfinished.
     owner: Option<OwnerSlot>,
-    /// When the game last had an event, or was loaded: it expires after sitting idle.
+    /// When the game last had an event: it expires after sitting idle.
     active: Millis,
+    /// When the task last had anything to do (a message, a write) or was loaded: a game
+    /// nobody follows leaves memory after `evict_after` of this.
+    quiet_since: Millis,
+    /// The game's entry in the log's wake-up index, as last written.
+    wake: Option<Wake>,
     /// Subscribers came or went since presence was last brought up to date.
     roster_changed: bool,
     /// Subscribers went since the spectators were last counted.
@@ -93,6 +98,7 @@ enum Woke {
     Message,
     Timer,
     Idle,
+    Evict,
     Audience,
 }
 
@@ -139,6 +145,7 @@ impl<G: Game> Room<G> {
             keys = Some(first.invite.clone());
             invite = Some(first.invite);
         }
+        let last_at = m.last_at();
         let mut room = Room {
             game,
             id,
@@ -152,7 +159,14 @@ impl<G: Game> Room<G> {
             invite,
             keys,
             owner: if m_over { None } else { owner },
-            active: rt.clock.now(),
+            active: if durable > 0 { last_at } else { rt.clock.now() },
+            quiet_since: rt.clock.now(),
+            wake: if durable > 0 {
+                // Unreadable: the next write writes what the game needs.
+                rt.log.wake(id).unwrap_or(None)
+            } else {
+                None
+            },
             roster_changed: false,
             recount: false,
             told: (0, 0),
@@ -182,6 +196,7 @@ impl<G: Game> Room<G> {
                     .next_due()
                     .map(|(at, _)| Duration::from_millis(at.saturating_sub(self.rt.clock.now())));
                 let idle = self.idle_for();
+                let evict = self.evict_for();
                 let audience = self
                     .audience_due
                     .map(|at| Duration::from_millis(at.saturating_sub(self.rt.clock.now())));
@@ -192,6 +207,7 @@ impl<G: Game> Room<G> {
                     () = sleep_opt(due) => Woke::Timer,
                     () = sleep_opt(audience) => Woke::Audience,
                     () = sleep_opt(idle) => Woke::Idle,
+                    () = sleep_opt(evict) => Woke::Evict,
                 };
                 match woke {
                     Woke::Shutdown => break,
@@ -202,6 +218,8 @@ impl<G: Game> Room<G> {
                         continue;
                     }
                     Woke::Idle => return self.retire().await,
+                    Woke::Evict if self.evict() => return,
+                    Woke::Evict => continue,
                 }
             }
             for msg in msgs.drain(..) {
@@ -215,6 +233,7 @@ impl<G: Game> Room<G> {
             if self.finish(std::mem::take(&mut turn)).await.is_err() {
                 return;
             }
+            self.quiet_since = self.rt.clock.now();
         }
         // Shutting down: answer what is already queued, so commands in flight are not lost.
         for msg in self.inbox.close() {
@@ -230,9 +249,66 @@ impl<G: Game> Room<G> {
         if !self.m.timers().is_empty() {
             return None;
         }
-        let idle = self.rt.clock.now().saturating_sub(self.active);
+        let since = if self.m.is_over() {
+            // A finished game leaves memory by eviction once nobody follows it; without
+            // eviction, after sitting quiet and unfollowed this long.
+            if self.rt.config.evict_after.is_some() || !self.subscribers.is_empty() {
+                return None;
+            }
+            self.quiet_since
+        } else {
+            self.active
+        };
+        let idle = self.rt.clock.now().saturating_sub(since);
         let expire = u64::try_from(expire.as_millis()).unwrap_or(u64::MAX);
         Some(Duration::from_millis(expire.saturating_sub(idle)))
+    }
+
+    /// How long until the game leaves memory for sitting unfollowed and quiet; `None` while
+    /// someone follows it, a rematch is being started, or if games never leave.
+    fn evict_for(&self) -> Option<Duration> {
+        let after = self.rt.config.evict_after?;
+        if !self.subscribers.is_empty() || matches!(self.rematch, Rematch::Creating) {
+            return None;
+        }
+        let quiet = self.rt.clock.now().saturating_sub(self.quiet_since);
+        let after = u64::try_from(after.as_millis()).unwrap_or(u64::MAX);
+        Some(Duration::from_millis(after.saturating_sub(quiet)))
+    }
+
+    /// What the game needs from the wake-up index, if it went quiet now.
+    fn wake_needed(&self, active: Millis) -> Option<Wake> {
+        crate::wakes::needed(
+            self.m.next_due().map(|(at, _)| at),
+            self.m.timers().len(),
+            active,
+            self.rt.config.limits.expire_idle_games,
+            self.m.is_over(),
+        )
+    }
+
+    /// Leave memory, unless a message came in: write the exact wake-up entry (what is on
+    /// disk is early at worst, so a crash before it is durable costs a load, nothing more),
+    /// arm it, and park the creator's count. The next use loads the game again.
+    fn evict(&mut self) -> bool {
+        if !self.inbox.evict() {
+            return false;
+        }
+        let needed = self.wake_needed(self.active);
+        if needed != self.wake {
+            if let Err(e) = self.rt.log.set_wake(self.id, needed) {
+                tracing::warn!(game = self.id, error = %e, "wake-up entry not written; the earlier one stands");
+            }
+        }
+        if let Some(wake) = needed {
+            self.rt.wakes.schedule(self.id, wake.due);
+        }
+        if let Some(slot) = self.owner.take() {
+            self.rt.park(self.id, slot);
+        }
+        self.rt.retire(self.id);
+        tracing::debug!(game = self.id, "left memory");
+        true
     }
 
     /// End the task for good: an unfinished game ends as `expired` (everyone following it
@@ -257,11 +333,7 @@ impl<G: Game> Room<G> {
             self.take(msg, &mut turn);
         }
         if self.finish(turn).await.is_ok() {
-            self.rt
-                .retired
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(self.id);
+            self.rt.retire(self.id);
         }
     }
 
@@ -576,6 +648,7 @@ impl<G: Game> Room<G> {
             poisoned,
         } = turn;
         let first = self.durable + 1;
+        let now = self.rt.clock.now();
         let published: Vec<Arc<Published>> = records
             .iter()
             .zip(first..)
@@ -588,6 +661,7 @@ impl<G: Game> Room<G> {
                     detail,
                 })),
                 None => {
+                    let wake = crate::wakes::change(self.wake, self.wake_needed(now));
                     let write = Write {
                         stream: self.id,
                         expected: self.durable,
@@ -595,14 +669,23 @@ impl<G: Game> Room<G> {
                         keys,
                         status: over.then_some(StreamStatus::Over),
                         forget_before: None,
+                        wake,
                     };
-                    self.rt.writer.write(write).await
+                    let written = self.rt.writer.write(write).await;
+                    if written.is_ok() {
+                        match wake {
+                            WakeChange::Keep => {}
+                            WakeChange::Set(w) => self.wake = Some(w),
+                            WakeChange::Clear => self.wake = None,
+                        }
+                    }
+                    written
                 }
             };
             match written {
                 Ok(version) => {
                     self.durable = version;
-                    self.active = self.rt.clock.now();
+                    self.active = now;
                     if over {
                         // A finished game no longer counts against its creator.
                         self.owner = None;

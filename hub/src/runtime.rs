@@ -1,6 +1,7 @@
 //! What every game task runs on: the log and its writer, the clock, the settings, the
 //! metrics, and the shutdown signal. Game tasks see this and nothing else of the hub.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use tokio_util::sync::CancellationToken;
@@ -12,7 +13,8 @@ use crate::clock::Clock;
 use crate::config::HubConfig;
 use crate::health::StorageHealth;
 use crate::metrics::Metrics;
-use crate::owners::Owners;
+use crate::owners::{OwnerSlot, Owners};
+use crate::wakes::Wakes;
 use crate::writer::Writer;
 
 /// The game tasks' view of the hub.
@@ -36,4 +38,35 @@ pub(crate) struct Runtime {
     /// Games whose task ended for good (expired, or finished and idle): the registry
     /// forgets them. A game stopped by a storage failure is not here: it is restarted.
     pub(crate) retired: Mutex<Vec<GameId>>,
+    /// When games not in memory need loading (their timers, their expiry).
+    pub(crate) wakes: Arc<Wakes>,
+    /// The creator's count of each live game not in memory, held until it is loaded again.
+    pub(crate) parked: Mutex<HashMap<GameId, OwnerSlot>>,
+}
+
+impl Runtime {
+    /// A game left memory for good or for now: the registry forgets its handle.
+    pub(crate) fn retire(&self, game: GameId) {
+        self.retired
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(game);
+        self.wakes.nudge();
+    }
+
+    /// Hold `slot` (a live game's count for its creator) while its game is out of memory.
+    pub(crate) fn park(&self, game: GameId, slot: OwnerSlot) {
+        self.parked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(game, slot);
+    }
+
+    /// The parked count of `game`, as it is loaded again.
+    pub(crate) fn unpark(&self, game: GameId) -> Option<OwnerSlot> {
+        self.parked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&game)
+    }
 }

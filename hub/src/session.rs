@@ -401,13 +401,13 @@ impl Session {
 
     fn watch(&mut self, key: &str, from: Option<Seq>, r: Option<Value>) -> Result<(), HubError> {
         self.room_for_one_more()?;
-        let (_, handle) = self.hub.registry.open_key(key)?;
+        let (_, game) = self.hub.registry.find_key(key)?;
         let msg = RoomMsg::Watch {
             sub: self.subscriber(),
             from: from.unwrap_or(1).max(1),
             reply: self.reply(r),
         };
-        handle.send(msg)?;
+        let handle = self.hub.registry.send(game, msg)?;
         self.sent(handle);
         Ok(())
     }
@@ -475,8 +475,7 @@ impl Session {
             return Ok(link.handle.clone());
         }
         let (followed, seat) = (link.next.is_some(), link.seat);
-        let handle = self.hub.registry.room(game)?;
-        if followed {
+        let handle = if followed {
             let msg = RoomMsg::Follow {
                 sub: Subscriber {
                     seat,
@@ -484,9 +483,12 @@ impl Session {
                 },
                 reply: self.reply(None),
             };
-            handle.send(msg)?;
+            let handle = self.hub.registry.send(game, msg)?;
             self.in_flight += 1;
-        }
+            handle
+        } else {
+            self.hub.registry.room(game)?
+        };
         if let Some(link) = self.games.get_mut(&game) {
             link.handle = handle.clone();
         }

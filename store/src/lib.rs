@@ -18,7 +18,9 @@ mod record;
 mod sled_log;
 
 pub use error::{Conflict, Result, StoreError};
-pub use log::{KeyEntry, Log, Role, StreamId, StreamInfo, StreamMeta, StreamStatus, Write};
+pub use log::{
+    KeyEntry, Log, Role, StreamId, StreamInfo, StreamMeta, StreamStatus, Wake, WakeChange, Write,
+};
 pub use mem_log::MemLog;
 pub use record::FORMAT_VERSION;
 pub use sled_log::{SledLog, SledOptions};

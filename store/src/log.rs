@@ -69,6 +69,30 @@ pub struct KeyEntry {
     pub role: Role,
 }
 
+/// A stream's entry in the wake-up index: when its task is next needed though nobody asks for
+/// it (its earliest timer, or when it expires for sitting idle), and how many timers it has
+/// pending. The hub arms these at start without loading any game. An entry may be early (the
+/// game is loaded, finds nothing due, and goes back to sleep), never late.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Wake {
+    /// When, in ms since the epoch.
+    pub due: u64,
+    /// Timers pending in the game.
+    pub timers: u32,
+}
+
+/// What a [`Write`] does to its stream's wake-up entry, atomically with its records.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum WakeChange {
+    /// Leave it.
+    #[default]
+    Keep,
+    /// Replace it.
+    Set(Wake),
+    /// Remove it: the stream needs no wake-up (it is over).
+    Clear,
+}
+
 /// What one writer has for one stream at one time: records to append after seq `expected`
 /// (they get seqs `expected + 1` onwards), the keys that lead to the stream, and a new status.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -86,6 +110,8 @@ pub struct Write {
     /// Forget the stream's records before this seq (a channel keeps a bounded history).
     /// Reads skip what was forgotten; the version is unchanged.
     pub forget_before: Option<Seq>,
+    /// The stream's wake-up entry.
+    pub wake: WakeChange,
 }
 
 /// An append-only log of streams.
@@ -161,6 +187,45 @@ pub trait Log: Send + Sync + std::fmt::Debug + 'static {
     /// # Errors
     /// Fail-stop storage problems, an unknown format version.
     fn streams(&self) -> Result<Vec<StreamInfo>>;
+
+    /// Every stream's metadata, in id order, without reading its records (cheaper than
+    /// [`Log::streams`]).
+    ///
+    /// # Errors
+    /// Fail-stop storage problems, an unknown format version.
+    fn metas(&self) -> Result<Vec<(StreamId, StreamMeta)>> {
+        Ok(self
+            .streams()?
+            .into_iter()
+            .map(|info| (info.id, info.meta))
+            .collect())
+    }
+
+    /// Forget `streams` entirely: records, metadata, snapshot, wake-up entry, and every key
+    /// that leads to one of them (retention of finished games). Durable with the next sync.
+    ///
+    /// # Errors
+    /// Fail-stop storage problems.
+    fn remove_streams(&self, streams: &[StreamId]) -> Result<()>;
+
+    /// The stream's wake-up entry.
+    ///
+    /// # Errors
+    /// Fail-stop storage problems, a corrupt entry.
+    fn wake(&self, stream: StreamId) -> Result<Option<Wake>>;
+
+    /// Replace (or with `None` remove) the stream's wake-up entry outside a write. Durable with
+    /// the next sync.
+    ///
+    /// # Errors
+    /// Fail-stop storage problems.
+    fn set_wake(&self, stream: StreamId, wake: Option<Wake>) -> Result<()>;
+
+    /// The whole wake-up index, in stream order.
+    ///
+    /// # Errors
+    /// Fail-stop storage problems, a corrupt entry.
+    fn wakes(&self) -> Result<Vec<(StreamId, Wake)>>;
 
     /// Index `key` (a join or watch key, or a seat token).
     ///

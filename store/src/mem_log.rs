@@ -5,7 +5,9 @@ use std::sync::{Mutex, MutexGuard};
 
 use bytes::Bytes;
 
-use crate::log::{KeyEntry, Log, StreamId, StreamInfo, StreamMeta, StreamStatus, Write};
+use crate::log::{
+    KeyEntry, Log, StreamId, StreamInfo, StreamMeta, StreamStatus, Wake, WakeChange, Write,
+};
 use crate::{Conflict, Result, Seq, StoreError};
 
 /// A log kept in memory; [`Log::sync`] does nothing. For tests and for embedders who keep no
@@ -22,6 +24,7 @@ struct Inner {
     keys: HashMap<String, KeyEntry>,
     snapshots: HashMap<StreamId, (Seq, Vec<u8>)>,
     sessions: HashMap<String, Vec<u8>>,
+    wakes: BTreeMap<StreamId, Wake>,
 }
 
 impl MemLog {
@@ -87,6 +90,15 @@ impl Log for MemLog {
                 for (key, entry) in &w.keys {
                     inner.keys.insert(key.clone(), *entry);
                 }
+                match w.wake {
+                    WakeChange::Keep => {}
+                    WakeChange::Set(wake) => {
+                        inner.wakes.insert(w.stream, wake);
+                    }
+                    WakeChange::Clear => {
+                        inner.wakes.remove(&w.stream);
+                    }
+                }
             }
             results.push(written);
         }
@@ -146,6 +158,36 @@ impl Log for MemLog {
                 version: log.len() as Seq,
             })
             .collect())
+    }
+
+    fn remove_streams(&self, streams: &[StreamId]) -> Result<()> {
+        let mut inner = self.lock();
+        inner
+            .keys
+            .retain(|_, entry| !streams.contains(&entry.stream));
+        for stream in streams {
+            inner.streams.remove(stream);
+            inner.snapshots.remove(stream);
+            inner.wakes.remove(stream);
+        }
+        Ok(())
+    }
+
+    fn wake(&self, stream: StreamId) -> Result<Option<Wake>> {
+        Ok(self.lock().wakes.get(&stream).copied())
+    }
+
+    fn set_wake(&self, stream: StreamId, wake: Option<Wake>) -> Result<()> {
+        let mut inner = self.lock();
+        match wake {
+            Some(wake) => inner.wakes.insert(stream, wake),
+            None => inner.wakes.remove(&stream),
+        };
+        Ok(())
+    }
+
+    fn wakes(&self) -> Result<Vec<(StreamId, Wake)>> {
+        Ok(self.lock().wakes.iter().map(|(id, w)| (*id, *w)).collect())
     }
 
     fn put_key(&self, key: &str, entry: KeyEntry) -> Result<()> {

@@ -7,6 +7,8 @@
 //! - `keys`: key (UTF-8) → versioned [`KeyEntry`].
 //! - `snapshots`: stream id → version byte ++ seq (u64 big-endian) ++ the caller's state.
 //! - `sessions`: resume token → the hub's record of a connection's session (its encoding).
+//! - `wakes`: stream id → due (u64 big-endian) ++ pending timers (u32 big-endian): the
+//!   wake-up index, written with the records that change it.
 //!
 //! A [`Log::write`] puts every record of the call into one sled batch, which sled applies and
 //! recovers atomically; keys and status changes follow it, so sled's log order keeps them from
@@ -29,7 +31,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::log::{KeyEntry, Log, StreamId, StreamInfo, StreamMeta, StreamStatus, Write};
+use crate::log::{
+    KeyEntry, Log, StreamId, StreamInfo, StreamMeta, StreamStatus, Wake, WakeChange, Write,
+};
 use crate::record::{decode, encode, unwrap, FORMAT_VERSION};
 use crate::{Conflict, Result, Seq, StoreError};
 
@@ -60,6 +64,7 @@ struct Open {
     keys: sled::Tree,
     snapshots: sled::Tree,
     sessions: sled::Tree,
+    wakes: sled::Tree,
     /// sled's data file (`db`), opened for reading only: syncing any descriptor of a file
     /// makes all of its written data durable.
     data: File,
@@ -126,6 +131,7 @@ impl Open {
             keys: db.open_tree("keys")?,
             snapshots: db.open_tree("snapshots")?,
             sessions: db.open_tree("sessions")?,
+            wakes: db.open_tree("wakes")?,
             data: File::open(path.join("db"))?,
             db,
         })
@@ -248,6 +254,35 @@ fn is_locked(e: &StoreError) -> bool {
         if io.kind() == std::io::ErrorKind::Other && io.to_string().contains("lock"))
 }
 
+fn encode_wake(wake: Wake) -> [u8; 12] {
+    let mut value = [0; 12];
+    value[..8].copy_from_slice(&wake.due.to_be_bytes());
+    value[8..].copy_from_slice(&wake.timers.to_be_bytes());
+    value
+}
+
+fn decode_wake(value: &[u8]) -> Result<Wake> {
+    let corrupt = || StoreError::Corrupt {
+        what: "wake-up entry",
+        detail: format!("expected 12 bytes, found {}", value.len()),
+    };
+    let (due, timers) = value.split_at_checked(8).ok_or_else(corrupt)?;
+    Ok(Wake {
+        due: be_u64("wake-up entry", due)?,
+        timers: u32::from_be_bytes(timers.try_into().map_err(|_| corrupt())?),
+    })
+}
+
+fn set_wake_in(o: &Open, stream: StreamId, wake: Option<Wake>) -> Result<()> {
+    match wake {
+        Some(wake) => o
+            .wakes
+            .insert(stream.to_be_bytes(), &encode_wake(wake)[..])?,
+        None => o.wakes.remove(stream.to_be_bytes())?,
+    };
+    Ok(())
+}
+
 fn version_in(o: &Open, stream: StreamId) -> Result<Seq> {
     match o.events.scan_prefix(stream.to_be_bytes()).next_back() {
         Some(row) => be_u64("event key", &row?.0[8..]),
@@ -330,6 +365,11 @@ impl Log for SledLog {
                     if let Some(status) = w.status {
                         set_status_in(&o, w.stream, status)?;
                     }
+                    match w.wake {
+                        WakeChange::Keep => {}
+                        WakeChange::Set(wake) => set_wake_in(&o, w.stream, Some(wake))?,
+                        WakeChange::Clear => set_wake_in(&o, w.stream, None)?,
+                    }
                 }
                 Ok(())
             });
@@ -392,6 +432,74 @@ impl Log for SledLog {
                 meta: decode("stream metadata", &value)?,
                 version: version_in(&o, id)?,
             });
+        }
+        Ok(out)
+    }
+
+    fn metas(&self) -> Result<Vec<(StreamId, StreamMeta)>> {
+        let o = self.open_now()?;
+        let mut out = Vec::new();
+        for row in o.meta.iter() {
+            let (key, value) = row?;
+            out.push((
+                be_u64("stream id", &key)?,
+                decode("stream metadata", &value)?,
+            ));
+        }
+        Ok(out)
+    }
+
+    fn remove_streams(&self, streams: &[StreamId]) -> Result<()> {
+        if streams.is_empty() {
+            return Ok(());
+        }
+        let o = self.open_now()?;
+        let gone: HashSet<StreamId> = streams.iter().copied().collect();
+        // Keys first: a key left behind would lead nowhere, a stream left behind is harmless
+        // and is removed on the next pass.
+        for row in o.keys.iter() {
+            let (key, value) = row?;
+            // A key that does not decode leads nowhere useful either way: leave it.
+            let Ok(entry) = decode::<KeyEntry>("key entry", &value) else {
+                continue;
+            };
+            if gone.contains(&entry.stream) {
+                o.keys.remove(key)?;
+            }
+        }
+        let mut known = self.versions();
+        for &stream in streams {
+            let mut batch = sled::Batch::default();
+            let range = event_key(stream, 0)..=event_key(stream, u64::MAX);
+            for key in o.events.range(range).keys() {
+                batch.remove(key?);
+            }
+            o.events.apply_batch(batch)?;
+            o.snapshots.remove(stream.to_be_bytes())?;
+            o.wakes.remove(stream.to_be_bytes())?;
+            o.meta.remove(stream.to_be_bytes())?;
+            known.remove(&stream);
+        }
+        Ok(())
+    }
+
+    fn wake(&self, stream: StreamId) -> Result<Option<Wake>> {
+        self.open_now()?
+            .wakes
+            .get(stream.to_be_bytes())?
+            .map(|v| decode_wake(&v))
+            .transpose()
+    }
+
+    fn set_wake(&self, stream: StreamId, wake: Option<Wake>) -> Result<()> {
+        set_wake_in(&*self.open_now()?, stream, wake)
+    }
+
+    fn wakes(&self) -> Result<Vec<(StreamId, Wake)>> {
+        let mut out = Vec::new();
+        for row in self.open_now()?.wakes.iter() {
+            let (key, value) = row?;
+            out.push((be_u64("stream id", &key)?, decode_wake(&value)?));
         }
         Ok(out)
     }

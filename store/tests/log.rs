@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use umpire_store::{
-    Conflict, KeyEntry, Log, MemLog, Role, SledLog, StoreError, StreamMeta, StreamStatus, Write,
+    Conflict, KeyEntry, Log, MemLog, Role, SledLog, StoreError, StreamMeta, StreamStatus, Wake,
+    WakeChange, Write,
 };
 
 fn meta(kind: &str) -> StreamMeta {
@@ -217,6 +218,53 @@ fn contract(log: &dyn Log) {
     assert_eq!(log.load_snapshot(a).unwrap(), None);
     log.save_snapshot(a, 3, b"three").unwrap();
     log.save_snapshot(a, 5, b"five").unwrap();
+    assert_eq!(log.load_snapshot(a).unwrap(), Some((5, b"five".to_vec())));
+
+    // The wake-up index: changed with the records of a write, and only if they are written.
+    let w = log.create_stream(&meta("colony")).unwrap();
+    let soon = Wake {
+        due: 500,
+        timers: 2,
+    };
+    let write = |expected, wake| Write {
+        stream: w,
+        expected,
+        records: records(1..2),
+        wake,
+        ..Write::default()
+    };
+    log.write(&[write(0, WakeChange::Set(soon))]).unwrap()[0].unwrap();
+    assert_eq!(log.wake(w).unwrap(), Some(soon));
+    let stale = log.write(&[write(0, WakeChange::Clear)]).unwrap();
+    assert!(stale[0].is_err());
+    assert_eq!(
+        log.wake(w).unwrap(),
+        Some(soon),
+        "a refused write changes nothing"
+    );
+    log.write(&[write(1, WakeChange::Keep)]).unwrap()[0].unwrap();
+    assert_eq!(log.wakes().unwrap(), vec![(w, soon)]);
+    log.write(&[write(2, WakeChange::Clear)]).unwrap()[0].unwrap();
+    assert_eq!(log.wake(w).unwrap(), None);
+    log.set_wake(w, Some(Wake { due: 9, timers: 0 })).unwrap();
+    assert_eq!(log.wakes().unwrap(), vec![(w, Wake { due: 9, timers: 0 })]);
+
+    // Removing streams takes everything of theirs and nothing of the others'.
+    let watch = KeyEntry {
+        stream: w,
+        role: Role::Watch,
+    };
+    log.put_key("w-watch", watch).unwrap();
+    log.save_snapshot(w, 3, b"s").unwrap();
+    let before_a = log.read(a, 1, 100).unwrap();
+    log.remove_streams(&[w]).unwrap();
+    assert_eq!(log.read(w, 1, 100).unwrap(), vec![]);
+    assert_eq!(log.meta(w).unwrap(), None);
+    assert_eq!(log.find_key("w-watch").unwrap(), None);
+    assert_eq!(log.load_snapshot(w).unwrap(), None);
+    assert_eq!(log.wakes().unwrap(), vec![]);
+    assert!(log.metas().unwrap().iter().all(|(id, _)| *id != w));
+    assert_eq!(log.read(a, 1, 100).unwrap(), before_a);
     assert_eq!(log.load_snapshot(a).unwrap(), Some((5, b"five".to_vec())));
     log.sync().unwrap();
 }

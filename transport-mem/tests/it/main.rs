@@ -6,6 +6,7 @@ mod channels;
 mod common;
 mod connect4;
 mod identity;
+mod lazy;
 mod limits;
 mod presence;
 mod props;

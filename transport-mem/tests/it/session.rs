@@ -12,7 +12,7 @@ use umpire_engine::protocol::{ClientMsg, ErrorCode, ServerMsg};
 use umpire_hub::HubConfig;
 use umpire_store::{
     Conflict, KeyEntry, Log, MemLog, Result, Seq, StoreError, StreamId, StreamInfo, StreamMeta,
-    StreamStatus, Write,
+    StreamStatus, Wake, Write,
 };
 
 use crate::common::{start, within};
@@ -142,6 +142,18 @@ impl Log for Breakable {
     }
     fn streams(&self) -> Result<Vec<StreamInfo>> {
         self.log.streams()
+    }
+    fn remove_streams(&self, streams: &[StreamId]) -> Result<()> {
+        self.log.remove_streams(streams)
+    }
+    fn wake(&self, stream: StreamId) -> Result<Option<Wake>> {
+        self.log.wake(stream)
+    }
+    fn set_wake(&self, stream: StreamId, wake: Option<Wake>) -> Result<()> {
+        self.log.set_wake(stream, wake)
+    }
+    fn wakes(&self) -> Result<Vec<(StreamId, Wake)>> {
+        self.log.wakes()
     }
     fn put_key(&self, key: &str, entry: KeyEntry) -> Result<()> {
         self.log.put_key(key, entry)

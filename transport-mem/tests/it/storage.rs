@@ -22,7 +22,7 @@ use umpire_games::Tally;
 use umpire_hub::{Health, Hub, HubConfig};
 use umpire_store::{
     Conflict, KeyEntry, Log, Result, Seq, SledLog, SledOptions, StoreError, StreamId, StreamInfo,
-    StreamMeta, StreamStatus, Write,
+    StreamMeta, StreamStatus, Wake, Write,
 };
 
 use crate::common::{start, within};
@@ -128,6 +128,26 @@ impl Log for Flaky {
     fn streams(&self) -> Result<Vec<StreamInfo>> {
         self.check()?;
         self.inner.streams()
+    }
+
+    fn remove_streams(&self, streams: &[StreamId]) -> Result<()> {
+        self.check()?;
+        self.inner.remove_streams(streams)
+    }
+
+    fn wake(&self, stream: StreamId) -> Result<Option<Wake>> {
+        self.check()?;
+        self.inner.wake(stream)
+    }
+
+    fn set_wake(&self, stream: StreamId, wake: Option<Wake>) -> Result<()> {
+        self.check()?;
+        self.inner.set_wake(stream, wake)
+    }
+
+    fn wakes(&self) -> Result<Vec<(StreamId, Wake)>> {
+        self.check()?;
+        self.inner.wakes()
     }
 
     fn put_key(&self, key: &str, entry: KeyEntry) -> Result<()> {
