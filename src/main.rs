@@ -4,6 +4,12 @@ use std::io::IsTerminal as _;
 
 use clap::Parser as _;
 
+/// jemalloc gives memory back to the system a few seconds after it is freed: games that leave
+/// memory shrink the process (glibc's allocator kept nearly all of it; see the `lazy`
+/// benchmark in the README).
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)

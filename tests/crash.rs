@@ -6,6 +6,12 @@
 //! colony builds complete (those due while the server was down, once it is back) in due order,
 //! and the cancelled one never.
 //!
+//! Two pairs play Connect Four throughout (moves with cids, a new game after each win), and at the
+//! end every game is replayed from the log with its rules: the replayed state is what its
+//! players were acknowledged (every tally's total is its player's acknowledged adds, every
+//! board holds exactly the acknowledged moves), and a spectator reading each game from the start
+//! after the last restart is shown exactly the log.
+//!
 //! `UMPIRE_CRASH_SEED` picks the schedule (default 1). One summary line on stderr.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
@@ -16,6 +22,9 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use serde_json::{json, Value};
+use umpire_engine::protocol::ErrorCode;
+use umpire_engine::{Envelope, Match};
+use umpire_games::{Connect4, Tally};
 use umpire_store::{Log, SledLog};
 use umpire_ws::client::{connect, Format};
 
@@ -23,6 +32,7 @@ use support::Server;
 
 const KILLS: usize = 20;
 const PLAYERS: usize = 3;
+const DUOS: usize = 2;
 
 /// xorshift64*: the schedule, from the seed alone.
 struct Rng(u64);
@@ -79,6 +89,130 @@ async fn play(url: String, mut p: Player) -> Player {
     }
 }
 
+/// One Connect Four game of a pair.
+#[derive(Clone)]
+struct Board {
+    game: u64,
+    /// Red's and yellow's seat tokens.
+    tokens: [String; 2],
+    watch: String,
+    /// Moves acknowledged: (cid, seq).
+    acked: Vec<(String, u64)>,
+    over: bool,
+}
+
+/// Two players of Connect Four, who start a new game after each one ends.
+#[derive(Clone, Default)]
+struct Duo {
+    boards: Vec<Board>,
+    /// A move sent whose answer was lost with the connection.
+    pending: Option<String>,
+}
+
+impl Duo {
+    /// The next move of the current game: its cid and column. Columns in turn 0..6 never
+    /// fill one up; a diagonal wins after a while.
+    fn next_move(&mut self) -> Option<(u64, String, u64)> {
+        let board = self.boards.last().filter(|b| !b.over)?;
+        let n = board.acked.len() as u64;
+        let cid = self.pending.take().unwrap_or_else(|| format!("move-{n}"));
+        Some((board.game, cid, n % 7))
+    }
+}
+
+/// Play Connect Four until the connection drops.
+async fn duel(url: String, mut d: Duo) -> Duo {
+    let (Ok(mut red), Ok(mut yellow)) = (
+        connect(&url, Format::Json).await,
+        connect(&url, Format::MsgPack).await,
+    ) else {
+        return d;
+    };
+    if let Some(board) = d.boards.last().filter(|b| !b.over) {
+        if red.join(&board.tokens[0]).await.is_err() || yellow.join(&board.tokens[1]).await.is_err()
+        {
+            return d;
+        }
+    }
+    loop {
+        let Some((game, cid, column)) = d.next_move() else {
+            let Ok(g) = red.create("connect4", Value::Null).await else {
+                return d;
+            };
+            let Ok(y) = yellow.join(g.join.as_deref().unwrap()).await else {
+                return d;
+            };
+            d.boards.push(Board {
+                game: g.game,
+                tokens: [g.token, y.token],
+                watch: g.watch.unwrap(),
+                acked: Vec::new(),
+                over: false,
+            });
+            continue;
+        };
+        let board = d.boards.last_mut().unwrap();
+        let mover = if board.acked.len() % 2 == 0 {
+            &mut red
+        } else {
+            &mut yellow
+        };
+        match mover
+            .command_with_cid(game, json!({ "column": column }), Some(cid.clone()))
+            .await
+        {
+            Ok(seq) => board.acked.push((cid, seq)),
+            Err(e) if e.code() == Some(ErrorCode::GameOver) => board.over = true,
+            // The moves alternate by what was acknowledged: a refusal means an acknowledged
+            // move is missing (or one was applied twice).
+            Err(e) if e.code().is_some() => {
+                panic!("move {cid} of game {game} refused, so the log lost or repeated a move: {e}")
+            }
+            Err(_) => {
+                d.pending = Some(cid);
+                return d;
+            }
+        }
+    }
+}
+
+/// Send a pair's lost move again, once the server stays up.
+async fn resend_move(url: &str, d: &mut Duo) {
+    let Some(cid) = d.pending.clone() else {
+        return;
+    };
+    let board = d.boards.last_mut().unwrap();
+    let mover = board.acked.len() % 2;
+    let mut c = connect(url, Format::Json).await.unwrap();
+    c.join(&board.tokens[mover]).await.unwrap();
+    let column = board.acked.len() as u64 % 7;
+    match c
+        .command_with_cid(board.game, json!({ "column": column }), Some(cid.clone()))
+        .await
+    {
+        Ok(seq) => board.acked.push((cid, seq)),
+        Err(e) if e.code() == Some(ErrorCode::GameOver) => board.over = true,
+        Err(e) => panic!("the lost move {cid} was refused: {e}"),
+    }
+    d.pending = None;
+}
+
+/// Every record of `game`, shown to a new spectator from seq 1.
+async fn shown_from_start(url: &str, key: &str, records: usize) -> Vec<Value> {
+    let mut c = connect(url, Format::Json).await.unwrap();
+    let game = c.watch(key, Some(1)).await.unwrap();
+    c.events(game, records).await.unwrap()
+}
+
+/// Replay `logged` with `G`'s rules.
+fn replay<G: umpire_engine::Game>(game: &G, logged: &[Value]) -> Match<G> {
+    let envs: Vec<Envelope<G>> = logged
+        .iter()
+        .map(|env| serde_json::from_value(env.clone()).unwrap())
+        .collect();
+    Match::replay(game, &envs).unwrap()
+}
+
 /// Watch `game` from `from` until the connection drops; what was shown, by seq.
 async fn watch(url: String, key: String, from: u64) -> Vec<(u64, Value)> {
     let mut shown = Vec::new();
@@ -111,7 +245,9 @@ async fn kill_9_at_random_moments_loses_and_repeats_nothing_acknowledged() {
     let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let args = ["--rate-limit", "0"];
+    // Games nobody follows leave memory after a second: the colony sleeps between its builds
+    // and its timers come back through the wake-up index, across kills.
+    let args = ["--rate-limit", "0", "--evict-after-secs", "1"];
 
     let mut server = Server::start(&data, &args);
     let mut players = Vec::new();
@@ -143,8 +279,13 @@ async fn kill_9_at_random_moments_loses_and_repeats_nothing_acknowledged() {
     };
 
     let mut shown: Vec<Vec<(u64, Value)>> = vec![Vec::new(); PLAYERS];
+    let mut duos = vec![Duo::default(); DUOS];
     for _ in 0..KILLS {
         let url = server.ws();
+        let duels: Vec<_> = duos
+            .iter()
+            .map(|d| tokio::spawn(duel(url.clone(), d.clone())))
+            .collect();
         let runs: Vec<_> = players
             .iter()
             .map(|p| tokio::spawn(play(url.clone(), p.clone())))
@@ -169,6 +310,12 @@ async fn kill_9_at_random_moments_loses_and_repeats_nothing_acknowledged() {
         for (seen, watcher) in shown.iter_mut().zip(watchers) {
             seen.extend(watcher.await.unwrap());
         }
+        for (d, run) in duos.iter_mut().zip(duels) {
+            *d = tokio::time::timeout(Duration::from_secs(30), run)
+                .await
+                .expect("a pair hung after the kill")
+                .unwrap();
+        }
         server = Server::start(&data, &args);
     }
     // Once more without a kill: what was pending is sent again, and every build falls due.
@@ -183,6 +330,9 @@ async fn kill_9_at_random_moments_loses_and_repeats_nothing_acknowledged() {
                 .unwrap();
             p.acked.insert(cid, seq);
         }
+    }
+    for d in &mut duos {
+        resend_move(&url, d).await;
     }
     tokio::time::sleep(Duration::from_millis(3000)).await;
     server.terminate();
@@ -215,15 +365,76 @@ async fn kill_9_at_random_moments_loses_and_repeats_nothing_acknowledged() {
             }
         }
     }
+    // Every tally, replayed by its rules, holds exactly its player's acknowledged adds.
+    for p in &players {
+        let m = replay(&Tally, &records(&log, p.game));
+        assert_eq!(
+            m.state().total,
+            i64::try_from(p.acked.len()).unwrap(),
+            "game {}: the replayed total is not the adds acknowledged",
+            p.game
+        );
+    }
+    // Every Connect Four board holds exactly the acknowledged moves, each once.
+    let (mut moves, mut c4_games) = (0, 0);
+    for board in duos.iter().flat_map(|d| &d.boards) {
+        let logged = records(&log, board.game);
+        let m = replay(&Connect4, &logged);
+        assert_eq!(
+            m.state().moves.len(),
+            board.acked.len(),
+            "game {}: the board is not the moves acknowledged",
+            board.game
+        );
+        for (cid, seq) in &board.acked {
+            acked += 1;
+            moves += 1;
+            // A winning move logs its disc and the end, both with its cid: the answer names
+            // the last.
+            let with_cid: Vec<&Value> = logged
+                .iter()
+                .filter(|env| env["cid"].as_str() == Some(cid.as_str()))
+                .collect();
+            let discs = with_cid
+                .iter()
+                .filter(|env| env["body"].get("game").is_some())
+                .count();
+            if with_cid.last().map(|env| env["seq"].as_u64()) != Some(Some(*seq)) {
+                lost += 1;
+            }
+            if discs > 1 {
+                duplicated += 1;
+            }
+        }
+        c4_games += 1;
+    }
+    replay(&umpire_games::Colony, &records(&log, colony));
     let completed: Vec<u64> = records(&log, colony)
         .iter()
         .filter_map(|env| env["body"]["game"].get("completed")?["order"].as_u64())
         .collect();
     let shown_total: usize = shown.iter().map(Vec::len).sum();
+    // Once more: a spectator who comes now is shown every game from the start, as logged.
+    let mut streams: Vec<(String, Vec<Value>)> = players
+        .iter()
+        .map(|p| (p.watch.clone(), records(&log, p.game)))
+        .collect();
+    for board in duos.iter().flat_map(|d| &d.boards) {
+        streams.push((board.watch.clone(), records(&log, board.game)));
+    }
+    drop(log);
+    let server = Server::start(&data, &args);
+    for (key, logged) in &streams {
+        let seen = shown_from_start(&server.ws(), key, logged.len()).await;
+        if &seen != logged {
+            wrong += 1;
+        }
+    }
+    drop(server);
     eprintln!(
-        "crash harness: seed {seed}, {KILLS} kills, {acked} acked, {lost} lost, {duplicated} \
-         duplicated, {shown_total} events shown ({wrong} not as logged), colony builds completed \
-         {completed:?}"
+        "crash harness: seed {seed}, {KILLS} kills, {acked} acked ({moves} Connect Four moves in \
+         {c4_games} games), {lost} lost, {duplicated} duplicated, {shown_total} events shown \
+         ({wrong} not as logged), colony builds completed {completed:?}"
     );
     assert!(acked > 0, "nothing was acknowledged");
     assert_eq!((lost, duplicated, wrong), (0, 0, 0));

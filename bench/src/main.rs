@@ -16,15 +16,21 @@
 //! - `durable`: acknowledged commands through the hub API, against raw sled batches.
 //! - `restore`: bringing games back from the log, against a raw scan of the same records.
 //! - `connections`: memory per idle connection, spectator and game; new connections per second.
+//! - `lazy`: start-up on a folder of many games, and memory as they load and leave again.
 //! - `raw`: the raw servers the scenarios compare with.
 //! - `wire`: the load generator's WebSocket client and its cheap frame classifier.
 //! - `child`: servers as pinned child processes; their RSS and CPU time.
 //! - `report`: tables, percentiles, the JSON line.
 
+/// The same allocator as the `umpire` binary: the servers measured run in this process.
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 mod child;
 mod connections;
 mod durable;
 mod fanout;
+mod lazy;
 mod raw;
 mod report;
 mod restore;
@@ -67,6 +73,8 @@ enum Scenario {
     Restore(restore::RestoreArgs),
     /// Memory per idle connection and new connections per second.
     Connections(connections::ConnectionsArgs),
+    /// Start-up with many games in the log; memory as they load and leave memory again.
+    Lazy(lazy::LazyArgs),
     /// Every scenario with its defaults.
     All,
     /// (internal) Run a server in this process: `umpire ARGS...`, `raw-fanout` or `raw-accept`.
@@ -83,6 +91,7 @@ fn main() -> anyhow::Result<()> {
         Scenario::Durable(args) => durable::run(&common, &args)?,
         Scenario::Restore(args) => restore::run(&common, &args)?,
         Scenario::Connections(args) => connections::run(&common, &args)?,
+        Scenario::Lazy(args) => lazy::run(&common, &args)?,
         Scenario::All => {
             // Each runs even if an earlier one found a loss, so one run shows everything.
             let fanout = fanout::run(&common, &fanout::FanoutArgs::parse_default())?;
@@ -90,7 +99,8 @@ fn main() -> anyhow::Result<()> {
             let restore = restore::run(&common, &restore::RestoreArgs::parse_default())?;
             let connections =
                 connections::run(&common, &connections::ConnectionsArgs::parse_default())?;
-            fanout && durable && restore && connections
+            let lazy = lazy::run(&common, &lazy::LazyArgs::parse_default())?;
+            fanout && durable && restore && connections && lazy
         }
     };
     if !ok {

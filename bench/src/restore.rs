@@ -78,7 +78,7 @@ pub(crate) fn run(common: &Common, args: &RestoreArgs) -> anyhow::Result<bool> {
         let first = first_connection(common, data.path())?;
         for (what, time, conn) in [
             ("raw sled scan + decode", raw, None),
-            ("umpire hub start", took, Some(first)),
+            ("umpire start + load every game", took, Some(first)),
         ] {
             let rate = total / time.as_secs_f64();
             table.row(vec![
@@ -115,22 +115,28 @@ fn prepare(
 ) -> anyhow::Result<()> {
     let log = SledLog::open(dir)?;
     let seat = Actor::Seat(Seat(0));
+    // Recent: a game whose last event is a day old expires as it loads.
+    let now = u64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_millis(),
+    )?;
     for g in 0..games {
         let meta = StreamMeta {
             kind: "tally".into(),
-            created: 1_700_000_000_000,
+            created: now,
             status: StreamStatus::Live,
             creator: String::new(),
             invite: None,
         };
         let id = log.create_stream(&meta)?;
-        let (mut m, created) = Match::create(&Tally, TallyConfig { seats: 2 }, g as u64, 1);
+        let (mut m, created) = Match::create(&Tally, TallyConfig { seats: 2 }, g as u64, now);
         let mut page = vec![Bytes::from(rmp_serde::to_vec_named(&created)?)];
         let join = Action::Join {
             player: "p0".into(),
         };
         for env in m
-            .execute(&Tally, Actor::System, join, 1, None)
+            .execute(&Tally, Actor::System, join, now, None)
             .map_err(|e| anyhow::anyhow!("{e}"))?
         {
             page.push(Bytes::from(rmp_serde::to_vec_named(&env)?));
@@ -139,7 +145,7 @@ fn prepare(
         while version + (page.len() as u64) < events as u64 {
             let add = Action::Play(TallyCommand::Add(1));
             let envs: Vec<Envelope<Tally>> = m
-                .execute(&Tally, seat, add, 1_700_000_000_000, None)
+                .execute(&Tally, seat, add, now, None)
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             for env in envs {
                 page.push(Bytes::from(rmp_serde::to_vec_named(&env)?));
@@ -149,6 +155,12 @@ fn prepare(
             }
         }
         append(&log, id, version, &mut page)?;
+        // As umpire writes it: the game wakes when it would expire, a day on.
+        let wake = umpire_store::Wake {
+            due: now + 86_400_000,
+            timers: 0,
+        };
+        log.set_wake(id, Some(wake))?;
         if snapshots {
             log.save_snapshot(id, m.version(), &rmp_serde::to_vec_named(&m)?)?;
         }
@@ -188,7 +200,7 @@ fn raw_scan(dir: &std::path::Path, expected: usize) -> anyhow::Result<Duration> 
 
 /// Open sled, waiting for a previous holder in this process to let go of the folder (sled
 /// releases its lock from a background thread after the last handle is dropped).
-fn open_sled(dir: &std::path::Path) -> anyhow::Result<sled::Db> {
+pub(crate) fn open_sled(dir: &std::path::Path) -> anyhow::Result<sled::Db> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         match sled::open(dir) {
@@ -202,14 +214,21 @@ fn open_sled(dir: &std::path::Path) -> anyhow::Result<sled::Db> {
     }
 }
 
-/// Open the log and start a hub on it, in process on the server CPU: how long until every
-/// live game is back, and how many came back.
+/// Open the log, start a hub on it and load every game (games load on first use), in process
+/// on the server CPU: how long until every live game is back, and how many came back.
 fn hub_restore(common: &Common, dir: &std::path::Path) -> anyhow::Result<(usize, Duration)> {
     let server = server_runtime(common.server_cpu)?;
     server.block_on(async {
         let started = Instant::now();
         let log = SledLog::open_retrying(dir, Duration::from_secs(10))?;
         let hub = Hub::builder(Arc::new(log)).register(Tally).start().await?;
+        let ids: Vec<u64> = hub.log().metas()?.into_iter().map(|(id, _)| id).collect();
+        for chunk in ids.chunks(512) {
+            let loads = chunk.iter().map(|id| hub.inspect(*id));
+            for loaded in futures_util::future::join_all(loads).await {
+                loaded?;
+            }
+        }
         let took = started.elapsed();
         let restored = hub.live_games().len();
         hub.shutdown().await?;

@@ -296,6 +296,13 @@ impl<G: Game> Match<G> {
         now: Millis,
         cid: Option<&str>,
     ) -> Result<Vec<Envelope<G>>, MatchError<G::Rejection>> {
+        // A command sent again (its answer was lost) is answered as the first time, even if
+        // it was the one that ended the game.
+        if let (Action::Play(_), Some(cid)) = (&action, cid) {
+            if let Some(seq) = self.recent_cid(by, cid) {
+                return Err(MatchError::Duplicate { seq });
+            }
+        }
         if self.over.is_some() {
             return Err(MatchError::GameOver);
         }
@@ -330,11 +337,6 @@ impl<G: Game> Match<G> {
                 let seat = by.seat().ok_or(MatchError::Forbidden)?;
                 if self.player(seat).is_none() {
                     return Err(MatchError::NotSeated);
-                }
-                if let Some(cid) = cid {
-                    if let Some(seq) = self.recent_cid(by, cid) {
-                        return Err(MatchError::Duplicate { seq });
-                    }
                 }
                 self.decide(now, &mut bodies, |state, ctx| {
                     game.decide(state, by, &command, ctx)

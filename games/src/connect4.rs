@@ -220,6 +220,47 @@ mod tests {
     }
 
     #[test]
+    fn the_winning_move_sent_again_is_answered_with_its_seq_not_game_over() {
+        // postmortem: the crash harness killed the server after red's winning move was logged
+        // but before its answer left; red sent it again with its cid and was told game_over,
+        // so red never learned its move had counted.
+        use umpire_engine::{Action, Match, MatchError};
+        let (mut m, _) = Match::create(&Connect4, (), 1, 0);
+        for player in ["red", "yellow"] {
+            let join = Action::Join {
+                player: player.into(),
+            };
+            m.execute(&Connect4, Actor::System, join, 0, None).unwrap();
+        }
+        let mut last = 0;
+        for (i, (by, play)) in moves(&[0, 1, 0, 1, 0, 1, 0]).into_iter().enumerate() {
+            let cid = format!("m{i}");
+            let envs = m
+                .execute(&Connect4, by, Action::Play(play), 0, Some(&cid))
+                .unwrap();
+            last = envs.last().unwrap().seq;
+        }
+        assert!(m.is_over());
+        let again = m.execute(
+            &Connect4,
+            Actor::Seat(RED),
+            Action::Play(Play { column: 0 }),
+            0,
+            Some("m6"),
+        );
+        assert_eq!(again.unwrap_err(), MatchError::Duplicate { seq: last });
+        // A new command is still refused.
+        let new = m.execute(
+            &Connect4,
+            Actor::Seat(YELLOW),
+            Action::Play(Play { column: 3 }),
+            0,
+            Some("m7"),
+        );
+        assert_eq!(new.unwrap_err(), MatchError::GameOver);
+    }
+
+    #[test]
     fn red_moves_first_and_lands_on_the_bottom() {
         GameTest::new(Connect4)
             .when(RED, Play { column: 3 })

@@ -334,6 +334,10 @@ impl Registry {
                 rooms.remove(&game);
             }
         }
+        // After a wave of games left memory, their room in the map goes too.
+        if rooms.capacity() > 1024 && rooms.len() < rooms.capacity() / 4 {
+            rooms.shrink_to_fit();
+        }
     }
 
     /// Load every game whose task stopped (on a storage failure) again. Returns how many.
