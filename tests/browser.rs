@@ -99,6 +99,14 @@ async fn click(page: &Client, css: &str) {
         .unwrap();
 }
 
+/// The server's settings: the monitor on, with a token.
+fn monitored() -> WsConfig {
+    WsConfig {
+        admin_token: Some("monitor-secret".into()),
+        ..WsConfig::default()
+    }
+}
+
 async fn board(page: &Client) -> Value {
     page.execute(
         "return [...document.querySelectorAll('.cell')].map(c => c.className)",
@@ -128,7 +136,7 @@ async fn two_browsers_play_connect_four_while_a_third_watches() {
     let hub = support::bundled_hub(log.clone()).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr: SocketAddr = listener.local_addr().unwrap();
-    let server = tokio::spawn(umpire_ws::serve(listener, hub.clone(), WsConfig::default()));
+    let server = tokio::spawn(umpire_ws::serve(listener, hub.clone(), monitored()));
 
     let port = free_port();
     let _driver = Driver(
@@ -373,7 +381,7 @@ async fn two_browsers_play_connect_four_while_a_third_watches() {
     // game goes on, with nothing reloaded.
     let hub = support::bundled_hub(log.clone()).await;
     let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
-    let server = tokio::spawn(umpire_ws::serve(listener, hub.clone(), WsConfig::default()));
+    let server = tokio::spawn(umpire_ws::serve(listener, hub.clone(), monitored()));
     for page in [&red, &yellow, &watcher, &colony] {
         until(
             page,
@@ -409,6 +417,59 @@ async fn two_browsers_play_connect_four_while_a_third_watches() {
         json!(0),
     )
     .await;
+
+    // The monitor lists the games and connections, charts the metrics, and replays a game.
+    watcher.goto(&format!("http://{addr}/admin")).await.unwrap();
+    watcher
+        .find(Locator::Css("#token"))
+        .await
+        .unwrap()
+        .send_keys("monitor-secret")
+        .await
+        .unwrap();
+    click(&watcher, "#login button").await;
+    for table in ["#games", "#connections"] {
+        let rows = format!("return document.querySelectorAll('{table} tbody tr').length > 0");
+        until(&watcher, &rows, json!(true)).await;
+    }
+    until(
+        &watcher,
+        "return document.querySelector('#charts b').textContent !== '–'",
+        json!(true),
+    )
+    .await;
+    click(&watcher, "#games tbody tr a.game").await;
+    until(
+        &watcher,
+        "return document.querySelector('#history').hidden",
+        json!(false),
+    )
+    .await;
+    watcher
+        .execute(
+            "const s = document.querySelector('#slider'); s.value = 1; \
+             s.dispatchEvent(new Event('input'));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    until(
+        &watcher,
+        "return /state after event 1 of/.test(document.querySelector('#at').textContent) \
+         && document.querySelectorAll('#events li.later').length > 0",
+        json!(true),
+    )
+    .await;
+    assert_eq!(
+        watcher
+            .execute(
+                "return document.querySelector('#error').textContent",
+                vec![]
+            )
+            .await
+            .unwrap(),
+        json!("")
+    );
 
     hub.shutdown().await.unwrap();
     server.await.unwrap().unwrap();

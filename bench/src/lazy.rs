@@ -138,7 +138,8 @@ pub(crate) fn run(common: &Common, args: &LazyArgs) -> anyhow::Result<bool> {
     let evicted = rss_of(pid)?;
     let sleeping = gauge("umpire_sleeping_games")?;
     server.stop();
-    if evicted >= loaded {
+    // 500 games are too few for the process's size to say anything: the full run checks it.
+    if !common.smoke && evicted >= loaded {
         clean = false;
         eprintln!("lazy: memory did not fall after eviction ({loaded} -> {evicted} bytes)");
     }

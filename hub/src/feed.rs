@@ -80,6 +80,7 @@ impl Session {
     /// The next thing to send if one is ready now, without waiting: for a transport that
     /// writes everything ready before it flushes.
     pub fn try_next(&mut self) -> Option<Outgoing> {
+        self.note();
         loop {
             if let Some(out) = self.ready.pop_front() {
                 return Some(out);

@@ -270,7 +270,8 @@ impl RoomMsg {
             // Nobody waits for these, or the waiter sees its channel dropped.
             RoomMsg::Unsubscribe { .. }
             | RoomMsg::RematchReady { .. }
-            | RoomMsg::Inspect { .. } => return,
+            | RoomMsg::Inspect { .. }
+            | RoomMsg::Summary { .. } => return,
         };
         let mut answer = answer;
         answer.fail(e);
@@ -329,6 +330,10 @@ pub(crate) enum RoomMsg {
     Unsubscribe { session: SessionId },
     /// Report the game's state.
     Inspect { reply: oneshot::Sender<Inspection> },
+    /// Report what the monitor lists (`created` is filled in by the hub, from the log).
+    Summary {
+        reply: oneshot::Sender<crate::admin::GameSummary>,
+    },
 }
 
 /// A game task's inbox. Unbounded: every sender bounds what it has in flight (sessions their

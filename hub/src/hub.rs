@@ -86,6 +86,29 @@ impl Sessions {
         }
     }
 
+    /// Every open connection, for the monitor.
+    pub(crate) fn list(&self, now: umpire_engine::Millis) -> Vec<crate::admin::ConnectionSummary> {
+        let outboxes: Vec<Arc<Outbox>> =
+            self.open_map().values().filter_map(Weak::upgrade).collect();
+        let mut list: Vec<_> = outboxes
+            .iter()
+            .map(|outbox| {
+                let (card, queued) = outbox.card();
+                crate::admin::ConnectionSummary {
+                    session: card.session,
+                    peer: card.peer,
+                    user: card.user,
+                    opened: card.opened,
+                    games: card.games,
+                    queued,
+                    behind_ms: card.behind_since.map(|since| now.saturating_sub(since)),
+                }
+            })
+            .collect();
+        list.sort_by_key(|c| c.session);
+        list
+    }
+
     /// Whether shutdown has begun.
     pub(crate) fn stopping(&self) -> bool {
         self.stopping.load(Ordering::Acquire)
@@ -458,6 +481,79 @@ impl Hub {
         tokio::task::spawn_blocking(move || crate::retention::prune(&inner.registry, now, keep))
             .await
             .map_err(|_| HubError::Unavailable)?
+    }
+
+    /// What the monitor lists of the games in memory: at most `limit`, lowest ids first.
+    pub async fn game_summaries(&self, limit: usize) -> Vec<crate::GameSummary> {
+        let mut asked = Vec::new();
+        for game in self.live_games().into_iter().take(limit) {
+            let (reply, wait) = oneshot::channel();
+            if let Ok(handle) = self.inner.registry.room(game) {
+                if handle.send(RoomMsg::Summary { reply }).is_ok() {
+                    asked.push(wait);
+                }
+            }
+        }
+        let mut summaries = Vec::new();
+        for wait in asked {
+            // A game that left memory meanwhile is left out.
+            if let Ok(mut summary) = wait.await {
+                if let Ok(Some(meta)) = self.rt().log.meta(summary.game) {
+                    summary.created = meta.created;
+                }
+                summaries.push(summary);
+            }
+        }
+        summaries
+    }
+
+    /// A game's events (the first `max`) and its state after seq `at` (default: the last),
+    /// read from the log whether or not the game is in memory.
+    ///
+    /// # Errors
+    /// No such game (channels have no state), its kind is not registered, the log cannot be read.
+    pub async fn history(
+        &self,
+        game: GameId,
+        at: Option<Seq>,
+        max: usize,
+    ) -> Result<crate::History> {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || {
+            let registry = &inner.registry;
+            let log = &*registry.rt.log;
+            let not_found = || HubError::NotFound(format!("no game {game}"));
+            let meta = log.meta(game)?.ok_or_else(not_found)?;
+            let kind = registry.kind(&meta.kind).ok_or_else(not_found)?;
+            let version = log.version(game)?;
+            let events = log
+                .read(game, 1, max)?
+                .iter()
+                .map(|(_, bytes)| rmp_serde::from_slice::<Value>(bytes).unwrap_or(Value::Null))
+                .collect();
+            let at = at.unwrap_or(version).clamp(1, version.max(1));
+            let state = kind.state_at(log, game, at)?;
+            Ok(crate::History {
+                game,
+                kind: meta.kind,
+                version,
+                events,
+                at,
+                state,
+            })
+        })
+        .await
+        .map_err(|_| HubError::Unavailable)?
+    }
+
+    /// Every open connection: its peer, user, games, and how far behind it is.
+    pub fn connections(&self) -> Vec<crate::ConnectionSummary> {
+        self.inner.sessions.list(self.rt().clock.now())
+    }
+
+    /// Games out of memory with a wake-up armed (loaded on use or when due).
+    pub fn sleeping_games(&self) -> usize {
+        self.rt().wakes.len()
     }
 
     /// The log the hub writes to.

@@ -36,11 +36,57 @@ pub(crate) trait Kind: Send + Sync + 'static {
         owner: Option<OwnerSlot>,
         invite: Option<(String, String)>,
     ) -> Result<RoomHandle>;
+    /// The game's state after seq `at`, replayed from the log by its rules, as JSON.
+    fn state_at(&self, log: &dyn umpire_store::Log, id: GameId, at: u64) -> Result<Value>;
 }
 
 /// A registered game.
 pub(crate) struct Registered<G: Game> {
     pub(crate) game: Arc<G>,
+}
+
+/// A game's log that does not replay.
+fn corrupt(id: GameId, e: &dyn std::fmt::Display) -> HubError {
+    HubError::Store(umpire_store::StoreError::Corrupt {
+        what: "game",
+        detail: format!("game {id}: {e}"),
+    })
+}
+
+impl<G: Game> Registered<G> {
+    /// The match after seq `upto` (or its last record): `from` (a snapshot) plus the records
+    /// after it, read a page at a time.
+    fn replay(
+        &self,
+        log: &dyn umpire_store::Log,
+        id: GameId,
+        from: Option<Match<G>>,
+        upto: u64,
+    ) -> Result<Match<G>> {
+        let mut m = from;
+        let mut next = m.as_ref().map_or(1, |m| m.version() + 1);
+        while next <= upto {
+            let want = usize::try_from(upto - next + 1).unwrap_or(PAGE).min(PAGE);
+            let page = log.read(id, next, want)?;
+            let Some(&(last, _)) = page.last() else {
+                break;
+            };
+            for (_, bytes) in &page {
+                let env: Envelope<G> = rmp_serde::from_slice(bytes).map_err(|e| corrupt(id, &e))?;
+                match &mut m {
+                    None => m = Some(Match::start(&*self.game, &env).map_err(|e| corrupt(id, &e))?),
+                    Some(m) => m
+                        .replay_one(&*self.game, &env)
+                        .map_err(|e| corrupt(id, &e))?,
+                }
+            }
+            next = last + 1;
+            if page.len() < want {
+                break;
+            }
+        }
+        m.ok_or_else(|| HubError::NotFound(format!("game {id} has no records")))
+    }
 }
 
 impl<G: Game> Kind for Registered<G> {
@@ -81,6 +127,11 @@ impl<G: Game> Kind for Registered<G> {
         Ok(Room::spawn(rt, game, id, m, Some(first), Some(owner), None))
     }
 
+    fn state_at(&self, log: &dyn umpire_store::Log, id: GameId, at: u64) -> Result<Value> {
+        let m = self.replay(log, id, None, at)?;
+        serde_json::to_value(m.state()).map_err(|e| corrupt(id, &e))
+    }
+
     fn load(
         &self,
         rt: &Arc<Runtime>,
@@ -89,16 +140,10 @@ impl<G: Game> Kind for Registered<G> {
         invite: Option<(String, String)>,
     ) -> Result<RoomHandle> {
         let log = &rt.log;
-        let corrupt = |e: &dyn std::fmt::Display| {
-            HubError::Store(umpire_store::StoreError::Corrupt {
-                what: "game",
-                detail: format!("game {id}: {e}"),
-            })
-        };
-        let mut m: Option<Match<G>> = None;
+        let mut snapshot: Option<Match<G>> = None;
         if let Some((version, bytes)) = log.load_snapshot(id)? {
             match rmp_serde::from_slice::<Match<G>>(&bytes) {
-                Ok(snap) if snap.version() == version => m = Some(snap),
+                Ok(snap) if snap.version() == version => snapshot = Some(snap),
                 Ok(_) => tracing::warn!(
                     game = id,
                     "snapshot version mismatch; replaying the whole log"
@@ -108,25 +153,7 @@ impl<G: Game> Kind for Registered<G> {
                 }
             }
         }
-        let mut next = m.as_ref().map_or(1, |m| m.version() + 1);
-        loop {
-            let page = log.read(id, next, PAGE)?;
-            let Some(&(last, _)) = page.last() else {
-                break;
-            };
-            for (_, bytes) in &page {
-                let env: Envelope<G> = rmp_serde::from_slice(bytes).map_err(|e| corrupt(&e))?;
-                match &mut m {
-                    None => m = Some(Match::start(&*self.game, &env).map_err(|e| corrupt(&e))?),
-                    Some(m) => m.replay_one(&*self.game, &env).map_err(|e| corrupt(&e))?,
-                }
-            }
-            next = last + 1;
-            if page.len() < PAGE {
-                break;
-            }
-        }
-        let m = m.ok_or_else(|| HubError::NotFound(format!("game {id} has no records")))?;
+        let m = self.replay(&**log, id, snapshot, u64::MAX)?;
         if m.is_over() {
             log.set_status(id, StreamStatus::Over)?;
         }

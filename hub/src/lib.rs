@@ -58,6 +58,7 @@
 //! - [`client`]: a protocol client over any transport's [`client::Wire`].
 //! - `clock`, `config`, `keys`, `metrics`, `error`.
 
+mod admin;
 mod channel;
 pub mod client;
 mod clock;
@@ -85,6 +86,7 @@ mod wakes;
 mod wakeup;
 mod writer;
 
+pub use admin::{ConnectionSummary, GameSummary, History};
 pub use clock::{Clock, TokioClock};
 pub use config::{Durability, HubConfig, Limits};
 pub use error::{HubError, Result};

@@ -49,10 +49,22 @@ struct State {
     taken: bool,
 }
 
+/// What the monitor shows of a connection, kept up to date by its session.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Card {
+    pub(crate) session: u64,
+    pub(crate) peer: String,
+    pub(crate) opened: umpire_engine::Millis,
+    pub(crate) user: Option<String>,
+    pub(crate) games: usize,
+    pub(crate) behind_since: Option<umpire_engine::Millis>,
+}
+
 /// One session's outbox. Shared (in an `Arc`) by the session and every game it follows.
 #[derive(Debug)]
 pub(crate) struct Outbox {
     state: Mutex<State>,
+    card: Mutex<Card>,
     /// Rung by every push; the session waits on it.
     bell: Doorbell,
     limit: usize,
@@ -62,6 +74,7 @@ impl Outbox {
     pub(crate) fn new(limit: usize) -> Self {
         Outbox {
             state: Mutex::new(State::default()),
+            card: Mutex::default(),
             bell: Doorbell::default(),
             limit: limit.max(1),
         }
@@ -134,6 +147,17 @@ impl Outbox {
             state.items = VecDeque::new();
         }
         state.taken
+    }
+
+    /// Change what the monitor shows of this connection.
+    pub(crate) fn update_card(&self, f: impl FnOnce(&mut Card)) {
+        f(&mut self.card.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+
+    /// What the monitor shows of this connection, and how many events wait for it.
+    pub(crate) fn card(&self) -> (Card, usize) {
+        let card = self.card.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        (card, self.state().events)
     }
 
     /// Wake the session: something was queued (or, at shutdown, it should look).

@@ -361,6 +361,11 @@ impl Registry {
         revived
     }
 
+    /// A game's kind, by the name its log gives.
+    pub(crate) fn kind(&self, name: &str) -> Option<&Arc<dyn Kind>> {
+        self.kinds.get(name)
+    }
+
     /// Ids of the games with a running task.
     pub(crate) fn live(&self) -> Vec<GameId> {
         self.forget_retired();

@@ -465,6 +465,20 @@ impl<G: Game> Room<G> {
                 let result = Err(e);
                 turn.answers.push((reply, Answer::Command { game, result }));
             }
+            RoomMsg::Summary { reply } => {
+                let _ = reply.send(crate::admin::GameSummary {
+                    game,
+                    kind: G::KIND.to_owned(),
+                    players: self.m.seats().to_vec(),
+                    online: self.m.online().iter().map(|s| s.0).collect(),
+                    spectators: self.spectators(),
+                    version: self.m.version(),
+                    created: 0,
+                    last_event: self.m.last_at(),
+                    timers: self.m.timers().len(),
+                    over: self.m.is_over(),
+                });
+            }
             RoomMsg::Inspect { reply } => {
                 let _ = reply.send(self.inspect());
             }

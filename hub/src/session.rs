@@ -110,6 +110,8 @@ pub struct Session {
     /// Requests sent to games and not answered yet.
     pub(crate) in_flight: usize,
     pub(crate) stage: Stage,
+    /// What the monitor was last told: games followed, signed in, behind.
+    noted: (usize, bool, bool),
     _alive: TaskTrackerToken,
 }
 
@@ -123,6 +125,12 @@ impl Session {
         let alive = rt.tracker.token();
         let token = crate::keys::new_key();
         hub.sessions.open(&token, &outbox);
+        outbox.update_card(|card| {
+            card.session = id;
+            card.peer.clone_from(&peer.label);
+            card.opened = rt.clock.now();
+            card.user.clone_from(&peer.user);
+        });
         tracing::debug!(session = id, peer = %peer.label, "session opened");
         Session {
             id,
@@ -143,6 +151,7 @@ impl Session {
             behind_since: None,
             in_flight: 0,
             stage: Stage::Open,
+            noted: (0, false, false),
             _alive: alive,
             hub,
         }
@@ -257,6 +266,30 @@ impl Session {
         if let Err(e) = result {
             self.refuse_with(&e, r);
         }
+        self.note();
+    }
+
+    /// Tell the monitor what changed about this connection (cheap when nothing did).
+    pub(crate) fn note(&mut self) {
+        let now = (
+            self.games.len(),
+            self.user.is_some(),
+            self.behind_since.is_some(),
+        );
+        if now == self.noted {
+            return;
+        }
+        self.noted = now;
+        let clock = self.rt().clock.now();
+        let behind = self.behind_since.map(|since| {
+            clock.saturating_sub(u64::try_from(since.elapsed().as_millis()).unwrap_or(0))
+        });
+        let user = self.user.clone();
+        self.outbox.update_card(|card| {
+            card.games = now.0;
+            card.user = user;
+            card.behind_since = behind;
+        });
     }
 
     /// A request to enter `handle`'s game went out: remember the game, count the answer owed.

@@ -146,6 +146,9 @@ where
             if req.method() == Method::POST && req.uri().path() == "/api/publish" {
                 return Ok::<_, Infallible>(publish(&ctx, req, addr).await);
             }
+            if req.method() == Method::GET && req.uri().path().starts_with("/api/admin/") {
+                return Ok::<_, Infallible>(admin(&ctx, &req, addr).await);
+            }
             Ok::<_, Infallible>(route(&ctx, req, addr))
         }
     });
@@ -235,24 +238,8 @@ async fn publish(
     req: Request<Incoming>,
     addr: SocketAddr,
 ) -> Response<Full<Bytes>> {
-    let json =
-        |status, body: serde_json::Value| respond(status, "application/json", body.to_string());
-    let error = |status, message: String| json(status, serde_json::json!({ "error": message }));
-    let Some(admin) = ctx.config.admin_token.as_deref() else {
-        return error(
-            StatusCode::NOT_FOUND,
-            "publishing over HTTP is off: start the server with --admin-token".into(),
-        );
-    };
-    let given = header(req.headers(), header::AUTHORIZATION)
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or_default();
-    if !same_secret(given.as_bytes(), admin.as_bytes()) {
-        tracing::info!(%addr, "refused a publish without the admin token");
-        return error(
-            StatusCode::UNAUTHORIZED,
-            "send the admin token as Authorization: Bearer <token>".into(),
-        );
+    if let Err(refused) = authorized(ctx, req.headers(), addr, "publishing over HTTP") {
+        return refused;
     }
     let body = match http_body_util::Limited::new(req.into_body(), MAX_PUBLISH_BODY)
         .collect()
@@ -284,13 +271,101 @@ async fn publish(
     match ctx.hub.publish(&notice.channel, notice.data).await {
         Ok(seq) => json(
             StatusCode::OK,
-            serde_json::json!({ "channel": notice.channel, "seq": seq }),
+            &serde_json::json!({ "channel": notice.channel, "seq": seq }),
         ),
         Err(e) => {
             let status = match e.code() {
                 umpire_engine::protocol::ErrorCode::BadMessage => StatusCode::BAD_REQUEST,
                 umpire_engine::protocol::ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
                 _ => StatusCode::SERVICE_UNAVAILABLE,
+            };
+            error(status, e.to_string())
+        }
+    }
+}
+
+fn json(status: StatusCode, body: &serde_json::Value) -> Response<Full<Bytes>> {
+    respond(status, "application/json", body.to_string())
+}
+
+fn error(status: StatusCode, message: String) -> Response<Full<Bytes>> {
+    json(status, &serde_json::json!({ "error": message }))
+}
+
+/// Whether the request carries the admin token; the answer to send if not. `what` names
+/// the feature in the answer when no token is configured.
+#[allow(clippy::result_large_err)] // the refusal is the response itself
+fn authorized(
+    ctx: &Ctx,
+    headers: &HeaderMap,
+    addr: SocketAddr,
+    what: &str,
+) -> Result<(), Response<Full<Bytes>>> {
+    let Some(admin) = ctx.config.admin_token.as_deref() else {
+        return Err(error(
+            StatusCode::NOT_FOUND,
+            format!("{what} is off: start the server with --admin-token"),
+        ));
+    };
+    let given = header(headers, header::AUTHORIZATION)
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if !same_secret(given.as_bytes(), admin.as_bytes()) {
+        tracing::info!(%addr, what, "refused a request without the admin token");
+        return Err(error(
+            StatusCode::UNAUTHORIZED,
+            "send the admin token as Authorization: Bearer <token>".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Games listed by `/api/admin/overview`, and events by `/api/admin/games/ID`, at most.
+const ADMIN_GAMES: usize = 200;
+const ADMIN_EVENTS: usize = 5_000;
+
+/// The monitor's reads, with the admin token:
+/// - `GET /api/admin/overview`: games in memory, counts, open connections;
+/// - `GET /api/admin/games/ID?at=SEQ`: a game's events and its state after seq `SEQ`.
+async fn admin(ctx: &Arc<Ctx>, req: &Request<Incoming>, addr: SocketAddr) -> Response<Full<Bytes>> {
+    if let Err(refused) = authorized(ctx, req.headers(), addr, "the monitor") {
+        return refused;
+    }
+    let hub = &ctx.hub;
+    let path = req.uri().path();
+    if path == "/api/admin/overview" {
+        let games = hub.game_summaries(ADMIN_GAMES).await;
+        let body = serde_json::json!({
+            "live": hub.live_games().len(),
+            "sleeping": hub.sleeping_games(),
+            "games": games,
+            "connections": hub.connections(),
+        });
+        return json(StatusCode::OK, &body);
+    }
+    let Some(game) = path
+        .strip_prefix("/api/admin/games/")
+        .and_then(|id| id.parse::<u64>().ok())
+    else {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("no such admin resource: {path}"),
+        );
+    };
+    let at = req.uri().query().and_then(|q| {
+        q.split('&')
+            .find_map(|pair| pair.strip_prefix("at="))
+            .and_then(|seq| seq.parse().ok())
+    });
+    match hub.history(game, at, ADMIN_EVENTS).await {
+        Ok(history) => match serde_json::to_value(&history) {
+            Ok(body) => json(StatusCode::OK, &body),
+            Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        },
+        Err(e) => {
+            let status = match e.code() {
+                umpire_engine::protocol::ErrorCode::NotFound => StatusCode::NOT_FOUND,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
             };
             error(status, e.to_string())
         }

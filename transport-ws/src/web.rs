@@ -21,4 +21,6 @@ assets! {
     "/umpire.js" => "umpire.js", "text/javascript; charset=utf-8";
     "/connect4.js" => "connect4.js", "text/javascript; charset=utf-8";
     "/style.css" => "style.css", "text/css; charset=utf-8";
+    "/admin" => "admin.html", "text/html; charset=utf-8";
+    "/admin.js" => "admin.js", "text/javascript; charset=utf-8";
 }
