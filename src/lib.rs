@@ -9,7 +9,7 @@ mod inspect;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use umpire_games::{Colony, Connect4, Tally};
+use umpire_games::{Colony, Connect4, HighCard, Tally};
 use umpire_hub::{Durability, Hub, HubConfig, Limits};
 use umpire_store::{Log, MemLog, SledLog};
 use umpire_ws::{JwtAuth, WsConfig};
@@ -355,7 +355,8 @@ pub async fn serve_until_signal(args: Serve) -> anyhow::Result<()> {
         .config(config)
         .register(Connect4)
         .register(Tally)
-        .register(Colony);
+        .register(Colony)
+        .register(HighCard);
     if let Some(secret) = &args.jwt_secret {
         builder = builder.authenticator(Arc::new(JwtAuth::hs256(secret.as_bytes())));
     }

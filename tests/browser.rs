@@ -418,6 +418,65 @@ async fn two_browsers_play_connect_four_while_a_third_watches() {
     )
     .await;
 
+    // High card: each player's page shows their own hand; the other player and the spectator
+    // see how many cards, and a laid card face down until both are turned over.
+    red.goto(&format!("http://{addr}/")).await.unwrap();
+    click(&red, ".new-highcard").await;
+    until(
+        &red,
+        "return document.querySelector('.share').hidden",
+        json!(false),
+    )
+    .await;
+    let join = attr(&red, ".join", "href").await;
+    let watch = attr(&red, ".watch", "href").await;
+    yellow.goto(&join).await.unwrap();
+    watcher.goto(&watch).await.unwrap();
+    text(&yellow, "#status", "You hold seat 1.").await;
+    click(&yellow, "#deal").await;
+    let hand = "return [...document.querySelectorAll('#hand .card-face')].map(c => c.textContent)";
+    for page in [&red, &yellow] {
+        until(page, "return document.body.dataset.hand", json!("5")).await;
+    }
+    let (red_hand, yellow_hand) = (
+        red.execute(hand, vec![]).await.unwrap(),
+        yellow.execute(hand, vec![]).await.unwrap(),
+    );
+    assert_ne!(red_hand, yellow_hand, "two hands from one deck");
+    until(&watcher, "return document.body.dataset.hand", json!("0")).await;
+    click(&red, "#hand .card-face").await;
+    for page in [&yellow, &watcher] {
+        until(
+            page,
+            "return document.querySelectorAll('#table .card-face.back').length",
+            json!(1),
+        )
+        .await;
+    }
+    click(&yellow, "#hand .card-face").await;
+    for page in [&red, &yellow, &watcher] {
+        until(
+            page,
+            "return document.querySelector('#log li').textContent.startsWith('Revealed')",
+            json!(true),
+        )
+        .await;
+    }
+    // Nothing of another's hand is on the spectator's page, nor on the other player's.
+    let page_text = "return document.body.innerText";
+    let shown = watcher.execute(page_text, vec![]).await.unwrap();
+    let yellow_sees = yellow.execute(page_text, vec![]).await.unwrap();
+    let red_cards: Vec<String> = serde_json::from_value(red_hand).unwrap();
+    let laid_first = &red_cards[0];
+    for card in &red_cards[1..] {
+        for (who, text) in [("the spectator", &shown), ("yellow", &yellow_sees)] {
+            assert!(
+                !text.as_str().unwrap().contains(card.as_str()) || card == laid_first,
+                "{who} was shown red's {card}"
+            );
+        }
+    }
+
     // The monitor lists the games and connections, charts the metrics, and replays a game.
     watcher.goto(&format!("http://{addr}/admin")).await.unwrap();
     watcher

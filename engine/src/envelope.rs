@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::ctx::TimerId;
-use crate::game::{Actor, Game, Millis, Outcome, Seat, Seq};
+use crate::game::{Actor, Game, Millis, Outcome, Seat, Seq, Viewer};
 
 /// One record of a stream: an event with its position, time, author and the client's id for
 /// the command that caused it.
@@ -45,6 +45,35 @@ impl<G: Game> PartialEq for Envelope<G> {
     }
 }
 
+/// Whether a seed is the zero a viewer's copy carries instead of the real one.
+fn is_zero(seed: &u64) -> bool {
+    *seed == 0
+}
+
+impl<G: Game> Envelope<G> {
+    /// This envelope as `viewer` may see it, or `None` if they see it as stored: `Created`
+    /// without the rng seed, a game event as [`Game::view`] shows it (asked only when
+    /// [`Game::HIDES`]).
+    pub fn viewed(&self, game: &G, viewer: Viewer) -> Option<Envelope<G>> {
+        let body = match &self.body {
+            Body::Created { kind, config, .. } => Body::Created {
+                kind: kind.clone(),
+                config: config.clone(),
+                seed: 0,
+            },
+            Body::Game(event) if G::HIDES => Body::Game(game.view(event, viewer)?),
+            _ => return None,
+        };
+        Some(Envelope {
+            seq: self.seq,
+            at: self.at,
+            by: self.by,
+            cid: self.cid.clone(),
+            body,
+        })
+    }
+}
+
 /// What an envelope holds: one of the game's events, or one of the engine's.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(bound = "", rename_all = "snake_case")]
@@ -55,7 +84,9 @@ pub enum Body<G: Game> {
         kind: String,
         /// The config the game was created with.
         config: G::Config,
-        /// Seeds the game's deterministic rng.
+        /// Seeds the game's deterministic rng. Kept in the log, never shown to a client (see
+        /// [`Envelope::viewed`]): anyone who knew it could predict every roll.
+        #[serde(default, skip_serializing_if = "is_zero")]
         seed: u64,
     },
     /// A player took a seat.

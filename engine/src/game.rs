@@ -158,4 +158,27 @@ pub trait Game: Send + Sync + Debug + 'static {
     fn outcome(&self, _state: &Self::State) -> Option<Outcome> {
         None
     }
+
+    /// Whether some of the game's events look different to different viewers. Only then is
+    /// [`Game::view`] asked, so a game that hides nothing costs nothing: set it to `true` when
+    /// you write `view`.
+    const HIDES: bool = false;
+
+    /// What `viewer` may see of `event`: `None` (the default) shows it as it is, `Some(other)`
+    /// shows `other` instead (the other player's card face down, say). Applied to everything a
+    /// client receives of the game, live, replayed and caught up; the log keeps the whole
+    /// event, and a timer's command is seen by everyone. Asked only when [`Game::HIDES`].
+    fn view(&self, _event: &Self::Event, _viewer: Viewer) -> Option<Self::Event> {
+        None
+    }
+}
+
+/// Who receives an event: the player in a seat, or a spectator (anyone without a seat).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Viewer {
+    /// The player in this seat.
+    Seat(Seat),
+    /// Someone watching without a seat.
+    Spectator,
 }

@@ -27,7 +27,7 @@ pub mod doc;
 
 pub use ctx::{Ctx, DetRng, TimerId};
 pub use envelope::{Body, Envelope};
-pub use game::{Actor, Game, Millis, Outcome, Seat, Seq};
+pub use game::{Actor, Game, Millis, Outcome, Seat, Seq, Viewer};
 pub use matches::{Action, Match, MatchError, PendingTimer, ReplayError, RECENT_CIDS};
 pub use rand_core;
 

@@ -514,6 +514,20 @@ impl CloseCode {
 #[error("{0}")]
 pub struct DecodeError(String);
 
+/// A logged envelope (as JSON) as a client receives it from a game that hides nothing: the
+/// same, without the rng seed of `created`. For tests and tools that compare what clients were
+/// shown with the log.
+pub fn as_shown(mut env: Value) -> Value {
+    if let Some(created) = env
+        .get_mut("body")
+        .and_then(|b| b.get_mut("created"))
+        .and_then(Value::as_object_mut)
+    {
+        created.remove("seed");
+    }
+    env
+}
+
 /// Parse a JSON text frame.
 ///
 /// # Errors

@@ -4,13 +4,16 @@
 //! - [`connect4`]: Connect Four, as in the `websockets` tutorial (seed 001).
 //! - [`tally`]: a running total anyone may add to (seed 004).
 //! - [`colony`]: a build queue whose orders complete through timers and can be cancelled (seed 000).
+//! - [`highcard`]: two players, a shuffled deck, cards face down: hidden information.
 //!
 //! [`Game`]: umpire_engine::Game
 
 pub mod colony;
 pub mod connect4;
+pub mod highcard;
 pub mod tally;
 
 pub use colony::Colony;
 pub use connect4::Connect4;
+pub use highcard::HighCard;
 pub use tally::Tally;

@@ -97,7 +97,7 @@ pub(crate) fn spawn(rt: &Arc<Runtime>, id: GameId, name: String, version: Seq) -
         durable: version,
     };
     rt.tracker.spawn(channel.run());
-    RoomHandle::new(id, inbox, head)
+    RoomHandle::new(id, inbox, head, None)
 }
 
 impl Channel {

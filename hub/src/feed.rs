@@ -157,13 +157,14 @@ impl Session {
     /// A live event: send it, after the gap before it if there is one; drop it if it was
     /// already sent or its game is not followed.
     fn deliver(&mut self, event: Arc<Published>) {
-        let Some(next) = self
-            .games
-            .get_mut(&event.game)
-            .and_then(|l| l.next.as_mut())
-        else {
+        let Some(link) = self.games.get_mut(&event.game) else {
             return;
         };
+        let viewer = link.viewer();
+        let Some(next) = link.next.as_mut() else {
+            return;
+        };
+        let event = event.for_viewer(viewer);
         if event.seq < *next {
             return;
         }
@@ -466,8 +467,12 @@ impl Session {
         match self.rt().log.read(game, next, want) {
             Ok(page) if !page.is_empty() => {
                 let mut last = next;
+                let Some(link) = self.games.get(&game) else {
+                    return Step::Worked;
+                };
+                let (handle, viewer) = (link.handle.clone(), link.viewer());
                 for (seq, record) in page {
-                    let event = Published::new(game, seq, record);
+                    let event = handle.published(seq, record).for_viewer(viewer);
                     self.ready.push_back(Outgoing::Frame(Frame::Event(event)));
                     last = seq;
                 }

@@ -1,12 +1,44 @@
 //! Events as they go out: one [`Published`] per logged event, shared by every connection that
 //! sends it, and encoded at most once per wire format, from the bytes the log stored.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use serde_json::Value;
 use umpire_engine::protocol::{GameId, ServerMsg};
-use umpire_engine::Seq;
+use umpire_engine::{Envelope, Game, Seq, Viewer};
+
+/// A game kind's views, type-erased: what each viewer may see of a stored record.
+pub(crate) trait Views: Send + Sync + std::fmt::Debug {
+    /// Whether events other than `Created` may look different to different viewers.
+    fn hides(&self) -> bool;
+    /// `record` as `viewer` may see it; `None` if they see it as stored.
+    fn view(&self, record: &[u8], viewer: Viewer) -> Option<Bytes>;
+}
+
+/// The views of game `G`: [`Envelope::viewed`].
+#[derive(Debug)]
+pub(crate) struct GameViews<G>(pub(crate) Arc<G>);
+
+impl<G: Game> Views for GameViews<G> {
+    fn hides(&self) -> bool {
+        G::HIDES
+    }
+
+    fn view(&self, record: &[u8], viewer: Viewer) -> Option<Bytes> {
+        // A record that does not decode is sent to no one (`Published::json` says so).
+        let env: Envelope<G> = rmp_serde::from_slice(record).ok()?;
+        let viewed = env.viewed(&self.0, viewer)?;
+        match rmp_serde::to_vec_named(&viewed) {
+            Ok(bytes) => Some(Bytes::from(bytes)),
+            Err(e) => {
+                tracing::error!(seq = env.seq, error = %e, "a viewer's copy of an event does not encode");
+                // Never the whole event instead: an empty record is sent to nobody.
+                Some(Bytes::new())
+            }
+        }
+    }
+}
 
 /// A wire format an event can be encoded in, each with a slot in every [`Published`].
 ///
@@ -50,7 +82,14 @@ pub struct Published {
     pub seq: Seq,
     record: Bytes,
     encoded: [OnceLock<Option<Bytes>>; SLOTS],
+    /// For a record some viewers see otherwise (a game's `Created`, with its seed; every event
+    /// of a game that hides information): the game's views, and each viewer's copy once made
+    /// (`None`: the same as this one).
+    views: Option<(Arc<dyn Views>, Mutex<Copies>)>,
 }
+
+/// Each viewer's copy of an event, once made; `None`: the same as the event.
+type Copies = Vec<(Viewer, Option<Arc<Published>>)>;
 
 impl Published {
     /// The event at `seq` of `game`, stored as `record` (a MessagePack envelope).
@@ -60,7 +99,49 @@ impl Published {
             seq,
             record,
             encoded: Default::default(),
+            views: None,
         })
+    }
+
+    /// The event at `seq` of a game whose `views` say what each viewer may see: every viewer
+    /// gets it through [`Published::for_viewer`].
+    pub(crate) fn viewed(
+        game: GameId,
+        seq: Seq,
+        record: Bytes,
+        views: &Arc<dyn Views>,
+    ) -> Arc<Self> {
+        if seq != 1 && !views.hides() {
+            return Self::new(game, seq, record);
+        }
+        Arc::new(Published {
+            game,
+            seq,
+            record,
+            encoded: Default::default(),
+            views: Some((Arc::clone(views), Mutex::default())),
+        })
+    }
+
+    /// This event as `viewer` may see it: itself, or their copy, made once per distinct viewer
+    /// and shared by all their connections (with its encodings).
+    pub(crate) fn for_viewer(self: Arc<Self>, viewer: Viewer) -> Arc<Published> {
+        let Some((views, copies)) = &self.views else {
+            return self;
+        };
+        let mut copies = copies.lock().unwrap_or_else(|p| p.into_inner());
+        let copy = match copies.iter().find(|(v, _)| *v == viewer) {
+            Some((_, copy)) => copy.clone(),
+            None => {
+                let copy = views
+                    .view(&self.record, viewer)
+                    .map(|record| Self::new(self.game, self.seq, record));
+                copies.push((viewer, copy.clone()));
+                copy
+            }
+        };
+        drop(copies);
+        copy.unwrap_or(self)
     }
 
     /// The stored envelope, MessagePack with field names.

@@ -422,11 +422,35 @@ pub(crate) struct RoomHandle {
     inbox: Arc<Inbox>,
     /// The last seq that is durable and published. Written only by the task.
     head: Arc<AtomicU64>,
+    /// What each viewer may see of the game's events (`None` for a channel: everyone sees all).
+    views: Option<Arc<dyn crate::frames::Views>>,
 }
 
 impl RoomHandle {
-    pub(crate) fn new(game: GameId, inbox: Arc<Inbox>, head: Arc<AtomicU64>) -> Self {
-        RoomHandle { game, inbox, head }
+    pub(crate) fn new(
+        game: GameId,
+        inbox: Arc<Inbox>,
+        head: Arc<AtomicU64>,
+        views: Option<Arc<dyn crate::frames::Views>>,
+    ) -> Self {
+        RoomHandle {
+            game,
+            inbox,
+            head,
+            views,
+        }
+    }
+
+    /// The stored event at `seq`, read back from the log, ready to be shown to each viewer.
+    pub(crate) fn published(
+        &self,
+        seq: Seq,
+        record: bytes::Bytes,
+    ) -> Arc<crate::frames::Published> {
+        match &self.views {
+            Some(views) => crate::frames::Published::viewed(self.game, seq, record, views),
+            None => crate::frames::Published::new(self.game, seq, record),
+        }
     }
 
     /// Whether the task has stopped (then the registry loads the game again).

@@ -66,6 +66,8 @@ pub(crate) struct Room<G: Game> {
     quiet_since: Millis,
     /// The game's entry in the log's wake-up index, as last written.
     wake: Option<Wake>,
+    /// What each viewer may see of its events.
+    views: Arc<dyn crate::frames::Views>,
     /// Subscribers came or went since presence was last brought up to date.
     roster_changed: bool,
     /// Subscribers went since the spectators were last counted.
@@ -146,7 +148,10 @@ impl<G: Game> Room<G> {
             invite = Some(first.invite);
         }
         let last_at = m.last_at();
+        let views: Arc<dyn crate::frames::Views> =
+            Arc::new(crate::frames::GameViews(Arc::clone(&game)));
         let mut room = Room {
+            views: Arc::clone(&views),
             game,
             id,
             snapshot_at: m.version(),
@@ -181,7 +186,7 @@ impl<G: Game> Room<G> {
         // is dropped unpolled, and the registry's limit sees it at once.
         rt.metrics.live_games.inc();
         rt.tracker.spawn(room.run(turn));
-        RoomHandle::new(id, inbox, head)
+        RoomHandle::new(id, inbox, head, Some(views))
     }
 
     async fn run(mut self, first: Turn) {
@@ -666,7 +671,7 @@ impl<G: Game> Room<G> {
         let published: Vec<Arc<Published>> = records
             .iter()
             .zip(first..)
-            .map(|(record, seq)| Published::new(self.id, seq, record.clone()))
+            .map(|(record, seq)| Published::viewed(self.id, seq, record.clone(), &self.views))
             .collect();
         if !records.is_empty() || !keys.is_empty() || poisoned.is_some() {
             let written = match poisoned {

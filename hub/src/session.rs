@@ -72,6 +72,16 @@ pub(crate) struct Link {
     pub(crate) channel: Option<String>,
 }
 
+impl Link {
+    /// Who this session is in the game, for what it may see of its events.
+    pub(crate) fn viewer(&self) -> umpire_engine::Viewer {
+        self.seat.map_or(
+            umpire_engine::Viewer::Spectator,
+            umpire_engine::Viewer::Seat,
+        )
+    }
+}
+
 /// One client connection. Made by [`crate::Hub::session`]; driven by a transport.
 ///
 /// Dropping it unsubscribes from every game and lets a shutdown that waits for it go on.

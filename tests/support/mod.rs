@@ -114,6 +114,7 @@ pub async fn bundled_hub(log: std::sync::Arc<dyn umpire_store::Log>) -> umpire_h
         .register(umpire_games::Connect4)
         .register(umpire_games::Tally)
         .register(umpire_games::Colony)
+        .register(umpire_games::HighCard)
         .start()
         .await
         .unwrap()

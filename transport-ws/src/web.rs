@@ -18,6 +18,7 @@ assets! {
     "/connect4.html" => "connect4.html", "text/html; charset=utf-8";
     "/tally.html" => "tally.html", "text/html; charset=utf-8";
     "/colony.html" => "colony.html", "text/html; charset=utf-8";
+    "/highcard.html" => "highcard.html", "text/html; charset=utf-8";
     "/umpire.js" => "umpire.js", "text/javascript; charset=utf-8";
     "/connect4.js" => "connect4.js", "text/javascript; charset=utf-8";
     "/style.css" => "style.css", "text/css; charset=utf-8";

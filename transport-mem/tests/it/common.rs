@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use umpire_engine::protocol::{ClientMsg, ServerMsg};
-use umpire_games::{Colony, Connect4, Tally};
+use umpire_games::{Colony, Connect4, HighCard, Tally};
 use umpire_hub::{Authenticator, Clock, Hub, HubConfig};
 use umpire_mem::{MemClient, MemConnector};
 use umpire_store::Log;
@@ -24,7 +24,8 @@ pub async fn start(
         .config(config)
         .register(Connect4)
         .register(Tally)
-        .register(Colony);
+        .register(Colony)
+        .register(HighCard);
     if let Some(clock) = clock {
         builder = builder.clock(clock);
     }
@@ -99,6 +100,7 @@ pub async fn with_auth(config: HubConfig) -> (Hub, MemConnector) {
         .register(Connect4)
         .register(Tally)
         .register(Colony)
+        .register(HighCard)
         .authenticator(Arc::new(Names))
         .start()
         .await

@@ -5,6 +5,7 @@
 mod channels;
 mod common;
 mod connect4;
+mod hidden;
 mod identity;
 mod lazy;
 mod limits;

@@ -15,6 +15,7 @@ use std::time::Duration;
 use crate::common::{start, within};
 use proptest::prelude::*;
 use serde_json::{json, Value};
+use umpire_engine::protocol::as_shown;
 use umpire_engine::{Envelope, Game, Match};
 use umpire_games::{Colony, Connect4, Tally};
 use umpire_hub::{Clock, Durability, HubConfig, TokioClock};
@@ -113,7 +114,7 @@ fn run<G: Game>(
         prop_assert_eq!(records.len() as u64, live.version);
         let expected: Vec<Value> = records
             .iter()
-            .map(|(_, r)| rmp_serde::from_slice(r).unwrap())
+            .map(|(_, r)| as_shown(rmp_serde::from_slice(r).unwrap()))
             .collect();
         for (n, client) in clients.iter_mut().chain(watchers.iter_mut()).enumerate() {
             let got = within(client.events(id, expected.len())).await.unwrap();

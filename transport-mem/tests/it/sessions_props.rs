@@ -198,7 +198,7 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
         let records = log.read(id, 1, usize::MAX).unwrap();
         let expected: Vec<Value> = records
             .iter()
-            .map(|(_, r)| rmp_serde::from_slice(r).unwrap())
+            .map(|(_, r)| umpire_engine::protocol::as_shown(rmp_serde::from_slice(r).unwrap()))
             .collect();
         for (c, p) in clients.iter_mut().enumerate() {
             let rest = expected.len().saturating_sub(p.observed.len());

@@ -14,7 +14,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
-use umpire_games::{Colony, Connect4, Tally};
+use umpire_games::{Colony, Connect4, HighCard, Tally};
 use umpire_hub::{Hub, HubConfig};
 use umpire_store::{Log, MemLog};
 use umpire_ws::client::{connect, Format, WsClient};
@@ -70,7 +70,8 @@ pub async fn serve_on(options: Options, addr: SocketAddr) -> TestServer {
         .config(options.hub)
         .register(Connect4)
         .register(Tally)
-        .register(Colony);
+        .register(Colony)
+        .register(HighCard);
     if let Some(secret) = options.secret {
         builder = builder.authenticator(Arc::new(JwtAuth::hs256(secret.as_bytes())));
     }

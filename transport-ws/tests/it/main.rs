@@ -5,6 +5,7 @@
 mod admin;
 mod closes;
 mod common;
+mod hidden;
 mod lifecycle;
 mod limits;
 mod native;

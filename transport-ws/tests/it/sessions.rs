@@ -273,7 +273,7 @@ async fn the_rust_client_reconnects_by_itself_and_carries_on_exactly() {
     let records = log.read(id, 1, usize::MAX).unwrap();
     let logged: Vec<Value> = records
         .iter()
-        .map(|(_, r)| rmp_serde::from_slice(r).unwrap())
+        .map(|(_, r)| umpire_engine::protocol::as_shown(rmp_serde::from_slice(r).unwrap()))
         .collect();
     assert_eq!(seen, logged);
     server.stop().await;
