@@ -152,6 +152,10 @@ pub struct Serve {
     /// leaves memory; 0: never.
     #[arg(long, default_value_t = 24 * 60)]
     expire_idle_mins: u64,
+    /// A folder of web pages to serve instead of the built-in ones (`/` is its index.html; a
+    /// file it lacks, such as /umpire.js, still comes from the built-in client).
+    #[arg(long)]
+    web: Option<PathBuf>,
     /// Seconds a game nobody follows and nothing happens in stays in memory; it is loaded
     /// again on its next use or when its next timer is due. 0: games stay until they end.
     #[arg(long, default_value_t = 300)]
@@ -310,6 +314,9 @@ async fn bind(listen: &str) -> anyhow::Result<tokio::net::TcpListener> {
 /// # Errors
 /// The log cannot be opened or restored, the address cannot be bound, the final flush failed.
 pub async fn serve_until_signal(args: Serve) -> anyhow::Result<()> {
+    if let Some(dir) = args.web.as_ref().filter(|d| !d.is_dir()) {
+        anyhow::bail!("--web {}: there is no such folder of pages", dir.display());
+    }
     // The port first: a server that cannot listen says so before restoring anything.
     let listener = bind(&args.listen).await?;
     let log: Arc<dyn Log> = if args.memory {
@@ -382,6 +389,7 @@ pub async fn serve_until_signal(args: Serve) -> anyhow::Result<()> {
         send_buffer_bytes: args.send_buffer_bytes,
         read_buffer_bytes: args.read_buffer_bytes.max(64),
         admin_token: args.admin_token.clone().filter(|t| !t.is_empty()),
+        web_dir: args.web.clone(),
     };
     fit_open_files(&mut ws);
     let address = listener.local_addr().context("reading the bound address")?;

@@ -249,3 +249,45 @@ fn a_taken_port_a_held_folder_and_a_host_name_are_handled_in_plain_words() {
         "{line}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn web_serves_a_folder_of_pages_instead_of_the_built_in_ones() {
+    let data = tempfile::tempdir().unwrap();
+    let pages = tempfile::tempdir().unwrap();
+    std::fs::write(pages.path().join("index.html"), "<h1>My own lobby</h1>").unwrap();
+    std::fs::create_dir(pages.path().join("js")).unwrap();
+    std::fs::write(pages.path().join("js/game.js"), "export const mine = 1;").unwrap();
+    std::fs::write(data.path().join("secret.txt"), "not for the web").unwrap();
+    let web = pages.path().to_str().unwrap();
+    let server = Server::start(&data.path().join("log"), &["--web", web]);
+    let (status, body) = server.get("/").await;
+    assert_eq!((status, body.as_str()), (200, "<h1>My own lobby</h1>"));
+    let (status, body) = server.get("/js/game.js").await;
+    assert_eq!((status, body.as_str()), (200, "export const mine = 1;"));
+    // What the folder lacks still comes from the built-in client.
+    let (status, body) = server.get("/umpire.js").await;
+    assert_eq!(status, 200);
+    assert!(body.contains("export class Umpire"), "{body}");
+    // Nothing outside the folder, and the server's own paths stay its own.
+    assert_eq!(server.get("/../secret.txt").await.0, 404);
+    assert_eq!(server.get("/js/../../secret.txt").await.0, 404);
+    assert_eq!(server.get("/healthz").await, (200, "ok\n".to_owned()));
+    assert_eq!(server.get("/nothing.html").await.0, 404);
+
+    // A folder that is not there is refused in words.
+    let missing = std::process::Command::new(env!("CARGO_BIN_EXE_umpire"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--web",
+            "/no/such/pages",
+            "--data",
+        ])
+        .arg(data.path().join("other"))
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
+    let why = String::from_utf8_lossy(&missing.stderr);
+    assert!(why.contains("no such folder of pages"), "{why}");
+}

@@ -42,6 +42,10 @@ pub struct WsConfig {
     pub send_buffer_bytes: Option<usize>,
     /// The bearer token `POST /api/publish` requires; `None` turns publishing over HTTP off.
     pub admin_token: Option<String>,
+    /// A folder of pages served instead of the built-in ones: a file there answers its path
+    /// (`/` is `index.html`); a path it lacks gets the built-in file if there is one (so
+    /// `/umpire.js` stays available), else 404.
+    pub web_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for WsConfig {
@@ -61,6 +65,7 @@ impl Default for WsConfig {
             read_buffer_bytes: 1024,
             send_buffer_bytes: None,
             admin_token: None,
+            web_dir: None,
         }
     }
 }

@@ -149,6 +149,18 @@ where
             if req.method() == Method::GET && req.uri().path().starts_with("/api/admin/") {
                 return Ok::<_, Infallible>(admin(&ctx, &req, addr).await);
             }
+            if let Some(dir) = &ctx.config.web_dir {
+                if req.method() == Method::GET
+                    && host_allowed(
+                        header(req.headers(), header::HOST),
+                        &ctx.config.allowed_hosts,
+                    )
+                {
+                    if let Some(page) = web::from_dir(dir, req.uri().path()).await {
+                        return Ok::<_, Infallible>(respond(StatusCode::OK, page.0, page.1));
+                    }
+                }
+            }
             Ok::<_, Infallible>(route(&ctx, req, addr))
         }
     });

@@ -1,4 +1,7 @@
 //! The browser client, compiled into the binary: plain HTML, CSS and ES modules, no build step.
+//! A folder of an embedder's own pages may be served instead (`WsConfig::web_dir`).
+
+use std::path::{Component, Path, PathBuf};
 
 macro_rules! assets {
     ($($path:literal => $file:literal, $type:literal;)*) => {
@@ -24,4 +27,51 @@ assets! {
     "/style.css" => "style.css", "text/css; charset=utf-8";
     "/admin" => "admin.html", "text/html; charset=utf-8";
     "/admin.js" => "admin.js", "text/javascript; charset=utf-8";
+}
+
+/// Paths the server answers itself, never from a folder of pages.
+const RESERVED: [&str; 4] = ["/ws", "/tutorial", "/healthz", "/metrics"];
+
+/// The file `path` names under `dir`, with its content type, if there is one. Only plain
+/// names: a path with `..`, a drive or a root in it names nothing.
+pub(crate) async fn from_dir(dir: &Path, path: &str) -> Option<(&'static str, bytes::Bytes)> {
+    if RESERVED.contains(&path) || path.starts_with("/api/") {
+        return None;
+    }
+    let relative = path.trim_start_matches('/');
+    let relative = if relative.is_empty() {
+        "index.html"
+    } else {
+        relative
+    };
+    let mut file = PathBuf::from(dir);
+    for part in Path::new(relative).components() {
+        match part {
+            Component::Normal(name) => file.push(name),
+            _ => return None,
+        }
+    }
+    let body = tokio::fs::read(&file).await.ok()?;
+    Some((content_type(&file), bytes::Bytes::from(body)))
+}
+
+/// The content type a file's extension says.
+fn content_type(file: &Path) -> &'static str {
+    match file
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or_default()
+    {
+        "html" | "htm" => "text/html; charset=utf-8",
+        "js" | "mjs" => "text/javascript; charset=utf-8",
+        "css" => "text/css; charset=utf-8",
+        "json" => "application/json",
+        "svg" => "image/svg+xml",
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "ico" => "image/x-icon",
+        "txt" => "text/plain; charset=utf-8",
+        "wasm" => "application/wasm",
+        _ => "application/octet-stream",
+    }
 }
