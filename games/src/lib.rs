@@ -5,11 +5,13 @@
 //! - [`tally`]: a running total anyone may add to (seed 004).
 //! - [`colony`]: a build queue whose orders complete through timers and can be cancelled (seed 000).
 //! - [`highcard`]: two players, a shuffled deck, cards face down: hidden information.
+//! - [`fuzz`]: the fuzzing oracles (structure-aware command sequences through each game).
 //!
 //! [`Game`]: umpire_engine::Game
 
 pub mod colony;
 pub mod connect4;
+pub mod fuzz;
 pub mod highcard;
 pub mod tally;
 

@@ -22,7 +22,7 @@ pub use log::{
     KeyEntry, Log, Role, StreamId, StreamInfo, StreamMeta, StreamStatus, Wake, WakeChange, Write,
 };
 pub use mem_log::MemLog;
-pub use record::FORMAT_VERSION;
+pub use record::{fuzz_record, FORMAT_VERSION};
 pub use sled_log::{SledLog, SledOptions};
 
 /// A position in a stream; the first record is 1, and 0 means "empty".

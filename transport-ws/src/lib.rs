@@ -37,3 +37,4 @@ pub use auth::JwtAuth;
 pub use config::WsConfig;
 pub use server::{serve, serve_tls};
 pub use tls::{Tls, TlsError};
+pub use tutorial::fuzz_tutorial;
