@@ -292,11 +292,17 @@ impl<G: Game> Room<G> {
         )
     }
 
-    /// Leave memory, unless a message came in: write the exact wake-up entry (what is on
-    /// disk is early at worst, so a crash before it is durable costs a load, nothing more),
-    /// arm it, and park the creator's count. The next use loads the game again.
+    /// Leave memory, unless a message came in: park the creator's count, write the exact
+    /// wake-up entry (what is on disk is early at worst, so a crash before it is durable costs
+    /// a load, nothing more) and arm it. The next use loads the game again.
     fn evict(&mut self) -> bool {
+        // Parked before the inbox closes: a load that follows the close finds the count there
+        // (it cannot start before: the open handle is served instead).
+        if let Some(slot) = self.owner.take() {
+            self.rt.park(self.id, slot);
+        }
         if !self.inbox.evict() {
+            self.owner = self.rt.unpark(self.id);
             return false;
         }
         let needed = self.wake_needed(self.active);
@@ -307,9 +313,6 @@ impl<G: Game> Room<G> {
         }
         if let Some(wake) = needed {
             self.rt.wakes.schedule(self.id, wake.due);
-        }
-        if let Some(slot) = self.owner.take() {
-            self.rt.park(self.id, slot);
         }
         self.rt.retire(self.id);
         tracing::debug!(game = self.id, "left memory");
