@@ -80,6 +80,12 @@ async fn text(page: &Client, css: &str, want: &str) {
     until(page, &script, json!(want)).await;
 }
 
+/// Wait until the element `css` is no longer hidden.
+async fn shown(page: &Client, css: &str) {
+    let script = format!("return document.querySelector('{css}').hidden");
+    until(page, &script, json!(false)).await;
+}
+
 async fn attr(page: &Client, css: &str, name: &str) -> String {
     page.find(Locator::Css(css))
         .await
@@ -183,12 +189,7 @@ async fn two_browsers_play_connect_four_while_a_third_watches() {
     )
     .await;
     click(&red, ".new-connect4").await;
-    until(
-        &red,
-        "return document.querySelector('.share').hidden",
-        json!(false),
-    )
-    .await;
+    shown(&red, ".share").await;
     text(
         &red,
         "#status",
@@ -307,12 +308,7 @@ async fn two_browsers_play_connect_four_while_a_third_watches() {
     )
     .await;
     text(&yellow, "#rematch", "Play the rematch").await;
-    until(
-        &watcher,
-        "return document.querySelector('#rematch-watch').hidden",
-        json!(false),
-    )
-    .await;
+    shown(&watcher, "#rematch-watch").await;
     click(&yellow, "#rematch").await;
     text(&yellow, "#status", "Waiting for red (you are yellow).").await;
     text(&red, "#status", "Your turn (you are red).").await;
@@ -323,12 +319,7 @@ async fn two_browsers_play_connect_four_while_a_third_watches() {
     red.goto(&format!("http://{addr}/connect4.html"))
         .await
         .unwrap();
-    until(
-        &red,
-        "return document.querySelector('.share').hidden",
-        json!(false),
-    )
-    .await;
+    shown(&red, ".share").await;
     let join = attr(&red, ".join", "href").await;
     yellow.goto(&join).await.unwrap();
     text(&red, "#status", "Your turn (you are red).").await;
@@ -422,12 +413,7 @@ async fn two_browsers_play_connect_four_while_a_third_watches() {
     // see how many cards, and a laid card face down until both are turned over.
     red.goto(&format!("http://{addr}/")).await.unwrap();
     click(&red, ".new-highcard").await;
-    until(
-        &red,
-        "return document.querySelector('.share').hidden",
-        json!(false),
-    )
-    .await;
+    shown(&red, ".share").await;
     let join = attr(&red, ".join", "href").await;
     let watch = attr(&red, ".watch", "href").await;
     yellow.goto(&join).await.unwrap();
@@ -464,12 +450,12 @@ async fn two_browsers_play_connect_four_while_a_third_watches() {
     }
     // Nothing of another's hand is on the spectator's page, nor on the other player's.
     let page_text = "return document.body.innerText";
-    let shown = watcher.execute(page_text, vec![]).await.unwrap();
+    let spectator_sees = watcher.execute(page_text, vec![]).await.unwrap();
     let yellow_sees = yellow.execute(page_text, vec![]).await.unwrap();
     let red_cards: Vec<String> = serde_json::from_value(red_hand).unwrap();
     let laid_first = &red_cards[0];
     for card in &red_cards[1..] {
-        for (who, text) in [("the spectator", &shown), ("yellow", &yellow_sees)] {
+        for (who, text) in [("the spectator", &spectator_sees), ("yellow", &yellow_sees)] {
             assert!(
                 !text.as_str().unwrap().contains(card.as_str()) || card == laid_first,
                 "{who} was shown red's {card}"
@@ -498,12 +484,7 @@ async fn two_browsers_play_connect_four_while_a_third_watches() {
     )
     .await;
     click(&watcher, "#games tbody tr a.game").await;
-    until(
-        &watcher,
-        "return document.querySelector('#history').hidden",
-        json!(false),
-    )
-    .await;
+    shown(&watcher, "#history").await;
     watcher
         .execute(
             "const s = document.querySelector('#slider'); s.value = 1; \

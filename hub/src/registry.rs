@@ -282,22 +282,19 @@ impl Registry {
         Ok(found)
     }
 
-    /// Load the games whose wake-up is due. Returns how many loaded.
-    pub(crate) fn wake_due(&self) -> usize {
+    /// Load the games whose wake-up is due.
+    pub(crate) fn wake_due(&self) {
         self.forget_retired();
         let due = self.rt.wakes.take_due(self.rt.clock.now());
         let sleeping = i64::try_from(self.rt.wakes.len()).unwrap_or(i64::MAX);
         self.rt.metrics.sleeping_games.set(sleeping);
-        let mut loaded = 0;
         for game in due {
             match self.room(game) {
-                Ok(_) => loaded += 1,
                 // Finished and removed meanwhile, say: nothing left to wake.
-                Err(HubError::NotFound(_)) => {}
+                Ok(_) | Err(HubError::NotFound(_)) => {}
                 Err(e) => tracing::error!(game, error = %e, "a game due to wake did not load"),
             }
         }
-        loaded
     }
 
     /// Remove `games` from the log, except any in memory; returns those removed. Under the

@@ -276,10 +276,10 @@ impl Session {
         if let Err(e) = result {
             self.refuse_with(&e, r);
         }
-        self.note();
     }
 
-    /// Tell the monitor what changed about this connection (cheap when nothing did).
+    /// Tell the monitor what changed about this connection (cheap when nothing did). Called
+    /// as each frame is taken to send, so after every request too.
     pub(crate) fn note(&mut self) {
         let now = (
             self.games.len(),
