@@ -52,6 +52,21 @@ pub enum HubError {
     /// the game reloads from the log on next use.
     #[error("the game's log moved under it: {0}")]
     Conflict(Conflict),
+    /// The game's own code (`setup`, `decide`, `apply`, `presence`, `outcome`, `view`)
+    /// panicked. The game stays stopped until the server restarts, so that it cannot take
+    /// anything else down with it, nor panic again and again. Handling: `internal`.
+    #[error("{0}")]
+    Panicked(String),
+}
+
+impl HubError {
+    /// A game stopped for good by a panic in its code.
+    pub(crate) fn panicked(game: umpire_engine::protocol::GameId) -> Self {
+        HubError::Panicked(format!(
+            "game {game} stopped: its code panicked (the server's log says where); it stays \
+             stopped until the server restarts"
+        ))
+    }
 }
 
 impl HubError {
@@ -68,7 +83,9 @@ impl HubError {
             HubError::Unavailable => ErrorCode::Overloaded,
             HubError::TooFast(_) => ErrorCode::RateLimited,
             HubError::Limit(_) => ErrorCode::LimitReached,
-            HubError::Store(_) | HubError::Conflict(_) => ErrorCode::Internal,
+            HubError::Store(_) | HubError::Conflict(_) | HubError::Panicked(_) => {
+                ErrorCode::Internal
+            }
         }
     }
 }

@@ -161,8 +161,15 @@ impl Answer {
 
 /// Where a game task sends an answer: to a Rust caller waiting on it, or into a session's
 /// outbox, in order with the events it sends that session.
+///
+/// Dropped unanswered by a panic (in the game's code, while its task held the request), it
+/// answers "unavailable" by itself: no client waits for ever. (Dropped otherwise, whoever
+/// dropped it answers.)
 #[derive(Debug)]
-pub(crate) enum ReplyTo {
+pub(crate) struct ReplyTo(Option<Target>);
+
+#[derive(Debug)]
+enum Target {
     Caller(oneshot::Sender<Answer>),
     Session {
         outbox: Arc<Outbox>,
@@ -171,12 +178,35 @@ pub(crate) enum ReplyTo {
 }
 
 impl ReplyTo {
-    pub(crate) fn send(self, answer: Answer) {
-        match self {
-            ReplyTo::Caller(tx) => {
+    /// To a Rust caller waiting on `tx` (dropped, the caller hears "unavailable").
+    pub(crate) fn caller(tx: oneshot::Sender<Answer>) -> Self {
+        ReplyTo(Some(Target::Caller(tx)))
+    }
+
+    /// Into a session's outbox, answering its request `r#ref`.
+    pub(crate) fn session(outbox: Arc<Outbox>, r#ref: Option<Value>) -> Self {
+        ReplyTo(Some(Target::Session { outbox, r#ref }))
+    }
+
+    pub(crate) fn send(mut self, answer: Answer) {
+        match self.0.take() {
+            Some(Target::Caller(tx)) => {
                 let _ = tx.send(answer);
             }
-            ReplyTo::Session { outbox, r#ref } => outbox.push_answer(r#ref, answer),
+            Some(Target::Session { outbox, r#ref }) => outbox.push_answer(r#ref, answer),
+            None => {}
+        }
+    }
+}
+
+impl Drop for ReplyTo {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        if let Some(Target::Session { outbox, r#ref }) = self.0.take() {
+            let result = Err(HubError::Unavailable);
+            outbox.push_answer(r#ref, Answer::Command { game: 0, result });
         }
     }
 }
@@ -485,7 +515,7 @@ impl RoomHandle {
     /// Ask the task and wait for its answer (for Rust callers).
     pub(crate) async fn ask(&self, make: impl FnOnce(ReplyTo) -> RoomMsg) -> Result<Answer> {
         let (reply, answer) = oneshot::channel();
-        self.send(make(ReplyTo::Caller(reply)))?;
+        self.send(make(ReplyTo::caller(reply)))?;
         answer.await.map_err(|_| HubError::Unavailable)
     }
 

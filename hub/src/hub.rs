@@ -18,6 +18,7 @@ use crate::config::HubConfig;
 use crate::error::{HubError, Result};
 use crate::handle::{Answer, Created, Inspection, Joined, ReplyTo, RoomMsg};
 use crate::health::{Health, StorageHealth, Watched};
+use crate::keys::Seeds;
 use crate::kind::{Kind, Registered};
 use crate::metrics::Metrics;
 use crate::outbox::Outbox;
@@ -134,6 +135,7 @@ pub struct HubBuilder {
     metrics: Option<Arc<Metrics>>,
     auth: Option<Arc<dyn Authenticator>>,
     groups: Option<Arc<dyn GroupPolicy>>,
+    seeds: Seeds,
 }
 
 struct KindEntry(Arc<dyn Kind>);
@@ -163,6 +165,14 @@ impl HubBuilder {
     /// Where time comes from (default: [`TokioClock`]).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = Some(clock);
+        self
+    }
+
+    /// Give new games rng seeds from a fixed sequence that starts at `seed` instead of the
+    /// operating system's random numbers, so that the same commands give the same log. For
+    /// tests only: whoever knows `seed` can predict every game's dice.
+    pub fn seeds(mut self, seed: u64) -> Self {
+        self.seeds = Seeds::Fixed(seed.into());
         self
     }
 
@@ -205,6 +215,7 @@ impl HubBuilder {
             log,
             writer,
             clock: self.clock.unwrap_or_else(|| Arc::new(TokioClock::new())),
+            seeds: self.seeds,
             config: self.config,
             metrics,
             health,
@@ -214,6 +225,7 @@ impl HubBuilder {
             retired: std::sync::Mutex::default(),
             wakes: Arc::default(),
             parked: std::sync::Mutex::default(),
+            panicked: std::sync::Mutex::default(),
         });
         let registry = Registry::new(rt, self.kinds.into_iter().map(|k| k.0).collect());
         let started = std::time::Instant::now();
@@ -351,6 +363,7 @@ impl Hub {
             metrics: None,
             auth: None,
             groups: None,
+            seeds: Seeds::default(),
         }
     }
 
@@ -372,7 +385,7 @@ impl Hub {
             player.to_owned(),
             None,
             None,
-            ReplyTo::Caller(reply),
+            ReplyTo::caller(reply),
         )?;
         match answer(wait).await? {
             Answer::Seated { result, .. } => {
@@ -399,7 +412,7 @@ impl Hub {
         let (reply, wait) = oneshot::channel();
         self.inner
             .registry
-            .join(key, player.to_owned(), None, ReplyTo::Caller(reply))?;
+            .join(key, player.to_owned(), None, ReplyTo::caller(reply))?;
         match answer(wait).await? {
             Answer::Seated { result, .. } => Ok(result?.joined),
             _ => Err(HubError::Unavailable),
@@ -423,7 +436,7 @@ impl Hub {
             by: Actor::Seat(seat),
             cmd,
             cid,
-            reply: ReplyTo::Caller(reply),
+            reply: ReplyTo::caller(reply),
         };
         self.inner.registry.send(game, msg)?;
         match answer(wait).await? {

@@ -30,11 +30,37 @@ pub(crate) fn user_name(user: &str) -> String {
     format!("user:{user}")
 }
 
-/// A random seed for a new game's rng.
-pub(crate) fn new_seed() -> u64 {
-    let mut bytes = [0u8; 8];
-    fill(&mut bytes);
-    u64::from_le_bytes(bytes)
+/// Where new games' rng seeds come from.
+#[derive(Debug, Default)]
+pub(crate) enum Seeds {
+    /// The operating system: nobody can predict a game's dice.
+    #[default]
+    Random,
+    /// A fixed sequence (splitmix64 from a start), so that the same commands give the same
+    /// log: for tests.
+    Fixed(std::sync::atomic::AtomicU64),
+}
+
+impl Seeds {
+    /// The seed for the next game.
+    pub(crate) fn next(&self) -> u64 {
+        match self {
+            Seeds::Random => {
+                let mut bytes = [0u8; 8];
+                fill(&mut bytes);
+                u64::from_le_bytes(bytes)
+            }
+            Seeds::Fixed(state) => {
+                let step = 0x9E37_79B9_7F4A_7C15;
+                let mut z = state
+                    .fetch_add(step, std::sync::atomic::Ordering::Relaxed)
+                    .wrapping_add(step);
+                z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+                z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+                z ^ (z >> 31)
+            }
+        }
+    }
 }
 
 fn fill(bytes: &mut [u8]) {
@@ -46,6 +72,19 @@ fn fill(bytes: &mut [u8]) {
 
 #[cfg(test)]
 mod tests {
+    use super::Seeds;
+
+    #[test]
+    fn fixed_seeds_repeat_and_differ_from_each_other() {
+        let fixed = || Seeds::Fixed(7.into());
+        let (a, b) = (fixed(), fixed());
+        let first: Vec<u64> = (0..3).map(|_| a.next()).collect();
+        assert_eq!(first, (0..3).map(|_| b.next()).collect::<Vec<_>>());
+        assert_ne!(first[0], first[1]);
+        assert_ne!(Seeds::Fixed(8.into()).next(), first[0]);
+        assert_ne!(Seeds::Random.next(), Seeds::Random.next());
+    }
+
     #[test]
     fn keys_are_distinct_and_url_safe() {
         let keys: std::collections::HashSet<String> = (0..1000).map(|_| super::new_key()).collect();

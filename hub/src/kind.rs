@@ -11,7 +11,7 @@ use umpire_store::{StreamMeta, StreamStatus};
 
 use crate::error::{HubError, Result};
 use crate::handle::RoomHandle;
-use crate::keys::{new_key, new_seed};
+use crate::keys::new_key;
 use crate::owners::OwnerSlot;
 use crate::room::{FirstTurn, Room};
 use crate::runtime::Runtime;
@@ -107,7 +107,7 @@ impl<G: Game> Kind for Registered<G> {
             .check_config(&config)
             .map_err(HubError::BadConfig)?;
         let now = rt.clock.now();
-        let (m, created) = Match::create(&*self.game, config, new_seed(), now);
+        let (m, created) = Match::create(&*self.game, config, rt.seeds.next(), now);
         let created = rmp_serde::to_vec_named(&created)
             .map_err(|e| HubError::BadConfig(format!("the config does not encode: {e}")))?;
         let invite = (new_key(), new_key());

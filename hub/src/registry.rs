@@ -2,6 +2,7 @@
 //! (created, or loaded from the log on first use) and looked up by id or by key.
 
 use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::Value;
@@ -152,7 +153,9 @@ impl Registry {
             Some(limit) => self.rt.owners.take(&player, limit)?,
             None => self.rt.owners.count(&player),
         };
-        let handle = k.start(&self.rt, config, owner)?;
+        let handle = catch_unwind(AssertUnwindSafe(|| k.start(&self.rt, config, owner))).map_err(
+            |_| HubError::Panicked(format!("the {kind} game's code panicked as it was created")),
+        )??;
         tracing::info!(game = handle.game, kind, player = %player, "game created");
         self.rooms().insert(handle.game, handle.clone());
         // The creator's seat is taken in the game's first turn, with its `Created` record.
@@ -163,6 +166,9 @@ impl Registry {
     /// The live game `game`, loading it from the log if its task is not running.
     pub(crate) fn room(&self, game: GameId) -> Result<RoomHandle> {
         self.open()?;
+        if self.rt.has_panicked(game) {
+            return Err(HubError::panicked(game));
+        }
         let mut rooms = self.rooms();
         let reloading = match rooms.get(&game) {
             Some(handle) if !handle.is_closed() => return Ok(handle.clone()),
@@ -185,7 +191,14 @@ impl Registry {
         // Loading under the lock keeps two tasks from ever running one game. It is a few
         // sled reads; a game with a long tail past its snapshot makes others wait that long.
         let owner = self.rt.unpark(game).or_else(|| self.owner(&meta));
-        let handle = kind.load(&self.rt, game, owner, meta.invite.clone())?;
+        let invite = meta.invite.clone();
+        let handle = catch_unwind(AssertUnwindSafe(|| {
+            kind.load(&self.rt, game, owner, invite)
+        }))
+        .map_err(|_| {
+            self.rt.quarantine(game);
+            HubError::panicked(game)
+        })??;
         tracing::info!(game, kind = %meta.kind, version = handle.head(), "game loaded");
         rooms.insert(game, handle.clone());
         Ok(handle)
@@ -343,7 +356,7 @@ impl Registry {
         let stopped: Vec<GameId> = self
             .rooms()
             .iter()
-            .filter(|(_, h)| h.is_closed() && !h.is_retired())
+            .filter(|(id, h)| h.is_closed() && !h.is_retired() && !self.rt.has_panicked(**id))
             .map(|(id, _)| *id)
             .collect();
         let mut revived = 0;

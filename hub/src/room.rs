@@ -786,8 +786,12 @@ impl<G: Game> Room<G> {
 
 impl<G: Game> Drop for Room<G> {
     /// However the task ends (shutdown, a storage failure, a panic in the game's code), its
-    /// handles learn it, and whoever still waits in the inbox gets an answer.
+    /// handles learn it, and whoever still waits in the inbox gets an answer. A panic keeps
+    /// the game from loading again until the server restarts.
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.rt.quarantine(self.id);
+        }
         self.rt.metrics.live_games.dec();
         for msg in self.inbox.close() {
             msg.fail(self.id, &HubError::Unavailable);

@@ -1,7 +1,7 @@
 //! What every game task runs on: the log and its writer, the clock, the settings, the
 //! metrics, and the shutdown signal. Game tasks see this and nothing else of the hub.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use tokio_util::sync::CancellationToken;
@@ -12,6 +12,7 @@ use umpire_store::Log;
 use crate::clock::Clock;
 use crate::config::HubConfig;
 use crate::health::StorageHealth;
+use crate::keys::Seeds;
 use crate::metrics::Metrics;
 use crate::owners::{OwnerSlot, Owners};
 use crate::wakes::Wakes;
@@ -24,6 +25,8 @@ pub(crate) struct Runtime {
     pub(crate) log: Arc<dyn Log>,
     pub(crate) writer: Writer,
     pub(crate) clock: Arc<dyn Clock>,
+    /// Where new games' rng seeds come from.
+    pub(crate) seeds: Seeds,
     pub(crate) config: HubConfig,
     pub(crate) metrics: Arc<Metrics>,
     /// Whether the log can be written; set by the writer.
@@ -42,6 +45,8 @@ pub(crate) struct Runtime {
     pub(crate) wakes: Arc<Wakes>,
     /// The creator's count of each live game not in memory, held until it is loaded again.
     pub(crate) parked: Mutex<HashMap<GameId, OwnerSlot>>,
+    /// Games stopped by a panic in their code: not loaded again until the server restarts.
+    pub(crate) panicked: Mutex<HashSet<GameId>>,
 }
 
 impl Runtime {
@@ -52,6 +57,26 @@ impl Runtime {
             .unwrap_or_else(|p| p.into_inner())
             .push(game);
         self.wakes.nudge();
+    }
+
+    /// A panic in `game`'s code stopped it: it stays stopped until the server restarts.
+    pub(crate) fn quarantine(&self, game: GameId) {
+        tracing::error!(
+            game,
+            "the game's code panicked; the game stays stopped until the server restarts"
+        );
+        self.panicked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(game);
+    }
+
+    /// Whether a panic stopped `game`.
+    pub(crate) fn has_panicked(&self, game: GameId) -> bool {
+        self.panicked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&game)
     }
 
     /// Hold `slot` (a live game's count for its creator) while its game is out of memory.

@@ -198,10 +198,7 @@ impl Session {
     }
 
     pub(crate) fn reply(&self, r#ref: Option<Value>) -> ReplyTo {
-        ReplyTo::Session {
-            outbox: Arc::clone(&self.outbox),
-            r#ref,
-        }
+        ReplyTo::session(Arc::clone(&self.outbox), r#ref)
     }
 
     pub(crate) fn subscriber(&self) -> Subscriber {

@@ -135,3 +135,6 @@ async fn serve(
         }
     }
 }
+
+#[cfg(feature = "testing")]
+pub mod testing;

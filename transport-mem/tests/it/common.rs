@@ -34,6 +34,15 @@ pub async fn start(
     (hub, connector)
 }
 
+/// The game's records as JSON, read from the log without loading the game.
+pub fn records(log: &dyn Log, game: u64) -> Vec<Value> {
+    log.read(game, 1, 10_000)
+        .unwrap()
+        .iter()
+        .map(|(_, bytes)| rmp_serde::from_slice(bytes).unwrap())
+        .collect()
+}
+
 /// Fail the test instead of hanging if `fut` takes more than a minute of (real or virtual) time.
 pub async fn within<T>(fut: impl Future<Output = T>) -> T {
     tokio::time::timeout(Duration::from_secs(60), fut)

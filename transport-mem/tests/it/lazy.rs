@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::common::{game_event, paused_runtime, signed_in, start, with_auth, within};
+use crate::common::{game_event, paused_runtime, records, signed_in, start, with_auth, within};
 use serde_json::{json, Value};
 use umpire_engine::protocol::{ErrorCode, GameId};
 use umpire_hub::{Clock, Hub, HubConfig, Limits, TokioClock};
@@ -23,18 +23,9 @@ fn evicting(after: u64) -> HubConfig {
     }
 }
 
-/// The game's records as JSON, read from the log without loading the game.
-fn records(log: &Arc<dyn Log>, game: GameId) -> Vec<Value> {
-    log.read(game, 1, 10_000)
-        .unwrap()
-        .iter()
-        .map(|(_, bytes)| rmp_serde::from_slice(bytes).unwrap())
-        .collect()
-}
-
 /// When each build of `game` completed, by order number.
 fn completions(log: &Arc<dyn Log>, game: GameId) -> Vec<(u64, u64)> {
-    records(log, game)
+    records(&**log, game)
         .iter()
         .filter_map(|env| {
             let order = game_event(env)?.get("completed")?["order"].as_u64()?;
@@ -242,7 +233,7 @@ fn finished_games_are_removed_after_retention_unless_someone_is_replaying_them()
         // A month and a day later (the hub looks every hour).
         tokio::time::sleep(Duration::from_secs(31 * 86_400)).await;
         assert_eq!(
-            records(&log, finished[0].game),
+            records(&*log, finished[0].game),
             Vec::<Value>::new(),
             "the first is gone"
         );
@@ -253,11 +244,11 @@ fn finished_games_are_removed_after_retention_unless_someone_is_replaying_them()
             .unwrap_err();
         assert_eq!(refused.code(), Some(ErrorCode::NotFound), "{refused}");
         assert!(
-            !records(&log, finished[1].game).is_empty(),
+            !records(&*log, finished[1].game).is_empty(),
             "the one being replayed is kept"
         );
         assert!(
-            !records(&log, live.game).is_empty(),
+            !records(&*log, live.game).is_empty(),
             "a live game is never removed"
         );
 
@@ -265,7 +256,7 @@ fn finished_games_are_removed_after_retention_unless_someone_is_replaying_them()
         fan.leave(finished[1].game).await.unwrap();
         tokio::time::sleep(Duration::from_secs(61)).await;
         hub.prune_finished().await.unwrap();
-        assert_eq!(records(&log, finished[1].game), Vec::<Value>::new());
+        assert_eq!(records(&*log, finished[1].game), Vec::<Value>::new());
         let refused = late.join(&finished[1].token).await.unwrap_err();
         assert_eq!(refused.code(), Some(ErrorCode::NotFound), "{refused}");
         hub.shutdown().await.unwrap();

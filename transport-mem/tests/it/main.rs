@@ -5,12 +5,14 @@
 mod channels;
 mod common;
 mod connect4;
+mod flawed;
 mod hidden;
 mod identity;
+mod kit;
 mod lazy;
 mod limits;
+mod panics;
 mod presence;
-mod props;
 mod rematch;
 mod restart;
 mod resume;
