@@ -84,7 +84,7 @@ impl<G: Game + Clone> Check<G> {
         self
     }
 
-    /// How many random games to play (default: `PROPTEST_CASES`, or 64).
+    /// How many random games to play (default: `PROPTEST_CASES`, or 256).
     pub fn cases(mut self, cases: u32) -> Self {
         self.cases = Some(cases);
         self
@@ -120,16 +120,12 @@ impl<G: Game + Clone> Check<G> {
     where
         S: Strategy<Value = G::Command> + 'static,
     {
-        let cases = self.cases.unwrap_or_else(|| {
-            std::env::var("PROPTEST_CASES")
-                .ok()
-                .and_then(|n| n.parse().ok())
-                .unwrap_or(64)
-        });
+        // proptest's default reads `PROPTEST_CASES` (256 without it).
+        let defaults = Config::default();
         let config = Config {
-            cases,
+            cases: self.cases.unwrap_or(defaults.cases),
             failure_persistence: None,
-            ..Config::default()
+            ..defaults
         };
         let mut runner = TestRunner::new(config);
         let strategy = self.cases_of(commands);
