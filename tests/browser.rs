@@ -511,6 +511,27 @@ async fn two_browsers_play_connect_four_while_a_third_watches() {
         json!("")
     );
 
+    // The server comes back without the colony's log (another data folder, say): its page
+    // does not wait for ever, it says the game is gone.
+    hub.shutdown().await.unwrap();
+    server.await.unwrap().unwrap();
+    let hub = support::bundled_hub(Arc::new(MemLog::new())).await;
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    let server = tokio::spawn(umpire_ws::serve(listener, hub.clone(), monitored()));
+    until(
+        &colony,
+        "return document.body.dataset.connection",
+        json!("closed"),
+    )
+    .await;
+    until(
+        &colony,
+        "return document.querySelector('#connection').textContent\
+         .startsWith('Disconnected: the server no longer has this game (game ')",
+        json!(true),
+    )
+    .await;
+
     hub.shutdown().await.unwrap();
     server.await.unwrap().unwrap();
     colony.close().await.unwrap();

@@ -25,6 +25,8 @@ export class Umpire {
     this.audienceListeners = new Set();
     this.rematchListeners = new Set();
     this.session = null;     // the token to resume with
+    this.signedIn = null;    // the `hello` token, said again after a reconnect
+    this.closedWhy = null;   // why this client closed for good, if it did
     this.seen = new Map();   // game -> last seq received
     this.entries = new Map(); // game -> how it was entered: {join: token}, {watch: key}, {channel}
     this.skew = 0;           // server clock minus ours, from the last answer that said
@@ -72,7 +74,7 @@ export class Umpire {
       if (!opened && onFail && this.attempt === 0) { onFail(); return; }
       // A bad token will not get better by trying again; anything else may.
       if (this.stopped || (e.code === 1008 && e.reason === "bad token")) {
-        this.#setStatus("closed", e.reason);
+        this.#setStatus("closed", this.closedWhy ?? e.reason);
         for (const fn of this.closeListeners) fn(e);
         return;
       }
@@ -90,7 +92,7 @@ export class Umpire {
   // Connected again: take the session back, or else each game by its key.
   async #recover() {
     try {
-      if (this.hello) await this.request({ type: "hello", token: this.hello });
+      if (this.signedIn) await this.request({ type: "hello", token: this.signedIn });
       let resumed = false;
       if (this.session && this.entries.size > 0) {
         const seen = Object.fromEntries([...this.seen].map(([g, s]) => [String(g), s]));
@@ -102,19 +104,38 @@ export class Umpire {
           if (e.code === "closed") throw e;
         }
       }
+      const lost = [];
       if (!resumed) {
         for (const [game, entry] of this.entries) {
-          if (entry.join) await this.request({ type: "join", key: entry.join });
-          else if (entry.channel) await this.request({ type: "subscribe", channel: entry.channel, from: (this.seen.get(game) ?? 0) + 1 });
-          else await this.request({ type: "watch", key: entry.watch, from: (this.seen.get(game) ?? 0) + 1 });
+          try {
+            await this.#enterAgain(game, entry);
+          } catch (e) {
+            if (e.code === "closed") throw e;
+            // Refused (the game is gone from this server, say): trying again will not help.
+            this.entries.delete(game);
+            lost.push(`game ${game}: ${e.message}`);
+          }
         }
       }
       this.attempt = 0;
+      if (lost.length > 0) {
+        // The page cannot go on without its game: say so, and stop.
+        this.closedWhy = `the server no longer has this game (${lost.join("; ")})`;
+        this.close();
+        return;
+      }
       this.#setStatus("connected", resumed ? "resumed" : "entered again");
     } catch (e) {
       // The socket closed again: its close handler retries.
       if (e.code !== "closed") this.#setStatus("reconnecting", e.message);
     }
+  }
+
+  #enterAgain(game, entry) {
+    const from = (this.seen.get(game) ?? 0) + 1;
+    if (entry.join) return this.request({ type: "join", key: entry.join });
+    if (entry.channel) return this.request({ type: "subscribe", channel: entry.channel, from });
+    return this.request({ type: "watch", key: entry.watch, from });
   }
 
   #receive(msg) {
@@ -140,6 +161,13 @@ export class Umpire {
     this.pending.delete(msg.ref);
     if (msg.type === "error") waiter.reject(Object.assign(new Error(msg.message), { code: msg.code }));
     else waiter.resolve(msg);
+  }
+
+  // Sign in with `token` (what the server's authenticator takes); said again after a reconnect.
+  async hello(token) {
+    const answer = await this.request({ type: "hello", token });
+    this.signedIn = token;
+    return answer;
   }
 
   request(msg) {

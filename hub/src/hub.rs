@@ -556,7 +556,10 @@ impl Hub {
             })
         })
         .await
-        .map_err(|_| HubError::Unavailable)?
+        .map_err(|e| match e.is_panic() {
+            true => HubError::Panicked(format!("replaying game {game}, its code panicked")),
+            false => HubError::Unavailable,
+        })?
     }
 
     /// Every open connection: its peer, user, games, and how far behind it is.
