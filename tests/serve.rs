@@ -271,6 +271,17 @@ async fn web_serves_a_folder_of_pages_instead_of_the_built_in_ones() {
     // Nothing outside the folder, and the server's own paths stay its own.
     assert_eq!(server.get("/../secret.txt").await.0, 404);
     assert_eq!(server.get("/js/../../secret.txt").await.0, 404);
+    // Nor through a link that leads out of it, nor a hidden file (a checkout's `.git`).
+    std::os::unix::fs::symlink(data.path().join("secret.txt"), pages.path().join("out.txt"))
+        .unwrap();
+    std::os::unix::fs::symlink(pages.path().join("js"), pages.path().join("scripts")).unwrap();
+    std::fs::create_dir(pages.path().join(".git")).unwrap();
+    std::fs::write(pages.path().join(".git/config"), "[core]").unwrap();
+    assert_eq!(server.get("/out.txt").await.0, 404);
+    assert_eq!(server.get("/.git/config").await.0, 404);
+    // A link that stays inside is followed.
+    let (status, body) = server.get("/scripts/game.js").await;
+    assert_eq!((status, body.as_str()), (200, "export const mine = 1;"));
     assert_eq!(server.get("/healthz").await, (200, "ok\n".to_owned()));
     assert_eq!(server.get("/nothing.html").await.0, 404);
 

@@ -44,7 +44,8 @@ pub struct WsConfig {
     pub admin_token: Option<String>,
     /// A folder of pages served instead of the built-in ones: a file there answers its path
     /// (`/` is `index.html`); a path it lacks gets the built-in file if there is one (so
-    /// `/umpire.js` stays available), else 404.
+    /// `/umpire.js` stays available), else 404. Hidden names (`.git`) and links that lead out
+    /// of the folder are never served.
     pub web_dir: Option<std::path::PathBuf>,
 }
 

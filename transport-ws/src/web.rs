@@ -33,7 +33,8 @@ assets! {
 const RESERVED: [&str; 4] = ["/ws", "/tutorial", "/healthz", "/metrics"];
 
 /// The file `path` names under `dir`, with its content type, if there is one. Only plain
-/// names: a path with `..`, a drive or a root in it names nothing.
+/// names: a path with `..`, a drive or a root in it names nothing, nor does a hidden name
+/// (`.git`, `.env`), nor a link that leads out of `dir`.
 pub(crate) async fn from_dir(dir: &Path, path: &str) -> Option<(&'static str, bytes::Bytes)> {
     if RESERVED.contains(&path) || path.starts_with("/api/") {
         return None;
@@ -47,11 +48,18 @@ pub(crate) async fn from_dir(dir: &Path, path: &str) -> Option<(&'static str, by
     let mut file = PathBuf::from(dir);
     for part in Path::new(relative).components() {
         match part {
-            Component::Normal(name) => file.push(name),
+            Component::Normal(name) if !name.to_string_lossy().starts_with('.') => file.push(name),
             _ => return None,
         }
     }
-    let body = tokio::fs::read(&file).await.ok()?;
+    let (root, real) = (
+        tokio::fs::canonicalize(dir).await.ok()?,
+        tokio::fs::canonicalize(&file).await.ok()?,
+    );
+    if !real.starts_with(root) {
+        return None;
+    }
+    let body = tokio::fs::read(&real).await.ok()?;
     Some((content_type(&file), bytes::Bytes::from(body)))
 }
 
