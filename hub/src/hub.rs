@@ -285,17 +285,21 @@ async fn revive(inner: Weak<Inner>) {
 /// handles of games that left memory.
 async fn wake(inner: Weak<Inner>) {
     loop {
-        let Some(next) = inner.upgrade().map(|i| {
-            let registry = &i.registry;
-            registry.wake_due();
-            let rt = &registry.rt;
-            let wakes = Arc::clone(&rt.wakes);
-            (wakes.next_in(rt.clock.now()), rt.shutdown.clone(), wakes)
-        }) else {
+        let Some(hub) = inner.upgrade() else {
             return;
         };
+        let due = hub.registry.take_due();
+        if !due.is_empty() {
+            // Loading reads the log: many games due at once (a folder from before the index,
+            // a wave of timers) must not hold a worker thread that long.
+            let loader = Arc::clone(&hub);
+            let _ = tokio::task::spawn_blocking(move || loader.registry.wake(due)).await;
+        }
+        let rt = &hub.registry.rt;
+        let wakes = Arc::clone(&rt.wakes);
+        let (due, shutdown) = (wakes.next_in(rt.clock.now()), rt.shutdown.clone());
         // Holds no strong reference while it waits: a hub dropped without shutdown ends it.
-        let (due, shutdown, wakes) = next;
+        drop(hub);
         tokio::select! {
             () = shutdown.cancelled() => return,
             () = wakes.changed() => {}

@@ -295,12 +295,17 @@ impl Registry {
         Ok(found)
     }
 
-    /// Load the games whose wake-up is due.
-    pub(crate) fn wake_due(&self) {
+    /// The games whose wake-up is due, taken off the queue (load them with [`Self::wake`]).
+    pub(crate) fn take_due(&self) -> Vec<GameId> {
         self.forget_retired();
         let due = self.rt.wakes.take_due(self.rt.clock.now());
         let sleeping = i64::try_from(self.rt.wakes.len()).unwrap_or(i64::MAX);
         self.rt.metrics.sleeping_games.set(sleeping);
+        due
+    }
+
+    /// Load `due` games, one after another: sled reads, so on a blocking thread.
+    pub(crate) fn wake(&self, due: Vec<GameId>) {
         for game in due {
             match self.room(game) {
                 // Finished and removed meanwhile, say: nothing left to wake.
