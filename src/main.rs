@@ -6,7 +6,9 @@ use clap::Parser as _;
 
 /// jemalloc gives memory back to the system a few seconds after it is freed: games that leave
 /// memory shrink the process (glibc's allocator kept nearly all of it; see the `lazy`
-/// benchmark in the README).
+/// benchmark in the README). Without the `jemalloc` feature, the system's allocator (to
+/// profile with heaptrack).
+#[cfg(feature = "jemalloc")]
 #[global_allocator]
 static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 

@@ -37,6 +37,9 @@ pub(crate) struct LazyArgs {
     /// The server's --evict-after-secs: longer than loading every game takes.
     #[arg(long, default_value_t = 60)]
     evict_secs: u64,
+    /// The server's --cache-mib (sled's page cache).
+    #[arg(long, default_value_t = 64)]
+    cache_mib: u64,
 }
 
 /// Connections that load the games, each with this many requests in flight.
@@ -68,12 +71,13 @@ pub(crate) fn run(common: &Common, args: &LazyArgs) -> anyhow::Result<bool> {
 
     let started = Instant::now();
     let evict_arg = evict.to_string();
+    let cache_arg = args.cache_mib.to_string();
     let server = Server::start(
         "umpire",
         &umpire_args(
             Some(data.path()),
             "sync",
-            &["--evict-after-secs", &evict_arg],
+            &["--evict-after-secs", &evict_arg, "--cache-mib", &cache_arg],
         ),
         common.server_cpu,
     )?;
@@ -146,7 +150,10 @@ pub(crate) fn run(common: &Common, args: &LazyArgs) -> anyhow::Result<bool> {
 
     let mb = |b: u64| format!("{:.1} MiB", b as f64 / f64::from(1 << 20));
     let mut table = Table::new(
-        format!("lazy: {games} unfinished tally games x {events} events"),
+        format!(
+            "lazy: {games} unfinished tally games x {events} events, --cache-mib {}",
+            args.cache_mib
+        ),
         &[
             "start to first answer",
             "raw sled open + metadata scan",

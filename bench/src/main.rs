@@ -23,6 +23,7 @@
 //! - `report`: tables, percentiles, the JSON line.
 
 /// The same allocator as the `umpire` binary: the servers measured run in this process.
+#[cfg(feature = "jemalloc")]
 #[global_allocator]
 static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 

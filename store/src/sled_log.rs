@@ -40,7 +40,8 @@ use crate::{Conflict, Result, Seq, StoreError};
 /// Tuning for [`SledLog::open_with`].
 #[derive(Clone, Debug)]
 pub struct SledOptions {
-    /// sled's page cache, in bytes.
+    /// sled's page cache, in bytes (default 64 MiB). sled counts what it caches by its size
+    /// on disk: once full, the process holds about two and a half times this much.
     pub cache_bytes: u64,
     /// sled also flushes by itself this often; `None` leaves durability to [`Log::sync`] alone.
     pub background_flush_ms: Option<u64>,
@@ -170,9 +171,21 @@ impl SledLog {
     /// # Errors
     /// The folder is still locked after `wait`, or cannot be opened at all.
     pub fn open_retrying(path: impl AsRef<Path>, wait: Duration) -> Result<Self> {
+        Self::open_retrying_with(path, &SledOptions::default(), wait)
+    }
+
+    /// [`SledLog::open_retrying`] with `options`.
+    ///
+    /// # Errors
+    /// The folder is still locked after `wait`, or cannot be opened at all.
+    pub fn open_retrying_with(
+        path: impl AsRef<Path>,
+        options: &SledOptions,
+        wait: Duration,
+    ) -> Result<Self> {
         let deadline = std::time::Instant::now() + wait;
         loop {
-            match Self::open(path.as_ref()) {
+            match Self::open_with(path.as_ref(), options) {
                 Err(e) if is_locked(&e) && std::time::Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(10));
                 }
