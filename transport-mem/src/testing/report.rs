@@ -118,12 +118,10 @@ impl<G: Game + Clone> Check<G> {
             Some(Body::Created { seed, .. }) => *seed,
             _ => return None,
         };
-        let last = step.unwrap_or(case.steps.len()).min(played.marks.len());
+        // The steps begun, up to the failing one.
+        let upto = step.map_or(played.marks.len(), |s| s + 1);
         let failed_here = |i: usize| step == Some(i);
-        for i in (0..=last.min(played.marks.len().saturating_sub(1))).rev() {
-            let Some(mark) = played.marks.get(i) else {
-                continue;
-            };
+        for (i, mark) in played.marks.iter().enumerate().take(upto).rev() {
             let end = played
                 .marks
                 .get(i + 1)
