@@ -1,7 +1,7 @@
 //! Fuzzing oracles for the bundled games, in the library so that the fuzz targets call them
 //! and an ordinary stable test replays the committed corpus through the very same checks.
 //!
-//! [`matches`] is structure-aware: the fuzzer's bytes become a sequence of [`Step`]s
+//! [`matches()`] is structure-aware: the fuzzer's bytes become a sequence of [`Step`]s
 //! (`arbitrary` derives), played through a [`Match`] of one of the four games. Whatever the
 //! sequence: `decide` never panics, a refused step changes nothing, every event encodes and
 //! decodes to itself, the log replays to the live match, a snapshot decodes to it, and every

@@ -469,7 +469,7 @@ impl<W: Wire> Client<W> {
     }
 
     /// Send `msg` with a fresh `ref` and wait for the answer carrying it. Everything else that
-    /// arrives meanwhile is stashed for [`MemClient::recv`] and the event helpers.
+    /// arrives meanwhile is stashed for [`Client::recv`] and the event helpers.
     ///
     /// # Errors
     /// [`ClientError::Closed`].
