@@ -505,7 +505,8 @@ impl Hub {
         let mut asked = Vec::new();
         for game in self.live_games().into_iter().take(limit) {
             let (reply, wait) = oneshot::channel();
-            if let Ok(handle) = self.inner.registry.room(game) {
+            // A game that left memory since the list was made is not loaded just to be shown.
+            if let Some(handle) = self.inner.registry.loaded(game) {
                 if handle.send(RoomMsg::Summary { reply }).is_ok() {
                     asked.push(wait);
                 }

@@ -381,6 +381,11 @@ impl Registry {
         self.kinds.get(name)
     }
 
+    /// `game`'s handle if its task is running; never loads it.
+    pub(crate) fn loaded(&self, game: GameId) -> Option<RoomHandle> {
+        self.rooms().get(&game).filter(|h| !h.is_closed()).cloned()
+    }
+
     /// Ids of the games with a running task.
     pub(crate) fn live(&self) -> Vec<GameId> {
         self.forget_retired();

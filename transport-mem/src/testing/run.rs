@@ -122,9 +122,10 @@ impl<G: Game + Clone> Check<G> {
             failure = done.err().map(|m| (Some(i), m));
         }
         if failure.is_none() {
-            if let Err(e) = world.hub.shutdown().await {
-                failure = Some((None, format!("the server did not stop cleanly: {e}")));
-            }
+            failure = match world.hub.shutdown().await {
+                Err(e) => Some((None, format!("the server did not stop cleanly: {e}"))),
+                Ok(()) => world.saved_snapshot_restores().err().map(|m| (None, m)),
+            };
         }
         played.records = log
             .read(world.id, 1, usize::MAX)
@@ -523,19 +524,29 @@ impl<'a, G: Game + Clone> World<'a, G> {
                 "a snapshot taken at the previous step",
             )?;
         }
-        if let Ok(Some((_, bytes))) = self.log.load_snapshot(self.id) {
-            let saved: Match<G> = rmp_serde::from_slice(&bytes)
-                .map_err(|e| format!("the server's snapshot does not read back: {e}"))?;
-            restores(
-                game,
-                &saved,
-                &typed,
-                &replayed,
-                "the server's latest snapshot",
-            )?;
-        }
         self.replayed = Some(replayed);
         self.followers_saw(&typed).await
+    }
+
+    /// The server's latest saved snapshot and the log's tail give the whole log's match. Only
+    /// once the hub has stopped: until its writer is flushed, whether a snapshot is saved yet
+    /// is a matter of timing.
+    fn saved_snapshot_restores(&self) -> Result<(), String> {
+        let Ok(Some((_, bytes))) = self.log.load_snapshot(self.id) else {
+            return Ok(());
+        };
+        let typed = self.typed(1, usize::MAX)?;
+        let whole = Match::replay(&self.check.game, &typed)
+            .map_err(|e| format!("the log does not replay: {e}"))?;
+        let saved: Match<G> = rmp_serde::from_slice(&bytes)
+            .map_err(|e| format!("the server's snapshot does not read back: {e}"))?;
+        restores(
+            &self.check.game,
+            &saved,
+            &typed,
+            &whole,
+            "the server's latest snapshot",
+        )
     }
 
     /// Every connection following the game was sent the log up to its head, as its viewer
