@@ -166,15 +166,17 @@ impl Registry {
     /// The live game `game`, loading it from the log if its task is not running.
     pub(crate) fn room(&self, game: GameId) -> Result<RoomHandle> {
         self.open()?;
-        if self.rt.has_panicked(game) {
-            return Err(HubError::panicked(game));
-        }
         let mut rooms = self.rooms();
         let reloading = match rooms.get(&game) {
             Some(handle) if !handle.is_closed() => return Ok(handle.clone()),
             Some(handle) => !handle.is_retired(),
             None => false,
         };
+        // Only a game whose task is not running can have stopped on a panic: the running ones
+        // (nearly every call) pay nothing for it.
+        if self.rt.has_panicked(game) {
+            return Err(HubError::panicked(game));
+        }
         let not_found = || HubError::NotFound(format!("no game {game}"));
         let meta = self.rt.log.meta(game)?.ok_or_else(not_found)?;
         if meta.kind == crate::channel::KIND {

@@ -14,7 +14,7 @@ use super::Check;
 use crate::{MemClient, MemConnector};
 
 /// What the kit's clock reads when a game starts (2023-11-14).
-pub(crate) const START: Millis = 1_700_000_000_000;
+const START: Millis = 1_700_000_000_000;
 
 /// How long (virtual time) the kit waits for an answer before calling the server stuck.
 const PATIENCE: Duration = Duration::from_secs(3600);
@@ -80,7 +80,7 @@ impl<G: Game + Clone> Check<G> {
     }
 
     /// Play `case` on a fresh in-memory hub in virtual time.
-    pub(crate) fn play(&self, case: &Case<G::Command>) -> Played {
+    fn play(&self, case: &Case<G::Command>) -> Played {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .start_paused(true)
@@ -188,7 +188,7 @@ fn failed(step: Option<usize>, message: String) -> Played {
 }
 
 /// A record as a client is sent it: MessagePack transcoded to JSON, as the server does.
-pub(crate) fn json_of(record: &[u8]) -> Value {
+fn json_of(record: &[u8]) -> Value {
     let mut from = rmp_serde::Deserializer::from_read_ref(record);
     let mut text = Vec::new();
     let mut to = serde_json::Serializer::new(&mut text);
