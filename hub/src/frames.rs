@@ -260,4 +260,38 @@ mod tests {
         let p = Published::new(1, 1, Bytes::from_static(b"\xc1\xc1"));
         assert_eq!(p.json(), None);
     }
+
+    /// Views that count the copies made, and show spectators the event as it is.
+    #[derive(Debug, Default)]
+    struct Counting(std::sync::atomic::AtomicUsize);
+
+    impl Views for Counting {
+        fn hides(&self) -> bool {
+            true
+        }
+        fn view(&self, record: &[u8], viewer: Viewer) -> Option<Bytes> {
+            if viewer == Viewer::Spectator {
+                return None;
+            }
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Some(Bytes::copy_from_slice(record))
+        }
+    }
+
+    #[test]
+    fn a_viewer_s_copy_is_made_once_and_shared_by_their_connections() {
+        let counting = Arc::new(Counting::default());
+        let views: Arc<dyn Views> = counting.clone();
+        let p = Published::viewed(1, 7, record(), &views);
+        let seat = Viewer::Seat(umpire_engine::Seat(0));
+        let (first, second) = (p.clone().for_viewer(seat), p.clone().for_viewer(seat));
+        assert!(Arc::ptr_eq(&first, &second), "two copies for one viewer");
+        assert!(!Arc::ptr_eq(&first, &p));
+        assert_eq!(first.json(), second.json());
+        let other = p.clone().for_viewer(Viewer::Seat(umpire_engine::Seat(1)));
+        assert!(!Arc::ptr_eq(&first, &other));
+        assert_eq!(counting.0.load(std::sync::atomic::Ordering::Relaxed), 2);
+        // Shown as it is: the event itself, no copy.
+        assert!(Arc::ptr_eq(&p.clone().for_viewer(Viewer::Spectator), &p));
+    }
 }
