@@ -119,6 +119,10 @@ pub struct Serve {
     /// dropped.
     #[arg(long, default_value_t = 30)]
     write_timeout_secs: u64,
+    /// Seconds a connection the server closed is held for the client's own close (its close
+    /// frame and the end of the stream go out at once; this bounds only the wait after).
+    #[arg(long, default_value_t = 5)]
+    close_drain_secs: u64,
     /// Seconds from accepting a connection to its WebSocket upgrade or its one HTTP answer.
     #[arg(long, default_value_t = 10)]
     handshake_timeout_secs: u64,
@@ -186,6 +190,36 @@ pub struct Serve {
     /// Hours after its connection went away that a session may still be resumed.
     #[arg(long, default_value_t = 24)]
     resume_hours: u64,
+    /// How long a session that plays or watches a game may be resumed, as an age (`24h`,
+    /// `90m`, `30s`); instead of --resume-hours.
+    #[arg(long, value_parser = parse_age, conflicts_with = "resume_hours")]
+    resume_for: Option<Duration>,
+    /// How long a session in no game, only in channels, may be resumed (`10m`, `30s`). A
+    /// session that followed only its own `session` channel is not kept at all.
+    #[arg(long, value_parser = parse_age, default_value = "10m")]
+    resume_channels_for: Duration,
+    /// Resumable sessions kept at once; past it, a connection not kept yet cannot enter a
+    /// game (`limit_reached`).
+    #[arg(long, default_value_t = Limits::default().max_kept_sessions)]
+    max_kept_sessions: usize,
+    /// Channel streams on the server; past it, a new channel is `limit_reached`.
+    #[arg(long, default_value_t = Limits::default().max_channels)]
+    max_channels: usize,
+    /// Games created per minute from one client address, over all its connections.
+    #[arg(long, default_value_t = Limits::default().creates_per_minute_per_address)]
+    creates_per_minute_per_address: u32,
+    /// Channel subscriptions per minute from one client address, over all its connections.
+    #[arg(long, default_value_t = Limits::default().subscribes_per_minute_per_address)]
+    subscribes_per_minute_per_address: u32,
+    /// WebSocket connections open at once from one client address (an IPv6 address counts
+    /// by its /64); more are refused with HTTP 429.
+    #[arg(long, default_value_t = WsConfig::default().max_connections_per_address)]
+    max_connections_per_address: usize,
+    /// A header naming the client's address, set by a reverse proxy you trust (such as
+    /// `X-Forwarded-For`; its last address is taken). Without it, the TCP peer's address
+    /// counts. Only set it when every connection comes through that proxy.
+    #[arg(long)]
+    client_address_header: Option<String>,
     /// Seconds a connection may stay behind the games it follows (reading too slowly to get
     /// events live) before it is closed with 1008; it can resume.
     #[arg(long, default_value_t = 60)]
@@ -357,8 +391,15 @@ pub async fn serve_until_signal(args: Serve) -> anyhow::Result<()> {
             max_live_games: args.max_live_games,
             expire_idle_games: (args.expire_idle_mins > 0)
                 .then(|| Duration::from_secs(args.expire_idle_mins.saturating_mul(60))),
+            creates_per_minute_per_address: args.creates_per_minute_per_address,
+            subscribes_per_minute_per_address: args.subscribes_per_minute_per_address,
+            max_kept_sessions: args.max_kept_sessions,
+            max_channels: args.max_channels,
         },
-        resume_for: Duration::from_secs(args.resume_hours.saturating_mul(3600)),
+        resume_for: args
+            .resume_for
+            .unwrap_or(Duration::from_secs(args.resume_hours.saturating_mul(3600))),
+        resume_channels_for: args.resume_channels_for,
         channel_history: args.channel_history.max(1),
         max_behind: Duration::from_secs(args.max_behind_secs),
         evict_after: (args.evict_after_secs > 0)
@@ -396,6 +437,9 @@ pub async fn serve_until_signal(args: Serve) -> anyhow::Result<()> {
         allowed_origins: args.allow_origin.clone(),
         allowed_hosts: args.allow_host.clone(),
         send_buffer_bytes: args.send_buffer_bytes,
+        close_drain: Duration::from_secs(args.close_drain_secs),
+        max_connections_per_address: args.max_connections_per_address.max(1),
+        client_address_header: args.client_address_header.clone(),
         read_buffer_bytes: args.read_buffer_bytes.max(64),
         admin_token: args.admin_token.clone().filter(|t| !t.is_empty()),
         web_dir: args.web.clone(),

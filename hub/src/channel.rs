@@ -106,6 +106,10 @@ impl Channel {
         let mut msgs = VecDeque::new();
         loop {
             self.inbox.take(max_batch, &mut msgs);
+            if msgs.is_empty() && self.inbox.is_closed() {
+                // Stopped: its stream is being removed.
+                return;
+            }
             if msgs.is_empty() {
                 tokio::select! {
                     biased;

@@ -36,8 +36,12 @@ pub struct HubConfig {
     pub require_auth: bool,
     /// What one client may make the hub hold.
     pub limits: Limits,
-    /// How long after its connection went away a session may still be resumed.
+    /// How long after its connection went away a session that plays or watches a game may
+    /// still be resumed.
     pub resume_for: Duration,
+    /// How long a session in no game, only in channels, may be resumed. A session that only
+    /// followed its own `session` channel is not kept at all, and its channel goes with it.
+    pub resume_channels_for: Duration,
     /// How many notices each channel keeps for subscribers who come later (`from`, resume).
     pub channel_history: u64,
     /// How long a connection may stay behind the games it follows (fed from the log because
@@ -73,6 +77,18 @@ pub struct Limits {
     /// A game nobody has played (no event, no timer pending) for this long ends as
     /// `expired` and leaves memory. `None`: never.
     pub expire_idle_games: Option<Duration>,
+    /// Games created per minute from one client address, over all its connections (guests
+    /// included). More is `rate_limited`.
+    pub creates_per_minute_per_address: u32,
+    /// Channel subscriptions per minute from one client address, over all its connections.
+    /// More is `rate_limited`.
+    pub subscribes_per_minute_per_address: u32,
+    /// Resumable sessions the server keeps at once. Entering a game from a connection whose
+    /// session is not kept yet is `limit_reached` while there are this many.
+    pub max_kept_sessions: usize,
+    /// Channel streams on the server. Subscribing to (or publishing on) a channel that has no
+    /// stream yet is `limit_reached` while there are this many.
+    pub max_channels: usize,
 }
 
 impl Default for Limits {
@@ -84,6 +100,10 @@ impl Default for Limits {
             live_games_per_player: 100,
             max_live_games: 100_000,
             expire_idle_games: Some(Duration::from_secs(24 * 3600)),
+            creates_per_minute_per_address: 60,
+            subscribes_per_minute_per_address: 120,
+            max_kept_sessions: 100_000,
+            max_channels: 100_000,
         }
     }
 }
@@ -100,6 +120,7 @@ impl Default for HubConfig {
             require_auth: false,
             limits: Limits::default(),
             resume_for: Duration::from_secs(24 * 3600),
+            resume_channels_for: Duration::from_secs(600),
             max_behind: Duration::from_secs(60),
             channel_history: 100,
             evict_after: Some(Duration::from_secs(300)),

@@ -422,8 +422,17 @@ impl Inbox {
         std::mem::take(&mut queue.0)
     }
 
-    fn is_closed(&self) -> bool {
+    pub(crate) fn is_closed(&self) -> bool {
         self.queue().1
+    }
+
+    /// Close, and wake the task so that it sees it: it ends once it finds the inbox closed
+    /// and empty. Messages still queued are answered `unavailable`.
+    pub(crate) fn stop(&self, game: GameId) {
+        for msg in self.close() {
+            msg.fail(game, &HubError::Unavailable);
+        }
+        self.bell.ring();
     }
 
     /// Close, marked as retired, if nothing is queued (the game leaves memory); `false`, and
@@ -517,6 +526,11 @@ impl RoomHandle {
         let (reply, answer) = oneshot::channel();
         self.send(make(ReplyTo::caller(reply)))?;
         answer.await.map_err(|_| HubError::Unavailable)
+    }
+
+    /// Stop the task (a channel whose stream is being removed).
+    pub(crate) fn stop(&self) {
+        self.inbox.stop(self.game);
     }
 
     pub(crate) fn unsubscribe(&self, session: SessionId) {

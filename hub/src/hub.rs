@@ -2,7 +2,7 @@
 //! order of shutdown.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use serde_json::Value;
@@ -52,6 +52,10 @@ pub(crate) struct Inner {
     pub(crate) sessions: Sessions,
     /// Games each authenticated user created in the last minute.
     pub(crate) creates: crate::quota::PerUser,
+    /// Games created from each client address in the last minute.
+    pub(crate) address_creates: crate::quota::PerUser,
+    /// Channel subscriptions from each client address in the last minute.
+    pub(crate) address_subscribes: crate::quota::PerUser,
 }
 
 /// The open sessions, so that shutdown can wake each one: a session waits on its outbox
@@ -62,6 +66,10 @@ pub(crate) struct Sessions {
     stopping: AtomicBool,
     /// By session token.
     open: Mutex<HashMap<String, Weak<Outbox>>>,
+    /// Sessions kept in the log for resuming, counted against `max_kept_sessions`: counted
+    /// at start and by each housekeeping pass, and kept up to date in between by the
+    /// sessions that save and remove their records.
+    kept: AtomicUsize,
 }
 
 impl Sessions {
@@ -108,6 +116,34 @@ impl Sessions {
             .collect();
         list.sort_by_key(|c| c.session);
         list
+    }
+
+    /// The sessions kept for resuming, as last counted.
+    pub(crate) fn kept(&self) -> usize {
+        self.kept.load(Ordering::Acquire)
+    }
+
+    /// One session record more (`true`) or fewer.
+    pub(crate) fn count_kept(&self, more: bool) {
+        if more {
+            self.kept.fetch_add(1, Ordering::AcqRel);
+        } else {
+            let _ = self
+                .kept
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+        }
+    }
+
+    /// The kept sessions, as a pass over the log counted them.
+    pub(crate) fn set_kept(&self, kept: usize) {
+        self.kept.store(kept, Ordering::Release);
+    }
+
+    /// The public ids of the sessions of every open connection.
+    pub(crate) fn sids(&self) -> std::collections::HashSet<String> {
+        let outboxes: Vec<Arc<Outbox>> =
+            self.open_map().values().filter_map(Weak::upgrade).collect();
+        outboxes.iter().map(|o| o.card().0.sid).collect()
     }
 
     /// Whether shutdown has begun.
@@ -231,7 +267,8 @@ impl HubBuilder {
         let started = std::time::Instant::now();
         let found = registry.index()?;
         let rt = &registry.rt;
-        let sessions = crate::resume::prune(&*rt.log, rt.clock.now(), rt.config.resume_for);
+        let kept = crate::resume::prune(&*rt.log, rt.clock.now(), &rt.config);
+        let sessions = kept.count;
         tracing::info!(
             games = found.games,
             timers = found.timers,
@@ -246,8 +283,18 @@ impl HubBuilder {
             groups: self.groups,
             sessions: Sessions::default(),
             creates: crate::quota::PerUser::default(),
+            address_creates: crate::quota::PerUser::default(),
+            address_subscribes: crate::quota::PerUser::default(),
         });
+        inner.sessions.set_kept(kept.count);
+        let rt = &inner.registry.rt;
+        rt.metrics.kept_sessions.set(gauge(kept.count));
+        // Nobody is connected yet: every session channel whose session is not kept is gone.
+        inner
+            .registry
+            .remove_session_channels(&kept.sids, rt.clock.now(), 0)?;
         tokio::spawn(revive(Arc::downgrade(&inner)));
+        tokio::spawn(housekeep(Arc::downgrade(&inner)));
         tokio::spawn(wake(Arc::downgrade(&inner)));
         if inner.registry.rt.config.retain_finished.is_some() {
             tokio::spawn(retain(Arc::downgrade(&inner)));
@@ -311,6 +358,75 @@ async fn wake(inner: Weak<Inner>) {
             } => {}
         }
     }
+}
+
+/// A session channel younger than this is never removed: its session may have opened after
+/// housekeeping listed the connected ones.
+const SESSION_CHANNEL_MIN_AGE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// How often kept sessions and session channels are looked over: a quarter of the shorter
+/// resume time, between a second and five minutes.
+fn housekeeping_every(config: &crate::HubConfig) -> std::time::Duration {
+    (config.resume_for.min(config.resume_channels_for) / 4).clamp(
+        std::time::Duration::from_secs(1),
+        std::time::Duration::from_secs(300),
+    )
+}
+
+/// Remove kept sessions past their time and the channels of sessions that are gone, every
+/// [`housekeeping_every`].
+async fn housekeep(inner: Weak<Inner>) {
+    loop {
+        let Some(hub) = inner.upgrade() else {
+            return;
+        };
+        let rt = &hub.registry.rt;
+        let (every, shutdown) = (housekeeping_every(&rt.config), rt.shutdown.clone());
+        drop(hub);
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+        let Some(hub) = inner.upgrade() else {
+            return;
+        };
+        // Reads every kept session: off the async workers.
+        let pass = tokio::task::spawn_blocking(move || housekeeping_pass(&hub)).await;
+        match pass {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "housekeeping did not finish"),
+            Err(e) => tracing::error!(error = %e, "housekeeping failed"),
+        }
+    }
+}
+
+/// One pass of [`housekeep`].
+fn housekeeping_pass(hub: &Inner) -> Result<()> {
+    let rt = &hub.registry.rt;
+    // Connected before the pass and after it: a session that closes while its record is
+    // being looked for is in the first list, one that opens meanwhile in the second.
+    let mut sessions = hub.sessions.sids();
+    let kept = crate::resume::prune(&*rt.log, rt.clock.now(), &rt.config);
+    hub.sessions.set_kept(kept.count);
+    rt.metrics.kept_sessions.set(gauge(kept.count));
+    sessions.extend(kept.sids);
+    sessions.extend(hub.sessions.sids());
+    let min_age = u64::try_from(SESSION_CHANNEL_MIN_AGE.as_millis()).unwrap_or(u64::MAX);
+    let removed = hub
+        .registry
+        .remove_session_channels(&sessions, rt.clock.now(), min_age)?;
+    if removed > 0 {
+        tracing::info!(
+            channels = removed,
+            "channels of sessions that are gone removed"
+        );
+    }
+    Ok(())
+}
+
+/// A count as a gauge's value.
+fn gauge(count: usize) -> i64 {
+    i64::try_from(count).unwrap_or(i64::MAX)
 }
 
 /// How often finished games past retention are looked for (and once at start).

@@ -42,6 +42,10 @@ pub struct Metrics {
     pub live_games: Gauge,
     /// Unfinished games out of memory, to be loaded on use or when a timer is due.
     pub sleeping_games: Gauge,
+    /// Channel streams in the log (counted against `max_channels`).
+    pub channels: Gauge,
+    /// Sessions kept in the log for resuming (counted against `max_kept_sessions`).
+    pub kept_sessions: Gauge,
     /// Times a subscriber's queue was full and it switched to catch-up from the log.
     pub subscribers_lagged: Counter,
     /// Connections closed for staying too far behind.
@@ -74,6 +78,8 @@ impl Metrics {
             events_appended: Counter::default(),
             live_games: Gauge::default(),
             sleeping_games: Gauge::default(),
+            channels: Gauge::default(),
+            kept_sessions: Gauge::default(),
             subscribers_lagged: Counter::default(),
             subscribers_dropped: Counter::default(),
             storage_errors: Counter::default(),
@@ -127,6 +133,12 @@ impl Metrics {
             "sleeping_games",
             "Unfinished games out of memory, loaded on use or when a timer is due",
             m.sleeping_games.clone(),
+        );
+        registry.register("channels", "Channel streams in the log", m.channels.clone());
+        registry.register(
+            "kept_sessions",
+            "Sessions kept in the log for resuming",
+            m.kept_sessions.clone(),
         );
         registry.register(
             "subscribers_lagged",

@@ -58,6 +58,9 @@ pub(crate) struct Card {
     pub(crate) user: Option<String>,
     pub(crate) games: usize,
     pub(crate) behind_since: Option<umpire_engine::Millis>,
+    /// The session's public id (its `session:<sid>` channel), so that housekeeping knows
+    /// which session channels still have a connection.
+    pub(crate) sid: String,
 }
 
 /// One session's outbox. Shared (in an `Arc`) by the session and every game it follows.

@@ -2,12 +2,14 @@
 //! (created, or loaded from the log on first use) and looked up by id or by key.
 
 use std::collections::HashMap;
+use std::collections::HashSet;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::Value;
 use umpire_engine::protocol::GameId;
-use umpire_engine::Seat;
+use umpire_engine::{Millis, Seat};
 use umpire_store::{Role, StreamMeta, StreamStatus};
 
 use crate::error::{HubError, Result};
@@ -36,6 +38,11 @@ pub(crate) struct Registry {
     /// Live channels, by stream id (not games: not counted or listed as games). Creating a
     /// channel happens under this lock, so a name never gets two streams.
     channels: Mutex<HashMap<GameId, RoomHandle>>,
+    /// Channel streams in the log, counted against `max_channels`.
+    channel_count: AtomicUsize,
+    /// The streams of `session:<sid>` channels, by sid, with when each was created: a
+    /// session's channel is removed once the session is neither connected nor kept.
+    session_channels: Mutex<HashMap<String, (GameId, Millis)>>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -56,6 +63,8 @@ impl Registry {
                 .collect(),
             rooms: Mutex::new(HashMap::new()),
             channels: Mutex::new(HashMap::new()),
+            channel_count: AtomicUsize::new(0),
+            session_channels: Mutex::new(HashMap::new()),
         }
     }
 
@@ -71,6 +80,12 @@ impl Registry {
         let id = match self.rt.log.find_key(&key)? {
             Some(entry) => entry.stream,
             None => {
+                let max = self.rt.config.limits.max_channels;
+                if self.channel_count.load(Ordering::Acquire) >= max {
+                    return Err(HubError::Limit(format!(
+                        "the server holds {max} channels, its most; try again later"
+                    )));
+                }
                 let meta = StreamMeta {
                     kind: crate::channel::KIND.to_owned(),
                     created: self.rt.clock.now(),
@@ -84,10 +99,75 @@ impl Registry {
                     role: Role::Watch,
                 };
                 self.rt.log.put_key(&key, entry)?;
+                self.counted_channel(id, name, meta.created);
                 id
             }
         };
         self.channel_task(&mut channels, id, name)
+    }
+
+    /// Count the channel stream `id` named `name`, created at `created`.
+    fn counted_channel(&self, id: GameId, name: &str, created: Millis) {
+        let count = self.channel_count.fetch_add(1, Ordering::AcqRel) + 1;
+        self.rt.metrics.channels.set(gauge(count));
+        if let Some(sid) = name.strip_prefix("session:") {
+            self.session_channels()
+                .insert(sid.to_owned(), (id, created));
+        }
+    }
+
+    fn session_channels(&self) -> MutexGuard<'_, HashMap<String, (GameId, Millis)>> {
+        self.session_channels
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Remove the streams of the session channels whose session is not in `sessions`
+    /// (those connected or kept for resuming) and that are older than `min_age` (a session
+    /// that has just opened may not be counted as connected yet). Returns how many.
+    ///
+    /// # Errors
+    /// The log cannot be written.
+    pub(crate) fn remove_session_channels(
+        &self,
+        sessions: &HashSet<String>,
+        now: Millis,
+        min_age: Millis,
+    ) -> Result<usize> {
+        let gone: Vec<(String, GameId)> = self
+            .session_channels()
+            .iter()
+            .filter(|(sid, (_, created))| {
+                !sessions.contains(*sid) && now.saturating_sub(*created) >= min_age
+            })
+            .map(|(sid, (id, _))| (sid.clone(), *id))
+            .collect();
+        if gone.is_empty() {
+            return Ok(0);
+        }
+        let ids: Vec<GameId> = gone.iter().map(|(_, id)| *id).collect();
+        {
+            // Under the channels lock, so that nobody starts the task of a stream that is
+            // being removed.
+            let mut channels = self.channels();
+            for id in &ids {
+                if let Some(handle) = channels.remove(id) {
+                    handle.stop();
+                }
+            }
+            self.rt.log.remove_streams(&ids)?;
+        }
+        let mut map = self.session_channels();
+        for (sid, _) in &gone {
+            map.remove(sid);
+        }
+        drop(map);
+        let count = self
+            .channel_count
+            .fetch_sub(ids.len(), Ordering::AcqRel)
+            .saturating_sub(ids.len());
+        self.rt.metrics.channels.set(gauge(count));
+        Ok(ids.len())
     }
 
     /// The running task of channel stream `id`, started if it is not running.
@@ -273,7 +353,11 @@ impl Registry {
         let now = self.rt.clock.now();
         for (id, meta) in self.rt.log.metas()? {
             // Channels hold no state to restore: each starts on its first use.
-            if meta.status != StreamStatus::Live || meta.kind == crate::channel::KIND {
+            if meta.kind == crate::channel::KIND {
+                self.counted_channel(id, &meta.creator, meta.created);
+                continue;
+            }
+            if meta.status != StreamStatus::Live {
                 continue;
             }
             if !self.kinds.contains_key(&meta.kind) {
@@ -400,4 +484,9 @@ impl Registry {
         ids.sort_unstable();
         ids
     }
+}
+
+/// A count as a gauge's value.
+fn gauge(count: usize) -> i64 {
+    i64::try_from(count).unwrap_or(i64::MAX)
 }

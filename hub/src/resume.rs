@@ -5,7 +5,10 @@
 //! saw) gets all of that back and exactly the events it missed, also after a server restart.
 //!
 //! A token is used up by resuming: the resumed session has a new one, so two connections
-//! never share a session. A record unused for [`crate::HubConfig::resume_for`] is pruned.
+//! never share a session. A record unused for [`crate::HubConfig::resume_for`] is pruned
+//! ([`crate::HubConfig::resume_channels_for`] for a session in channels only). A session in
+//! nothing but its own `session` channel is not kept at all: nothing would come back but a
+//! channel nobody else can follow, and its stream is removed once the session is gone.
 
 use std::collections::BTreeMap;
 
@@ -32,6 +35,9 @@ pub(crate) struct Saved {
     #[serde(default)]
     sid: String,
     games: Vec<SavedGame>,
+    /// Whether it is in channels only (no game): kept for the shorter time.
+    #[serde(default)]
+    channels_only: bool,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -50,28 +56,47 @@ impl Saved {
         rmp_serde::from_slice(bytes).ok()
     }
 
-    fn expired(&self, now: Millis, keep_for: std::time::Duration) -> bool {
+    fn expired(&self, now: Millis, config: &crate::HubConfig) -> bool {
+        let keep_for = if self.channels_only {
+            config.resume_channels_for
+        } else {
+            config.resume_for
+        };
         let keep = u64::try_from(keep_for.as_millis()).unwrap_or(u64::MAX);
         now.saturating_sub(self.touched) > keep
     }
 }
 
-/// Remove every session record older than `keep_for` (or unreadable). Returns how many
-/// were kept.
-pub(crate) fn prune(log: &dyn Log, now: Millis, keep_for: std::time::Duration) -> usize {
+/// What a pass over the kept sessions found.
+#[derive(Debug, Default)]
+pub(crate) struct Kept {
+    /// Sessions kept.
+    pub(crate) count: usize,
+    /// Their public ids: their `session:` channels stay.
+    pub(crate) sids: std::collections::HashSet<String>,
+}
+
+/// Remove every session record past its time (or unreadable); what was kept.
+pub(crate) fn prune(log: &dyn Log, now: Millis, config: &crate::HubConfig) -> Kept {
     let sessions = match log.sessions() {
         Ok(sessions) => sessions,
         Err(e) => {
             tracing::warn!(error = %e, "the kept sessions could not be listed");
-            return 0;
+            return Kept::default();
         }
     };
-    let mut kept = 0;
+    let mut kept = Kept::default();
     for (token, bytes) in sessions {
-        if Saved::decode(&bytes).is_some_and(|s| !s.expired(now, keep_for)) {
-            kept += 1;
-        } else if let Err(e) = log.remove_session(&token) {
-            tracing::warn!(error = %e, "an expired session could not be removed");
+        match Saved::decode(&bytes).filter(|s| !s.expired(now, config)) {
+            Some(saved) => {
+                kept.count += 1;
+                kept.sids.insert(saved.sid);
+            }
+            None => {
+                if let Err(e) = log.remove_session(&token) {
+                    tracing::warn!(error = %e, "an expired session could not be removed");
+                }
+            }
         }
     }
     kept
@@ -80,9 +105,9 @@ pub(crate) fn prune(log: &dyn Log, now: Millis, keep_for: std::time::Duration) -
 impl Session {
     /// Write down what this session is in, so a later connection can resume it. Called when
     /// that changes and when the connection goes. Costs nothing for a session that never
-    /// entered a game.
+    /// entered a game or a channel other than its own.
     pub(crate) fn save(&mut self) {
-        let games: Vec<SavedGame> = self
+        let mut games: Vec<SavedGame> = self
             .games
             .iter()
             .filter(|(_, l)| l.seat.is_some() || l.watching)
@@ -93,10 +118,30 @@ impl Session {
                 channel: l.channel.clone(),
             })
             .collect();
+        let own = format!("session:{}", self.sid);
+        if games
+            .iter()
+            .all(|g| g.channel.as_deref() == Some(own.as_str()))
+        {
+            // Its own channel alone is nothing to come back to.
+            games.clear();
+        }
         if games.is_empty() && !self.saved {
             return;
         }
         let keeps = !games.is_empty();
+        if keeps
+            && !self.saved
+            && self.hub.sessions.kept() >= self.rt().config.limits.max_kept_sessions
+        {
+            // Entering a game was refused at this cap; channels alone are served, not kept.
+            tracing::debug!(
+                session = self.id,
+                "not kept for resuming: the server keeps its most"
+            );
+            return;
+        }
+        let channels_only = games.iter().all(|g| g.channel.is_some());
         let log = &self.rt().log;
         let bytes = if games.is_empty() {
             None
@@ -107,6 +152,7 @@ impl Session {
                 touched: self.rt().clock.now(),
                 sid: self.sid.clone(),
                 games,
+                channels_only,
             };
             match rmp_serde::to_vec_named(&saved) {
                 Ok(bytes) => Some(bytes),
@@ -122,7 +168,14 @@ impl Session {
             None => log.remove_session(token),
         });
         match result {
-            Some(Ok(())) => self.saved = keeps,
+            Some(Ok(())) => {
+                if keeps != self.saved {
+                    self.hub.sessions.count_kept(keeps);
+                    let kept = i64::try_from(self.hub.sessions.kept()).unwrap_or(i64::MAX);
+                    self.rt().metrics.kept_sessions.set(kept);
+                }
+                self.saved = keeps;
+            }
             // Resumed elsewhere: the record is the other connection's now.
             None => self.saved = false,
             // The connection goes on; only a later resume of it would fail.
@@ -156,7 +209,7 @@ impl Session {
             .log
             .load_session(token)?
             .and_then(|bytes| Saved::decode(&bytes))
-            .filter(|s| !s.expired(now, self.rt().config.resume_for))
+            .filter(|s| !s.expired(now, &self.rt().config))
             .ok_or_else(unknown)?;
         match (&saved.user, &self.user) {
             (Some(a), Some(b)) if a == b => {}
@@ -174,11 +227,14 @@ impl Session {
         }
         if !saved.sid.is_empty() {
             self.sid.clone_from(&saved.sid);
+            let sid = self.sid.clone();
+            self.outbox.update_card(|card| card.sid = sid);
         }
         // Used up: a connection still holding it is closed, and this connection's own token
         // takes over.
         self.hub.sessions.take_over(token);
         self.rt().log.remove_session(token)?;
+        self.hub.sessions.count_kept(false);
         let player = self.player();
         let (mut games, mut lost) = (Vec::new(), Vec::new());
         for g in saved.games {

@@ -26,6 +26,10 @@ pub struct Peer {
     pub user: Option<String>,
     /// A description for logs (an address).
     pub label: String,
+    /// The client's address, if the transport knows it: creates and subscriptions are
+    /// counted per address as well as per connection, so that a client opening many
+    /// connections is held like one. `None` (an in-process client): counted per connection.
+    pub address: Option<std::net::IpAddr>,
 }
 
 /// What the transport sends next.
@@ -104,6 +108,8 @@ pub struct Session {
     pub(crate) games: HashMap<GameId, Link>,
     /// Games this connection created in the last minute.
     creates: crate::quota::Window,
+    /// The client's address as the per-address quotas count it.
+    address: Option<String>,
     pub(crate) outbox: Arc<Outbox>,
     /// Taken from the outbox, not yet looked at.
     pub(crate) items: VecDeque<Item>,
@@ -142,6 +148,8 @@ impl Session {
             card.user.clone_from(&peer.user);
         });
         tracing::debug!(session = id, peer = %peer.label, "session opened");
+        let sid = crate::keys::new_key()[..12].to_owned();
+        outbox.update_card(|card| card.sid.clone_from(&sid));
         Session {
             id,
             user: peer.user,
@@ -149,9 +157,10 @@ impl Session {
             token,
             saved: false,
             rematches: HashMap::new(),
-            sid: crate::keys::new_key()[..12].to_owned(),
+            sid,
             games: HashMap::new(),
             creates: crate::quota::Window::default(),
+            address: peer.address.map(|ip| ip.to_string()),
             outbox,
             items: VecDeque::new(),
             lagged: Vec::new(),
@@ -376,6 +385,18 @@ impl Session {
         Ok(())
     }
 
+    /// Refuse to enter a game when entering would make this session one more kept for
+    /// resuming and the server keeps as many as it may.
+    fn room_to_keep(&self) -> Result<(), HubError> {
+        let max = self.rt().config.limits.max_kept_sessions;
+        if !self.saved && self.hub.sessions.kept() >= max {
+            return Err(HubError::Limit(format!(
+                "the server keeps {max} resumable sessions, its most; try again later"
+            )));
+        }
+        Ok(())
+    }
+
     /// Create a game; its id (the answer comes later).
     pub(crate) fn create(
         &mut self,
@@ -384,8 +405,10 @@ impl Session {
         r: Option<Value>,
     ) -> Result<GameId, HubError> {
         self.room_for_one_more()?;
+        self.room_to_keep()?;
         let limits = &self.rt().config.limits;
         let (per_minute, per_player) = (limits.creates_per_minute, limits.live_games_per_player);
+        let per_address = limits.creates_per_minute_per_address;
         let now = tokio::time::Instant::now();
         let too_fast = || {
             HubError::TooFast(format!(
@@ -401,6 +424,13 @@ impl Session {
                 return Err(too_fast());
             }
         }
+        if let Some(address) = &self.address {
+            if !self.hub.address_creates.allows(address, now, per_address) {
+                return Err(HubError::TooFast(format!(
+                    "at most {per_address} new games a minute from one address; wait a little"
+                )));
+            }
+        }
         let sub = Some(self.subscriber());
         let reply = self.reply(r);
         let player = self.player();
@@ -409,6 +439,9 @@ impl Session {
         self.creates.record(now);
         if let Some(user) = &self.user {
             self.hub.creates.record(user, now);
+        }
+        if let Some(address) = &self.address {
+            self.hub.address_creates.record(address, now);
         }
         let game = handle.game;
         self.sent(handle);
@@ -431,6 +464,7 @@ impl Session {
 
     pub(crate) fn join(&mut self, key: &str, r: Option<Value>) -> Result<(), HubError> {
         self.room_for_one_more()?;
+        self.room_to_keep()?;
         let sub = Some(self.subscriber());
         let reply = self.reply(r);
         let player = self.player();
@@ -441,6 +475,7 @@ impl Session {
 
     fn watch(&mut self, key: &str, from: Option<Seq>, r: Option<Value>) -> Result<(), HubError> {
         self.room_for_one_more()?;
+        self.room_to_keep()?;
         let (_, game) = self.hub.registry.find_key(key)?;
         let msg = RoomMsg::Watch {
             sub: self.subscriber(),
@@ -494,7 +529,23 @@ impl Session {
             }
         }
         self.room_for_one_more()?;
+        let now = tokio::time::Instant::now();
+        let per_address = self.rt().config.limits.subscribes_per_minute_per_address;
+        if let Some(address) = &self.address {
+            if !self
+                .hub
+                .address_subscribes
+                .allows(address, now, per_address)
+            {
+                return Err(HubError::TooFast(format!(
+                    "at most {per_address} subscriptions a minute from one address; wait a little"
+                )));
+            }
+        }
         let handle = self.hub.registry.channel(&name)?;
+        if let Some(address) = &self.address {
+            self.hub.address_subscribes.record(address, now);
+        }
         handle.send(RoomMsg::Watch {
             sub: self.subscriber(),
             from: from.unwrap_or(1).max(1),

@@ -40,6 +40,19 @@ pub struct WsConfig {
     /// autotuning, which lets one stalled client hold megabytes. A small value makes a slow
     /// client fall back to catch-up from the log sooner.
     pub send_buffer_bytes: Option<usize>,
+    /// WebSocket connections open at once from one client address (IPv6 addresses count by
+    /// their /64 prefix). Past it, upgrades from that address are refused with HTTP 429.
+    pub max_connections_per_address: usize,
+    /// A request header naming the client's address, set by a reverse proxy in front of the
+    /// server (`X-Forwarded-For`: its last address is taken, the one the proxy saw). `None`:
+    /// the TCP peer's address. Only for a proxy every connection passes through: anyone
+    /// reaching the server directly could name any address.
+    pub client_address_header: Option<String>,
+    /// How long a connection the server closes is held open for the client's own close. The
+    /// close frame and the end of the server's stream go out at once; this only bounds how
+    /// long the client may take to close its side (what it still sends meanwhile is read and
+    /// thrown away, so that the close frame is not lost to a reset).
+    pub close_drain: Duration,
     /// The bearer token `POST /api/publish` requires; `None` turns publishing over HTTP off.
     pub admin_token: Option<String>,
     /// A folder of pages served instead of the built-in ones: a file there answers its path
@@ -65,6 +78,9 @@ impl Default for WsConfig {
             allowed_hosts: Vec::new(),
             read_buffer_bytes: 1024,
             send_buffer_bytes: None,
+            close_drain: Duration::from_secs(5),
+            max_connections_per_address: 256,
+            client_address_header: None,
             admin_token: None,
             web_dir: None,
         }

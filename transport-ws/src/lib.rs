@@ -16,12 +16,14 @@
 //!   session.
 //! - `tutorial`: the tutorial protocol, a translating layer over a native session.
 //! - `limits`: token bucket and Origin allow-list.
+//! - `address`: the address a client counts under, and connections open per address.
 //! - [`client`]: a Rust client ([`client::WsClient`]).
 //! - `tls`: [`Tls`], optional rustls for `https://` and `wss://`.
 //! - `auth`: [`JwtAuth`], HS256 tokens for `hello`.
 //! - `config`: [`WsConfig`].
 //! - `web`: the embedded browser client.
 
+mod address;
 mod auth;
 pub mod client;
 mod config;

@@ -22,6 +22,7 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_util::task::TaskTracker;
 use umpire_hub::{Health, Hub, Peer};
 
+use crate::address::{client_address, PerAddress};
 use crate::config::WsConfig;
 use crate::conn::Encoding;
 use crate::limits::{host_allowed, origin_allowed};
@@ -37,6 +38,9 @@ struct Ctx {
     open: Arc<AtomicUsize>,
     /// TCP connections not yet upgraded or served, counted against `max_handshakes`.
     handshaking: AtomicUsize,
+    /// WebSocket connections open per client address, counted against
+    /// `max_connections_per_address`.
+    per_address: Arc<PerAddress>,
 }
 
 /// Holds a place under `max_handshakes` until the connection upgrades or ends.
@@ -84,6 +88,7 @@ async fn serve_with(
         config: Arc::new(config),
         open: Arc::new(AtomicUsize::new(0)),
         handshaking: AtomicUsize::new(0),
+        per_address: Arc::default(),
     });
     let stop = ctx.hub.shutdown_token();
     let tracker = TaskTracker::new();
@@ -457,7 +462,25 @@ fn upgrade(
         Encoding::Json => None,
     };
 
-    // Reserve a place before upgrading: refused here, the client learns why (503).
+    // Reserve places before upgrading: refused here, the client learns why (429, 503).
+    let ip = client_address(
+        headers,
+        addr.ip(),
+        ctx.config.client_address_header.as_deref(),
+    );
+    let max_per_address = ctx.config.max_connections_per_address;
+    let Some(address_slot) = ctx.per_address.take(ip, max_per_address) else {
+        tracing::info!(%ip, "refused a WebSocket: too many connections from one address");
+        let mut response = respond(
+            StatusCode::TOO_MANY_REQUESTS,
+            "text/plain; charset=utf-8",
+            format!("at most {max_per_address} connections from one address at once\n"),
+        );
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        return response;
+    };
     let metrics = Arc::clone(ctx.hub.metrics());
     if ctx.open.fetch_add(1, Ordering::AcqRel) >= ctx.config.max_connections {
         ctx.open.fetch_sub(1, Ordering::AcqRel);
@@ -501,7 +524,10 @@ fn upgrade(
         let session = hub.session(Peer {
             user: None,
             label: addr.to_string(),
+            address: Some(ip),
         });
+        // Held for as long as the connection: its place under the address's cap.
+        let _address_slot = address_slot;
         // This task is the connection's only one: it reads the client into the session and
         // writes what the session gives back. Boxed, so the task is no larger than the one
         // protocol it runs.

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WsCloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -21,12 +21,8 @@ use umpire_hub::Metrics;
 use crate::config::WsConfig;
 use crate::limits::{TokenBucket, Verdict};
 
-/// How long a close waits for the client's close frame. A client flooding us in a loop that
-/// never waits for anything reads our close frame only once its sends block, which takes a
-/// Python asyncio client about two seconds of our slow reading.
-const CLOSE_DRAIN: Duration = Duration::from_secs(5);
-/// The pause between messages read while waiting for a client's close frame: slower than any
-/// flood, so that the client's sends block.
+/// The pause between reads while waiting for a client to close: slower than any flood, so
+/// that the client's sends block.
 const DRAIN_PAUSE: Duration = Duration::from_millis(1);
 
 /// Holds a place under `max_connections` until the connection is gone.
@@ -239,38 +235,46 @@ where
         within(&mut self.tick, limit, &self.shutdown, self.ws.flush()).await
     }
 
-    /// Close with `code` and wait (briefly) for the client's close, reading and discarding
-    /// whatever it still sends: dropping a socket with unread data resets it, and the reset
-    /// can destroy the close frame before the client reads it. Up to [`CLOSE_DRAIN`], or one
-    /// second once the server is shutting down.
+    /// Close with `code` and `reason`, at once: the close frame is written and flushed, then
+    /// the server's half of the TCP connection is shut, so the client reads the frame and the
+    /// end of the stream together and learns why without waiting for anything. Then whatever
+    /// the client still sends is read and thrown away until it closes its half (dropping a
+    /// socket with unread data resets it, and the reset can destroy the close frame before
+    /// the client reads it), up to [`WsConfig::close_drain`], or one second once the server
+    /// is shutting down.
+    ///
+    /// The input is drained as bytes, not as WebSocket frames: after an oversized frame or a
+    /// text frame that is not UTF-8, tungstenite reads no further, and the client's close
+    /// comes after the rest of what it was sending.
     pub(crate) async fn close(mut self, code: CloseCode, reason: &str) {
         let frame = CloseFrame {
             code: WsCloseCode::from(code.code()),
             reason: Utf8Bytes::from(reason),
         };
         let grace = Duration::from_secs(1);
-        let _ = tokio::time::timeout(grace, self.ws.send(Message::Close(Some(frame)))).await;
-        let shutdown = self.shutdown.clone();
+        let sent = tokio::time::timeout(grace, self.ws.send(Message::Close(Some(frame)))).await;
+        if let Ok(Err(_)) = sent {
+            // The frame could not be written: the connection is broken; nothing to wait for.
+            return;
+        }
+        let stream = self.ws.get_mut();
+        let _ = tokio::time::timeout(grace, stream.shutdown()).await;
         let drain = async {
-            while let Some(Ok(message)) = self.ws.next().await {
-                if matches!(message, Message::Close(_)) {
-                    return;
-                }
+            let mut buf = [0u8; 4096];
+            // Until the client closes (0) or resets (an error).
+            while let Ok(1..) = stream.read(&mut buf).await {
                 // A client whose loop only yields when its sends block (a tight send loop in
-                // asyncio) must be made to block, or it never reads.
+                // asyncio) must be made to block, or it never reads what we sent.
                 tokio::time::sleep(DRAIN_PAUSE).await;
             }
-            // The stream gave up (after an oversized frame tungstenite cannot read on, and the
-            // rest of that frame is unread). Hold the socket until the timeout so the client
-            // reads our close frame before the reset that dropping it now would cause.
-            std::future::pending::<()>().await;
         };
+        let shutdown = self.shutdown.clone();
         let cut_short = async {
             shutdown.cancelled().await;
             tokio::time::sleep(grace).await;
         };
         tokio::select! {
-            _ = tokio::time::timeout(CLOSE_DRAIN, drain) => {}
+            _ = tokio::time::timeout(self.config.close_drain, drain) => {}
             () = cut_short => {}
         }
     }

@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
 use umpire_engine::protocol::ServerMsg;
 use umpire_hub::HubConfig;
 use umpire_ws::client::Format;
@@ -233,5 +234,114 @@ async fn half_sent_requests_are_capped_and_cut_off_after_the_handshake_timeout()
     for _ in 0..25 {
         more.push(server.client(Format::Json).await);
     }
+    server.stop().await;
+}
+
+/// Read `ws` until the server's close frame and then the end of the stream, both within ten
+/// seconds; the close's code and reason.
+async fn close_and_end(mut ws: WebSocketStream<TcpStream>) -> (u16, String) {
+    let deadline = Duration::from_secs(10);
+    let read = async {
+        let mut close = None;
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(frame))) => {
+                    close = frame.map(|f| (u16::from(f.code), f.reason.to_string()));
+                }
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => return close,
+            }
+        }
+    };
+    tokio::time::timeout(deadline, read)
+        .await
+        .expect("the close and the end of the stream came only with the drain timeout")
+        .expect("a close frame, not a reset")
+}
+
+/// A connection to `/ws` whose bytes the test writes itself.
+async fn raw_client(server: &TestServer) -> WebSocketStream<TcpStream> {
+    let stream = TcpStream::connect(server.addr).await.unwrap();
+    let (ws, _) = tokio_tungstenite::client_async(server.url("/ws"), stream)
+        .await
+        .unwrap();
+    ws
+}
+
+/// A masked client frame: `opcode`, a header announcing `announced` payload bytes, and the
+/// first `payload.len()` of them (masked with a zero key, so sent as given).
+fn client_frame(opcode: u8, announced: u64, payload: &[u8]) -> Vec<u8> {
+    let mut frame = vec![0x80 | opcode];
+    match announced {
+        0..=125 => frame.push(0x80 | announced as u8),
+        126..=0xffff => {
+            frame.push(0x80 | 126);
+            frame.extend_from_slice(&(announced as u16).to_be_bytes());
+        }
+        _ => {
+            frame.push(0x80 | 127);
+            frame.extend_from_slice(&announced.to_be_bytes());
+        }
+    }
+    frame.extend_from_slice(&[0; 4]);
+    frame.extend_from_slice(payload);
+    frame
+}
+
+/// Every close the server decides reaches the client at once, code and reason, followed by
+/// the end of the stream, although the server would wait ten minutes for the client's own
+/// close: the frame is flushed and the server's half shut before the drain starts. (Before:
+/// after an oversized frame or invalid UTF-8 the frame came only when the drain ended.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closes_arrive_at_once_though_the_drain_would_wait_ten_minutes() {
+    let ws = WsConfig {
+        close_drain: Duration::from_secs(600),
+        rate_per_sec: 50,
+        rate_burst: 10,
+        ping_every: Duration::from_secs(600),
+        idle_timeout: Duration::from_millis(600),
+        ..WsConfig::default()
+    };
+    let server = serve(Options {
+        ws,
+        ..Options::default()
+    })
+    .await;
+
+    // A message over the limit: its header announces 1 MiB, and a part of it follows (the
+    // client is still sending the rest when the server decides).
+    let mut big = raw_client(&server).await;
+    let frame = client_frame(0x1, 1 << 20, &[b'x'; 32 * 1024]);
+    big.get_mut().write_all(&frame).await.unwrap();
+    let (code, reason) = close_and_end(big).await;
+    assert_eq!(code, 1009, "{reason}");
+    assert!(reason.contains("65536 bytes"), "{reason}");
+
+    // A text frame that is not UTF-8.
+    let mut bad = raw_client(&server).await;
+    let frame = client_frame(0x1, 3, &[0xff, 0xfe, 0xfd]);
+    bad.get_mut().write_all(&frame).await.unwrap();
+    let (code, reason) = close_and_end(bad).await;
+    assert_eq!(code, 1007, "{reason}");
+    assert!(reason.contains("UTF-8"), "{reason}");
+
+    // Rate abuse: a flood.
+    let mut flooder = raw_client(&server).await;
+    let ping = json!({"type": "ping"}).to_string();
+    let mut burst = Vec::new();
+    for _ in 0..2_000 {
+        burst.extend(client_frame(0x1, ping.len() as u64, ping.as_bytes()));
+    }
+    flooder.get_mut().write_all(&burst).await.unwrap();
+    let (code, reason) = close_and_end(flooder).await;
+    assert_eq!(code, 1008, "{reason}");
+    assert!(reason.contains("rate limit"), "{reason}");
+
+    // Silence past the idle timeout (the heartbeat's close).
+    let quiet = raw_client(&server).await;
+    let (code, reason) = close_and_end(quiet).await;
+    assert_eq!(code, 1008, "{reason}");
+    assert!(reason.contains("too long"), "{reason}");
+
     server.stop().await;
 }

@@ -1,0 +1,70 @@
+"""Issue 16 probe, from outside: how long after a client breaks a limit it sees the server's
+close code and reason.
+
+    python3 closes.py ws://127.0.0.1:8080/ws [RUNS]
+
+For each case, RUNS connections (default 20) each break the limit once; prints, per case, the
+close codes seen and the slowest and median time from the offending send to the close.
+"""
+import asyncio, json, statistics, sys, time
+
+import websockets
+
+URL = sys.argv[1]
+RUNS = int(sys.argv[2]) if len(sys.argv) > 2 else 20
+
+
+async def huge(ws, size):
+    await ws.send("x" * size)
+
+
+async def not_utf8(ws):
+    # A text frame whose payload is not UTF-8: websockets sends bytes as given with text=True.
+    await ws.send(b"\xff\xfe\xfd", text=True)
+
+
+async def flood(ws):
+    ping = json.dumps({"type": "ping"})
+    try:
+        while True:
+            await ws.send(ping)
+    except websockets.ConnectionClosed:
+        pass
+
+
+async def one(case):
+    async with websockets.connect(URL, max_size=None, close_timeout=30) as ws:
+        started = time.monotonic()
+        sender = asyncio.create_task(case(ws))
+        try:
+            async for _ in ws:
+                pass
+        except websockets.ConnectionClosed:
+            pass
+        took = time.monotonic() - started
+        sender.cancel()
+        code = ws.close_code
+        if code is None and ws.protocol.close_rcvd is not None:
+            code = ws.protocol.close_rcvd.code
+        rcvd = ws.protocol.close_rcvd
+        return (rcvd.code if rcvd else code), (rcvd.reason if rcvd else ""), took
+
+
+async def main():
+    cases = [
+        ("1 MiB message", lambda ws: huge(ws, 1 << 20)),
+        ("70 KiB message", lambda ws: huge(ws, 70 * 1024)),
+        ("invalid UTF-8", not_utf8),
+        ("flood", flood),
+    ]
+    for name, case in cases:
+        seen = await asyncio.gather(*(one(case) for _ in range(RUNS)))
+        codes = {}
+        for code, reason, _ in seen:
+            codes[f"{code} {reason}"] = codes.get(f"{code} {reason}", 0) + 1
+        times = [t for _, _, t in seen]
+        print(f"{name:16} {RUNS} runs: {codes}; close seen after median "
+              f"{statistics.median(times):.3f} s, slowest {max(times):.3f} s")
+
+
+asyncio.run(main())
