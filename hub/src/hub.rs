@@ -123,15 +123,20 @@ impl Sessions {
         self.kept.load(Ordering::Acquire)
     }
 
-    /// One session record more (`true`) or fewer.
-    pub(crate) fn count_kept(&self, more: bool) {
-        if more {
-            self.kept.fetch_add(1, Ordering::AcqRel);
-        } else {
-            let _ = self
-                .kept
-                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
-        }
+    /// Count one session record more, if fewer than `max` are kept.
+    pub(crate) fn try_keep(&self, max: usize) -> bool {
+        self.kept
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    /// Count one session record fewer.
+    pub(crate) fn forget_kept(&self) {
+        let _ = self
+            .kept
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
     }
 
     /// The kept sessions, as a pass over the log counted them.

@@ -130,17 +130,6 @@ impl Session {
             return;
         }
         let keeps = !games.is_empty();
-        if keeps
-            && !self.saved
-            && self.hub.sessions.kept() >= self.rt().config.limits.max_kept_sessions
-        {
-            // Entering a game was refused at this cap; channels alone are served, not kept.
-            tracing::debug!(
-                session = self.id,
-                "not kept for resuming: the server keeps its most"
-            );
-            return;
-        }
         let channels_only = games.iter().all(|g| g.channel.is_some());
         let log = &self.rt().log;
         let bytes = if games.is_empty() {
@@ -162,20 +151,30 @@ impl Session {
                 }
             }
         };
+        // A place under the cap is taken before the record is written, and given back if it
+        // is not: the count never passes the cap, however many sessions save at once.
+        let newly_kept = keeps && !self.saved;
+        let sessions = &self.hub.sessions;
+        if newly_kept && !sessions.try_keep(self.rt().config.limits.max_kept_sessions) {
+            // Entering a game was refused at this cap; channels alone are served, not kept.
+            tracing::debug!(
+                session = self.id,
+                "not kept for resuming: the server keeps its most"
+            );
+            return;
+        }
         let token = &self.token;
         let result = self.outbox.unless_taken(|| match &bytes {
             Some(bytes) => log.save_session(token, bytes),
             None => log.remove_session(token),
         });
+        let done = matches!(result, Some(Ok(())));
+        if (newly_kept && !done) || (done && self.saved && !keeps) {
+            sessions.forget_kept();
+        }
+        self.rt().metrics.kept_sessions.set(gauge(sessions.kept()));
         match result {
-            Some(Ok(())) => {
-                if keeps != self.saved {
-                    self.hub.sessions.count_kept(keeps);
-                    let kept = i64::try_from(self.hub.sessions.kept()).unwrap_or(i64::MAX);
-                    self.rt().metrics.kept_sessions.set(kept);
-                }
-                self.saved = keeps;
-            }
+            Some(Ok(())) => self.saved = keeps,
             // Resumed elsewhere: the record is the other connection's now.
             None => self.saved = false,
             // The connection goes on; only a later resume of it would fail.
@@ -234,7 +233,11 @@ impl Session {
         // takes over.
         self.hub.sessions.take_over(token);
         self.rt().log.remove_session(token)?;
-        self.hub.sessions.count_kept(false);
+        self.hub.sessions.forget_kept();
+        self.rt()
+            .metrics
+            .kept_sessions
+            .set(gauge(self.hub.sessions.kept()));
         let player = self.player();
         let (mut games, mut lost) = (Vec::new(), Vec::new());
         for g in saved.games {
@@ -294,4 +297,9 @@ impl Session {
         });
         Ok(())
     }
+}
+
+/// A count as a gauge's value.
+fn gauge(count: usize) -> i64 {
+    i64::try_from(count).unwrap_or(i64::MAX)
 }

@@ -21,9 +21,12 @@ use umpire_hub::Metrics;
 use crate::config::WsConfig;
 use crate::limits::{TokenBucket, Verdict};
 
-/// The pause between reads while waiting for a client to close: slower than any flood, so
-/// that the client's sends block.
-const DRAIN_PAUSE: Duration = Duration::from_millis(1);
+/// How long a close reads the client slowly (a KiB per [`DRAIN_PAUSE`]): far slower than a
+/// flood, so that a client that reads only when its sends block does block, within this
+/// time, and reads the close.
+const DRAIN_SLOWLY: Duration = Duration::from_millis(2500);
+/// The pause between slow reads.
+const DRAIN_PAUSE: Duration = Duration::from_millis(10);
 
 /// Holds a place under `max_connections` until the connection is gone.
 #[derive(Debug)]
@@ -260,12 +263,16 @@ where
         let stream = self.ws.get_mut();
         let _ = tokio::time::timeout(grace, stream.shutdown()).await;
         let drain = async {
-            let mut buf = [0u8; 4096];
-            // Until the client closes (0) or resets (an error).
+            // Until the client closes (0) or resets (an error). Slowly at first: a client
+            // that reads only when its sends block (a tight send loop in asyncio) must be made
+            // to block, or it never reads what we sent. Then at full speed: once it has read
+            // our close, it closes only after what it had queued is sent.
+            let mut buf = [0u8; 1024];
+            let slow_until = tokio::time::Instant::now() + DRAIN_SLOWLY;
             while let Ok(1..) = stream.read(&mut buf).await {
-                // A client whose loop only yields when its sends block (a tight send loop in
-                // asyncio) must be made to block, or it never reads what we sent.
-                tokio::time::sleep(DRAIN_PAUSE).await;
+                if tokio::time::Instant::now() < slow_until {
+                    tokio::time::sleep(DRAIN_PAUSE).await;
+                }
             }
         };
         let shutdown = self.shutdown.clone();
