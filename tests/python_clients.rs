@@ -48,3 +48,45 @@ fn python_clients_flooding_without_yielding_see_1008_and_why() {
         assert!(reason.contains("rate limit"), "{reason}");
     }
 }
+
+/// The probe of issue 16 as a test: a real `websockets` client sends a message over the
+/// limit, a text frame that is not UTF-8, and a flood (reading all the while); each sees its
+/// close code and reason, and the end of the connection, long before the server's ten-minute
+/// drain could end (before: each came only when the drain ended).
+#[test]
+fn python_clients_see_every_close_at_once_though_the_drain_is_ten_minutes() {
+    if !python_websockets() {
+        eprintln!(
+            "SKIPPED: python3 with websockets is not installed (scripts/install-test-deps.sh)"
+        );
+        return;
+    }
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(&data.path().join("data"), &["--close-drain-secs", "600"]);
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/probes/closes.py");
+    let output = Command::new("timeout")
+        .args(["120", "python3", script])
+        .arg(server.ws())
+        .args(["2", "--json", "--skip-no-yield"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let seen: std::collections::BTreeMap<String, Vec<(u16, String, f64)>> =
+        serde_json::from_slice(&output.stdout).unwrap();
+    let expected = [
+        ("1 MiB message", 1009),
+        ("70 KiB message", 1009),
+        ("invalid UTF-8", 1007),
+        ("flood", 1008),
+    ];
+    for (case, code) in expected {
+        for (got, reason, took) in &seen[case] {
+            assert_eq!(*got, code, "{case}: {reason}");
+            assert!(*took < 10.0, "{case}: the close took {took} s");
+        }
+    }
+}

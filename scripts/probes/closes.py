@@ -1,7 +1,7 @@
 """Issue 16 probe, from outside: how long after a client breaks a limit it sees the server's
 close code and reason.
 
-    python3 closes.py ws://127.0.0.1:8080/ws [RUNS]
+    python3 closes.py ws://127.0.0.1:8080/ws [RUNS] [--json]
 
 For each case, RUNS connections (default 20), one after another, each break the limit once;
 prints, per case, the close codes seen and the median and slowest time from the first
@@ -15,6 +15,7 @@ import websockets
 
 URL = sys.argv[1]
 RUNS = int(sys.argv[2]) if len(sys.argv) > 2 else 20
+JSON = "--json" in sys.argv
 
 
 async def huge(ws, size):
@@ -63,14 +64,22 @@ async def main():
         ("flood", lambda ws: flood(ws, True)),
         ("flood, no yield", lambda ws: flood(ws, False)),
     ]
+    if "--skip-no-yield" in sys.argv:
+        cases.pop()
+    out = {}
     for name, case in cases:
         seen = [await one(case) for _ in range(RUNS)]
+        out[name] = seen
+        if JSON:
+            continue
         codes = {}
         for code, reason, _ in seen:
             codes[f"{code} {reason}"] = codes.get(f"{code} {reason}", 0) + 1
         times = [t for _, _, t in seen]
         print(f"{name:16} {RUNS} runs: {codes}; close seen after median "
               f"{statistics.median(times):.3f} s, slowest {max(times):.3f} s")
+    if JSON:
+        print(json.dumps(out))
 
 
 asyncio.run(main())
