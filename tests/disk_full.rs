@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use umpire_engine::protocol::ErrorCode;
-use umpire_hub::client::ClientError;
+use umpire_client::ClientError;
 use umpire_ws::client::{connect, Format};
 
 use support::{path, run, Server};

@@ -55,12 +55,10 @@
 //! - `frames`: events encoded once per wire format ([`Published`], [`Frame`], [`Format`]).
 //! - `session`: [`Session`], the request side of a connection.
 //! - `feed`: the sending side of a session: order, gaps, catch-up from the log.
-//! - [`client`]: a protocol client over any transport's [`client::Wire`].
 //! - `clock`, `config`, `keys`, `metrics`, `error`.
 
 mod admin;
 mod channel;
-pub mod client;
 mod clock;
 mod config;
 mod doorbell;

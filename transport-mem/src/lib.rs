@@ -30,7 +30,7 @@ use umpire_engine::protocol::{decode_json, ClientMsg, ErrorCode};
 use umpire_hub::{Frame, Hub, Outgoing, Peer, Session};
 
 pub use client::{MemClient, MemWire};
-pub use umpire_hub::client::{ClientError, Game};
+pub use umpire_client::{ClientError, Game};
 
 /// How many frames a connection buffers toward its client.
 const CLIENT_QUEUE: usize = 1024;

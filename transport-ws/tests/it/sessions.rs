@@ -221,14 +221,14 @@ async fn the_rust_client_reconnects_by_itself_and_carries_on_exactly() {
     };
     let server = serve(options()).await;
     let url = server.url("/ws");
-    let dial = move || -> umpire_hub::client::Dial<umpire_ws::client::WsWire> {
+    let dial = move || -> umpire_client::Dial<umpire_ws::client::WsWire> {
         let url = url.clone();
         Arc::new(move || {
             let url = url.clone();
             Box::pin(async move { Ok(connect(&url, Format::Json).await?.into_wire()) })
         })
     };
-    let redial = |d| umpire_hub::client::Redial::new(d);
+    let redial = |d| umpire_client::Redial::new(d);
     let mut player = server
         .client(Format::Json)
         .await

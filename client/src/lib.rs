@@ -1,6 +1,7 @@
-//! A protocol client over any [`Wire`], with helpers that wait for the answer to each request
-//! while keeping every other message in order. `umpire-mem` and `umpire-ws` provide wires; tests,
-//! benchmarks and tools use it.
+//! umpire's protocol client over any [`Wire`], with helpers that wait for the answer to each
+//! request while keeping every other message in order, and reconnection with resume. It knows
+//! the wire protocol (`umpire-engine`) and nothing of the server: `umpire-mem` and `umpire-ws`
+//! provide wires; tests, benchmarks, bots and tools use it.
 
 use std::collections::VecDeque;
 use std::future::Future;
