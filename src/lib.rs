@@ -42,7 +42,7 @@ enum Command {
 /// `umpire publish CHANNEL DATA`.
 #[derive(Debug, Args)]
 pub struct Publish {
-    /// The channel: broadcast, user:<id>, group:<name> or session:<id>.
+    /// The channel: broadcast, user:ID, group:NAME or session:ID.
     channel: String,
     /// The notice, as JSON (a bare word is sent as a string).
     data: String,
@@ -183,7 +183,7 @@ pub struct Serve {
     /// Notices each channel keeps for subscribers who come later.
     #[arg(long, default_value_t = 100)]
     channel_history: u64,
-    /// Let every signed-in user subscribe to any group:<name> channel (an embedding server
+    /// Let every signed-in user subscribe to any group:NAME channel (an embedding server
     /// decides with its own policy instead).
     #[arg(long)]
     open_groups: bool,
@@ -248,7 +248,7 @@ impl Default for Serve {
 /// `serve`: until SIGINT or SIGTERM).
 ///
 /// # Errors
-/// The runtime cannot start, or the command failed (see [`serve`]).
+/// The runtime cannot start, or the command failed (see `umpire serve`).
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use umpire_engine::protocol::ErrorCode;
 use umpire_client::ClientError;
+use umpire_engine::protocol::ErrorCode;
 use umpire_ws::client::{connect, Format};
 
 use support::{path, run, Server};

@@ -6,11 +6,7 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use crate::ctx::Ctx;
 
-/// Milliseconds since the Unix epoch. The engine never reads a clock: time is handed in.
-pub type Millis = u64;
-
-/// A position in a stream. The first record of every stream has seq 1; 0 means "nothing yet".
-pub type Seq = u64;
+pub use crate::ids::{Millis, Seq};
 
 /// A player's place in a match, counted from 0 (Connect Four's red is seat 0, yellow seat 1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

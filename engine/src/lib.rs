@@ -7,16 +7,18 @@
 //! server logs before anyone sees it; replaying the envelopes rebuilds the match exactly.
 //!
 //! # Layout
+//! - `ids`: [`Millis`] and [`Seq`].
 //! - `game`: the [`Game`] trait, [`Seat`], [`Actor`], [`Outcome`].
 //! - `ctx`: [`Ctx`], what `decide` may use: the time, a seeded rng, timers.
 //! - `envelope`: [`Envelope`] and [`Body`], the engine's own events.
 //! - `matches`: [`Match`], the aggregate; [`Action`], [`MatchError`].
 //! - [`protocol`]: the wire messages in both directions and their JSON/MessagePack codecs.
-//! - [`testing`] (feature `testing`): the given/when/then harness.
+//! - `testing` (feature `testing`): the given/when/then harness.
 
 mod ctx;
 mod envelope;
 mod game;
+mod ids;
 mod matches;
 pub mod protocol;
 #[cfg(feature = "testing")]

@@ -1,68 +1,19 @@
-//! `RoomHandle`: clonable, kind-agnostic, the only way into a game's task; what the task is
-//! asked ([`RoomMsg`]) and how it answers ([`Answer`], delivered through a [`ReplyTo`]).
+//! The way into a game's task: `RoomHandle`, clonable and kind-agnostic; its inbox; what the
+//! task is asked ([`RoomMsg`]); the subscribers it holds. Answers go back through the outbox
+//! (`outbox.rs`).
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::oneshot;
 use umpire_engine::protocol::GameId;
-use umpire_engine::{Actor, Outcome, Seat, Seq};
+use umpire_engine::{Actor, Seat, Seq};
 
 use crate::doorbell::Doorbell;
 use crate::error::{HubError, Result};
-use crate::outbox::Outbox;
-
-/// A seat taken in a game.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Joined {
-    /// The game.
-    pub game: GameId,
-    /// Its kind.
-    pub kind: String,
-    /// The seat.
-    pub seat: Seat,
-    /// A secret that takes this seat back later.
-    pub token: String,
-}
-
-/// A game just created, with the creator in its first seat.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Created {
-    /// The game.
-    pub game: GameId,
-    /// Its kind.
-    pub kind: String,
-    /// Lets others take a seat.
-    pub join: String,
-    /// Lets others watch.
-    pub watch: String,
-    /// The creator's seat.
-    pub seat: Seat,
-    /// Takes the creator's seat back later.
-    pub token: String,
-}
-
-/// A game's state as the hub sees it, for embedders, tools and tests.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Inspection {
-    /// The kind.
-    pub kind: String,
-    /// The seq of the last applied event.
-    pub version: Seq,
-    /// The game's own state, as JSON.
-    pub state: Value,
-    /// The whole match (state, seats, timers) as JSON: equal matches give equal values.
-    pub whole: Value,
-    /// Who holds each seat.
-    pub seats: Vec<Option<String>>,
-    /// Pending timers.
-    pub timers: usize,
-    /// How it ended, if it has.
-    pub outcome: Option<Outcome>,
-}
+use crate::outbox::{Answer, Inspection, Outbox, RematchPlan, ReplyTo};
 
 /// A session, as game tasks know it.
 pub(crate) type SessionId = u64;
@@ -75,181 +26,6 @@ pub(crate) struct Subscriber {
     /// The seat the session plays in this game (set by the game task when it seats the
     /// session); `None` for a spectator. A seat with a subscriber is online.
     pub(crate) seat: Option<Seat>,
-}
-
-/// A seat taken, as the game task reports it.
-#[derive(Clone, Debug)]
-pub(crate) struct Seated {
-    pub(crate) joined: Joined,
-    /// The join and watch keys, for the creator's first answer only.
-    pub(crate) invite: Option<(String, String)>,
-    /// The join and watch keys again, for a player who took their seat back.
-    pub(crate) keys: Option<(String, String)>,
-    /// The durable head when the seat was taken: the subscriber reads up to here from the log.
-    pub(crate) head: Seq,
-}
-
-/// What a game task answers.
-#[derive(Debug)]
-pub(crate) enum Answer {
-    /// A command: the last seq it produced, durable.
-    Command { game: GameId, result: Result<Seq> },
-    /// A seat taken (a create, a join, a seat token).
-    Seated {
-        game: GameId,
-        result: Result<Seated>,
-    },
-    /// Watching, from `from`; the head is where the log ends for now.
-    Watching {
-        game: GameId,
-        kind: &'static str,
-        from: Seq,
-        result: Result<Seq>,
-    },
-    /// A seat given up (its `Left` seq), or watching stopped (`None`).
-    Left {
-        game: GameId,
-        result: Result<Option<Seq>>,
-    },
-    /// Following again after the game's task was restarted; the head is where the log ends.
-    Followed { game: GameId, result: Result<Seq> },
-    /// What a player asking for a rematch of the finished `game` should do.
-    Rematch {
-        game: GameId,
-        result: Result<RematchPlan>,
-    },
-}
-
-/// The way to a finished game's rematch.
-#[derive(Debug, Clone)]
-pub(crate) enum RematchPlan {
-    /// Nobody started it: create a game of `kind` with `config`, then report it.
-    Create { kind: String, config: Value },
-    /// It exists: take a seat with this join key.
-    Join { key: String },
-}
-
-impl Answer {
-    /// The game's durable head, known once the turn that answers is committed.
-    pub(crate) fn set_head(&mut self, version: Seq) {
-        match self {
-            Answer::Seated {
-                result: Ok(seated), ..
-            } => seated.head = version,
-            Answer::Watching {
-                result: Ok(head), ..
-            }
-            | Answer::Followed {
-                result: Ok(head), ..
-            } => *head = version,
-            _ => {}
-        }
-    }
-
-    /// Every answer fails with `e` (the turn's events could not be made durable).
-    pub(crate) fn fail(&mut self, e: &HubError) {
-        match self {
-            Answer::Command { result, .. } => *result = Err(e.clone()),
-            Answer::Seated { result, .. } => *result = Err(e.clone()),
-            Answer::Watching { result, .. } => *result = Err(e.clone()),
-            Answer::Left { result, .. } => *result = Err(e.clone()),
-            Answer::Followed { result, .. } => *result = Err(e.clone()),
-            Answer::Rematch { result, .. } => *result = Err(e.clone()),
-        }
-    }
-}
-
-/// Where a game task sends an answer: to a Rust caller waiting on it, or into a session's
-/// outbox, in order with the events it sends that session.
-///
-/// Dropped unanswered by a panic (in the game's code, while its task held the request), it
-/// answers "unavailable" by itself: no client waits for ever. (Dropped otherwise, whoever
-/// dropped it answers.)
-#[derive(Debug)]
-pub(crate) struct ReplyTo(Option<Target>);
-
-#[derive(Debug)]
-enum Target {
-    Caller(oneshot::Sender<Answer>),
-    Session {
-        outbox: Arc<Outbox>,
-        r#ref: Option<Value>,
-    },
-}
-
-impl ReplyTo {
-    /// To a Rust caller waiting on `tx` (dropped, the caller hears "unavailable").
-    pub(crate) fn caller(tx: oneshot::Sender<Answer>) -> Self {
-        ReplyTo(Some(Target::Caller(tx)))
-    }
-
-    /// Into a session's outbox, answering its request `r#ref`.
-    pub(crate) fn session(outbox: Arc<Outbox>, r#ref: Option<Value>) -> Self {
-        ReplyTo(Some(Target::Session { outbox, r#ref }))
-    }
-
-    pub(crate) fn send(mut self, answer: Answer) {
-        match self.0.take() {
-            Some(Target::Caller(tx)) => {
-                let _ = tx.send(answer);
-            }
-            Some(Target::Session { outbox, r#ref }) => outbox.push_answer(r#ref, answer),
-            None => {}
-        }
-    }
-}
-
-impl Drop for ReplyTo {
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            return;
-        }
-        if let Some(Target::Session { outbox, r#ref }) = self.0.take() {
-            let result = Err(HubError::Unavailable);
-            outbox.push_answer(r#ref, Answer::Command { game: 0, result });
-        }
-    }
-}
-
-/// Queue each event for every subscriber, never waiting: a full outbox marks the stream
-/// lagging for that session, which then reads what it missed from the log. Subscribers whose
-/// session is gone are dropped; returns whether any was.
-pub(crate) fn fan_out(
-    subscribers: &mut Vec<Subscriber>,
-    events: &[Arc<crate::frames::Published>],
-    metrics: &crate::metrics::Metrics,
-) -> bool {
-    let mut gone = false;
-    for event in events {
-        subscribers.retain(|sub| match sub.outbox.push_event(event) {
-            crate::outbox::Pushed::Queued => true,
-            crate::outbox::Pushed::Lagged => {
-                metrics.subscribers_lagged.inc();
-                true
-            }
-            crate::outbox::Pushed::Closed => {
-                gone = true;
-                false
-            }
-        });
-    }
-    gone
-}
-
-/// Add `joiners` after a turn was published (they read it from the log), each session once.
-pub(crate) fn register(subscribers: &mut Vec<Subscriber>, joiners: &[Subscriber]) {
-    for sub in joiners {
-        subscribers.retain(|s| s.session != sub.session);
-        subscribers.push(sub.clone());
-    }
-}
-
-/// Answer every request of a turn that could not be made durable with `e`.
-pub(crate) fn fail_all(answers: Vec<(ReplyTo, Answer)>, e: &HubError) {
-    for (reply, mut answer) in answers {
-        answer.fail(e);
-        reply.send(answer);
-    }
 }
 
 impl RoomMsg {

@@ -1,9 +1,7 @@
 //! The `Hub`: how it is built and started, its Rust API, sessions for transports, and the
 //! order of shutdown.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::Arc;
 
 use serde_json::Value;
 use tokio::sync::oneshot;
@@ -16,154 +14,17 @@ use umpire_store::Log;
 use crate::clock::{Clock, TokioClock};
 use crate::config::HubConfig;
 use crate::error::{HubError, Result};
-use crate::handle::{Answer, Created, Inspection, Joined, ReplyTo, RoomMsg};
-use crate::health::{Health, StorageHealth, Watched};
-use crate::keys::Seeds;
-use crate::kind::{Kind, Registered};
-use crate::metrics::Metrics;
-use crate::outbox::Outbox;
-use crate::registry::Registry;
-use crate::runtime::Runtime;
+use crate::game::keys::Seeds;
+use crate::game::kind::{Kind, Registered};
+use crate::game::registry::Registry;
+use crate::game::runtime::Runtime;
+use crate::handle::RoomMsg;
+use crate::metrics::{gauge, Metrics};
+use crate::outbox::{Answer, Created, Inspection, Joined, ReplyTo};
+use crate::session::shared::{Authenticator, GroupPolicy, Inner, Sessions};
 use crate::session::{Peer, Session};
-use crate::writer::Writer;
-
-/// Turns a client's bearer token into a user id.
-pub trait Authenticator: Send + Sync + std::fmt::Debug + 'static {
-    /// The user the token names.
-    ///
-    /// # Errors
-    /// Why the token is not acceptable, in words for the client.
-    fn verify(&self, token: &str) -> std::result::Result<String, String>;
-}
-
-/// Who may subscribe to which `group:<name>` channel: the embedding server decides (a team,
-/// a lobby, a guild). Without a policy nobody may.
-pub trait GroupPolicy: Send + Sync + std::fmt::Debug + 'static {
-    /// Whether the connection of `user` (`None`: a guest) may receive `group`'s notices.
-    fn may_subscribe(&self, user: Option<&str>, group: &str) -> bool;
-}
-
-/// What the hub's clones and sessions share.
-#[derive(Debug)]
-pub(crate) struct Inner {
-    pub(crate) registry: Registry,
-    pub(crate) auth: Option<Arc<dyn Authenticator>>,
-    pub(crate) groups: Option<Arc<dyn GroupPolicy>>,
-    pub(crate) sessions: Sessions,
-    /// Games each authenticated user created in the last minute.
-    pub(crate) creates: crate::quota::PerUser,
-    /// Games created from each client address in the last minute.
-    pub(crate) address_creates: crate::quota::PerUser,
-    /// Channel subscriptions from each client address in the last minute.
-    pub(crate) address_subscribes: crate::quota::PerUser,
-}
-
-/// The open sessions, so that shutdown can wake each one: a session waits on its outbox
-/// alone, which keeps the wait for the next event cheap.
-#[derive(Debug, Default)]
-pub(crate) struct Sessions {
-    next: AtomicU64,
-    stopping: AtomicBool,
-    /// By session token.
-    open: Mutex<HashMap<String, Weak<Outbox>>>,
-    /// Sessions kept in the log for resuming, counted against `max_kept_sessions`: counted
-    /// at start and by each housekeeping pass, and kept up to date in between by the
-    /// sessions that save and remove their records.
-    kept: AtomicUsize,
-}
-
-impl Sessions {
-    fn open_map(&self) -> MutexGuard<'_, HashMap<String, Weak<Outbox>>> {
-        self.open.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    pub(crate) fn open(&self, token: &str, outbox: &Arc<Outbox>) {
-        self.open_map()
-            .insert(token.to_owned(), Arc::downgrade(outbox));
-    }
-
-    pub(crate) fn close(&self, token: &str) {
-        self.open_map().remove(token);
-    }
-
-    /// A connection resumed the session `token`: if a connection still holds it (its end
-    /// has not been noticed yet), that one is closed and never saves it again.
-    pub(crate) fn take_over(&self, token: &str) {
-        let old = self.open_map().remove(token);
-        if let Some(outbox) = old.as_ref().and_then(Weak::upgrade) {
-            outbox.take_over();
-        }
-    }
-
-    /// Every open connection, for the monitor.
-    pub(crate) fn list(&self, now: umpire_engine::Millis) -> Vec<crate::admin::ConnectionSummary> {
-        let outboxes: Vec<Arc<Outbox>> =
-            self.open_map().values().filter_map(Weak::upgrade).collect();
-        let mut list: Vec<_> = outboxes
-            .iter()
-            .map(|outbox| {
-                let (card, queued) = outbox.card();
-                crate::admin::ConnectionSummary {
-                    session: card.session,
-                    peer: card.peer,
-                    user: card.user,
-                    opened: card.opened,
-                    games: card.games,
-                    queued,
-                    behind_ms: card.behind_since.map(|since| now.saturating_sub(since)),
-                }
-            })
-            .collect();
-        list.sort_by_key(|c| c.session);
-        list
-    }
-
-    /// The sessions kept for resuming, as last counted.
-    pub(crate) fn kept(&self) -> usize {
-        self.kept.load(Ordering::Acquire)
-    }
-
-    /// Count one session record more, if fewer than `max` are kept.
-    pub(crate) fn try_keep(&self, max: usize) -> bool {
-        self.kept
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < max).then_some(n + 1)
-            })
-            .is_ok()
-    }
-
-    /// Count one session record fewer.
-    pub(crate) fn forget_kept(&self) {
-        let _ = self
-            .kept
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
-    }
-
-    /// The kept sessions, as a pass over the log counted them.
-    pub(crate) fn set_kept(&self, kept: usize) {
-        self.kept.store(kept, Ordering::Release);
-    }
-
-    /// The public ids of the sessions of every open connection.
-    pub(crate) fn sids(&self) -> std::collections::HashSet<String> {
-        let outboxes: Vec<Arc<Outbox>> =
-            self.open_map().values().filter_map(Weak::upgrade).collect();
-        outboxes.iter().map(|o| o.card().0.sid).collect()
-    }
-
-    /// Whether shutdown has begun.
-    pub(crate) fn stopping(&self) -> bool {
-        self.stopping.load(Ordering::Acquire)
-    }
-
-    /// Tell every session that shutdown has begun.
-    fn stop(&self) {
-        self.stopping.store(true, Ordering::Release);
-        for outbox in self.open_map().values().filter_map(Weak::upgrade) {
-            outbox.wake();
-        }
-    }
-}
+use crate::storage::health::{Health, StorageHealth, Watched};
+use crate::storage::writer::Writer;
 
 /// Builds a [`Hub`]: register every game kind before it starts, since starting restores the
 /// games in the log.
@@ -272,7 +133,7 @@ impl HubBuilder {
         let started = std::time::Instant::now();
         let found = registry.index()?;
         let rt = &registry.rt;
-        let kept = crate::resume::prune(&*rt.log, rt.clock.now(), &rt.config);
+        let kept = crate::session::resume::prune(&*rt.log, rt.clock.now(), &rt.config);
         let sessions = kept.count;
         tracing::info!(
             games = found.games,
@@ -287,9 +148,9 @@ impl HubBuilder {
             auth: self.auth,
             groups: self.groups,
             sessions: Sessions::default(),
-            creates: crate::quota::PerUser::default(),
-            address_creates: crate::quota::PerUser::default(),
-            address_subscribes: crate::quota::PerUser::default(),
+            creates: crate::session::quota::PerUser::default(),
+            address_creates: crate::session::quota::PerUser::default(),
+            address_subscribes: crate::session::quota::PerUser::default(),
         });
         inner.sessions.set_kept(kept.count);
         let rt = &inner.registry.rt;
@@ -298,160 +159,13 @@ impl HubBuilder {
         inner
             .registry
             .remove_session_channels(&kept.sids, rt.clock.now(), 0)?;
-        tokio::spawn(revive(Arc::downgrade(&inner)));
-        tokio::spawn(housekeep(Arc::downgrade(&inner)));
-        tokio::spawn(wake(Arc::downgrade(&inner)));
+        tokio::spawn(crate::background::revive(Arc::downgrade(&inner)));
+        tokio::spawn(crate::background::housekeep(Arc::downgrade(&inner)));
+        tokio::spawn(crate::background::wake(Arc::downgrade(&inner)));
         if inner.registry.rt.config.retain_finished.is_some() {
-            tokio::spawn(retain(Arc::downgrade(&inner)));
+            tokio::spawn(crate::background::retain(Arc::downgrade(&inner)));
         }
         Ok(Hub { inner })
-    }
-}
-
-/// Each time the log works again after failing, restart the games that stopped on the
-/// failure, so that their timers fire without waiting for a player to come back.
-async fn revive(inner: Weak<Inner>) {
-    loop {
-        let Some((recovered, shutdown)) = inner.upgrade().map(|i| {
-            let rt = &i.registry.rt;
-            (Arc::clone(&rt.health), rt.shutdown.clone())
-        }) else {
-            return;
-        };
-        tokio::select! {
-            () = recovered.recovered() => {}
-            () = shutdown.cancelled() => return,
-        }
-        let Some(inner) = inner.upgrade() else {
-            return;
-        };
-        let revived = inner.registry.revive();
-        tracing::info!(
-            games = revived,
-            "games stopped by the storage failure restarted"
-        );
-    }
-}
-
-/// Load each game not in memory when its wake-up (a timer, idle expiry) is due; forget the
-/// handles of games that left memory.
-async fn wake(inner: Weak<Inner>) {
-    loop {
-        let Some(hub) = inner.upgrade() else {
-            return;
-        };
-        let due = hub.registry.take_due();
-        if !due.is_empty() {
-            // Loading reads the log: many games due at once (a folder from before the index,
-            // a wave of timers) must not hold a worker thread that long.
-            let loader = Arc::clone(&hub);
-            let _ = tokio::task::spawn_blocking(move || loader.registry.wake(due)).await;
-        }
-        let rt = &hub.registry.rt;
-        let wakes = Arc::clone(&rt.wakes);
-        let (due, shutdown) = (wakes.next_in(rt.clock.now()), rt.shutdown.clone());
-        // Holds no strong reference while it waits: a hub dropped without shutdown ends it.
-        drop(hub);
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            () = wakes.changed() => {}
-            () = async {
-                match due {
-                    Some(d) => tokio::time::sleep(d).await,
-                    None => std::future::pending().await,
-                }
-            } => {}
-        }
-    }
-}
-
-/// A session channel younger than this is never removed: its session may have opened after
-/// housekeeping listed the connected ones.
-const SESSION_CHANNEL_MIN_AGE: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// How often kept sessions and session channels are looked over: a quarter of the shorter
-/// resume time, between a second and five minutes.
-fn housekeeping_every(config: &crate::HubConfig) -> std::time::Duration {
-    (config.resume_for.min(config.resume_channels_for) / 4).clamp(
-        std::time::Duration::from_secs(1),
-        std::time::Duration::from_secs(300),
-    )
-}
-
-/// Remove kept sessions past their time and the channels of sessions that are gone, every
-/// [`housekeeping_every`].
-async fn housekeep(inner: Weak<Inner>) {
-    loop {
-        let Some(hub) = inner.upgrade() else {
-            return;
-        };
-        let rt = &hub.registry.rt;
-        let (every, shutdown) = (housekeeping_every(&rt.config), rt.shutdown.clone());
-        drop(hub);
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(every) => {}
-        }
-        let Some(hub) = inner.upgrade() else {
-            return;
-        };
-        // Reads every kept session: off the async workers.
-        let pass = tokio::task::spawn_blocking(move || housekeeping_pass(&hub)).await;
-        match pass {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "housekeeping did not finish"),
-            Err(e) => tracing::error!(error = %e, "housekeeping failed"),
-        }
-    }
-}
-
-/// One pass of [`housekeep`].
-fn housekeeping_pass(hub: &Inner) -> Result<()> {
-    let rt = &hub.registry.rt;
-    // Connected before the pass and after it: a session that closes while its record is
-    // being looked for is in the first list, one that opens meanwhile in the second.
-    let mut sessions = hub.sessions.sids();
-    let kept = crate::resume::prune(&*rt.log, rt.clock.now(), &rt.config);
-    hub.sessions.set_kept(kept.count);
-    rt.metrics.kept_sessions.set(gauge(kept.count));
-    sessions.extend(kept.sids);
-    sessions.extend(hub.sessions.sids());
-    let min_age = u64::try_from(SESSION_CHANNEL_MIN_AGE.as_millis()).unwrap_or(u64::MAX);
-    let removed = hub
-        .registry
-        .remove_session_channels(&sessions, rt.clock.now(), min_age)?;
-    if removed > 0 {
-        tracing::info!(
-            channels = removed,
-            "channels of sessions that are gone removed"
-        );
-    }
-    Ok(())
-}
-
-/// A count as a gauge's value.
-fn gauge(count: usize) -> i64 {
-    i64::try_from(count).unwrap_or(i64::MAX)
-}
-
-/// How often finished games past retention are looked for (and once at start).
-const RETENTION_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
-
-/// Remove finished games past retention, at start and then every [`RETENTION_EVERY`].
-async fn retain(inner: Weak<Inner>) {
-    loop {
-        let Some(hub) = inner.upgrade().map(|inner| Hub { inner }) else {
-            return;
-        };
-        if let Err(e) = hub.prune_finished().await {
-            tracing::warn!(error = %e, "finished games past retention not removed");
-        }
-        let shutdown = hub.rt().shutdown.clone();
-        drop(hub);
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(RETENTION_EVERY) => {}
-        }
     }
 }
 
@@ -460,7 +174,7 @@ async fn retain(inner: Weak<Inner>) {
 /// Cheap to clone; every clone is the same hub.
 #[derive(Clone)]
 pub struct Hub {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 impl std::fmt::Debug for Hub {
@@ -492,7 +206,7 @@ impl Hub {
         }
     }
 
-    fn rt(&self) -> &Arc<Runtime> {
+    pub(crate) fn rt(&self) -> &Arc<Runtime> {
         &self.inner.registry.rt
     }
 
@@ -578,8 +292,8 @@ impl Hub {
     /// # Errors
     /// Not a channel name, data over 64 KiB, storage failure.
     pub async fn publish(&self, channel: &str, data: Value) -> Result<Seq> {
-        crate::channel::access(channel)?;
-        crate::channel::check_data(&data)?;
+        crate::game::channel::access(channel)?;
+        crate::game::channel::check_data(&data)?;
         let handle = self.inner.registry.channel(channel)?;
         match handle.ask(|reply| RoomMsg::Publish { data, reply }).await? {
             Answer::Command { result, .. } => result,
@@ -600,7 +314,7 @@ impl Hub {
     /// A session for a new connection: the transport hands it what the client sends and
     /// sends what it gives back (see [`Session`]).
     pub fn session(&self, peer: Peer) -> Session {
-        let id = self.inner.sessions.next.fetch_add(1, Ordering::Relaxed) + 1;
+        let id = self.inner.sessions.next_id();
         Session::new(Arc::clone(&self.inner), id, peer)
     }
 
@@ -611,14 +325,7 @@ impl Hub {
     /// # Errors
     /// The log cannot be listed or written.
     pub async fn prune_finished(&self) -> Result<usize> {
-        let Some(keep) = self.rt().config.retain_finished else {
-            return Ok(0);
-        };
-        let inner = Arc::clone(&self.inner);
-        let now = self.rt().clock.now();
-        tokio::task::spawn_blocking(move || crate::retention::prune(&inner.registry, now, keep))
-            .await
-            .map_err(|_| HubError::Unavailable)?
+        crate::background::prune_finished(Arc::clone(&self.inner)).await
     }
 
     /// What the monitor lists of the games in memory: at most `limit`, lowest ids first.

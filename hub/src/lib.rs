@@ -32,7 +32,7 @@
 //! 3. At the end of the turn it hands the records to the log writer (`Writer::write`) and
 //!    waits. The writer thread applies every game's waiting turn as one atomic write and
 //!    flushes once (`writer::run`): the group commit.
-//! 4. Durable, the task publishes each event (`handle::fan_out`): one shared [`Published`] per
+//! 4. Durable, the task publishes each event (`publish::fan_out`): one shared [`Published`] per
 //!    event, pushed into the outbox of every subscribed session (`Outbox::push_event`),
 //!    never waiting; then it puts the `ok` into the sender's outbox (`ReplyTo::send`).
 //! 5. Each session's [`Session::next`] takes from its outbox, checks each game's seqs
@@ -40,57 +40,53 @@
 //!    per wire format for everyone (`Published::json`), then the `ok`.
 //!
 //! # Layout
-//! - `hub`: [`Hub`], [`HubBuilder`], the Rust API, shutdown.
-//! - `registry`: registered kinds and live games; create, load, look up by key.
-//! - `kind`: game kinds behind one object-safe trait; starting and loading games.
-//! - `room`: the game task: decide, write, wait, publish, answer.
-//! - `handle`: the task's handle, its messages, its answers ([`Created`], [`Joined`],
-//!   [`Inspection`]).
-//! - `runtime`: what game tasks run on (log, writer, clock, config, metrics, shutdown).
-//! - `writer`: the log writer and group commit; reopening a log that failed.
-//! - `health`: whether the log can be written ([`Health`]).
-//! - `wakeup`: how the writer hears of a finished commit without queueing behind sockets.
-//! - `outbox`: a session's bounded queue of events and answers.
-//! - `doorbell`: how a queue tells its one reader to look again.
+//! Read top to bottom: the hub, then a connection, then the tasks that own streams, then the
+//! seams between them, then storage and the leaves.
+//! - `hub`: [`Hub`], [`HubBuilder`], the Rust API, start and shutdown order.
+//! - `background`: the hub's own tasks (restart after a storage failure, wake sleeping games,
+//!   housekeeping of sessions and session channels, retention).
+//! - `session/`: one connection. `mod.rs` [`Session`], the request side; `feed` the sending
+//!   side (order, gaps, catch-up from the log); `resume` sessions kept and taken back;
+//!   `quota` creates per minute; `shared` what all sessions share ([`Authenticator`],
+//!   [`GroupPolicy`], the open sessions).
+//! - `game/`: the tasks that own streams. `room` a game's task (decide, write, wait, publish,
+//!   answer); `channel` a channel's; `publish` the fan-out both share; `registry` kinds and
+//!   live streams (create, load, look up by key); `kind` game kinds behind one object-safe
+//!   trait; `runtime` what the tasks run on; `keys`, `owners`, `retention`.
+//! - `handle`: the way in: `RoomHandle`, its inbox and messages, subscribers.
+//! - `outbox`: the way back: a session's bounded queue, and the answers ([`Created`],
+//!   [`Joined`], [`Inspection`]).
 //! - `frames`: events encoded once per wire format ([`Published`], [`Frame`], [`Format`]).
-//! - `session`: [`Session`], the request side of a connection.
-//! - `feed`: the sending side of a session: order, gaps, catch-up from the log.
-//! - `clock`, `config`, `keys`, `metrics`, `error`.
+//! - `storage/`: `writer` the log writer and group commit (the only writer of the log);
+//!   `health` whether the log can be written ([`Health`]); `nudge` how the writer hears of a
+//!   finished commit without queueing behind sockets; `sleepers` the wake-up queue of games
+//!   out of memory.
+//! - `doorbell`: how a queue tells its one reader to look again.
+//! - `admin`, `clock`, `config`, `metrics`, `error`: leaves.
 
 mod admin;
-mod channel;
+mod background;
 mod clock;
 mod config;
 mod doorbell;
 mod error;
-mod feed;
 mod frames;
+mod game;
 mod handle;
-mod health;
 mod hub;
-mod keys;
-mod kind;
 mod metrics;
 mod outbox;
-mod owners;
-mod quota;
-mod registry;
-mod resume;
-mod retention;
-mod room;
-mod runtime;
 mod session;
-mod wakes;
-mod wakeup;
-mod writer;
+mod storage;
 
 pub use admin::{ConnectionSummary, GameSummary, History};
 pub use clock::{Clock, TokioClock};
 pub use config::{Durability, HubConfig, Limits};
 pub use error::{HubError, Result};
 pub use frames::{Format, Frame, Published};
-pub use handle::{Created, Inspection, Joined};
-pub use health::Health;
-pub use hub::{Authenticator, GroupPolicy, Hub, HubBuilder};
+pub use hub::{Hub, HubBuilder};
 pub use metrics::{CodeLabel, Metrics};
+pub use outbox::{Created, Inspection, Joined};
+pub use session::shared::{Authenticator, GroupPolicy};
 pub use session::{Outgoing, Peer, Session};
+pub use storage::health::Health;

@@ -16,6 +16,11 @@ pub struct CodeLabel {
     pub code: String,
 }
 
+/// A count as a gauge's value.
+pub(crate) fn gauge(count: usize) -> i64 {
+    i64::try_from(count).unwrap_or(i64::MAX)
+}
+
 /// Everything umpire counts. Cheap to update from any task; render with [`Metrics::render`].
 #[derive(Debug)]
 pub struct Metrics {

@@ -1,4 +1,6 @@
-//! A session's outbox: where game tasks put the events and answers meant for one connection.
+//! The way back from a game's task: a session's outbox, where game tasks put the events and
+//! answers meant for one connection, and the answers themselves ([`Answer`], delivered through
+//! a [`ReplyTo`]; [`Created`], [`Joined`] and [`Inspection`] for Rust callers).
 //!
 //! Game tasks never wait on it. Answers are always taken (a session bounds how many requests
 //! it has in flight, so they are bounded too); events are taken until `limit` are waiting,
@@ -8,12 +10,15 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use serde::Serialize;
 use serde_json::Value;
+use tokio::sync::oneshot;
 use umpire_engine::protocol::{GameId, ServerMsg};
+use umpire_engine::{Outcome, Seat, Seq};
 
 use crate::doorbell::Doorbell;
+use crate::error::{HubError, Result};
 use crate::frames::Published;
-use crate::handle::Answer;
 
 /// What a game task put in an outbox.
 #[derive(Debug)]
@@ -229,5 +234,196 @@ mod tests {
         let (mut items, mut lagged) = (VecDeque::new(), Vec::new());
         outbox.take(&mut items, &mut lagged);
         assert!(items.is_empty() && lagged.is_empty());
+    }
+}
+
+/// A seat taken in a game.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Joined {
+    /// The game.
+    pub game: GameId,
+    /// Its kind.
+    pub kind: String,
+    /// The seat.
+    pub seat: Seat,
+    /// A secret that takes this seat back later.
+    pub token: String,
+}
+
+/// A game just created, with the creator in its first seat.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Created {
+    /// The game.
+    pub game: GameId,
+    /// Its kind.
+    pub kind: String,
+    /// Lets others take a seat.
+    pub join: String,
+    /// Lets others watch.
+    pub watch: String,
+    /// The creator's seat.
+    pub seat: Seat,
+    /// Takes the creator's seat back later.
+    pub token: String,
+}
+
+/// A game's state as the hub sees it, for embedders, tools and tests.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Inspection {
+    /// The kind.
+    pub kind: String,
+    /// The seq of the last applied event.
+    pub version: Seq,
+    /// The game's own state, as JSON.
+    pub state: Value,
+    /// The whole match (state, seats, timers) as JSON: equal matches give equal values.
+    pub whole: Value,
+    /// Who holds each seat.
+    pub seats: Vec<Option<String>>,
+    /// Pending timers.
+    pub timers: usize,
+    /// How it ended, if it has.
+    pub outcome: Option<Outcome>,
+}
+
+/// A seat taken, as the game task reports it.
+#[derive(Clone, Debug)]
+pub(crate) struct Seated {
+    pub(crate) joined: Joined,
+    /// The join and watch keys, for the creator's first answer only.
+    pub(crate) invite: Option<(String, String)>,
+    /// The join and watch keys again, for a player who took their seat back.
+    pub(crate) keys: Option<(String, String)>,
+    /// The durable head when the seat was taken: the subscriber reads up to here from the log.
+    pub(crate) head: Seq,
+}
+
+/// What a game task answers.
+#[derive(Debug)]
+pub(crate) enum Answer {
+    /// A command: the last seq it produced, durable.
+    Command { game: GameId, result: Result<Seq> },
+    /// A seat taken (a create, a join, a seat token).
+    Seated {
+        game: GameId,
+        result: Result<Seated>,
+    },
+    /// Watching, from `from`; the head is where the log ends for now.
+    Watching {
+        game: GameId,
+        kind: &'static str,
+        from: Seq,
+        result: Result<Seq>,
+    },
+    /// A seat given up (its `Left` seq), or watching stopped (`None`).
+    Left {
+        game: GameId,
+        result: Result<Option<Seq>>,
+    },
+    /// Following again after the game's task was restarted; the head is where the log ends.
+    Followed { game: GameId, result: Result<Seq> },
+    /// What a player asking for a rematch of the finished `game` should do.
+    Rematch {
+        game: GameId,
+        result: Result<RematchPlan>,
+    },
+}
+
+/// The way to a finished game's rematch.
+#[derive(Debug, Clone)]
+pub(crate) enum RematchPlan {
+    /// Nobody started it: create a game of `kind` with `config`, then report it.
+    Create { kind: String, config: Value },
+    /// It exists: take a seat with this join key.
+    Join { key: String },
+}
+
+impl Answer {
+    /// The game's durable head, known once the turn that answers is committed.
+    pub(crate) fn set_head(&mut self, version: Seq) {
+        match self {
+            Answer::Seated {
+                result: Ok(seated), ..
+            } => seated.head = version,
+            Answer::Watching {
+                result: Ok(head), ..
+            }
+            | Answer::Followed {
+                result: Ok(head), ..
+            } => *head = version,
+            _ => {}
+        }
+    }
+
+    /// Every answer fails with `e` (the turn's events could not be made durable).
+    pub(crate) fn fail(&mut self, e: &HubError) {
+        match self {
+            Answer::Command { result, .. } => *result = Err(e.clone()),
+            Answer::Seated { result, .. } => *result = Err(e.clone()),
+            Answer::Watching { result, .. } => *result = Err(e.clone()),
+            Answer::Left { result, .. } => *result = Err(e.clone()),
+            Answer::Followed { result, .. } => *result = Err(e.clone()),
+            Answer::Rematch { result, .. } => *result = Err(e.clone()),
+        }
+    }
+}
+
+/// Where a game task sends an answer: to a Rust caller waiting on it, or into a session's
+/// outbox, in order with the events it sends that session.
+///
+/// Dropped unanswered by a panic (in the game's code, while its task held the request), it
+/// answers "unavailable" by itself: no client waits for ever. (Dropped otherwise, whoever
+/// dropped it answers.)
+#[derive(Debug)]
+pub(crate) struct ReplyTo(Option<Target>);
+
+#[derive(Debug)]
+enum Target {
+    Caller(oneshot::Sender<Answer>),
+    Session {
+        outbox: Arc<Outbox>,
+        r#ref: Option<Value>,
+    },
+}
+
+impl ReplyTo {
+    /// To a Rust caller waiting on `tx` (dropped, the caller hears "unavailable").
+    pub(crate) fn caller(tx: oneshot::Sender<Answer>) -> Self {
+        ReplyTo(Some(Target::Caller(tx)))
+    }
+
+    /// Into a session's outbox, answering its request `r#ref`.
+    pub(crate) fn session(outbox: Arc<Outbox>, r#ref: Option<Value>) -> Self {
+        ReplyTo(Some(Target::Session { outbox, r#ref }))
+    }
+
+    pub(crate) fn send(mut self, answer: Answer) {
+        match self.0.take() {
+            Some(Target::Caller(tx)) => {
+                let _ = tx.send(answer);
+            }
+            Some(Target::Session { outbox, r#ref }) => outbox.push_answer(r#ref, answer),
+            None => {}
+        }
+    }
+}
+
+impl Drop for ReplyTo {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        if let Some(Target::Session { outbox, r#ref }) = self.0.take() {
+            let result = Err(HubError::Unavailable);
+            outbox.push_answer(r#ref, Answer::Command { game: 0, result });
+        }
+    }
+}
+
+/// Answer every request of a turn that could not be made durable with `e`.
+pub(crate) fn fail_all(answers: Vec<(ReplyTo, Answer)>, e: &HubError) {
+    for (reply, mut answer) in answers {
+        answer.fail(e);
+        reply.send(answer);
     }
 }

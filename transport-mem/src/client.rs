@@ -3,8 +3,8 @@
 use async_trait::async_trait;
 use serde_json::Value;
 use tokio::sync::mpsc;
-use umpire_engine::protocol::{ClientMsg, ServerMsg};
 use umpire_client::{Client, ClientError, Wire};
+use umpire_engine::protocol::{ClientMsg, ServerMsg};
 use umpire_hub::Frame;
 
 use crate::{ToClient, ToServer};

@@ -8,8 +8,8 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-use umpire_engine::protocol::{encode_json, encode_msgpack, ClientMsg, ServerMsg};
 use umpire_client::{Client, ClientError, Wire};
+use umpire_engine::protocol::{encode_json, encode_msgpack, ClientMsg, ServerMsg};
 
 /// A native-protocol client over WebSocket.
 pub type WsClient = Client<WsWire>;

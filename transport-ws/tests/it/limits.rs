@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use crate::common::{serve, within, Options};
 use serde_json::{json, Value};
-use umpire_engine::protocol::{ClientMsg, ErrorCode, ServerMsg};
 use umpire_client::ClientError;
+use umpire_engine::protocol::{ClientMsg, ErrorCode, ServerMsg};
 use umpire_hub::HubConfig;
 use umpire_ws::client::{connect, connect_with, Format};
 use umpire_ws::WsConfig;

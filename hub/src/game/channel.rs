@@ -19,8 +19,9 @@ use umpire_store::Write;
 
 use crate::error::HubError;
 use crate::frames::Published;
-use crate::handle::{Answer, Inbox, RoomHandle, RoomMsg, Subscriber};
-use crate::runtime::Runtime;
+use crate::game::runtime::Runtime;
+use crate::handle::{Inbox, RoomHandle, RoomMsg, Subscriber};
+use crate::outbox::Answer;
 
 /// The kind stored in a channel stream's metadata.
 pub(crate) const KIND: &str = "channel";
@@ -217,7 +218,7 @@ impl Channel {
                 Ok(version) => self.durable = version,
                 Err(e) => {
                     tracing::error!(channel = %self.name, error = %e, "the channel stops: a notice could not be made durable");
-                    crate::handle::fail_all(answers, &e);
+                    crate::outbox::fail_all(answers, &e);
                     return Err(());
                 }
             }
@@ -227,8 +228,8 @@ impl Channel {
                 .inc_by(published.len() as u64);
         }
         self.head.store(self.durable, Ordering::Release);
-        crate::handle::fan_out(&mut self.subscribers, &published, &self.rt.metrics);
-        crate::handle::register(&mut self.subscribers, &joiners);
+        crate::game::publish::fan_out(&mut self.subscribers, &published, &self.rt.metrics);
+        crate::game::publish::register(&mut self.subscribers, &joiners);
         for (reply, mut answer) in answers {
             answer.set_head(self.durable);
             reply.send(answer);

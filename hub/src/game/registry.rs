@@ -13,10 +13,12 @@ use umpire_engine::{Millis, Seat};
 use umpire_store::{Role, StreamMeta, StreamStatus};
 
 use crate::error::{HubError, Result};
-use crate::handle::{ReplyTo, RoomHandle, RoomMsg, Subscriber};
-use crate::kind::Kind;
-use crate::owners::OwnerSlot;
-use crate::runtime::Runtime;
+use crate::game::kind::Kind;
+use crate::game::owners::OwnerSlot;
+use crate::game::runtime::Runtime;
+use crate::handle::{RoomHandle, RoomMsg, Subscriber};
+use crate::metrics::gauge;
+use crate::outbox::ReplyTo;
 
 /// What [`Registry::index`] found in the log.
 #[derive(Debug, Default)]
@@ -75,7 +77,7 @@ impl Registry {
     /// The channel `name`, its stream created on first use.
     pub(crate) fn channel(&self, name: &str) -> Result<RoomHandle> {
         self.open()?;
-        let key = crate::channel::index_key(name);
+        let key = crate::game::channel::index_key(name);
         let mut channels = self.channels();
         let id = match self.rt.log.find_key(&key)? {
             Some(entry) => entry.stream,
@@ -87,7 +89,7 @@ impl Registry {
                     )));
                 }
                 let meta = StreamMeta {
-                    kind: crate::channel::KIND.to_owned(),
+                    kind: crate::game::channel::KIND.to_owned(),
                     created: self.rt.clock.now(),
                     status: StreamStatus::Live,
                     creator: name.to_owned(),
@@ -181,7 +183,7 @@ impl Registry {
             return Ok(handle.clone());
         }
         let version = self.rt.log.version(id)?;
-        let handle = crate::channel::spawn(&self.rt, id, name.to_owned(), version);
+        let handle = crate::game::channel::spawn(&self.rt, id, name.to_owned(), version);
         channels.insert(id, handle.clone());
         Ok(handle)
     }
@@ -259,7 +261,7 @@ impl Registry {
         }
         let not_found = || HubError::NotFound(format!("no game {game}"));
         let meta = self.rt.log.meta(game)?.ok_or_else(not_found)?;
-        if meta.kind == crate::channel::KIND {
+        if meta.kind == crate::game::channel::KIND {
             drop(rooms);
             let mut channels = self.channels();
             return self.channel_task(&mut channels, game, &meta.creator);
@@ -353,7 +355,7 @@ impl Registry {
         let now = self.rt.clock.now();
         for (id, meta) in self.rt.log.metas()? {
             // Channels hold no state to restore: each starts on its first use.
-            if meta.kind == crate::channel::KIND {
+            if meta.kind == crate::game::channel::KIND {
                 self.counted_channel(id, &meta.creator, meta.created);
                 continue;
             }
@@ -484,9 +486,4 @@ impl Registry {
         ids.sort_unstable();
         ids
     }
-}
-
-/// A count as a gauge's value.
-fn gauge(count: usize) -> i64 {
-    i64::try_from(count).unwrap_or(i64::MAX)
 }

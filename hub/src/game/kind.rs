@@ -10,11 +10,11 @@ use umpire_engine::{Envelope, Game, Match};
 use umpire_store::{StreamMeta, StreamStatus};
 
 use crate::error::{HubError, Result};
+use crate::game::keys::new_key;
+use crate::game::owners::OwnerSlot;
+use crate::game::room::{FirstTurn, Room};
+use crate::game::runtime::Runtime;
 use crate::handle::RoomHandle;
-use crate::keys::new_key;
-use crate::owners::OwnerSlot;
-use crate::room::{FirstTurn, Room};
-use crate::runtime::Runtime;
 
 /// Records read per page when rebuilding a game.
 const PAGE: usize = 512;

@@ -25,9 +25,9 @@ use umpire_store::{Log, Seq, StoreError, StreamId, Write};
 
 use crate::config::Durability;
 use crate::error::{HubError, Result};
-use crate::health::StorageHealth;
 use crate::metrics::Metrics;
-use crate::wakeup::Wakeup;
+use crate::storage::health::StorageHealth;
+use crate::storage::nudge::Wakeup;
 
 /// The most jobs taken into one write and flush; more wait for the next one.
 const MAX_JOBS: usize = 4096;

@@ -15,9 +15,9 @@ use umpire_engine::protocol::{CloseCode, ErrorCode, GameId, ServerMsg};
 use umpire_engine::Seq;
 
 use crate::frames::{Frame, Published};
-use crate::handle::{Answer, RematchPlan, RoomMsg};
-use crate::outbox::Item;
-use crate::session::{Outgoing, Session, Stage};
+use crate::handle::RoomMsg;
+use crate::outbox::{Answer, Item, RematchPlan};
+use crate::session::{CatchUp, Outgoing, Session, Stage};
 
 /// Records read from the log per page while catching up.
 const PAGE: usize = 64;
@@ -36,14 +36,6 @@ enum Step {
     Idle,
     /// The log cannot be read now; nothing behind the job may go out before it.
     Blocked,
-}
-
-/// Send `game`'s events from the log up to `upto`, then `then`.
-#[derive(Debug)]
-pub(crate) struct CatchUp {
-    game: GameId,
-    upto: Seq,
-    then: Option<Outgoing>,
 }
 
 impl Session {

@@ -20,6 +20,7 @@ use umpire_store::Log;
 
 use crate::error::HubError;
 use crate::handle::{RoomMsg, Subscriber};
+use crate::metrics::gauge;
 use crate::session::Session;
 
 /// What the log keeps of a session.
@@ -297,9 +298,4 @@ impl Session {
         });
         Ok(())
     }
-}
-
-/// A count as a gauge's value.
-fn gauge(count: usize) -> i64 {
-    i64::try_from(count).unwrap_or(i64::MAX)
 }

@@ -3,7 +3,13 @@
 //! back. The session never waits for a game: a request goes to the game's task, and the
 //! answer comes back through the session's outbox, in order with the game's events.
 //!
-//! This file is the request side; `feed.rs` is the sending side.
+//! This file is the request side; `feed` is the sending side, `resume` keeps and takes back
+//! sessions, `quota` counts creates per minute, `shared` is what every session shares.
+
+pub(crate) mod feed;
+pub(crate) mod quota;
+pub(crate) mod resume;
+pub(crate) mod shared;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -15,9 +21,10 @@ use umpire_engine::{Actor, Seat, Seq};
 
 use crate::error::HubError;
 use crate::frames::Frame;
-use crate::handle::{ReplyTo, RoomHandle, RoomMsg, SessionId, Subscriber};
-use crate::hub::Inner;
+use crate::handle::{RoomHandle, RoomMsg, SessionId, Subscriber};
+use crate::outbox::ReplyTo;
 use crate::outbox::{Item, Outbox};
+use crate::session::shared::Inner;
 
 /// Who is on the other end of a connection, as the transport learned it.
 #[derive(Debug, Clone, Default)]
@@ -53,27 +60,36 @@ pub(crate) enum Stage {
     Closed,
 }
 
+/// Reading from the log still to do: send `game`'s events up to `upto`, then `then` (see
+/// `feed.rs`).
+#[derive(Debug)]
+struct CatchUp {
+    game: GameId,
+    upto: Seq,
+    then: Option<Outgoing>,
+}
+
 /// What the session knows about one game it talks to.
 #[derive(Debug)]
 pub(crate) struct Link {
-    pub(crate) handle: RoomHandle,
-    pub(crate) seat: Option<Seat>,
-    pub(crate) watching: bool,
+    handle: RoomHandle,
+    seat: Option<Seat>,
+    watching: bool,
     /// The next seq to send; `None` until the game's answer subscribed the session.
-    pub(crate) next: Option<Seq>,
+    next: Option<Seq>,
     /// Requests to enter the game (create, join, watch) not answered yet: a link that never
     /// got in is forgotten once none is left.
-    pub(crate) entering: u32,
+    entering: u32,
     /// The first seq to send once the game answers (1 unless resuming).
-    pub(crate) from: Seq,
+    from: Seq,
     /// Entered by `resume`: the game's answer is not shown to the client (`resumed` was).
-    pub(crate) quiet: bool,
+    quiet: bool,
     /// The seat token, once seated.
-    pub(crate) token: Option<String>,
+    token: Option<String>,
     /// The game's kind, once answered.
-    pub(crate) kind: String,
+    kind: String,
     /// The channel's name, if the stream is a channel.
-    pub(crate) channel: Option<String>,
+    channel: Option<String>,
 }
 
 impl Link {
@@ -91,41 +107,41 @@ impl Link {
 /// Dropping it unsubscribes from every game and lets a shutdown that waits for it go on.
 #[derive(Debug)]
 pub struct Session {
-    pub(crate) hub: Arc<Inner>,
-    pub(crate) id: SessionId,
-    pub(crate) user: Option<String>,
+    hub: Arc<Inner>,
+    id: SessionId,
+    user: Option<String>,
     /// Random, not the session number: numbers restart with the process, and a guest name
     /// that recurs after a restart would inherit the old guest's seat.
-    pub(crate) guest: String,
+    guest: String,
     /// The resume token: the session is kept in the log under it (see `resume.rs`).
-    pub(crate) token: String,
+    token: String,
     /// Whether a record of this session is in the log.
-    pub(crate) saved: bool,
+    saved: bool,
     /// Rematches this session is creating: new game -> the finished game to tell.
-    pub(crate) rematches: HashMap<GameId, GameId>,
+    rematches: HashMap<GameId, GameId>,
     /// The session's public id: its channel is `session:<sid>`.
-    pub(crate) sid: String,
-    pub(crate) games: HashMap<GameId, Link>,
+    sid: String,
+    games: HashMap<GameId, Link>,
     /// Games this connection created in the last minute.
-    creates: crate::quota::Window,
+    creates: crate::session::quota::Window,
     /// The client's address as the per-address quotas count it.
     address: Option<String>,
-    pub(crate) outbox: Arc<Outbox>,
+    outbox: Arc<Outbox>,
     /// Taken from the outbox, not yet looked at.
-    pub(crate) items: VecDeque<Item>,
-    pub(crate) lagged: Vec<GameId>,
+    items: VecDeque<Item>,
+    lagged: Vec<GameId>,
     /// Ready to send, in order.
-    pub(crate) ready: VecDeque<Outgoing>,
+    ready: VecDeque<Outgoing>,
     /// Reading from the log still to do, in order (see `feed.rs`).
-    pub(crate) work: VecDeque<crate::feed::CatchUp>,
+    work: VecDeque<CatchUp>,
     /// A catch-up read failed on a storage error: try again at this time, not before.
-    pub(crate) retry_at: Option<tokio::time::Instant>,
+    retry_at: Option<tokio::time::Instant>,
     /// Since when the connection has been behind (its outbox overflowed and it has not
     /// caught up since): past `max_behind` it is closed.
-    pub(crate) behind_since: Option<tokio::time::Instant>,
+    behind_since: Option<tokio::time::Instant>,
     /// Requests sent to games and not answered yet.
-    pub(crate) in_flight: usize,
-    pub(crate) stage: Stage,
+    in_flight: usize,
+    stage: Stage,
     /// What the monitor was last told: games followed, signed in, behind.
     noted: (usize, bool, bool),
     _alive: TaskTrackerToken,
@@ -139,7 +155,7 @@ impl Session {
         let rt = &hub.registry.rt;
         let outbox = Arc::new(Outbox::new(rt.config.queue_len));
         let alive = rt.tracker.token();
-        let token = crate::keys::new_key();
+        let token = crate::game::keys::new_key();
         hub.sessions.open(&token, &outbox);
         outbox.update_card(|card| {
             card.session = id;
@@ -148,18 +164,18 @@ impl Session {
             card.user.clone_from(&peer.user);
         });
         tracing::debug!(session = id, peer = %peer.label, "session opened");
-        let sid = crate::keys::new_key()[..12].to_owned();
+        let sid = crate::game::keys::new_key()[..12].to_owned();
         outbox.update_card(|card| card.sid.clone_from(&sid));
         Session {
             id,
             user: peer.user,
-            guest: crate::keys::guest_name(),
+            guest: crate::game::keys::guest_name(),
             token,
             saved: false,
             rematches: HashMap::new(),
             sid,
             games: HashMap::new(),
-            creates: crate::quota::Window::default(),
+            creates: crate::session::quota::Window::default(),
             address: peer.address.map(|ip| ip.to_string()),
             outbox,
             items: VecDeque::new(),
@@ -182,7 +198,7 @@ impl Session {
     }
 
     /// What every game task runs on: the settings, the clock, the metrics.
-    pub(crate) fn rt(&self) -> &crate::runtime::Runtime {
+    pub(crate) fn rt(&self) -> &crate::game::runtime::Runtime {
         &self.hub.registry.rt
     }
 
@@ -201,7 +217,7 @@ impl Session {
     /// Who this connection plays as: the authenticated user, or its guest name.
     pub(crate) fn player(&self) -> String {
         match &self.user {
-            Some(user) => crate::keys::user_name(user),
+            Some(user) => crate::game::keys::user_name(user),
             None => self.guest.clone(),
         }
     }
@@ -494,13 +510,13 @@ impl Session {
         from: Option<Seq>,
         r: Option<Value>,
     ) -> Result<(), HubError> {
-        use crate::channel::Access;
+        use crate::game::channel::Access;
         let name = if channel == "session" {
             format!("session:{}", self.sid)
         } else {
             channel.to_owned()
         };
-        match crate::channel::access(&name)? {
+        match crate::game::channel::access(&name)? {
             Access::Everyone => {}
             Access::User(id) if self.user.as_deref() == Some(id) => {}
             Access::User(id) => {

@@ -11,12 +11,12 @@ use umpire_store::Log;
 
 use crate::clock::Clock;
 use crate::config::HubConfig;
-use crate::health::StorageHealth;
-use crate::keys::Seeds;
+use crate::game::keys::Seeds;
+use crate::game::owners::{OwnerSlot, Owners};
 use crate::metrics::Metrics;
-use crate::owners::{OwnerSlot, Owners};
-use crate::wakes::Wakes;
-use crate::writer::Writer;
+use crate::storage::health::StorageHealth;
+use crate::storage::sleepers::Wakes;
+use crate::storage::writer::Writer;
 
 /// The game tasks' view of the hub.
 #[derive(Debug)]

@@ -21,12 +21,11 @@ use umpire_store::{KeyEntry, Role, StoreError, StreamStatus, Wake, WakeChange, W
 
 use crate::error::{HubError, Result};
 use crate::frames::Published;
-use crate::handle::{
-    Answer, Inbox, Inspection, Joined, ReplyTo, RoomHandle, RoomMsg, Seated, Subscriber,
-};
-use crate::keys::{is_guest, new_key};
-use crate::owners::OwnerSlot;
-use crate::runtime::Runtime;
+use crate::game::keys::{is_guest, new_key};
+use crate::game::owners::OwnerSlot;
+use crate::game::runtime::Runtime;
+use crate::handle::{Inbox, RoomHandle, RoomMsg, Subscriber};
+use crate::outbox::{Answer, Inspection, Joined, ReplyTo, Seated};
 
 /// What a new game's first turn writes besides what its messages produce.
 #[derive(Debug)]
@@ -283,7 +282,7 @@ impl<G: Game> Room<G> {
 
     /// What the game needs from the wake-up index, if it went quiet now.
     fn wake_needed(&self, active: Millis) -> Option<Wake> {
-        crate::wakes::needed(
+        crate::storage::sleepers::needed(
             self.m.next_due().map(|(at, _)| at),
             self.m.timers().len(),
             active,
@@ -494,8 +493,8 @@ impl<G: Game> Room<G> {
     }
 
     /// What a player asking for a rematch should do: create it (the first to ask), or join it.
-    fn rematch(&mut self) -> Result<crate::handle::RematchPlan> {
-        use crate::handle::RematchPlan;
+    fn rematch(&mut self) -> Result<crate::outbox::RematchPlan> {
+        use crate::outbox::RematchPlan;
         if !self.m.is_over() {
             return Err(HubError::Forbidden(
                 "the game is not over: a rematch comes after it".into(),
@@ -683,7 +682,7 @@ impl<G: Game> Room<G> {
                     detail,
                 })),
                 None => {
-                    let wake = crate::wakes::change(self.wake, self.wake_needed(now));
+                    let wake = crate::storage::sleepers::change(self.wake, self.wake_needed(now));
                     let write = Write {
                         stream: self.id,
                         expected: self.durable,
@@ -727,7 +726,7 @@ impl<G: Game> Room<G> {
                 }
                 Err(e) => {
                     tracing::error!(game = self.id, error = %e, "the game stops: its events could not be made durable");
-                    crate::handle::fail_all(answers, &e);
+                    crate::outbox::fail_all(answers, &e);
                     return Err(());
                 }
             }
@@ -737,12 +736,12 @@ impl<G: Game> Room<G> {
             .events_appended
             .inc_by(published.len() as u64);
         self.head.store(self.durable, Ordering::Release);
-        if crate::handle::fan_out(&mut self.subscribers, &published, &self.rt.metrics) {
+        if crate::game::publish::fan_out(&mut self.subscribers, &published, &self.rt.metrics) {
             self.roster_changed = true;
             self.recount = true;
         }
         // After publishing: a new subscriber reads this turn's events from the log.
-        crate::handle::register(&mut self.subscribers, &joiners);
+        crate::game::publish::register(&mut self.subscribers, &joiners);
         for (reply, mut answer) in answers {
             answer.set_head(self.durable);
             reply.send(answer);

@@ -9,7 +9,7 @@ use umpire_engine::Millis;
 use umpire_store::StreamStatus;
 
 use crate::error::Result;
-use crate::registry::Registry;
+use crate::game::registry::Registry;
 
 /// The one field of a record retention reads: when it happened.
 #[derive(Deserialize)]
@@ -33,7 +33,7 @@ pub(crate) fn prune(registry: &Registry, now: Millis, keep: Duration) -> Result<
     let log = &registry.rt.log;
     let mut gone: Vec<GameId> = Vec::new();
     for info in log.streams()? {
-        if info.meta.status != StreamStatus::Over || info.meta.kind == crate::channel::KIND {
+        if info.meta.status != StreamStatus::Over || info.meta.kind == crate::game::channel::KIND {
             continue;
         }
         let last = log.read(info.id, info.version, 1)?;

@@ -1,0 +1,163 @@
+//! The hub's own tasks: restart games after the log works again, load games when their
+//! wake-up is due, keep sessions and session channels within their time, remove finished games
+//! past retention.
+
+use std::sync::{Arc, Weak};
+
+use crate::error::Result;
+use crate::metrics::gauge;
+use crate::session::shared::Inner;
+
+/// Each time the log works again after failing, restart the games that stopped on the
+/// failure, so that their timers fire without waiting for a player to come back.
+pub(crate) async fn revive(inner: Weak<Inner>) {
+    loop {
+        let Some((recovered, shutdown)) = inner.upgrade().map(|i| {
+            let rt = &i.registry.rt;
+            (Arc::clone(&rt.health), rt.shutdown.clone())
+        }) else {
+            return;
+        };
+        tokio::select! {
+            () = recovered.recovered() => {}
+            () = shutdown.cancelled() => return,
+        }
+        let Some(inner) = inner.upgrade() else {
+            return;
+        };
+        let revived = inner.registry.revive();
+        tracing::info!(
+            games = revived,
+            "games stopped by the storage failure restarted"
+        );
+    }
+}
+
+/// Load each game not in memory when its wake-up (a timer, idle expiry) is due; forget the
+/// handles of games that left memory.
+pub(crate) async fn wake(inner: Weak<Inner>) {
+    loop {
+        let Some(hub) = inner.upgrade() else {
+            return;
+        };
+        let due = hub.registry.take_due();
+        if !due.is_empty() {
+            // Loading reads the log: many games due at once (a folder from before the index,
+            // a wave of timers) must not hold a worker thread that long.
+            let loader = Arc::clone(&hub);
+            let _ = tokio::task::spawn_blocking(move || loader.registry.wake(due)).await;
+        }
+        let rt = &hub.registry.rt;
+        let wakes = Arc::clone(&rt.wakes);
+        let (due, shutdown) = (wakes.next_in(rt.clock.now()), rt.shutdown.clone());
+        // Holds no strong reference while it waits: a hub dropped without shutdown ends it.
+        drop(hub);
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = wakes.changed() => {}
+            () = async {
+                match due {
+                    Some(d) => tokio::time::sleep(d).await,
+                    None => std::future::pending().await,
+                }
+            } => {}
+        }
+    }
+}
+
+/// A session channel younger than this is never removed: its session may have opened after
+/// housekeeping listed the connected ones.
+const SESSION_CHANNEL_MIN_AGE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// How often kept sessions and session channels are looked over: a quarter of the shorter
+/// resume time, between a second and five minutes.
+fn housekeeping_every(config: &crate::HubConfig) -> std::time::Duration {
+    (config.resume_for.min(config.resume_channels_for) / 4).clamp(
+        std::time::Duration::from_secs(1),
+        std::time::Duration::from_secs(300),
+    )
+}
+
+/// Remove kept sessions past their time and the channels of sessions that are gone, every
+/// [`housekeeping_every`].
+pub(crate) async fn housekeep(inner: Weak<Inner>) {
+    loop {
+        let Some(hub) = inner.upgrade() else {
+            return;
+        };
+        let rt = &hub.registry.rt;
+        let (every, shutdown) = (housekeeping_every(&rt.config), rt.shutdown.clone());
+        drop(hub);
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+        let Some(hub) = inner.upgrade() else {
+            return;
+        };
+        // Reads every kept session: off the async workers.
+        let pass = tokio::task::spawn_blocking(move || housekeeping_pass(&hub)).await;
+        match pass {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "housekeeping did not finish"),
+            Err(e) => tracing::error!(error = %e, "housekeeping failed"),
+        }
+    }
+}
+
+/// One pass of [`housekeep`].
+pub(crate) fn housekeeping_pass(hub: &Inner) -> Result<()> {
+    let rt = &hub.registry.rt;
+    // Connected before the pass and after it: a session that closes while its record is
+    // being looked for is in the first list, one that opens meanwhile in the second.
+    let mut sessions = hub.sessions.sids();
+    let kept = crate::session::resume::prune(&*rt.log, rt.clock.now(), &rt.config);
+    hub.sessions.set_kept(kept.count);
+    rt.metrics.kept_sessions.set(gauge(kept.count));
+    sessions.extend(kept.sids);
+    sessions.extend(hub.sessions.sids());
+    let min_age = u64::try_from(SESSION_CHANNEL_MIN_AGE.as_millis()).unwrap_or(u64::MAX);
+    let removed = hub
+        .registry
+        .remove_session_channels(&sessions, rt.clock.now(), min_age)?;
+    if removed > 0 {
+        tracing::info!(
+            channels = removed,
+            "channels of sessions that are gone removed"
+        );
+    }
+    Ok(())
+}
+
+/// How often finished games past retention are looked for (and once at start).
+const RETENTION_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Remove the finished games past retention (see [`crate::Hub::prune_finished`]), on the
+/// blocking pool: it reads every stream's last record.
+pub(crate) async fn prune_finished(inner: Arc<Inner>) -> Result<usize> {
+    let rt = &inner.registry.rt;
+    let Some(keep) = rt.config.retain_finished else {
+        return Ok(0);
+    };
+    let now = rt.clock.now();
+    tokio::task::spawn_blocking(move || crate::game::retention::prune(&inner.registry, now, keep))
+        .await
+        .map_err(|_| crate::error::HubError::Unavailable)?
+}
+
+/// Remove finished games past retention, at start and then every [`RETENTION_EVERY`].
+pub(crate) async fn retain(inner: Weak<Inner>) {
+    loop {
+        let Some(hub) = inner.upgrade() else {
+            return;
+        };
+        let shutdown = hub.registry.rt.shutdown.clone();
+        if let Err(e) = prune_finished(hub).await {
+            tracing::warn!(error = %e, "finished games past retention not removed");
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(RETENTION_EVERY) => {}
+        }
+    }
+}
