@@ -5,7 +5,7 @@ use std::path::Path;
 use anyhow::Context as _;
 use clap::Subcommand;
 use umpire_engine::{Envelope, Game, Match};
-use umpire_games::{Colony, Connect4, Tally};
+use umpire_games::{Colony, Connect4, HighCard, Tally};
 use umpire_store::{Log, SledLog, StoreError, StreamId};
 
 /// What to show.
@@ -176,9 +176,10 @@ fn verify(log: &dyn Log, out: &mut impl std::io::Write) -> anyhow::Result<()> {
             "connect4" => replay(log, &Connect4, info.id),
             "tally" => replay(log, &Tally, info.id),
             "colony" => replay(log, &Colony, info.id),
+            "highcard" => replay(log, &HighCard, info.id),
             // A channel has no rules: each notice must decode.
             "channel" => each_record(log, info.id, |seq, record| {
-                rmp_serde::from_slice::<serde_json::Value>(record)
+                rmp_serde::from_slice::<umpire_engine::NoticeEnvelope>(record)
                     .map(|_| ())
                     .with_context(|| format!("seq {seq} does not decode"))
             })

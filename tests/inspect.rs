@@ -138,3 +138,45 @@ async fn inspect_lists_shows_verifies_and_counts_what_a_folder_holds() {
     );
     drop(server);
 }
+
+/// Every bundled kind replays in `verify` (High card too), and a channel's records decode as
+/// the engine's notice envelope; a channel record of another shape is named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_replays_every_bundled_kind_and_checks_notices_against_their_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    {
+        let log = Arc::new(SledLog::open(&data).unwrap());
+        let hub = support::bundled_hub(log.clone()).await;
+        let cards = hub.create("highcard", Value::Null, "ada").await.unwrap();
+        hub.join(&cards.join, "bob").await.unwrap();
+        hub.publish("broadcast", json!({"text": "hello"})).await.unwrap();
+        hub.shutdown().await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let verify = inspect(&data, &["verify"]);
+    assert!(verify.status.success(), "{}", text(&verify));
+    assert!(text(&verify).contains("2 streams replay, 0 do not"), "{}", text(&verify));
+
+    let log = SledLog::open(&data).unwrap();
+    let meta = StreamMeta {
+        kind: "channel".into(),
+        created: 0,
+        status: StreamStatus::Live,
+        creator: "broadcast".into(),
+        invite: None,
+    };
+    let odd = log.create_stream(&meta).unwrap();
+    let record = rmp_serde::to_vec_named(&json!({"seq": 1, "body": "no notice"})).unwrap();
+    log.append(odd, 0, &[Bytes::from(record)]).unwrap().unwrap();
+    log.sync().unwrap();
+    drop(log);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let verify = inspect(&data, &["verify"]);
+    assert!(!verify.status.success());
+    assert!(
+        text(&verify).contains(&format!("{odd} channel: seq 1 does not decode")),
+        "{}",
+        text(&verify)
+    );
+}

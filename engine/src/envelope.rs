@@ -208,3 +208,67 @@ impl<G: Game> PartialEq for Body<G> {
         }
     }
 }
+
+/// One record of a channel (seed 002): a notice published on it. A channel has no rules and
+/// no state, so its records are not [`Envelope`]s of a game; this is their one schema, for
+/// the hub that writes them, the clients that read them and the tools that check them.
+///
+/// ```json
+/// {"seq": 3, "at": 1796101658334, "by": "system",
+///  "body": {"notice": {"channel": "broadcast", "data": {"text": "maintenance at noon"}}}}
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NoticeEnvelope {
+    /// Position in the channel's stream, from 1.
+    pub seq: Seq,
+    /// When it was published.
+    pub at: Millis,
+    /// Always [`Actor::System`]: notices come from the server's side.
+    pub by: Actor,
+    /// The notice.
+    pub body: NoticeBody,
+}
+
+/// What a channel record holds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoticeBody {
+    /// Data published on `channel`: any JSON.
+    Notice {
+        /// The channel's name (`broadcast`, `user:ID`, `group:NAME`, `session:ID`).
+        channel: String,
+        /// What was published.
+        data: serde_json::Value,
+    },
+}
+
+impl NoticeEnvelope {
+    /// The notice of `data` on `channel`, at `seq` and `at`.
+    pub fn new(seq: Seq, at: Millis, channel: String, data: serde_json::Value) -> Self {
+        NoticeEnvelope {
+            seq,
+            at,
+            by: Actor::System,
+            body: NoticeBody::Notice { channel, data },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn a_notice_reads_as_documented_and_round_trips() {
+        let notice = NoticeEnvelope::new(3, 7, "broadcast".into(), serde_json::json!({"n": 1}));
+        let json = serde_json::to_value(&notice).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"seq": 3, "at": 7, "by": "system",
+                "body": {"notice": {"channel": "broadcast", "data": {"n": 1}}}})
+        );
+        let packed = rmp_serde::to_vec_named(&notice).unwrap();
+        assert_eq!(rmp_serde::from_slice::<NoticeEnvelope>(&packed).unwrap(), notice);
+    }
+}

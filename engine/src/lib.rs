@@ -28,7 +28,7 @@ pub mod testing;
 pub mod doc;
 
 pub use ctx::{Ctx, DetRng, TimerId};
-pub use envelope::{Body, Envelope};
+pub use envelope::{Body, Envelope, NoticeBody, NoticeEnvelope};
 pub use game::{Actor, Game, Millis, Outcome, Seat, Seq, Viewer};
 pub use matches::{Action, Match, MatchError, PendingTimer, ReplayError, RECENT_CIDS};
 pub use rand_core;

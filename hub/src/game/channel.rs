@@ -12,9 +12,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use serde_json::{json, Value};
+use serde_json::Value;
 use umpire_engine::protocol::GameId;
-use umpire_engine::Seq;
+use umpire_engine::{NoticeEnvelope, Seq};
 use umpire_store::Write;
 
 use crate::error::HubError;
@@ -138,12 +138,7 @@ impl Channel {
             match msg {
                 RoomMsg::Publish { data, reply } => {
                     let seq = self.durable + records.len() as u64 + 1;
-                    let env = json!({
-                        "seq": seq,
-                        "at": now,
-                        "by": "system",
-                        "body": {"notice": {"channel": self.name, "data": data}},
-                    });
+                    let env = NoticeEnvelope::new(seq, now, self.name.clone(), data);
                     match rmp_serde::to_vec_named(&env) {
                         Ok(bytes) => {
                             records.push(Bytes::from(bytes));
