@@ -150,13 +150,19 @@ async fn verify_replays_every_bundled_kind_and_checks_notices_against_their_sche
         let hub = support::bundled_hub(log.clone()).await;
         let cards = hub.create("highcard", Value::Null, "ada").await.unwrap();
         hub.join(&cards.join, "bob").await.unwrap();
-        hub.publish("broadcast", json!({"text": "hello"})).await.unwrap();
+        hub.publish("broadcast", json!({"text": "hello"}))
+            .await
+            .unwrap();
         hub.shutdown().await.unwrap();
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
     let verify = inspect(&data, &["verify"]);
     assert!(verify.status.success(), "{}", text(&verify));
-    assert!(text(&verify).contains("2 streams replay, 0 do not"), "{}", text(&verify));
+    assert!(
+        text(&verify).contains("2 streams replay, 0 do not"),
+        "{}",
+        text(&verify)
+    );
 
     let log = SledLog::open(&data).unwrap();
     let meta = StreamMeta {

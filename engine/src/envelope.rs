@@ -269,6 +269,9 @@ mod tests {
                 "body": {"notice": {"channel": "broadcast", "data": {"n": 1}}}})
         );
         let packed = rmp_serde::to_vec_named(&notice).unwrap();
-        assert_eq!(rmp_serde::from_slice::<NoticeEnvelope>(&packed).unwrap(), notice);
+        assert_eq!(
+            rmp_serde::from_slice::<NoticeEnvelope>(&packed).unwrap(),
+            notice
+        );
     }
 }

@@ -8,7 +8,7 @@
 //! holds no state to replay: its version is read from the log.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -217,18 +217,16 @@ impl Channel {
                     return Err(());
                 }
             }
-            self.rt
-                .metrics
-                .events_appended
-                .inc_by(published.len() as u64);
         }
-        self.head.store(self.durable, Ordering::Release);
-        crate::game::publish::fan_out(&mut self.subscribers, &published, &self.rt.metrics);
-        crate::game::publish::register(&mut self.subscribers, &joiners);
-        for (reply, mut answer) in answers {
-            answer.set_head(self.durable);
-            reply.send(answer);
-        }
+        crate::game::publish::publish(
+            &mut self.subscribers,
+            &self.head,
+            self.durable,
+            &published,
+            &joiners,
+            answers,
+            &self.rt.metrics,
+        );
         Ok(())
     }
 }

@@ -1,17 +1,47 @@
 //! The one publish step of every stream task, rooms and channels alike: durable events into
 //! every subscriber's outbox, never waiting, and new subscribers added after them.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use umpire_engine::Seq;
+
+use crate::frames::Published;
 use crate::handle::Subscriber;
+use crate::metrics::Metrics;
+use crate::outbox::{Answer, ReplyTo};
+
+/// The tail of every turn of a stream task, once its records are durable up to `durable`:
+/// count them, move the head, publish each event to every subscriber, then add `joiners`
+/// (they read this turn's events from the log, not from here), then answer each request
+/// with the head. Returns whether a subscriber's session was gone.
+pub(crate) fn publish(
+    subscribers: &mut Vec<Subscriber>,
+    head: &AtomicU64,
+    durable: Seq,
+    events: &[Arc<Published>],
+    joiners: &[Subscriber],
+    answers: Vec<(ReplyTo, Answer)>,
+    metrics: &Metrics,
+) -> bool {
+    metrics.events_appended.inc_by(events.len() as u64);
+    head.store(durable, Ordering::Release);
+    let gone = fan_out(subscribers, events, metrics);
+    register(subscribers, joiners);
+    for (reply, mut answer) in answers {
+        answer.set_head(durable);
+        reply.send(answer);
+    }
+    gone
+}
 
 /// Queue each event for every subscriber, never waiting: a full outbox marks the stream
 /// lagging for that session, which then reads what it missed from the log. Subscribers whose
 /// session is gone are dropped; returns whether any was.
-pub(crate) fn fan_out(
+fn fan_out(
     subscribers: &mut Vec<Subscriber>,
-    events: &[Arc<crate::frames::Published>],
-    metrics: &crate::metrics::Metrics,
+    events: &[Arc<Published>],
+    metrics: &Metrics,
 ) -> bool {
     let mut gone = false;
     for event in events {
@@ -31,7 +61,7 @@ pub(crate) fn fan_out(
 }
 
 /// Add `joiners` after a turn was published (they read it from the log), each session once.
-pub(crate) fn register(subscribers: &mut Vec<Subscriber>, joiners: &[Subscriber]) {
+fn register(subscribers: &mut Vec<Subscriber>, joiners: &[Subscriber]) {
     for sub in joiners {
         subscribers.retain(|s| s.session != sub.session);
         subscribers.push(sub.clone());

@@ -10,11 +10,12 @@
 //! not serve anyone again. The registry loads the game afresh on its next use.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use serde_json::Value;
 use umpire_engine::protocol::GameId;
 use umpire_engine::{Action, Actor, Body, Envelope, Game, Match, MatchError, Millis, Seat, Seq};
 use umpire_store::{KeyEntry, Role, StoreError, StreamStatus, Wake, WakeChange, Write};
@@ -24,7 +25,7 @@ use crate::frames::Published;
 use crate::game::keys::{is_guest, new_key};
 use crate::game::owners::OwnerSlot;
 use crate::game::runtime::Runtime;
-use crate::handle::{Inbox, RoomHandle, RoomMsg, Subscriber};
+use crate::handle::{Inbox, RoomHandle, RoomMsg, SessionId, Subscriber};
 use crate::outbox::{Answer, Inspection, Joined, ReplyTo, Seated};
 
 /// What a new game's first turn writes besides what its messages produce.
@@ -344,9 +345,8 @@ impl<G: Game> Room<G> {
         }
     }
 
-    /// Decide one message into `turn`.
+    /// Decide one message into `turn`: one method per message that decides anything.
     fn take(&mut self, msg: RoomMsg, turn: &mut Turn) {
-        let now = self.rt.clock.now();
         let game = self.id;
         match msg {
             RoomMsg::Submit {
@@ -355,33 +355,11 @@ impl<G: Game> Room<G> {
                 cid,
                 reply,
             } => {
-                let result = match serde_json::from_value::<G::Command>(cmd) {
-                    Ok(command) => {
-                        let action = Action::Play(command);
-                        let result = self.m.execute(&self.game, by, action, now, cid.as_deref());
-                        self.absorb(result, turn)
-                    }
-                    Err(e) => Err(HubError::BadCommand(e.to_string())),
-                };
+                let result = self.submit(by, cmd, cid.as_deref(), turn);
                 turn.answers.push((reply, Answer::Command { game, result }));
             }
             RoomMsg::Join { player, sub, reply } => {
-                let action = Action::Join {
-                    player: player.clone(),
-                };
-                let result = self.m.execute(&self.game, Actor::System, action, now, None);
-                let result = self.absorb(result, turn).and_then(|_| {
-                    let seat = self.m.seat_of(&player).ok_or(HubError::Full)?;
-                    let token = new_key();
-                    turn.keys
-                        .push((token.clone(), key(game, Role::Seat(seat.0))));
-                    Ok(self.seated(seat, token))
-                });
-                if let (Ok(seated), Some(mut sub)) = (&result, sub) {
-                    sub.seat = Some(seated.joined.seat);
-                    self.roster_changed = true;
-                    turn.joiners.push(sub);
-                }
+                let result = self.join(&player, sub, turn);
                 turn.answers.push((reply, Answer::Seated { game, result }));
             }
             RoomMsg::Reclaim {
@@ -391,32 +369,11 @@ impl<G: Game> Room<G> {
                 sub,
                 reply,
             } => {
-                let holder = self.m.seats().get(usize::from(seat.0)).cloned().flatten();
-                let result = match holder {
-                    // A guest has nothing but the token to prove who it is: for a guest's
-                    // seat the token is enough. Anyone else's seat is theirs alone.
-                    Some(holder) if holder == player || is_guest(&holder) => {
-                        if let Some(mut sub) = sub {
-                            sub.seat = Some(seat);
-                            self.roster_changed = true;
-                            turn.joiners.push(sub);
-                        }
-                        let mut seated = self.seated(seat, token);
-                        seated.keys.clone_from(&self.keys);
-                        Ok(seated)
-                    }
-                    Some(_) => Err(HubError::Forbidden(
-                        "this seat belongs to another player".into(),
-                    )),
-                    None => Err(HubError::Forbidden(
-                        "this seat was given up; join again with the join key".into(),
-                    )),
-                };
+                let result = self.reclaim(seat, token, &player, sub, turn);
                 turn.answers.push((reply, Answer::Seated { game, result }));
             }
             RoomMsg::Watch { sub, from, reply } => {
-                self.roster_changed = true;
-                turn.joiners.push(sub);
+                self.follow(sub, turn);
                 let answer = Answer::Watching {
                     game,
                     kind: G::KIND,
@@ -430,65 +387,147 @@ impl<G: Game> Room<G> {
                 session,
                 reply,
             } => {
-                self.unsubscribe(session, turn);
-                // Leaving a finished game only stops its events: there is no seat to free.
-                let result = if self.m.is_over() {
-                    Ok(None)
-                } else {
-                    let result =
-                        self.m
-                            .execute(&self.game, Actor::Seat(seat), Action::Leave, now, None);
-                    self.absorb(result, turn).map(Some)
-                };
+                let result = self.leave(seat, session, turn);
                 turn.answers.push((reply, Answer::Left { game, result }));
             }
             RoomMsg::Follow { sub, reply } => {
-                self.roster_changed = true;
-                turn.joiners.push(sub);
-                let answer = Answer::Followed {
-                    game,
-                    result: Ok(0),
-                };
-                turn.answers.push((reply, answer));
+                self.follow(sub, turn);
+                let result = Ok(0);
+                turn.answers
+                    .push((reply, Answer::Followed { game, result }));
             }
             RoomMsg::Unsubscribe { session } => self.unsubscribe(session, turn),
             RoomMsg::Rematch { reply } => {
                 let result = self.rematch();
                 turn.answers.push((reply, Answer::Rematch { game, result }));
             }
-            RoomMsg::RematchReady { next } => match next {
-                Some((next, join, watch)) => {
-                    self.rematch = Rematch::Ready(join);
-                    let notice =
-                        Arc::new(umpire_engine::protocol::ServerMsg::Rematch { game, next, watch });
-                    for sub in &self.subscribers {
-                        sub.outbox.push_notice(&notice);
-                    }
-                }
-                None => self.rematch = Rematch::None,
-            },
+            RoomMsg::RematchReady { next } => self.rematch_ready(next),
             RoomMsg::Publish { reply, .. } => {
                 let e = HubError::Forbidden("a game is not a channel".into());
                 let result = Err(e);
                 turn.answers.push((reply, Answer::Command { game, result }));
             }
             RoomMsg::Summary { reply } => {
-                let _ = reply.send(crate::admin::GameSummary {
-                    game,
-                    kind: G::KIND.to_owned(),
-                    players: self.m.seats().to_vec(),
-                    online: self.m.online().iter().map(|s| s.0).collect(),
-                    spectators: self.spectators(),
-                    version: self.m.version(),
-                    created: 0,
-                    last_event: self.m.last_at(),
-                    timers: self.m.timers().len(),
-                    over: self.m.is_over(),
-                });
+                let _ = reply.send(self.summary());
             }
             RoomMsg::Inspect { reply } => {
                 let _ = reply.send(self.inspect());
             }
+        }
+    }
+
+    /// A player's command, parsed as the game's type and decided.
+    fn submit(&mut self, by: Actor, cmd: Value, cid: Option<&str>, turn: &mut Turn) -> Result<Seq> {
+        let command = serde_json::from_value::<G::Command>(cmd)
+            .map_err(|e| HubError::BadCommand(e.to_string()))?;
+        let now = self.rt.clock.now();
+        let result = self
+            .m
+            .execute(&self.game, by, Action::Play(command), now, cid);
+        self.absorb(result, turn)
+    }
+
+    /// Seat `player` in a free seat, with a new seat token; `sub` follows as that seat.
+    fn join(&mut self, player: &str, sub: Option<Subscriber>, turn: &mut Turn) -> Result<Seated> {
+        let now = self.rt.clock.now();
+        let action = Action::Join {
+            player: player.to_owned(),
+        };
+        let result = self.m.execute(&self.game, Actor::System, action, now, None);
+        let seated = self.absorb(result, turn).and_then(|_| {
+            let seat = self.m.seat_of(player).ok_or(HubError::Full)?;
+            let token = new_key();
+            turn.keys
+                .push((token.clone(), key(self.id, Role::Seat(seat.0))));
+            Ok(self.seated(seat, token))
+        })?;
+        if let Some(mut sub) = sub {
+            sub.seat = Some(seated.joined.seat);
+            self.roster_changed = true;
+            turn.joiners.push(sub);
+        }
+        Ok(seated)
+    }
+
+    /// Give `seat` back to `player`, who holds its token.
+    fn reclaim(
+        &mut self,
+        seat: Seat,
+        token: String,
+        player: &str,
+        sub: Option<Subscriber>,
+        turn: &mut Turn,
+    ) -> Result<Seated> {
+        let holder = self.m.seats().get(usize::from(seat.0)).cloned().flatten();
+        match holder {
+            // A guest has nothing but the token to prove who it is: for a guest's seat the
+            // token is enough. Anyone else's seat is theirs alone.
+            Some(holder) if holder == player || is_guest(&holder) => {
+                if let Some(mut sub) = sub {
+                    sub.seat = Some(seat);
+                    self.roster_changed = true;
+                    turn.joiners.push(sub);
+                }
+                let mut seated = self.seated(seat, token);
+                seated.keys.clone_from(&self.keys);
+                Ok(seated)
+            }
+            Some(_) => Err(HubError::Forbidden(
+                "this seat belongs to another player".into(),
+            )),
+            None => Err(HubError::Forbidden(
+                "this seat was given up; join again with the join key".into(),
+            )),
+        }
+    }
+
+    /// `sub` follows the game from after this turn (watching, or following a restarted task).
+    fn follow(&mut self, sub: Subscriber, turn: &mut Turn) {
+        self.roster_changed = true;
+        turn.joiners.push(sub);
+    }
+
+    /// `session` stops following; its player gives up `seat` unless the game is over (then
+    /// there is no seat to free: leaving only stops its events).
+    fn leave(&mut self, seat: Seat, session: SessionId, turn: &mut Turn) -> Result<Option<Seq>> {
+        self.unsubscribe(session, turn);
+        if self.m.is_over() {
+            return Ok(None);
+        }
+        let now = self.rt.clock.now();
+        let result = self
+            .m
+            .execute(&self.game, Actor::Seat(seat), Action::Leave, now, None);
+        self.absorb(result, turn).map(Some)
+    }
+
+    /// The rematch a player created is ready (or failed): tell everyone following.
+    fn rematch_ready(&mut self, next: Option<(GameId, String, String)>) {
+        let Some((next, join, watch)) = next else {
+            self.rematch = Rematch::None;
+            return;
+        };
+        self.rematch = Rematch::Ready(join);
+        let game = self.id;
+        let notice = Arc::new(umpire_engine::protocol::ServerMsg::Rematch { game, next, watch });
+        for sub in &self.subscribers {
+            sub.outbox.push_notice(&notice);
+        }
+    }
+
+    /// What the monitor lists of this game.
+    fn summary(&self) -> crate::admin::GameSummary {
+        crate::admin::GameSummary {
+            game: self.id,
+            kind: G::KIND.to_owned(),
+            players: self.m.seats().to_vec(),
+            online: self.m.online().iter().map(|s| s.0).collect(),
+            spectators: self.spectators(),
+            version: self.m.version(),
+            created: 0,
+            last_event: self.m.last_at(),
+            timers: self.m.timers().len(),
+            over: self.m.is_over(),
         }
     }
 
@@ -731,20 +770,18 @@ impl<G: Game> Room<G> {
                 }
             }
         }
-        self.rt
-            .metrics
-            .events_appended
-            .inc_by(published.len() as u64);
-        self.head.store(self.durable, Ordering::Release);
-        if crate::game::publish::fan_out(&mut self.subscribers, &published, &self.rt.metrics) {
+        let gone = crate::game::publish::publish(
+            &mut self.subscribers,
+            &self.head,
+            self.durable,
+            &published,
+            &joiners,
+            answers,
+            &self.rt.metrics,
+        );
+        if gone {
             self.roster_changed = true;
             self.recount = true;
-        }
-        // After publishing: a new subscriber reads this turn's events from the log.
-        crate::game::publish::register(&mut self.subscribers, &joiners);
-        for (reply, mut answer) in answers {
-            answer.set_head(self.durable);
-            reply.send(answer);
         }
         // Counted only when someone came or went, not on every turn.
         if !joiners.is_empty() || std::mem::take(&mut self.recount) {

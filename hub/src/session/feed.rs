@@ -16,7 +16,7 @@ use umpire_engine::Seq;
 
 use crate::frames::{Frame, Published};
 use crate::handle::RoomMsg;
-use crate::outbox::{Answer, Item, RematchPlan};
+use crate::outbox::Item;
 use crate::session::{CatchUp, Outgoing, Session, Stage};
 
 /// Records read from the log per page while catching up.
@@ -172,215 +172,15 @@ impl Session {
         }
     }
 
-    fn answer(&mut self, r: Option<serde_json::Value>, answer: Answer) {
-        match answer {
-            Answer::Command {
-                game,
-                result: Ok(seq),
-            } => {
-                self.rt().metrics.commands_accepted.inc();
-                let ok = Outgoing::Frame(Frame::Msg(Box::new(ServerMsg::Ok {
-                    game: Some(game),
-                    seq: Some(seq),
-                    r#ref: r,
-                })));
-                // The ok comes after the events the command produced.
-                let behind = self
-                    .games
-                    .get(&game)
-                    .and_then(|l| l.next)
-                    .is_some_and(|next| next <= seq);
-                if behind {
-                    self.work.push_back(CatchUp {
-                        game,
-                        upto: seq,
-                        then: Some(ok),
-                    });
-                } else {
-                    self.ready.push_back(ok);
-                }
-            }
-            Answer::Seated {
-                game,
-                result: Ok(seated),
-            } => {
-                let Some(link) = self.entered(game) else {
-                    return;
-                };
-                link.seat = Some(seated.joined.seat);
-                link.token = Some(seated.joined.token.clone());
-                link.kind.clone_from(&seated.joined.kind);
-                let (quiet, from) = (std::mem::take(&mut link.quiet), link.from);
-                if let (Some(old), Some((join, watch))) =
-                    (self.rematches.remove(&game), seated.invite.clone())
-                {
-                    self.rematch_ready(old, Some((game, join, watch)));
-                }
-                let j = seated.joined;
-                let now = self.rt().clock.now();
-                let session = Some(self.token.clone());
-                let msg = match seated.invite {
-                    Some((join, watch)) => ServerMsg::Created {
-                        game,
-                        kind: j.kind,
-                        join,
-                        watch,
-                        seat: j.seat,
-                        token: j.token,
-                        session,
-                        now,
-                        r#ref: r,
-                    },
-                    None => ServerMsg::Joined {
-                        game,
-                        kind: j.kind,
-                        seat: j.seat,
-                        token: j.token,
-                        join: seated.keys.as_ref().map(|k| k.0.clone()),
-                        watch: seated.keys.map(|k| k.1),
-                        session,
-                        now,
-                        r#ref: r,
-                    },
-                };
-                if !quiet {
-                    self.say(msg);
-                }
-                self.follow(game, from, seated.head);
-                self.save();
-            }
-            Answer::Watching {
-                game,
-                kind,
-                from,
-                result: Ok(head),
-            } => {
-                let Some(link) = self.entered(game) else {
-                    return;
-                };
-                link.watching = true;
-                link.kind = kind.into();
-                let channel = link.channel.clone();
-                if !std::mem::take(&mut link.quiet) {
-                    let now = self.rt().clock.now();
-                    let session = Some(self.token.clone());
-                    self.say(match channel {
-                        Some(channel) => ServerMsg::Subscribed {
-                            channel,
-                            game,
-                            session,
-                            now,
-                            r#ref: r,
-                        },
-                        None => ServerMsg::Watching {
-                            game,
-                            kind: kind.into(),
-                            session,
-                            now,
-                            r#ref: r,
-                        },
-                    });
-                }
-                self.follow(game, from, head);
-                self.save();
-            }
-            Answer::Left {
-                game,
-                result: Ok(seq),
-            } => {
-                self.games.remove(&game);
-                self.save();
-                self.say(ServerMsg::Ok {
-                    game: Some(game),
-                    seq,
-                    r#ref: r,
-                });
-            }
-            Answer::Followed {
-                game,
-                result: Ok(head),
-            } => {
-                // Silent: the client never asked. What the old task published was sent; the
-                // rest up to the new task's head comes from the log.
-                self.work.push_back(CatchUp {
-                    game,
-                    upto: head,
-                    then: None,
-                });
-            }
-            // The game stopped again; the next request loads it again.
-            Answer::Followed { result: Err(_), .. } => {}
-            Answer::Seated {
-                game,
-                result: Err(e),
-            }
-            | Answer::Watching {
-                game,
-                result: Err(e),
-                ..
-            } => {
-                // A game asked for but never entered is forgotten again, once nothing else
-                // asked for it is still on its way.
-                if let Some(old) = self.rematches.remove(&game) {
-                    self.rematch_ready(old, None);
-                }
-                let mut resumed = false;
-                if let Some(link) = self.entered(game) {
-                    resumed = std::mem::take(&mut link.quiet);
-                    if resumed {
-                        // The seat or the watching it was given back is not there after all.
-                        link.seat = None;
-                        link.watching = false;
-                    }
-                    if link.entering == 0 && link.seat.is_none() && !link.watching {
-                        self.games.remove(&game);
-                    }
-                }
-                if resumed {
-                    let message = format!("game {game} could not be taken back: {e}");
-                    self.refuse(e.code(), message, r);
-                    self.save();
-                } else {
-                    self.refuse_with(&e, r);
-                }
-            }
-            Answer::Command { result: Err(e), .. } | Answer::Left { result: Err(e), .. } => {
-                self.refuse_with(&e, r);
-            }
-            Answer::Rematch { game, result } => {
-                // The create or join below counts the answer it is owed.
-                let sent = match result {
-                    Ok(RematchPlan::Create { kind, config }) => {
-                        match self.create(&kind, config, r.clone()) {
-                            Ok(next) => {
-                                self.rematches.insert(next, game);
-                                Ok(())
-                            }
-                            Err(e) => {
-                                self.rematch_ready(game, None);
-                                Err(e)
-                            }
-                        }
-                    }
-                    Ok(RematchPlan::Join { key }) => self.join(&key, r.clone()),
-                    Err(e) => Err(e),
-                };
-                if let Err(e) = sent {
-                    self.refuse_with(&e, r);
-                }
-            }
-        }
-    }
-
     /// Tell the finished game `old` that its rematch exists (or could not be created).
-    fn rematch_ready(&mut self, old: GameId, next: Option<(GameId, String, String)>) {
+    pub(super) fn rematch_ready(&mut self, old: GameId, next: Option<(GameId, String, String)>) {
         if let Some(link) = self.games.get(&old) {
             let _ = link.handle.send(RoomMsg::RematchReady { next });
         }
     }
 
     /// The link of `game`, one request to enter it answered.
-    fn entered(&mut self, game: GameId) -> Option<&mut crate::session::Link> {
+    pub(super) fn entered(&mut self, game: GameId) -> Option<&mut crate::session::Link> {
         let link = self.games.get_mut(&game)?;
         link.entering = link.entering.saturating_sub(1);
         Some(link)
@@ -388,7 +188,7 @@ impl Session {
 
     /// Start sending `game`'s events from `from`: the log up to `head`, live ones after.
     /// A game already followed keeps its place.
-    fn follow(&mut self, game: GameId, from: Seq, head: Seq) {
+    pub(super) fn follow(&mut self, game: GameId, from: Seq, head: Seq) {
         let Some(link) = self.games.get_mut(&game) else {
             return;
         };

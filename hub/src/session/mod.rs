@@ -6,6 +6,7 @@
 //! This file is the request side; `feed` is the sending side, `resume` keeps and takes back
 //! sessions, `quota` counts creates per minute, `shared` is what every session shares.
 
+mod answers;
 pub(crate) mod feed;
 pub(crate) mod quota;
 pub(crate) mod resume;
