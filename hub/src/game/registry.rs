@@ -37,6 +37,10 @@ pub(crate) struct Registry {
     kinds: HashMap<String, Arc<dyn Kind>>,
     /// Live games. A handle whose task stopped is replaced on the next lookup.
     rooms: Mutex<HashMap<GameId, RoomHandle>>,
+    /// Games being loaded, each with the gate its loaders pass one at a time: a game is
+    /// loaded by one task while requests for other games go on. Taken after `rooms`, never
+    /// before it while `rooms` is held.
+    loading: Mutex<HashMap<GameId, Arc<Mutex<()>>>>,
     /// Live channels, by stream id (not games: not counted or listed as games). Creating a
     /// channel happens under this lock, so a name never gets two streams.
     channels: Mutex<HashMap<GameId, RoomHandle>>,
@@ -64,6 +68,7 @@ impl Registry {
                 .map(|k| (k.name().to_owned(), k))
                 .collect(),
             rooms: Mutex::new(HashMap::new()),
+            loading: Mutex::new(HashMap::new()),
             channels: Mutex::new(HashMap::new()),
             channel_count: AtomicUsize::new(0),
             session_channels: Mutex::new(HashMap::new()),
@@ -248,8 +253,33 @@ impl Registry {
     /// The live game `game`, loading it from the log if its task is not running.
     pub(crate) fn room(&self, game: GameId) -> Result<RoomHandle> {
         self.open()?;
-        let mut rooms = self.rooms();
-        let reloading = match rooms.get(&game) {
+        if let Some(handle) = self.rooms().get(&game).filter(|h| !h.is_closed()) {
+            return Ok(handle.clone());
+        }
+        // One loader per game at a time, outside the map's lock: loading is sled reads (a long
+        // tail past the snapshot takes a while), and nobody waits for it but this game's
+        // requests.
+        let gate = Arc::clone(self.loading().entry(game).or_default());
+        let loaded = {
+            let _turn = gate.lock().unwrap_or_else(|p| p.into_inner());
+            self.load(game)
+        };
+        let mut loading = self.loading();
+        // The map's and ours: nobody else is waiting at this gate.
+        if Arc::strong_count(&gate) <= 2 {
+            loading.remove(&game);
+        }
+        loaded
+    }
+
+    fn loading(&self) -> MutexGuard<'_, HashMap<GameId, Arc<Mutex<()>>>> {
+        self.loading.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Start `game`'s task from the log, unless another loader did meanwhile. Called at the
+    /// game's gate: two tasks never run one game.
+    fn load(&self, game: GameId) -> Result<RoomHandle> {
+        let reloading = match self.rooms().get(&game) {
             Some(handle) if !handle.is_closed() => return Ok(handle.clone()),
             Some(handle) => !handle.is_retired(),
             None => false,
@@ -262,7 +292,6 @@ impl Registry {
         let not_found = || HubError::NotFound(format!("no game {game}"));
         let meta = self.rt.log.meta(game)?.ok_or_else(not_found)?;
         if meta.kind == crate::game::channel::KIND {
-            drop(rooms);
             let mut channels = self.channels();
             return self.channel_task(&mut channels, game, &meta.creator);
         }
@@ -272,8 +301,6 @@ impl Registry {
             // made durable: make them durable before they are served to anyone.
             self.rt.log.sync()?;
         }
-        // Loading under the lock keeps two tasks from ever running one game. It is a few
-        // sled reads; a game with a long tail past its snapshot makes others wait that long.
         let owner = self.rt.unpark(game).or_else(|| self.owner(&meta));
         let invite = meta.invite.clone();
         let handle = catch_unwind(AssertUnwindSafe(|| {
@@ -284,7 +311,7 @@ impl Registry {
             HubError::panicked(game)
         })??;
         tracing::info!(game, kind = %meta.kind, version = handle.head(), "game loaded");
-        rooms.insert(game, handle.clone());
+        self.rooms().insert(game, handle.clone());
         Ok(handle)
     }
 
@@ -403,15 +430,22 @@ impl Registry {
         }
     }
 
-    /// Remove `games` from the log, except any in memory; returns those removed. Under the
-    /// lock that loading takes, so no game is loaded while it is being removed.
+    /// Remove `games` from the log, except any in memory or being loaded; returns those
+    /// removed. Under the map's lock, which every load takes before it reads, so no game is
+    /// loaded while it is being removed.
     ///
     /// # Errors
     /// The log cannot be written.
     pub(crate) fn remove_unloaded(&self, mut games: Vec<GameId>) -> Result<Vec<GameId>> {
         self.forget_retired();
         let rooms = self.rooms();
-        games.retain(|id| rooms.get(id).is_none_or(RoomHandle::is_closed));
+        // Nor any being loaded: a loader that comes after this waits for the lock above, and
+        // then finds its game gone.
+        let loading = self.loading();
+        games.retain(|id| {
+            rooms.get(id).is_none_or(RoomHandle::is_closed) && !loading.contains_key(id)
+        });
+        drop(loading);
         self.rt.log.remove_streams(&games)?;
         Ok(games)
     }
