@@ -10,7 +10,9 @@
 //! - `sled_log`: [`SledLog`], the default backend.
 //! - `mem_log`: [`MemLog`], for tests and embedders that persist nothing.
 //! - `error`: [`StoreError`] and [`Conflict`].
+//! - [`contract`]: the tests every backend must pass, for a backend's own tests to run.
 
+pub mod contract;
 mod error;
 mod log;
 mod mem_log;
