@@ -103,28 +103,8 @@ async fn inspect_lists_shows_verifies_and_counts_what_a_folder_holds() {
 
     // A record that does not decode: verify names the game and fails.
     {
-        let log = SledLog::open(&data).unwrap();
-        let meta = StreamMeta {
-            kind: "tally".into(),
-            created: 0,
-            status: StreamStatus::Live,
-            creator: String::new(),
-            invite: None,
-        };
-        let bad = log.create_stream(&meta).unwrap();
-        log.append(bad, 0, &[Bytes::from_static(b"\x93not a record")])
-            .unwrap()
-            .unwrap();
-        log.sync().unwrap();
-        drop(log);
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let verify = inspect(&data, &["verify"]);
-        assert!(!verify.status.success());
-        assert!(
-            text(&verify).contains(&format!("{bad} tally: seq 1 does not decode")),
-            "{}",
-            text(&verify)
-        );
+        let bad = add_stream(&data, "tally", "", Bytes::from_static(b"\x93not a record")).await;
+        assert_verify_fails_naming(&data, &format!("{bad} tally: seq 1 does not decode"));
     }
 
     // While a server holds the folder, inspect says so.
@@ -164,25 +144,33 @@ async fn verify_replays_every_bundled_kind_and_checks_notices_against_their_sche
         text(&verify)
     );
 
-    let log = SledLog::open(&data).unwrap();
+    let record = rmp_serde::to_vec_named(&json!({"seq": 1, "body": "no notice"})).unwrap();
+    let odd = add_stream(&data, "channel", "broadcast", Bytes::from(record)).await;
+    assert_verify_fails_naming(&data, &format!("{odd} channel: seq 1 does not decode"));
+}
+
+/// Add a stream of `kind` (created by `creator`) holding `record` to the folder `data`, which
+/// no server holds; its id.
+async fn add_stream(data: &Path, kind: &str, creator: &str, record: Bytes) -> u64 {
+    let log = SledLog::open(data).unwrap();
     let meta = StreamMeta {
-        kind: "channel".into(),
+        kind: kind.into(),
         created: 0,
         status: StreamStatus::Live,
-        creator: "broadcast".into(),
+        creator: creator.into(),
         invite: None,
     };
-    let odd = log.create_stream(&meta).unwrap();
-    let record = rmp_serde::to_vec_named(&json!({"seq": 1, "body": "no notice"})).unwrap();
-    log.append(odd, 0, &[Bytes::from(record)]).unwrap().unwrap();
+    let id = log.create_stream(&meta).unwrap();
+    log.append(id, 0, &[record]).unwrap().unwrap();
     log.sync().unwrap();
     drop(log);
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let verify = inspect(&data, &["verify"]);
+    id
+}
+
+/// `inspect verify` fails on `data`, saying `what`.
+fn assert_verify_fails_naming(data: &Path, what: &str) {
+    let verify = inspect(data, &["verify"]);
     assert!(!verify.status.success());
-    assert!(
-        text(&verify).contains(&format!("{odd} channel: seq 1 does not decode")),
-        "{}",
-        text(&verify)
-    );
+    assert!(text(&verify).contains(what), "{}", text(&verify));
 }

@@ -8,12 +8,19 @@ use std::process::Command;
 
 use support::Server;
 
-/// Whether `python3` with `websockets` is here (scripts/install-test-deps.sh installs it).
+/// Whether `python3` with `websockets` is here (scripts/install-test-deps.sh installs it);
+/// says so when it is not.
 fn python_websockets() -> bool {
-    Command::new("python3")
+    let here = Command::new("python3")
         .args(["-c", "import websockets"])
         .status()
-        .is_ok_and(|s| s.success())
+        .is_ok_and(|s| s.success());
+    if !here {
+        eprintln!(
+            "SKIPPED: python3 with websockets is not installed (scripts/install-test-deps.sh)"
+        );
+    }
+    here
 }
 
 /// A client flooding from a loop that never yields reads nothing until its sends block. The
@@ -22,9 +29,6 @@ fn python_websockets() -> bool {
 #[test]
 fn python_clients_flooding_without_yielding_see_1008_and_why() {
     if !python_websockets() {
-        eprintln!(
-            "SKIPPED: python3 with websockets is not installed (scripts/install-test-deps.sh)"
-        );
         return;
     }
     let data = tempfile::tempdir().unwrap();
@@ -56,9 +60,6 @@ fn python_clients_flooding_without_yielding_see_1008_and_why() {
 #[test]
 fn python_clients_see_every_close_at_once_though_the_drain_is_ten_minutes() {
     if !python_websockets() {
-        eprintln!(
-            "SKIPPED: python3 with websockets is not installed (scripts/install-test-deps.sh)"
-        );
         return;
     }
     let data = tempfile::tempdir().unwrap();
