@@ -217,6 +217,17 @@ pub(crate) fn umpire_args(data: Option<&Path>, durability: &str, extra: &[&str])
         // Players stay in every game they played (only spectators leave the last one).
         "--games-per-connection",
         "1000000",
+        // Every client of a benchmark comes from 127.0.0.1: the per-address limits would
+        // hold them all as one.
+        "--max-connections-per-address",
+        "30000",
+        "--creates-per-minute-per-address",
+        "1000000",
+        "--subscribes-per-minute-per-address",
+        "1000000",
+        // Every player keeps a session for resuming.
+        "--max-kept-sessions",
+        "10000000",
     ]
     .iter()
     .map(|s| (*s).to_owned())
