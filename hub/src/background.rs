@@ -111,7 +111,7 @@ pub(crate) fn housekeeping_pass(hub: &Inner) -> Result<()> {
     // Connected before the pass and after it: a session that closes while its record is
     // being looked for is in the first list, one that opens meanwhile in the second.
     let mut sessions = hub.sessions.sids();
-    let kept = crate::session::resume::prune(&*rt.log, rt.clock.now(), &rt.config);
+    let kept = crate::session::resume::prune(&*rt.log, &rt.writer, rt.clock.now(), &rt.config);
     hub.sessions.set_kept(kept.count);
     rt.metrics.kept_sessions.set(gauge(kept.count));
     sessions.extend(kept.sids);

@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use umpire_engine::protocol::GameId;
 use umpire_engine::{Actor, Game, Seat, Seq};
-use umpire_store::Log;
+use umpire_store::{Log, LogRead};
 
 use crate::clock::{Clock, TokioClock};
 use crate::config::HubConfig;
@@ -106,9 +106,11 @@ impl HubBuilder {
     pub async fn start(self) -> Result<Hub> {
         let metrics = self.metrics.unwrap_or_default();
         let health = Arc::new(StorageHealth::default());
-        let log: Arc<dyn Log> = Arc::new(Watched::new(self.log, Arc::clone(&health)));
+        let watched = Arc::new(Watched::new(self.log, Arc::clone(&health)));
+        // The write half to the writer alone; everything else reads.
+        let log: Arc<dyn LogRead> = Arc::clone(&watched) as Arc<dyn LogRead>;
         let writer = Writer::start(
-            Arc::clone(&log),
+            watched,
             self.config.durability,
             Arc::clone(&metrics),
             Arc::clone(&health),
@@ -133,7 +135,7 @@ impl HubBuilder {
         let started = std::time::Instant::now();
         let found = registry.index()?;
         let rt = &registry.rt;
-        let kept = crate::session::resume::prune(&*rt.log, rt.clock.now(), &rt.config);
+        let kept = crate::session::resume::prune(&*rt.log, &rt.writer, rt.clock.now(), &rt.config);
         let sessions = kept.count;
         tracing::info!(
             games = found.games,
@@ -405,8 +407,8 @@ impl Hub {
         self.rt().wakes.len()
     }
 
-    /// The log the hub writes to.
-    pub fn log(&self) -> &Arc<dyn Log> {
+    /// The log the hub writes to, to read: its writes all go through the hub's writer.
+    pub fn log(&self) -> &Arc<dyn LogRead> {
         &self.rt().log
     }
 

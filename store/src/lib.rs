@@ -5,7 +5,7 @@
 //! (join and watch keys, seat tokens) and snapshots, and makes them durable on [`Log::sync`].
 //!
 //! # Layout
-//! - `log`: the [`Log`] trait and its value types.
+//! - `log`: the [`Log`] trait, its read half [`LogRead`], and their value types.
 //! - `record`: the format-version byte in front of every stored value.
 //! - `sled_log`: [`SledLog`], the default backend.
 //! - `mem_log`: [`MemLog`], for tests and embedders that persist nothing.
@@ -21,7 +21,8 @@ mod sled_log;
 
 pub use error::{Conflict, Result, StoreError};
 pub use log::{
-    KeyEntry, Log, Role, StreamId, StreamInfo, StreamMeta, StreamStatus, Wake, WakeChange, Write,
+    KeyEntry, Log, LogRead, Role, StreamId, StreamInfo, StreamMeta, StreamStatus, Wake, WakeChange,
+    Write,
 };
 pub use mem_log::MemLog;
 pub use record::{fuzz_record, FORMAT_VERSION};

@@ -301,3 +301,110 @@ pub trait Log: Send + Sync + std::fmt::Debug + 'static {
         self.sync()
     }
 }
+
+/// The read half of a [`Log`]: what every part of a server may hold. Writing needs the whole
+/// [`Log`], which a server gives to its one writer alone, so that every write goes through it.
+/// Every [`Log`] is a `LogRead`.
+pub trait LogRead: Send + Sync + std::fmt::Debug + 'static {
+    /// See [`Log::read`].
+    ///
+    /// # Errors
+    /// As [`Log::read`].
+    fn read(&self, stream: StreamId, from: Seq, max: usize) -> Result<Vec<(Seq, Bytes)>>;
+
+    /// See [`Log::version`].
+    ///
+    /// # Errors
+    /// As [`Log::version`].
+    fn version(&self, stream: StreamId) -> Result<Seq>;
+
+    /// See [`Log::meta`].
+    ///
+    /// # Errors
+    /// As [`Log::meta`].
+    fn meta(&self, stream: StreamId) -> Result<Option<StreamMeta>>;
+
+    /// See [`Log::streams`].
+    ///
+    /// # Errors
+    /// As [`Log::streams`].
+    fn streams(&self) -> Result<Vec<StreamInfo>>;
+
+    /// See [`Log::metas`].
+    ///
+    /// # Errors
+    /// As [`Log::metas`].
+    fn metas(&self) -> Result<Vec<(StreamId, StreamMeta)>>;
+
+    /// See [`Log::wake`].
+    ///
+    /// # Errors
+    /// As [`Log::wake`].
+    fn wake(&self, stream: StreamId) -> Result<Option<Wake>>;
+
+    /// See [`Log::wakes`].
+    ///
+    /// # Errors
+    /// As [`Log::wakes`].
+    fn wakes(&self) -> Result<Vec<(StreamId, Wake)>>;
+
+    /// See [`Log::find_key`].
+    ///
+    /// # Errors
+    /// As [`Log::find_key`].
+    fn find_key(&self, key: &str) -> Result<Option<KeyEntry>>;
+
+    /// See [`Log::load_snapshot`].
+    ///
+    /// # Errors
+    /// As [`Log::load_snapshot`].
+    fn load_snapshot(&self, stream: StreamId) -> Result<Option<(Seq, Vec<u8>)>>;
+
+    /// See [`Log::load_session`].
+    ///
+    /// # Errors
+    /// As [`Log::load_session`].
+    fn load_session(&self, token: &str) -> Result<Option<Vec<u8>>>;
+
+    /// See [`Log::sessions`].
+    ///
+    /// # Errors
+    /// As [`Log::sessions`].
+    fn sessions(&self) -> Result<Vec<(String, Vec<u8>)>>;
+}
+
+impl<L: Log + ?Sized> LogRead for L {
+    fn read(&self, stream: StreamId, from: Seq, max: usize) -> Result<Vec<(Seq, Bytes)>> {
+        Log::read(self, stream, from, max)
+    }
+    fn version(&self, stream: StreamId) -> Result<Seq> {
+        Log::version(self, stream)
+    }
+    fn meta(&self, stream: StreamId) -> Result<Option<StreamMeta>> {
+        Log::meta(self, stream)
+    }
+    fn streams(&self) -> Result<Vec<StreamInfo>> {
+        Log::streams(self)
+    }
+    fn metas(&self) -> Result<Vec<(StreamId, StreamMeta)>> {
+        Log::metas(self)
+    }
+    fn wake(&self, stream: StreamId) -> Result<Option<Wake>> {
+        Log::wake(self, stream)
+    }
+    fn wakes(&self) -> Result<Vec<(StreamId, Wake)>> {
+        Log::wakes(self)
+    }
+    fn find_key(&self, key: &str) -> Result<Option<KeyEntry>> {
+        Log::find_key(self, key)
+    }
+    fn load_snapshot(&self, stream: StreamId) -> Result<Option<(Seq, Vec<u8>)>> {
+        Log::load_snapshot(self, stream)
+    }
+    fn load_session(&self, token: &str) -> Result<Option<Vec<u8>>> {
+        Log::load_session(self, token)
+    }
+    fn sessions(&self) -> Result<Vec<(String, Vec<u8>)>> {
+        Log::sessions(self)
+    }
+}

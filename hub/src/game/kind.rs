@@ -37,7 +37,7 @@ pub(crate) trait Kind: Send + Sync + 'static {
         invite: Option<(String, String)>,
     ) -> Result<RoomHandle>;
     /// The game's state after seq `at`, replayed from the log by its rules, as JSON.
-    fn state_at(&self, log: &dyn umpire_store::Log, id: GameId, at: u64) -> Result<Value>;
+    fn state_at(&self, log: &dyn umpire_store::LogRead, id: GameId, at: u64) -> Result<Value>;
 }
 
 /// A registered game.
@@ -58,7 +58,7 @@ impl<G: Game> Registered<G> {
     /// after it, read a page at a time.
     fn replay(
         &self,
-        log: &dyn umpire_store::Log,
+        log: &dyn umpire_store::LogRead,
         id: GameId,
         from: Option<Match<G>>,
         upto: u64,
@@ -118,7 +118,7 @@ impl<G: Game> Kind for Registered<G> {
             creator: owner.player().to_owned(),
             invite: Some(invite.clone()),
         };
-        let id = rt.log.create_stream(&meta)?;
+        let id = rt.writer.create_stream(&meta)?;
         let first = FirstTurn {
             created: Bytes::from(created),
             invite,
@@ -127,7 +127,7 @@ impl<G: Game> Kind for Registered<G> {
         Ok(Room::spawn(rt, game, id, m, Some(first), Some(owner), None))
     }
 
-    fn state_at(&self, log: &dyn umpire_store::Log, id: GameId, at: u64) -> Result<Value> {
+    fn state_at(&self, log: &dyn umpire_store::LogRead, id: GameId, at: u64) -> Result<Value> {
         let m = self.replay(log, id, None, at)?;
         serde_json::to_value(m.state()).map_err(|e| corrupt(id, &e))
     }
@@ -155,7 +155,7 @@ impl<G: Game> Kind for Registered<G> {
         }
         let m = self.replay(&**log, id, snapshot, u64::MAX)?;
         if m.is_over() {
-            log.set_status(id, StreamStatus::Over)?;
+            rt.writer.set_status(id, StreamStatus::Over)?;
         }
         let game = Arc::clone(&self.game);
         Ok(Room::spawn(rt, game, id, m, None, owner, invite))

@@ -100,12 +100,12 @@ impl Registry {
                     creator: name.to_owned(),
                     invite: None,
                 };
-                let id = self.rt.log.create_stream(&meta)?;
+                let id = self.rt.writer.create_stream(&meta)?;
                 let entry = umpire_store::KeyEntry {
                     stream: id,
                     role: Role::Watch,
                 };
-                self.rt.log.put_key(&key, entry)?;
+                self.rt.writer.put_key(&key, entry)?;
                 self.counted_channel(id, name, meta.created);
                 id
             }
@@ -162,7 +162,7 @@ impl Registry {
                     handle.stop();
                 }
             }
-            self.rt.log.remove_streams(&ids)?;
+            self.rt.writer.remove_streams(&ids)?;
         }
         let mut map = self.session_channels();
         for (sid, _) in &gone {
@@ -299,7 +299,7 @@ impl Registry {
         if reloading {
             // Its task stopped on a storage failure, perhaps after writing records it never
             // made durable: make them durable before they are served to anyone.
-            self.rt.log.sync()?;
+            self.rt.writer.sync_now()?;
         }
         let owner = self.rt.unpark(game).or_else(|| self.owner(&meta));
         let invite = meta.invite.clone();
@@ -446,7 +446,7 @@ impl Registry {
             rooms.get(id).is_none_or(RoomHandle::is_closed) && !loading.contains_key(id)
         });
         drop(loading);
-        self.rt.log.remove_streams(&games)?;
+        self.rt.writer.remove_streams(&games)?;
         Ok(games)
     }
 

@@ -307,7 +307,7 @@ impl<G: Game> Room<G> {
         }
         let needed = self.wake_needed(self.active);
         if needed != self.wake {
-            if let Err(e) = self.rt.log.set_wake(self.id, needed) {
+            if let Err(e) = self.rt.writer.set_wake(self.id, needed) {
                 tracing::warn!(game = self.id, error = %e, "wake-up entry not written; the earlier one stands");
             }
         }

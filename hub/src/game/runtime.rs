@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use umpire_engine::protocol::GameId;
-use umpire_store::Log;
+use umpire_store::LogRead;
 
 use crate::clock::Clock;
 use crate::config::HubConfig;
@@ -22,7 +22,7 @@ use crate::storage::writer::Writer;
 #[derive(Debug)]
 pub(crate) struct Runtime {
     /// For reads: loading a game, catching a subscriber up. Writes go through `writer`.
-    pub(crate) log: Arc<dyn Log>,
+    pub(crate) log: Arc<dyn LogRead>,
     pub(crate) writer: Writer,
     pub(crate) clock: Arc<dyn Clock>,
     /// Where new games' rng seeds come from.

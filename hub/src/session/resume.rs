@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use umpire_engine::protocol::{GameId, ResumedGame, ServerMsg};
 use umpire_engine::{Millis, Seat, Seq};
-use umpire_store::Log;
+use umpire_store::LogRead;
 
 use crate::error::HubError;
 use crate::handle::{RoomMsg, Subscriber};
@@ -78,7 +78,12 @@ pub(crate) struct Kept {
 }
 
 /// Remove every session record past its time (or unreadable); what was kept.
-pub(crate) fn prune(log: &dyn Log, now: Millis, config: &crate::HubConfig) -> Kept {
+pub(crate) fn prune(
+    log: &dyn LogRead,
+    writer: &crate::storage::writer::Writer,
+    now: Millis,
+    config: &crate::HubConfig,
+) -> Kept {
     let sessions = match log.sessions() {
         Ok(sessions) => sessions,
         Err(e) => {
@@ -94,7 +99,7 @@ pub(crate) fn prune(log: &dyn Log, now: Millis, config: &crate::HubConfig) -> Ke
                 kept.sids.insert(saved.sid);
             }
             None => {
-                if let Err(e) = log.remove_session(&token) {
+                if let Err(e) = writer.remove_session(&token) {
                     tracing::warn!(error = %e, "an expired session could not be removed");
                 }
             }
@@ -132,7 +137,7 @@ impl Session {
         }
         let keeps = !games.is_empty();
         let channels_only = games.iter().all(|g| g.channel.is_some());
-        let log = &self.rt().log;
+        let writer = &self.rt().writer;
         let bytes = if games.is_empty() {
             None
         } else {
@@ -166,8 +171,8 @@ impl Session {
         }
         let token = &self.token;
         let result = self.outbox.unless_taken(|| match &bytes {
-            Some(bytes) => log.save_session(token, bytes),
-            None => log.remove_session(token),
+            Some(bytes) => writer.save_session(token, bytes),
+            None => writer.remove_session(token),
         });
         let done = matches!(result, Some(Ok(())));
         if (newly_kept && !done) || (done && self.saved && !keeps) {
@@ -233,7 +238,7 @@ impl Session {
         // Used up: a connection still holding it is closed, and this connection's own token
         // takes over.
         self.hub.sessions.take_over(token);
-        self.rt().log.remove_session(token)?;
+        self.rt().writer.remove_session(token)?;
         self.hub.sessions.forget_kept();
         self.rt()
             .metrics

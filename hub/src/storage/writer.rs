@@ -1,4 +1,5 @@
-//! The log writer: the one place that writes to the log and flushes it.
+//! The log writer: the one place that writes to the log and flushes it. It alone holds the
+//! log's write half; the rest of the hub holds its read half (`LogRead`).
 //!
 //! Game tasks hand it what a turn produced and wait. The writer takes every turn waiting,
 //! applies them all as one atomic write, flushes once (group commit), and only then wakes each
@@ -21,7 +22,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
-use umpire_store::{Log, Seq, StoreError, StreamId, Write};
+use umpire_store::{
+    KeyEntry, Log, Seq, StoreError, StreamId, StreamMeta, StreamStatus, Wake, Write,
+};
 
 use crate::config::Durability;
 use crate::error::{HubError, Result};
@@ -53,10 +56,14 @@ enum Job {
     Sync(oneshot::Sender<Result<()>>),
 }
 
-/// The way to the writer. Cheap to clone; the writer ends when every clone is gone.
+/// The way to the writer, and the only holder of the log's write half: whatever writes to
+/// the log goes through it. Cheap to clone; the writer ends when every clone is gone.
 #[derive(Clone, Debug)]
 pub(crate) struct Writer {
     jobs: mpsc::UnboundedSender<Job>,
+    /// For the writes outside the group commit (below): each made on the caller's thread,
+    /// durable with the next flush.
+    log: Arc<dyn Log>,
 }
 
 impl std::fmt::Debug for Job {
@@ -82,7 +89,7 @@ impl Writer {
     ) -> Self {
         let (jobs, queue) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
-            log,
+            log: Arc::clone(&log),
             durability,
             metrics,
             health,
@@ -90,7 +97,7 @@ impl Writer {
         // Not tracked with the games: it must outlive them at shutdown to write their last
         // turns. It ends when the hub and every game task have dropped their `Writer`.
         tokio::spawn(run(shared, queue));
-        Writer { jobs }
+        Writer { jobs, log }
     }
 
     /// Append `write` and wait until it is durable (per the hub's durability mode).
@@ -121,6 +128,60 @@ impl Writer {
             .send(Job::Sync(done))
             .map_err(|_| HubError::Unavailable)?;
         wait.await.map_err(|_| HubError::Unavailable)?
+    }
+}
+
+/// The writes outside the group commit. Each is made at once on the caller's thread, not
+/// queued: its caller needs the result now (a new stream's id, a key that must be found at
+/// once) or nobody waits for it. Durable with the next flush, like a snapshot.
+impl Writer {
+    /// Register a new, empty stream (a game or a channel); its id.
+    pub(crate) fn create_stream(&self, meta: &StreamMeta) -> umpire_store::Result<StreamId> {
+        self.log.create_stream(meta)
+    }
+
+    /// Index `key` (a channel's name).
+    pub(crate) fn put_key(&self, key: &str, entry: KeyEntry) -> umpire_store::Result<()> {
+        self.log.put_key(key, entry)
+    }
+
+    /// Mark a stream over (a game found finished on load).
+    pub(crate) fn set_status(
+        &self,
+        stream: StreamId,
+        status: StreamStatus,
+    ) -> umpire_store::Result<()> {
+        self.log.set_status(stream, status)
+    }
+
+    /// Replace a stream's wake-up entry (a game leaving memory).
+    pub(crate) fn set_wake(
+        &self,
+        stream: StreamId,
+        wake: Option<Wake>,
+    ) -> umpire_store::Result<()> {
+        self.log.set_wake(stream, wake)
+    }
+
+    /// Keep a session's record under `token`.
+    pub(crate) fn save_session(&self, token: &str, record: &[u8]) -> umpire_store::Result<()> {
+        self.log.save_session(token, record)
+    }
+
+    /// Forget the session under `token`.
+    pub(crate) fn remove_session(&self, token: &str) -> umpire_store::Result<()> {
+        self.log.remove_session(token)
+    }
+
+    /// Remove `streams` with everything of theirs (retention, session channels).
+    pub(crate) fn remove_streams(&self, streams: &[StreamId]) -> umpire_store::Result<()> {
+        self.log.remove_streams(streams)
+    }
+
+    /// Flush now, on this thread: what a stopped game's task wrote but never made durable,
+    /// before the game is loaded again.
+    pub(crate) fn sync_now(&self) -> umpire_store::Result<()> {
+        self.log.sync()
     }
 }
 
