@@ -154,16 +154,18 @@ impl Registry {
         }
         let ids: Vec<GameId> = gone.iter().map(|(_, id)| *id).collect();
         {
-            // Under the channels lock, so that nobody starts the task of a stream that is
-            // being removed.
             let mut channels = self.channels();
             for id in &ids {
                 if let Some(handle) = channels.remove(id) {
                     handle.stop();
                 }
             }
-            self.rt.writer.remove_streams(&ids)?;
         }
+        // Not under the channels lock: removal reads the key index, and subscribers must not
+        // wait for it. Nobody else wants these streams (their sessions are gone); a notice
+        // published to one meanwhile starts a task that stops on the removed stream, and the
+        // next publish creates the channel afresh.
+        self.rt.writer.remove_streams(&ids)?;
         let mut map = self.session_channels();
         for (sid, _) in &gone {
             map.remove(sid);
