@@ -129,7 +129,7 @@ impl Published {
         let Some((views, copies)) = &self.views else {
             return self;
         };
-        let mut copies = copies.lock().unwrap_or_else(|p| p.into_inner());
+        let mut copies = crate::lock(copies);
         let copy = match copies.iter().find(|(v, _)| *v == viewer) {
             Some((_, copy)) => copy.clone(),
             None => {

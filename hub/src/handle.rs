@@ -157,7 +157,7 @@ pub(crate) struct Inbox {
 impl Inbox {
     fn queue(&self) -> MutexGuard<'_, (VecDeque<RoomMsg>, bool)> {
         // Each change is one push, pop or flag: a poisoned queue is still a queue.
-        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+        crate::lock(&self.queue)
     }
 
     /// Queue `msg` for the task, or give it back if the task has stopped.

@@ -79,6 +79,13 @@ mod outbox;
 mod session;
 mod storage;
 
+/// Lock `mutex`, also after a panic poisoned it: every value the hub keeps under a lock is
+/// changed by whole operations (an insert, a removal, a push), so a poisoned one is still
+/// consistent.
+pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 pub use admin::{ConnectionSummary, GameSummary, History};
 pub use clock::{Clock, TokioClock};
 pub use config::{Durability, HubConfig, Limits};

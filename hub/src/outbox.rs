@@ -90,7 +90,7 @@ impl Outbox {
 
     fn state(&self) -> MutexGuard<'_, State> {
         // Every change under the lock is a single push, swap or flag: never half done.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        crate::lock(&self.state)
     }
 
     /// Queue an event, or mark its game lagging if the queue is full. Never waits.
@@ -159,12 +159,12 @@ impl Outbox {
 
     /// Change what the monitor shows of this connection.
     pub(crate) fn update_card(&self, f: impl FnOnce(&mut Card)) {
-        f(&mut self.card.lock().unwrap_or_else(|p| p.into_inner()));
+        f(&mut crate::lock(&self.card));
     }
 
     /// What the monitor shows of this connection, and how many events wait for it.
     pub(crate) fn card(&self) -> (Card, usize) {
-        let card = self.card.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let card = crate::lock(&self.card).clone();
         (card, self.state().events)
     }
 

@@ -25,7 +25,7 @@ pub(crate) struct OwnerSlot {
 impl Owners {
     fn counts(&self) -> MutexGuard<'_, HashMap<String, usize>> {
         // Every change is one map operation: a poisoned map is still consistent.
-        self.counts.lock().unwrap_or_else(|p| p.into_inner())
+        crate::lock(&self.counts)
     }
 
     /// A slot for a new game of `player`, if they have fewer than `limit` live games.

@@ -76,7 +76,7 @@ impl Registry {
     }
 
     fn channels(&self) -> MutexGuard<'_, HashMap<GameId, RoomHandle>> {
-        self.channels.lock().unwrap_or_else(|p| p.into_inner())
+        crate::lock(&self.channels)
     }
 
     /// The channel `name`, its stream created on first use.
@@ -124,9 +124,7 @@ impl Registry {
     }
 
     fn session_channels(&self) -> MutexGuard<'_, HashMap<String, (GameId, Millis)>> {
-        self.session_channels
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        crate::lock(&self.session_channels)
     }
 
     /// Remove the streams of the session channels whose session is not in `sessions`
@@ -197,7 +195,7 @@ impl Registry {
 
     fn rooms(&self) -> MutexGuard<'_, HashMap<GameId, RoomHandle>> {
         // Inserts and removals are single operations: a poisoned map is still consistent.
-        self.rooms.lock().unwrap_or_else(|p| p.into_inner())
+        crate::lock(&self.rooms)
     }
 
     fn open(&self) -> Result<()> {
@@ -263,7 +261,7 @@ impl Registry {
         // requests.
         let gate = Arc::clone(self.loading().entry(game).or_default());
         let loaded = {
-            let _turn = gate.lock().unwrap_or_else(|p| p.into_inner());
+            let _turn = crate::lock(&gate);
             self.load(game)
         };
         let mut loading = self.loading();
@@ -275,7 +273,7 @@ impl Registry {
     }
 
     fn loading(&self) -> MutexGuard<'_, HashMap<GameId, Arc<Mutex<()>>>> {
-        self.loading.lock().unwrap_or_else(|p| p.into_inner())
+        crate::lock(&self.loading)
     }
 
     /// Start `game`'s task from the log, unless another loader did meanwhile. Called at the
@@ -461,8 +459,7 @@ impl Registry {
     /// Drop the handles of games whose task ended for good: they load again on their next
     /// use, and until then cost nothing.
     pub(crate) fn forget_retired(&self) {
-        let retired =
-            std::mem::take(&mut *self.rt.retired.lock().unwrap_or_else(|p| p.into_inner()));
+        let retired = std::mem::take(&mut *crate::lock(&self.rt.retired));
         if retired.is_empty() {
             return;
         }

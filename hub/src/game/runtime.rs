@@ -52,10 +52,7 @@ pub(crate) struct Runtime {
 impl Runtime {
     /// A game left memory for good or for now: the registry forgets its handle.
     pub(crate) fn retire(&self, game: GameId) {
-        self.retired
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(game);
+        crate::lock(&self.retired).push(game);
         self.wakes.nudge();
     }
 
@@ -65,33 +62,21 @@ impl Runtime {
             game,
             "the game's code panicked; the game stays stopped until the server restarts"
         );
-        self.panicked
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(game);
+        crate::lock(&self.panicked).insert(game);
     }
 
     /// Whether a panic stopped `game`.
     pub(crate) fn has_panicked(&self, game: GameId) -> bool {
-        self.panicked
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains(&game)
+        crate::lock(&self.panicked).contains(&game)
     }
 
     /// Hold `slot` (a live game's count for its creator) while its game is out of memory.
     pub(crate) fn park(&self, game: GameId, slot: OwnerSlot) {
-        self.parked
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(game, slot);
+        crate::lock(&self.parked).insert(game, slot);
     }
 
     /// The parked count of `game`, as it is loaded again.
     pub(crate) fn unpark(&self, game: GameId) -> Option<OwnerSlot> {
-        self.parked
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&game)
+        crate::lock(&self.parked).remove(&game)
     }
 }

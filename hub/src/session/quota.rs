@@ -58,7 +58,7 @@ const SWEEP_FROM: usize = 1024;
 
 impl PerUser {
     fn windows(&self) -> std::sync::MutexGuard<'_, (HashMap<String, Window>, usize)> {
-        self.windows.lock().unwrap_or_else(|p| p.into_inner())
+        crate::lock(&self.windows)
     }
 
     /// Whether `user` may create one more game at `now`, at most `max` a minute.

@@ -56,7 +56,7 @@ pub(crate) struct Sessions {
 
 impl Sessions {
     fn open_map(&self) -> MutexGuard<'_, HashMap<String, Weak<Outbox>>> {
-        self.open.lock().unwrap_or_else(|p| p.into_inner())
+        crate::lock(&self.open)
     }
 
     pub(crate) fn open(&self, token: &str, outbox: &Arc<Outbox>) {

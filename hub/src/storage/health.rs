@@ -53,7 +53,7 @@ pub(crate) struct StorageHealth {
 impl StorageHealth {
     fn failing(&self) -> std::sync::MutexGuard<'_, Option<(String, SystemTime)>> {
         // Replaced whole under the lock: a poisoned value is still a whole value.
-        self.failing.lock().unwrap_or_else(|p| p.into_inner())
+        crate::lock(&self.failing)
     }
 
     /// The log failed with `reason`; keep the time of the first failure.

@@ -36,7 +36,7 @@ struct Queue {
 impl Wakes {
     fn queue(&self) -> MutexGuard<'_, Queue> {
         // Each change keeps both maps in step before it can panic: a poisoned queue is whole.
-        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+        crate::lock(&self.queue)
     }
 
     /// Load `game` at `due`, replacing its earlier wake-up if it had one.
