@@ -5,7 +5,6 @@
 use std::sync::{Arc, Weak};
 
 use crate::error::Result;
-use crate::metrics::gauge;
 use crate::session::shared::Inner;
 
 /// Each time the log works again after failing, restart the games that stopped on the
@@ -113,7 +112,6 @@ pub(crate) fn housekeeping_pass(hub: &Inner) -> Result<()> {
     let mut sessions = hub.sessions.sids();
     let kept = crate::session::resume::prune(&*rt.log, &rt.writer, rt.clock.now(), &rt.config);
     hub.sessions.set_kept(kept.count);
-    rt.metrics.kept_sessions.set(gauge(kept.count));
     sessions.extend(kept.sids);
     sessions.extend(hub.sessions.sids());
     let min_age = u64::try_from(SESSION_CHANNEL_MIN_AGE.as_millis()).unwrap_or(u64::MAX);

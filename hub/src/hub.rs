@@ -19,7 +19,7 @@ use crate::game::kind::{Kind, Registered};
 use crate::game::registry::Registry;
 use crate::game::runtime::Runtime;
 use crate::handle::RoomMsg;
-use crate::metrics::{gauge, Metrics};
+use crate::metrics::Metrics;
 use crate::outbox::{Answer, Created, Inspection, Joined, ReplyTo};
 use crate::session::shared::{Authenticator, GroupPolicy, Inner, Sessions};
 use crate::session::{Peer, Session};
@@ -145,18 +145,18 @@ impl HubBuilder {
             took = ?started.elapsed(),
             "hub started; games load on first use"
         );
+        let kept_gauge = registry.rt.metrics.kept_sessions.clone();
         let inner = Arc::new(Inner {
             registry,
             auth: self.auth,
             groups: self.groups,
-            sessions: Sessions::default(),
+            sessions: Sessions::new(kept_gauge),
             creates: crate::session::quota::PerUser::default(),
             address_creates: crate::session::quota::PerUser::default(),
             address_subscribes: crate::session::quota::PerUser::default(),
         });
         inner.sessions.set_kept(kept.count);
         let rt = &inner.registry.rt;
-        rt.metrics.kept_sessions.set(gauge(kept.count));
         // Nobody is connected yet: every session channel whose session is not kept is gone.
         inner
             .registry

@@ -1,8 +1,7 @@
 //! The registry: registered game kinds and the live games, by id. Games are started here
 //! (created, or loaded from the log on first use) and looked up by id or by key.
 
-use std::collections::HashMap;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};

@@ -23,8 +23,7 @@ use umpire_engine::{Actor, Seat, Seq};
 use crate::error::HubError;
 use crate::frames::Frame;
 use crate::handle::{RoomHandle, RoomMsg, SessionId, Subscriber};
-use crate::outbox::ReplyTo;
-use crate::outbox::{Item, Outbox};
+use crate::outbox::{Item, Outbox, ReplyTo};
 use crate::session::shared::Inner;
 
 /// Who is on the other end of a connection, as the transport learned it.
@@ -158,15 +157,15 @@ impl Session {
         let alive = rt.tracker.token();
         let token = crate::game::keys::new_key();
         hub.sessions.open(&token, &outbox);
+        let sid = crate::game::keys::new_key()[..12].to_owned();
         outbox.update_card(|card| {
             card.session = id;
             card.peer.clone_from(&peer.label);
             card.opened = rt.clock.now();
             card.user.clone_from(&peer.user);
+            card.sid.clone_from(&sid);
         });
         tracing::debug!(session = id, peer = %peer.label, "session opened");
-        let sid = crate::game::keys::new_key()[..12].to_owned();
-        outbox.update_card(|card| card.sid.clone_from(&sid));
         Session {
             id,
             user: peer.user,

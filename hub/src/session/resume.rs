@@ -20,7 +20,6 @@ use umpire_store::LogRead;
 
 use crate::error::HubError;
 use crate::handle::{RoomMsg, Subscriber};
-use crate::metrics::gauge;
 use crate::session::Session;
 
 /// What the log keeps of a session.
@@ -36,9 +35,6 @@ pub(crate) struct Saved {
     #[serde(default)]
     sid: String,
     games: Vec<SavedGame>,
-    /// Whether it is in channels only (no game): kept for the shorter time.
-    #[serde(default)]
-    channels_only: bool,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -58,7 +54,8 @@ impl Saved {
     }
 
     fn expired(&self, now: Millis, config: &crate::HubConfig) -> bool {
-        let keep_for = if self.channels_only {
+        // In channels only (no game): kept for the shorter time.
+        let keep_for = if self.games.iter().all(|g| g.channel.is_some()) {
             config.resume_channels_for
         } else {
             config.resume_for
@@ -136,7 +133,6 @@ impl Session {
             return;
         }
         let keeps = !games.is_empty();
-        let channels_only = games.iter().all(|g| g.channel.is_some());
         let writer = &self.rt().writer;
         let bytes = if games.is_empty() {
             None
@@ -147,7 +143,6 @@ impl Session {
                 touched: self.rt().clock.now(),
                 sid: self.sid.clone(),
                 games,
-                channels_only,
             };
             match rmp_serde::to_vec_named(&saved) {
                 Ok(bytes) => Some(bytes),
@@ -178,7 +173,6 @@ impl Session {
         if (newly_kept && !done) || (done && self.saved && !keeps) {
             sessions.forget_kept();
         }
-        self.rt().metrics.kept_sessions.set(gauge(sessions.kept()));
         match result {
             Some(Ok(())) => self.saved = keeps,
             // Resumed elsewhere: the record is the other connection's now.
@@ -240,10 +234,6 @@ impl Session {
         self.hub.sessions.take_over(token);
         self.rt().writer.remove_session(token)?;
         self.hub.sessions.forget_kept();
-        self.rt()
-            .metrics
-            .kept_sessions
-            .set(gauge(self.hub.sessions.kept()));
         let player = self.player();
         let (mut games, mut lost) = (Vec::new(), Vec::new());
         for g in saved.games {

@@ -52,9 +52,19 @@ pub(crate) struct Sessions {
     /// at start and by each housekeeping pass, and kept up to date in between by the
     /// sessions that save and remove their records.
     kept: AtomicUsize,
+    /// `umpire_kept_sessions`: `kept`, shown. Set wherever `kept` changes.
+    kept_gauge: prometheus_client::metrics::gauge::Gauge,
 }
 
 impl Sessions {
+    /// No session yet; the kept count shown in `gauge`.
+    pub(crate) fn new(gauge: prometheus_client::metrics::gauge::Gauge) -> Self {
+        Sessions {
+            kept_gauge: gauge,
+            ..Sessions::default()
+        }
+    }
+
     fn open_map(&self) -> MutexGuard<'_, HashMap<String, Weak<Outbox>>> {
         crate::lock(&self.open)
     }
@@ -107,11 +117,13 @@ impl Sessions {
 
     /// Count one session record more, if fewer than `max` are kept.
     pub(crate) fn try_keep(&self, max: usize) -> bool {
-        self.kept
+        let kept = self
+            .kept
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                 (n < max).then_some(n + 1)
-            })
-            .is_ok()
+            });
+        self.show_kept();
+        kept.is_ok()
     }
 
     /// Count one session record fewer.
@@ -119,11 +131,17 @@ impl Sessions {
         let _ = self
             .kept
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+        self.show_kept();
     }
 
     /// The kept sessions, as a pass over the log counted them.
     pub(crate) fn set_kept(&self, kept: usize) {
         self.kept.store(kept, Ordering::Release);
+        self.show_kept();
+    }
+
+    fn show_kept(&self) {
+        self.kept_gauge.set(crate::metrics::gauge(self.kept()));
     }
 
     /// The public ids of the sessions of every open connection.
