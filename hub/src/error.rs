@@ -1,7 +1,7 @@
 //! The hub's errors, one enum for every request, each variant mapped to a wire code.
 
 use umpire_engine::protocol::ErrorCode;
-use umpire_store::{Conflict, StoreError};
+use umpire_store::{Refused, StoreError};
 
 /// Why a request to the hub failed.
 ///
@@ -48,10 +48,12 @@ pub enum HubError {
     /// The log failed. Handling: `internal`; the game reloads from the log on next use.
     #[error("storage failed: {0}")]
     Store(#[from] StoreError),
-    /// Someone else wrote to the game's stream: two tasks ran one game. Handling: `internal`;
-    /// the game reloads from the log on next use.
-    #[error("the game's log moved under it: {0}")]
-    Conflict(Conflict),
+    /// The log refused the game's write ([`Refused`]): the stream moved under the game's task
+    /// (`Stale`: two tasks ran one game; `internal`), or another process now runs the game
+    /// (`NotOwner`: `overloaded`, retry: the request reaches the game where it runs now). The
+    /// task stops either way; the game reloads from the log on next use.
+    #[error("the game's log refused its write: {0}")]
+    Refused(Refused),
     /// The game's own code (`setup`, `decide`, `apply`, `presence`, `outcome`, `view`)
     /// panicked. The game stays stopped until the server restarts, so that it cannot take
     /// anything else down with it, nor panic again and again. Handling: `internal`.
@@ -80,12 +82,14 @@ impl HubError {
             HubError::Full => ErrorCode::Full,
             HubError::GameOver => ErrorCode::GameOver,
             HubError::Unauthorized(_) => ErrorCode::Unauthorized,
-            HubError::Unavailable => ErrorCode::Overloaded,
+            HubError::Unavailable | HubError::Refused(Refused::NotOwner { .. }) => {
+                ErrorCode::Overloaded
+            }
             HubError::TooFast(_) => ErrorCode::RateLimited,
             HubError::Limit(_) => ErrorCode::LimitReached,
-            HubError::Store(_) | HubError::Conflict(_) | HubError::Panicked(_) => {
-                ErrorCode::Internal
-            }
+            HubError::Store(_)
+            | HubError::Refused(Refused::Stale { .. })
+            | HubError::Panicked(_) => ErrorCode::Internal,
         }
     }
 }

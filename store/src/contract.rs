@@ -7,7 +7,7 @@
 use bytes::Bytes;
 
 use crate::{
-    Conflict, KeyEntry, Log, Role, StoreError, StreamMeta, StreamStatus, Wake, WakeChange, Write,
+    KeyEntry, Log, Refused, Role, StoreError, StreamMeta, StreamStatus, Wake, WakeChange, Write,
 };
 
 /// A live stream's metadata of `kind`, created at 7.
@@ -31,7 +31,7 @@ pub fn records(range: std::ops::Range<u8>) -> Vec<Bytes> {
 /// Run the whole contract against `log`, a fresh, empty log: panics with what broke.
 ///
 /// It checks, in order: records round-trip in order and streams stay apart; a write at the
-/// wrong version is a [`Conflict`] and changes nothing; metadata and listing; keys; a write of
+/// wrong version is a [`Refused`] and changes nothing; metadata and listing; keys; a write of
 /// several streams, each checked on its own, keys and status only with their records;
 /// forgetting the start of a stream; sessions kept, replaced, listed and removed; the latest
 /// snapshot wins; the wake-up index changes with the records of a write, and only if they are
@@ -68,14 +68,14 @@ pub fn run(log: &dyn Log) {
     // Conflicts: ahead, behind, and exactly at version all behave.
     assert_eq!(
         log.append(a, 3, &records(9..10)).unwrap(),
-        Err(Conflict {
+        Err(Refused::Stale {
             expected: 3,
             actual: 5
         })
     );
     assert_eq!(
         log.append(a, 9, &records(9..10)).unwrap(),
-        Err(Conflict {
+        Err(Refused::Stale {
             expected: 9,
             actual: 5
         })
@@ -144,7 +144,7 @@ pub fn run(log: &dyn Log) {
         results,
         vec![
             Ok(2),
-            Err(Conflict {
+            Err(Refused::Stale {
                 expected: 4,
                 actual: 5
             }),

@@ -4,7 +4,7 @@ use crate::Seq;
 
 /// A fail-stop problem: the store cannot do what was asked, and retrying will not help.
 ///
-/// Expected outcomes (a version conflict) are not here: they are the inner `Result` of
+/// Expected outcomes (a write refused as stale) are not here: they are the inner `Result` of
 /// [`crate::Log::write`], so `?` cannot carry them off by accident. Cloneable, so that every
 /// writer waiting on one failed flush can be told the same reason.
 #[derive(Clone, Debug, thiserror::Error)]
@@ -67,15 +67,30 @@ impl From<std::io::Error> for StoreError {
     }
 }
 
-/// The stream is not at the version the writer expected: someone else appended, or the
-/// writer's view is stale. Nothing was written.
+/// Why a backend refused one write of a [`crate::Log::write`]: an expected outcome, not a
+/// failure of the store. Nothing of the refused write was applied.
+///
+/// Both mean the writer's picture of the stream is out of date and it must stop writing to
+/// it: the stream is reloaded from the log (or, across processes, served by its new owner).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("expected the stream at version {expected}, it is at {actual}")]
-pub struct Conflict {
-    /// The version the writer assumed.
-    pub expected: Seq,
-    /// The version the stream is at.
-    pub actual: Seq,
+pub enum Refused {
+    /// The stream is not at the version the writer expected: someone else appended, or the
+    /// writer's view is stale.
+    #[error("expected the stream at version {expected}, it is at {actual}")]
+    Stale {
+        /// The version the writer assumed.
+        expected: Seq,
+        /// The version the stream is at.
+        actual: Seq,
+    },
+    /// The writer no longer holds the stream: in a log shared by several processes, another
+    /// process took the stream over (this one stalled past its lease, or was cut off). A
+    /// backend that one process holds alone (sled, memory) never refuses so.
+    #[error("stream {stream} is now written by another process")]
+    NotOwner {
+        /// The stream.
+        stream: u64,
+    },
 }
 
 /// The store's result type.

@@ -9,7 +9,7 @@
 //! - `record`: the format-version byte in front of every stored value.
 //! - `sled_log`: [`SledLog`], the default backend.
 //! - `mem_log`: [`MemLog`], for tests and embedders that persist nothing.
-//! - `error`: [`StoreError`] and [`Conflict`].
+//! - `error`: [`StoreError`] and [`Refused`].
 //! - [`contract`]: the tests every backend must pass, for a backend's own tests to run.
 
 pub mod contract;
@@ -19,7 +19,7 @@ mod mem_log;
 mod record;
 mod sled_log;
 
-pub use error::{Conflict, Result, StoreError};
+pub use error::{Refused, Result, StoreError};
 pub use log::{
     KeyEntry, Log, LogRead, Role, StreamId, StreamInfo, StreamMeta, StreamStatus, Wake, WakeChange,
     Write,

@@ -3,7 +3,7 @@
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::{Conflict, Result, Seq};
+use crate::{Refused, Result, Seq};
 
 /// A stream's id: a game or a channel. Allocated by the store, never reused.
 pub type StreamId = u64;
@@ -127,7 +127,7 @@ pub trait Log: Send + Sync + std::fmt::Debug + 'static {
     fn create_stream(&self, meta: &StreamMeta) -> Result<StreamId>;
 
     /// Apply every write whose stream is at the version it expects; the others get a
-    /// [`Conflict`] and change nothing. Returns each stream's new version, in order.
+    /// [`Refused`] and change nothing. Returns each stream's new version, in order.
     ///
     /// The records of one call are atomic: after a crash, either all of them are in the log or
     /// none is. A write's keys and status are never there without its records.
@@ -135,7 +135,7 @@ pub trait Log: Send + Sync + std::fmt::Debug + 'static {
     /// # Errors
     /// Fail-stop storage problems; [`crate::StoreError::NoStream`] if a stream was never
     /// created (then nothing is written).
-    fn write(&self, writes: &[Write]) -> Result<Vec<Result<Seq, Conflict>>>;
+    fn write(&self, writes: &[Write]) -> Result<Vec<Result<Seq, Refused>>>;
 
     /// Append `records` after seq `expected`: a [`Log::write`] of one stream's records.
     ///
@@ -146,7 +146,7 @@ pub trait Log: Send + Sync + std::fmt::Debug + 'static {
         stream: StreamId,
         expected: Seq,
         records: &[Bytes],
-    ) -> Result<Result<Seq, Conflict>> {
+    ) -> Result<Result<Seq, Refused>> {
         let write = Write {
             stream,
             expected,

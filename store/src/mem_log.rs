@@ -8,7 +8,7 @@ use bytes::Bytes;
 use crate::log::{
     KeyEntry, Log, StreamId, StreamInfo, StreamMeta, StreamStatus, Wake, WakeChange, Write,
 };
-use crate::{Conflict, Result, Seq, StoreError};
+use crate::{Refused, Result, Seq, StoreError};
 
 /// A log kept in memory; [`Log::sync`] does nothing. For tests and for embedders who keep no
 /// history.
@@ -51,7 +51,7 @@ impl Log for MemLog {
         Ok(id)
     }
 
-    fn write(&self, writes: &[Write]) -> Result<Vec<Result<Seq, Conflict>>> {
+    fn write(&self, writes: &[Write]) -> Result<Vec<Result<Seq, Refused>>> {
         let mut inner = self.lock();
         if let Some(w) = writes
             .iter()
@@ -62,7 +62,7 @@ impl Log for MemLog {
         let mut results = Vec::with_capacity(writes.len());
         for w in writes {
             let written = match inner.streams.get_mut(&w.stream) {
-                Some((_, log)) if log.len() as Seq != w.expected => Err(Conflict {
+                Some((_, log)) if log.len() as Seq != w.expected => Err(Refused::Stale {
                     expected: w.expected,
                     actual: log.len() as Seq,
                 }),

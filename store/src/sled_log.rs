@@ -35,7 +35,7 @@ use crate::log::{
     KeyEntry, Log, StreamId, StreamInfo, StreamMeta, StreamStatus, Wake, WakeChange, Write,
 };
 use crate::record::{decode, encode, unwrap, FORMAT_VERSION};
-use crate::{Conflict, Result, Seq, StoreError};
+use crate::{Refused, Result, Seq, StoreError};
 
 /// Tuning for [`SledLog::open_with`].
 #[derive(Clone, Debug)]
@@ -326,7 +326,7 @@ impl Log for SledLog {
         Ok(id)
     }
 
-    fn write(&self, writes: &[Write]) -> Result<Vec<Result<Seq, Conflict>>> {
+    fn write(&self, writes: &[Write]) -> Result<Vec<Result<Seq, Refused>>> {
         let o = self.open_now()?;
         let mut known = self.versions();
         // Decide every write against the versions as they stand, one after another (a call
@@ -341,7 +341,7 @@ impl Log for SledLog {
                 None => self.current(&o, &known, w.stream)?,
             };
             if actual != w.expected {
-                results.push(Err(Conflict {
+                results.push(Err(Refused::Stale {
                     expected: w.expected,
                     actual,
                 }));

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use umpire_store::contract::{meta, records};
-use umpire_store::{Conflict, KeyEntry, Log, MemLog, Role, SledLog, StoreError};
+use umpire_store::{KeyEntry, Log, MemLog, Refused, Role, SledLog, StoreError};
 
 #[test]
 fn memory_backend_keeps_the_contract() {
@@ -179,7 +179,7 @@ fn sled_recovers_by_reopening_and_keeps_what_was_synced() {
     // Writing goes on after a reopen, and the version check reads the log afresh.
     assert_eq!(
         log.append(id, 2, &records(3..4)).unwrap(),
-        Err(Conflict {
+        Err(Refused::Stale {
             expected: 2,
             actual: 3
         })

@@ -6,7 +6,7 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 use umpire_store::{
-    Conflict, KeyEntry, Log, Seq, StoreError, StreamId, StreamInfo, StreamMeta, StreamStatus, Wake,
+    KeyEntry, Log, Refused, Seq, StoreError, StreamId, StreamInfo, StreamMeta, StreamStatus, Wake,
     Write,
 };
 
@@ -128,7 +128,7 @@ impl Log for Watched {
         self.seen(self.log.create_stream(meta))
     }
 
-    fn write(&self, writes: &[Write]) -> Result<Vec<Result<Seq, Conflict>>, StoreError> {
+    fn write(&self, writes: &[Write]) -> Result<Vec<Result<Seq, Refused>>, StoreError> {
         self.seen(self.log.write(writes))
     }
 

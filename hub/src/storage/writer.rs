@@ -103,7 +103,7 @@ impl Writer {
     /// Append `write` and wait until it is durable (per the hub's durability mode).
     ///
     /// # Errors
-    /// [`HubError::Store`] if writing or flushing failed, [`HubError::Conflict`] if the stream
+    /// [`HubError::Store`] if writing or flushing failed, [`HubError::Refused`] if the stream
     /// was not at the expected version, [`HubError::Unavailable`] if the writer is gone.
     pub(crate) async fn write(&self, write: Write) -> Result<Seq> {
         let (done, wait) = oneshot::channel();
@@ -362,7 +362,7 @@ fn commit(shared: &Shared, mut jobs: Vec<Job>) -> (Vec<Job>, Replies) {
         let result = match (&failure, results.get(i)) {
             (Some(e), _) => Err(HubError::Store(e.clone())),
             (None, Some(Ok(version))) => Ok(*version),
-            (None, Some(Err(conflict))) => Err(HubError::Conflict(*conflict)),
+            (None, Some(Err(refused))) => Err(HubError::Refused(*refused)),
             (None, None) => Err(HubError::Unavailable),
         };
         replies.push((done, result));

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use umpire_engine::protocol::{ClientMsg, ErrorCode, ServerMsg};
 use umpire_hub::HubConfig;
 use umpire_store::{
-    Conflict, KeyEntry, Log, MemLog, Result, Seq, StoreError, StreamId, StreamInfo, StreamMeta,
+    KeyEntry, Log, MemLog, Refused, Result, Seq, StoreError, StreamId, StreamInfo, StreamMeta,
     StreamStatus, Wake, Write,
 };
 
@@ -101,11 +101,13 @@ async fn read(
     }
 }
 
-/// A memory log whose writes and flushes fail while `broken` is set.
+/// A memory log whose writes and flushes fail while `broken` is set, and whose writes are
+/// refused as another process's while `taken_over` is set.
 #[derive(Debug, Default)]
 struct Breakable {
     log: MemLog,
     broken: AtomicBool,
+    taken_over: AtomicBool,
 }
 
 impl Breakable {
@@ -124,8 +126,12 @@ impl Log for Breakable {
     fn create_stream(&self, meta: &StreamMeta) -> Result<StreamId> {
         self.log.create_stream(meta)
     }
-    fn write(&self, writes: &[Write]) -> Result<Vec<std::result::Result<Seq, Conflict>>> {
+    fn write(&self, writes: &[Write]) -> Result<Vec<std::result::Result<Seq, Refused>>> {
         self.check()?;
+        if self.taken_over.load(Ordering::SeqCst) {
+            let refused = |w: &Write| Err(Refused::NotOwner { stream: w.stream });
+            return Ok(writes.iter().map(refused).collect());
+        }
         self.log.write(writes)
     }
     fn read(&self, stream: StreamId, from: Seq, max: usize) -> Result<Vec<(Seq, Bytes)>> {
@@ -238,6 +244,47 @@ async fn when_the_log_fails_every_request_is_answered_and_the_game_comes_back() 
         .filter(|t| !t.is_null())
         .collect();
     assert_eq!(totals, vec![json!(5), json!(7)]);
+    hub.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_game_whose_stream_another_process_took_asks_to_retry_and_writes_nothing() {
+    let log = Arc::new(Breakable::default());
+    let (hub, net) = start(Arc::clone(&log) as Arc<dyn Log>, HubConfig::default(), None).await;
+    let mut player = net.connect().await.unwrap();
+    let game = within(player.create("tally", json!({"seats": 2})))
+        .await
+        .unwrap();
+    let before = within(player.command(game.game, json!({"add": 5})))
+        .await
+        .unwrap();
+
+    log.taken_over.store(true, Ordering::SeqCst);
+    within(player.send(add_one(game.game, 0))).await.unwrap();
+    match within(player.next_reply()).await.unwrap() {
+        ServerMsg::Error { code, message, .. } => {
+            assert_eq!(
+                code,
+                ErrorCode::Overloaded,
+                "a retry, not a failure: {message}"
+            );
+            assert!(message.contains("another process"), "{message}");
+        }
+        other => panic!("expected an error, got {other:?}"),
+    }
+    assert_eq!(log.version(game.game).unwrap(), before, "nothing written");
+    // The game's task stopped on the refusal: the retry loads it again from the log (here
+    // the same process owns it again) and goes through.
+    log.taken_over.store(false, Ordering::SeqCst);
+    let seq = within(player.command(game.game, json!({"add": 2})))
+        .await
+        .unwrap();
+    assert!(seq > before);
+    assert_eq!(
+        hub.inspect(game.game).await.unwrap().state["total"],
+        json!(7),
+        "the refused add left no trace"
+    );
     hub.shutdown().await.unwrap();
 }
 

@@ -21,7 +21,7 @@ use umpire_engine::Envelope;
 use umpire_games::Tally;
 use umpire_hub::{Health, Hub, HubConfig};
 use umpire_store::{
-    Conflict, KeyEntry, Log, Result, Seq, SledLog, SledOptions, StoreError, StreamId, StreamInfo,
+    KeyEntry, Log, Refused, Result, Seq, SledLog, SledOptions, StoreError, StreamId, StreamInfo,
     StreamMeta, StreamStatus, Wake, Write,
 };
 
@@ -87,7 +87,7 @@ impl Log for Flaky {
         self.inner.create_stream(meta)
     }
 
-    fn write(&self, writes: &[Write]) -> Result<Vec<Result<Seq, Conflict>>> {
+    fn write(&self, writes: &[Write]) -> Result<Vec<Result<Seq, Refused>>> {
         self.check()?;
         if self.roll(60) {
             return Err(self.fail());
