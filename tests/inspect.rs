@@ -159,6 +159,7 @@ async fn add_stream(data: &Path, kind: &str, creator: &str, record: Bytes) -> u6
         status: StreamStatus::Live,
         creator: creator.into(),
         invite: None,
+        finished: None,
     };
     let id = log.create_stream(&meta).unwrap();
     log.append(id, 0, &[record]).unwrap().unwrap();

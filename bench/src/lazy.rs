@@ -203,6 +203,7 @@ fn prepare(dir: &std::path::Path, games: usize, events: usize) -> anyhow::Result
             status: StreamStatus::Live,
             creator: format!("p{}", g % 1000),
             invite: None,
+            finished: None,
         };
         let id = log.create_stream(&meta)?;
         let (mut m, created) = Match::create(&Tally, TallyConfig { seats: 2 }, g as u64, now);

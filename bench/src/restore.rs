@@ -128,6 +128,7 @@ fn prepare(
             status: StreamStatus::Live,
             creator: String::new(),
             invite: None,
+            finished: None,
         };
         let id = log.create_stream(&meta)?;
         let (mut m, created) = Match::create(&Tally, TallyConfig { seats: 2 }, g as u64, now);

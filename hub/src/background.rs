@@ -32,34 +32,54 @@ pub(crate) async fn revive(inner: Weak<Inner>) {
     }
 }
 
+/// How far ahead the wake-up task asks the log for wake-ups; it asks again every half of it.
+/// Games that leave memory arm their own wake-up as they go: the log is asked for the others
+/// (those of the games not loaded since the start, or written by another process).
+const LOOK_AHEAD: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Load each game not in memory when its wake-up (a timer, idle expiry) is due; forget the
 /// handles of games that left memory.
 pub(crate) async fn wake(inner: Weak<Inner>) {
+    let ahead = u64::try_from(LOOK_AHEAD.as_millis()).unwrap_or(u64::MAX);
+    let mut ask_at: umpire_engine::Millis = 0;
     loop {
         let Some(hub) = inner.upgrade() else {
             return;
         };
+        let now = hub.registry.rt.clock.now();
+        let ask = now >= ask_at;
+        if ask {
+            ask_at = now.saturating_add(ahead / 2);
+        }
         let due = hub.registry.take_due();
-        if !due.is_empty() {
-            // Loading reads the log: many games due at once (a folder from before the index,
-            // a wave of timers) must not hold a worker thread that long.
+        if ask || !due.is_empty() {
+            // Asking and loading read the log: many games due at once (a wave of timers)
+            // must not hold a worker thread that long.
             let loader = Arc::clone(&hub);
-            let _ = tokio::task::spawn_blocking(move || loader.registry.wake(due)).await;
+            let _ = tokio::task::spawn_blocking(move || {
+                if ask {
+                    if let Err(e) = loader.registry.arm_due(now.saturating_add(ahead)) {
+                        tracing::warn!(error = %e, "the wake-up index could not be read; trying again");
+                    }
+                }
+                loader.registry.wake(due);
+            })
+            .await;
         }
         let rt = &hub.registry.rt;
         let wakes = Arc::clone(&rt.wakes);
-        let (due, shutdown) = (wakes.next_in(rt.clock.now()), rt.shutdown.clone());
+        let now = rt.clock.now();
+        let next = wakes
+            .next_in(now)
+            .unwrap_or(LOOK_AHEAD)
+            .min(std::time::Duration::from_millis(ask_at.saturating_sub(now)));
+        let shutdown = rt.shutdown.clone();
         // Holds no strong reference while it waits: a hub dropped without shutdown ends it.
         drop(hub);
         tokio::select! {
             () = shutdown.cancelled() => return,
             () = wakes.changed() => {}
-            () = async {
-                match due {
-                    Some(d) => tokio::time::sleep(d).await,
-                    None => std::future::pending().await,
-                }
-            } => {}
+            () = tokio::time::sleep(next) => {}
         }
     }
 }
@@ -110,9 +130,10 @@ pub(crate) fn housekeeping_pass(hub: &Inner) -> Result<()> {
     // Connected before the pass and after it: a session that closes while its record is
     // being looked for is in the first list, one that opens meanwhile in the second.
     let mut sessions = hub.sessions.sids();
-    let kept = crate::session::resume::prune(&*rt.log, &rt.writer, rt.clock.now(), &rt.config);
-    hub.sessions.set_kept(kept.count);
-    sessions.extend(kept.sids);
+    crate::session::resume::expire(&*rt.log, &rt.writer, rt.clock.now())?;
+    let kept = rt.log.session_count()?;
+    hub.sessions
+        .set_kept(usize::try_from(kept).unwrap_or(usize::MAX));
     sessions.extend(hub.sessions.sids());
     let min_age = u64::try_from(SESSION_CHANNEL_MIN_AGE.as_millis()).unwrap_or(u64::MAX);
     let removed = hub

@@ -128,22 +128,21 @@ impl HubBuilder {
             owners: Arc::default(),
             retired: std::sync::Mutex::default(),
             wakes: Arc::default(),
-            parked: std::sync::Mutex::default(),
             panicked: std::sync::Mutex::default(),
         });
         let registry = Registry::new(rt, self.kinds.into_iter().map(|k| k.0).collect());
         let started = std::time::Instant::now();
         let found = registry.index()?;
         let rt = &registry.rt;
-        let kept = crate::session::resume::prune(&*rt.log, &rt.writer, rt.clock.now(), &rt.config);
-        let sessions = kept.count;
+        let expired = crate::session::resume::expire(&*rt.log, &rt.writer, rt.clock.now())?;
+        let sessions = rt.log.session_count()?;
         tracing::info!(
-            games = found.games,
-            timers = found.timers,
+            channels = found.channels,
             due_now = found.due,
             sessions,
+            expired,
             took = ?started.elapsed(),
-            "hub started; games load on first use"
+            "hub started; games load on first use or when due"
         );
         let kept_gauge = registry.rt.metrics.kept_sessions.clone();
         let inner = Arc::new(Inner {
@@ -155,12 +154,16 @@ impl HubBuilder {
             address_creates: crate::session::quota::PerUser::default(),
             address_subscribes: crate::session::quota::PerUser::default(),
         });
-        inner.sessions.set_kept(kept.count);
+        inner
+            .sessions
+            .set_kept(usize::try_from(sessions).unwrap_or(usize::MAX));
         let rt = &inner.registry.rt;
         // Nobody is connected yet: every session channel whose session is not kept is gone.
-        inner
-            .registry
-            .remove_session_channels(&kept.sids, rt.clock.now(), 0)?;
+        inner.registry.remove_session_channels(
+            &std::collections::HashSet::new(),
+            rt.clock.now(),
+            0,
+        )?;
         tokio::spawn(crate::background::revive(Arc::downgrade(&inner)));
         tokio::spawn(crate::background::housekeep(Arc::downgrade(&inner)));
         tokio::spawn(crate::background::wake(Arc::downgrade(&inner)));

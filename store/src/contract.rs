@@ -7,7 +7,8 @@
 use bytes::Bytes;
 
 use crate::{
-    KeyEntry, Log, Refused, Role, StoreError, StreamMeta, StreamStatus, Wake, WakeChange, Write,
+    KeyEntry, Log, Refused, Role, SessionEntry, StoreError, StreamMeta, StreamStatus, Wake,
+    WakeChange, Write,
 };
 
 /// A live stream's metadata of `kind`, created at 7.
@@ -18,6 +19,16 @@ pub fn meta(kind: &str) -> StreamMeta {
         status: StreamStatus::Live,
         creator: String::new(),
         invite: None,
+        finished: None,
+    }
+}
+
+/// A session with public id `sid`, kept until `expires`, holding `record`.
+pub fn session(sid: &str, expires: u64, record: &[u8]) -> SessionEntry {
+    SessionEntry {
+        sid: sid.into(),
+        expires,
+        record: record.to_vec(),
     }
 }
 
@@ -87,7 +98,7 @@ pub fn run(log: &dyn Log) {
     ));
 
     // Metadata and listing.
-    log.set_status(b, StreamStatus::Over).unwrap();
+    log.set_status(b, StreamStatus::Over, 40).unwrap();
     let streams = log.streams().unwrap();
     assert_eq!(streams.len(), 2);
     assert_eq!(
@@ -202,26 +213,62 @@ pub fn run(log: &dyn Log) {
         .collect();
     assert_eq!(kept, vec![6]);
 
-    // Sessions: kept by token, replaced, listed, removed.
+    // Sessions: kept by token, replaced, found by public id, counted, listed by expiry, taken.
     assert_eq!(log.load_session("s1").unwrap(), None);
-    log.save_session("s1", b"one").unwrap();
-    log.save_session("s1", b"uno").unwrap();
-    log.save_session("s2", b"two").unwrap();
+    log.save_session("s1", &session("p1", 100, b"one")).unwrap();
+    log.save_session("s1", &session("p1", 300, b"uno")).unwrap();
+    log.save_session("s2", &session("p2", 200, b"two")).unwrap();
     assert_eq!(
-        log.load_session("s1").unwrap().as_deref(),
-        Some(&b"uno"[..])
+        log.load_session("s1").unwrap(),
+        Some(session("p1", 300, b"uno"))
     );
+    assert_eq!(
+        log.session_count().unwrap(),
+        2,
+        "a replaced session counts once"
+    );
+    assert_eq!(log.session_by_sid("p2").unwrap().as_deref(), Some("s2"));
+    assert_eq!(log.session_by_sid("p3").unwrap(), None);
+    assert_eq!(
+        log.expired_sessions(250, 10).unwrap(),
+        vec!["s2".to_owned()],
+        "only s2 ran out by 250: s1's first expiry went with its record"
+    );
+    assert_eq!(
+        log.expired_sessions(301, 10).unwrap(),
+        vec!["s2".to_owned(), "s1".to_owned()],
+        "earliest first"
+    );
+    assert_eq!(log.expired_sessions(301, 1).unwrap().len(), 1);
     let mut all = log.sessions().unwrap();
-    all.sort();
+    all.sort_by(|a, b| a.0.cmp(&b.0));
     assert_eq!(
         all,
         vec![
-            ("s1".into(), b"uno".to_vec()),
-            ("s2".into(), b"two".to_vec())
+            ("s1".into(), session("p1", 300, b"uno")),
+            ("s2".into(), session("p2", 200, b"two"))
         ]
     );
-    log.remove_session("s1").unwrap();
+    // Resumed: the old token is used up, the same public id kept under a new one.
+    assert_eq!(
+        log.take_session("s1").unwrap(),
+        Some(session("p1", 300, b"uno"))
+    );
+    assert_eq!(log.take_session("s1").unwrap(), None);
     assert_eq!(log.load_session("s1").unwrap(), None);
+    assert_eq!(log.session_by_sid("p1").unwrap(), None);
+    log.save_session("s3", &session("p1", 500, b"tres"))
+        .unwrap();
+    assert_eq!(log.session_by_sid("p1").unwrap().as_deref(), Some("s3"));
+    assert_eq!(log.session_count().unwrap(), 2);
+    assert_eq!(
+        log.expired_sessions(u64::MAX, 10).unwrap(),
+        vec!["s2", "s3"]
+    );
+    log.take_session("s2").unwrap();
+    log.take_session("s3").unwrap();
+    assert_eq!(log.session_count().unwrap(), 0);
+    assert!(log.expired_sessions(u64::MAX, 10).unwrap().is_empty());
 
     // Snapshots: the latest wins.
     assert_eq!(log.load_snapshot(a).unwrap(), None);
@@ -257,6 +304,11 @@ pub fn run(log: &dyn Log) {
     assert_eq!(log.wake(w).unwrap(), None);
     log.set_wake(w, Some(Wake { due: 9, timers: 0 })).unwrap();
     assert_eq!(log.wakes().unwrap(), vec![(w, Wake { due: 9, timers: 0 })]);
+    assert_eq!(log.due(8, None, 10).unwrap(), vec![], "not due before 9");
+    assert_eq!(
+        log.due(9, None, 10).unwrap(),
+        vec![(w, Wake { due: 9, timers: 0 })]
+    );
 
     // Removing streams takes everything of theirs and nothing of the others'.
     let watch = KeyEntry {
@@ -272,8 +324,133 @@ pub fn run(log: &dyn Log) {
     assert_eq!(log.find_key("w-watch").unwrap(), None);
     assert_eq!(log.load_snapshot(w).unwrap(), None);
     assert_eq!(log.wakes().unwrap(), vec![]);
+    assert_eq!(log.due(u64::MAX, None, 10).unwrap(), vec![]);
     assert!(log.metas().unwrap().iter().all(|(id, _)| *id != w));
     assert_eq!(log.read(a, 1, 100).unwrap(), before_a);
     assert_eq!(log.load_snapshot(a).unwrap(), Some((5, b"five".to_vec())));
+    queries(log);
     log.sync().unwrap();
+}
+
+/// The queries a server asks at start and in housekeeping, each answered by an index that
+/// changes with the writes: wake-ups by time, live games by creator, finished games by time,
+/// keys by prefix.
+fn queries(log: &dyn Log) {
+    let mine = |kind: &str, creator: &str| StreamMeta {
+        creator: creator.into(),
+        ..meta(kind)
+    };
+    // Wake-ups: set with records or alone, moved, cleared; paged in time order.
+    let s: Vec<_> = (0..4)
+        .map(|_| log.create_stream(&mine("colony", "")).unwrap())
+        .collect();
+    let wake = |due| Wake { due, timers: 1 };
+    let set = |stream, expected, change| Write {
+        stream,
+        expected,
+        records: records(0..1),
+        wake: change,
+        ..Write::default()
+    };
+    log.write(&[
+        set(s[0], 0, WakeChange::Set(wake(5_000))),
+        set(s[1], 0, WakeChange::Set(wake(3_000))),
+    ])
+    .unwrap();
+    log.set_wake(s[2], Some(wake(3_000))).unwrap();
+    log.set_wake(s[3], Some(wake(9_000))).unwrap();
+    log.write(&[set(s[0], 1, WakeChange::Set(wake(1_000)))])
+        .unwrap();
+    let ids = |page: Vec<(u64, Wake)>| page.into_iter().map(|(id, _)| id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(log.due(5_000, None, 10).unwrap()),
+        vec![s[0], s[1], s[2]],
+        "by due time, then stream; the moved entry only where it is now"
+    );
+    let first = log.due(5_000, None, 2).unwrap();
+    assert_eq!(ids(first.clone()), vec![s[0], s[1]]);
+    let last = first.last().map(|(id, w)| (w.due, *id));
+    assert_eq!(
+        ids(log.due(5_000, last, 2).unwrap()),
+        vec![s[2]],
+        "the next page"
+    );
+    log.write(&[set(s[1], 1, WakeChange::Clear)]).unwrap();
+    log.set_wake(s[2], None).unwrap();
+    assert_eq!(ids(log.due(u64::MAX, None, 10).unwrap()), vec![s[0], s[3]]);
+    let refused = log.write(&[set(s[3], 5, WakeChange::Clear)]).unwrap();
+    assert!(refused[0].is_err());
+    assert_eq!(
+        ids(log.due(u64::MAX, None, 10).unwrap()),
+        vec![s[0], s[3]],
+        "a refused write leaves the index"
+    );
+
+    // Live games by creator: counted from creation until marked over, by a write or alone.
+    let ada: Vec<_> = (0..3)
+        .map(|_| log.create_stream(&mine("tally", "ada")).unwrap())
+        .collect();
+    let bo = log.create_stream(&mine("tally", "bo")).unwrap();
+    assert_eq!(log.live_games("ada", 10).unwrap(), 3);
+    assert_eq!(log.live_games("ada", 2).unwrap(), 2, "counted up to max");
+    assert_eq!(log.live_games("ad", 10).unwrap(), 0, "not a prefix match");
+    assert_eq!(log.live_games("bo", 10).unwrap(), 1);
+    let over = |stream, expected, at| Write {
+        stream,
+        expected,
+        records: records(0..1),
+        status: Some(StreamStatus::Over),
+        at,
+        ..Write::default()
+    };
+    log.write(&[over(ada[0], 0, 2_000)]).unwrap()[0].unwrap();
+    log.set_status(ada[1], StreamStatus::Over, 1_000).unwrap();
+    assert_eq!(log.live_games("ada", 10).unwrap(), 1);
+    assert_eq!(log.meta(ada[0]).unwrap().unwrap().finished, Some(2_000));
+
+    // Finished games by the time they were marked over.
+    let finished = log.finished_before(u64::MAX, 100).unwrap();
+    let at = |id| finished.iter().position(|f| *f == id);
+    assert!(at(ada[1]) < at(ada[0]), "earliest first: {finished:?}");
+    assert!(
+        at(ada[2]).is_none() && at(bo).is_none(),
+        "live games are not listed"
+    );
+    assert!(!log.finished_before(1_500, 100).unwrap().contains(&ada[0]));
+    assert!(log.finished_before(1_500, 100).unwrap().contains(&ada[1]));
+    log.remove_streams(&[ada[1]]).unwrap();
+    assert!(!log
+        .finished_before(u64::MAX, 100)
+        .unwrap()
+        .contains(&ada[1]));
+    log.remove_streams(&[ada[2], bo]).unwrap();
+    assert_eq!(
+        log.live_games("ada", 10).unwrap(),
+        0,
+        "removed, not counted"
+    );
+    assert_eq!(log.live_games("bo", 10).unwrap(), 0);
+
+    // Keys by prefix, in key order.
+    let entry = KeyEntry {
+        stream: s[0],
+        role: Role::Watch,
+    };
+    for key in ["session:b", "session:a", "sessions", "user:x"] {
+        log.put_key(key, entry).unwrap();
+    }
+    let found: Vec<String> = log
+        .keys_with_prefix("session:", 10)
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(found, vec!["session:a", "session:b"]);
+    assert_eq!(log.keys_with_prefix("session:", 1).unwrap().len(), 1);
+    log.remove_streams(&s).unwrap();
+    assert!(
+        log.keys_with_prefix("session:", 10).unwrap().is_empty(),
+        "gone with their stream"
+    );
+    assert_eq!(log.due(u64::MAX, None, 10).unwrap(), vec![]);
 }

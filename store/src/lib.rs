@@ -21,8 +21,8 @@ mod sled_log;
 
 pub use error::{Refused, Result, StoreError};
 pub use log::{
-    KeyEntry, Log, LogRead, Role, StreamId, StreamInfo, StreamMeta, StreamStatus, Wake, WakeChange,
-    Write,
+    KeyEntry, Log, LogRead, Role, SessionEntry, StreamId, StreamInfo, StreamMeta, StreamStatus,
+    Wake, WakeChange, Write,
 };
 pub use mem_log::MemLog;
 pub use record::{fuzz_record, FORMAT_VERSION};

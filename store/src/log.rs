@@ -25,6 +25,10 @@ pub struct StreamMeta {
     /// `None` for streams written before they were kept.
     #[serde(default)]
     pub invite: Option<(String, String)>,
+    /// When it was marked over (ms since the epoch), as the write that did it said: finished
+    /// games are listed by this time for retention. `None` while live.
+    #[serde(default)]
+    pub finished: Option<u64>,
 }
 
 /// Whether a stream still takes commands.
@@ -112,25 +116,43 @@ pub struct Write {
     pub forget_before: Option<Seq>,
     /// The stream's wake-up entry.
     pub wake: WakeChange,
+    /// When the write was made, in ms since the epoch (the writer's clock): a write that marks
+    /// its stream over lists it as finished at this time.
+    pub at: u64,
 }
 
-/// An append-only log of streams.
+/// A connection's session kept for resuming: the hub's record of it, and what the store
+/// indexes it by.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionEntry {
+    /// The session's public id, which stays the same across resumes (its token does not).
+    pub sid: String,
+    /// When it may be forgotten, in ms since the epoch: listed by
+    /// [`LogRead::expired_sessions`] from then on.
+    pub expires: u64,
+    /// The hub's record, in the hub's own encoding.
+    pub record: Vec<u8>,
+}
+
+/// An append-only log of streams: the write half with everything a server needs of storage.
+/// A server gives it to its one writer; every other part holds the read half, [`LogRead`].
 ///
 /// Writes are visible to reads at once but durable only after [`Log::sync`] returns: callers
 /// must not tell anyone about a record before that. Each stream has one writer at a time; the
 /// expected version of every [`Write`] catches a second one.
-pub trait Log: Send + Sync + std::fmt::Debug + 'static {
+pub trait Log: LogRead {
     /// Register a new, empty stream and return its id.
     ///
     /// # Errors
     /// Fail-stop storage problems.
     fn create_stream(&self, meta: &StreamMeta) -> Result<StreamId>;
 
-    /// Apply every write whose stream is at the version it expects; the others get a
+    /// Apply every write whose stream is at the version it expects; the others are
     /// [`Refused`] and change nothing. Returns each stream's new version, in order.
     ///
     /// The records of one call are atomic: after a crash, either all of them are in the log or
-    /// none is. A write's keys and status are never there without its records.
+    /// none is. A write's keys and status are never there without its records, and its
+    /// wake-up entry and the indexes it changes are there exactly when its records are.
     ///
     /// # Errors
     /// Fail-stop storage problems; [`crate::StoreError::NoStream`] if a stream was never
@@ -157,62 +179,20 @@ pub trait Log: Send + Sync + std::fmt::Debug + 'static {
         Ok(results.pop().unwrap_or(Ok(expected)))
     }
 
-    /// Up to `max` records from seq `from` on, in order, with their seqs. The bytes are
-    /// shared with the store where it can, not copied.
-    ///
-    /// # Errors
-    /// Fail-stop storage problems, an unknown format version, corrupt keys.
-    fn read(&self, stream: StreamId, from: Seq, max: usize) -> Result<Vec<(Seq, Bytes)>>;
-
-    /// The seq of the stream's last record, 0 if it has none.
-    ///
-    /// # Errors
-    /// Fail-stop storage problems.
-    fn version(&self, stream: StreamId) -> Result<Seq>;
-
-    /// The stream's metadata, if it exists.
-    ///
-    /// # Errors
-    /// Fail-stop storage problems, an unknown format version.
-    fn meta(&self, stream: StreamId) -> Result<Option<StreamMeta>>;
-
-    /// Mark a stream live or over.
+    /// Mark a stream live or over; `at` is when (a stream marked over is listed as finished
+    /// at that time).
     ///
     /// # Errors
     /// Fail-stop storage problems; [`crate::StoreError::NoStream`].
-    fn set_status(&self, stream: StreamId, status: StreamStatus) -> Result<()>;
+    fn set_status(&self, stream: StreamId, status: StreamStatus, at: u64) -> Result<()>;
 
-    /// Every stream, in id order.
-    ///
-    /// # Errors
-    /// Fail-stop storage problems, an unknown format version.
-    fn streams(&self) -> Result<Vec<StreamInfo>>;
-
-    /// Every stream's metadata, in id order, without reading its records (cheaper than
-    /// [`Log::streams`]).
-    ///
-    /// # Errors
-    /// Fail-stop storage problems, an unknown format version.
-    fn metas(&self) -> Result<Vec<(StreamId, StreamMeta)>> {
-        Ok(self
-            .streams()?
-            .into_iter()
-            .map(|info| (info.id, info.meta))
-            .collect())
-    }
-
-    /// Forget `streams` entirely: records, metadata, snapshot, wake-up entry, and every key
-    /// that leads to one of them (retention of finished games). Durable with the next sync.
+    /// Forget `streams` entirely: records, metadata, snapshot, wake-up entry, index entries,
+    /// and every key that leads to one of them (retention of finished games). Durable with
+    /// the next sync.
     ///
     /// # Errors
     /// Fail-stop storage problems.
     fn remove_streams(&self, streams: &[StreamId]) -> Result<()>;
-
-    /// The stream's wake-up entry.
-    ///
-    /// # Errors
-    /// Fail-stop storage problems, a corrupt entry.
-    fn wake(&self, stream: StreamId) -> Result<Option<Wake>>;
 
     /// Replace (or with `None` remove) the stream's wake-up entry outside a write. Durable with
     /// the next sync.
@@ -221,23 +201,11 @@ pub trait Log: Send + Sync + std::fmt::Debug + 'static {
     /// Fail-stop storage problems.
     fn set_wake(&self, stream: StreamId, wake: Option<Wake>) -> Result<()>;
 
-    /// The whole wake-up index, in stream order.
-    ///
-    /// # Errors
-    /// Fail-stop storage problems, a corrupt entry.
-    fn wakes(&self) -> Result<Vec<(StreamId, Wake)>>;
-
-    /// Index `key` (a join or watch key, or a seat token).
+    /// Index `key` (a join or watch key, a seat token, a channel's name).
     ///
     /// # Errors
     /// Fail-stop storage problems.
     fn put_key(&self, key: &str, entry: KeyEntry) -> Result<()>;
-
-    /// Look a key up.
-    ///
-    /// # Errors
-    /// Fail-stop storage problems, an unknown format version.
-    fn find_key(&self, key: &str) -> Result<Option<KeyEntry>>;
 
     /// Keep `state` as the stream's snapshot at `version`, replacing any older one.
     ///
@@ -245,36 +213,19 @@ pub trait Log: Send + Sync + std::fmt::Debug + 'static {
     /// Fail-stop storage problems.
     fn save_snapshot(&self, stream: StreamId, version: Seq, state: &[u8]) -> Result<()>;
 
-    /// The latest snapshot and its version.
-    ///
-    /// # Errors
-    /// Fail-stop storage problems, an unknown format version.
-    fn load_snapshot(&self, stream: StreamId) -> Result<Option<(Seq, Vec<u8>)>>;
-
-    /// Keep a connection's resumable session (the hub's own encoding) under its resume
-    /// token, replacing what was there. Durable with the next [`Log::sync`].
+    /// Keep a connection's resumable session under its resume token, replacing what was
+    /// there. Durable with the next [`Log::sync`].
     ///
     /// # Errors
     /// Fail-stop storage problems.
-    fn save_session(&self, token: &str, record: &[u8]) -> Result<()>;
+    fn save_session(&self, token: &str, session: &SessionEntry) -> Result<()>;
 
-    /// The session kept under `token`, if any.
+    /// Remove the session kept under `token` and return it: a resume uses its token up, and
+    /// an expired session goes this way too.
     ///
     /// # Errors
-    /// Fail-stop storage problems.
-    fn load_session(&self, token: &str) -> Result<Option<Vec<u8>>>;
-
-    /// Forget the session under `token` (it was resumed under a new token, or expired).
-    ///
-    /// # Errors
-    /// Fail-stop storage problems.
-    fn remove_session(&self, token: &str) -> Result<()>;
-
-    /// Every kept session, to prune the expired ones.
-    ///
-    /// # Errors
-    /// Fail-stop storage problems.
-    fn sessions(&self) -> Result<Vec<(String, Vec<u8>)>>;
+    /// Fail-stop storage problems, a corrupt entry.
+    fn take_session(&self, token: &str) -> Result<Option<SessionEntry>>;
 
     /// Make everything written so far durable. One call serves every stream.
     ///
@@ -304,107 +255,133 @@ pub trait Log: Send + Sync + std::fmt::Debug + 'static {
 
 /// The read half of a [`Log`]: what every part of a server may hold. Writing needs the whole
 /// [`Log`], which a server gives to its one writer alone, so that every write goes through it.
-/// Every [`Log`] is a `LogRead`.
+///
+/// What a server asks of it at start and in its housekeeping are queries that indexes answer
+/// ([`LogRead::due`], [`LogRead::live_games`], [`LogRead::finished_before`],
+/// [`LogRead::expired_sessions`], [`LogRead::session_count`]): their cost grows with what they
+/// return, not with the size of the log. The listings at the end ([`LogRead::streams`] and
+/// the like) read everything, for tools (`umpire inspect`) and tests; a server never calls them.
 pub trait LogRead: Send + Sync + std::fmt::Debug + 'static {
-    /// See [`Log::read`].
+    /// Up to `max` records from seq `from` on, in order, with their seqs. The bytes are
+    /// shared with the store where it can, not copied.
     ///
     /// # Errors
-    /// As [`Log::read`].
+    /// Fail-stop storage problems, an unknown format version, corrupt keys.
     fn read(&self, stream: StreamId, from: Seq, max: usize) -> Result<Vec<(Seq, Bytes)>>;
 
-    /// See [`Log::version`].
+    /// The seq of the stream's last record, 0 if it has none.
     ///
     /// # Errors
-    /// As [`Log::version`].
+    /// Fail-stop storage problems.
     fn version(&self, stream: StreamId) -> Result<Seq>;
 
-    /// See [`Log::meta`].
+    /// The stream's metadata, if it exists.
     ///
     /// # Errors
-    /// As [`Log::meta`].
+    /// Fail-stop storage problems, an unknown format version.
     fn meta(&self, stream: StreamId) -> Result<Option<StreamMeta>>;
 
-    /// See [`Log::streams`].
+    /// The stream's wake-up entry.
     ///
     /// # Errors
-    /// As [`Log::streams`].
-    fn streams(&self) -> Result<Vec<StreamInfo>>;
-
-    /// See [`Log::metas`].
-    ///
-    /// # Errors
-    /// As [`Log::metas`].
-    fn metas(&self) -> Result<Vec<(StreamId, StreamMeta)>>;
-
-    /// See [`Log::wake`].
-    ///
-    /// # Errors
-    /// As [`Log::wake`].
+    /// Fail-stop storage problems, a corrupt entry.
     fn wake(&self, stream: StreamId) -> Result<Option<Wake>>;
 
-    /// See [`Log::wakes`].
+    /// Look a key up.
     ///
     /// # Errors
-    /// As [`Log::wakes`].
-    fn wakes(&self) -> Result<Vec<(StreamId, Wake)>>;
-
-    /// See [`Log::find_key`].
-    ///
-    /// # Errors
-    /// As [`Log::find_key`].
+    /// Fail-stop storage problems, an unknown format version.
     fn find_key(&self, key: &str) -> Result<Option<KeyEntry>>;
 
-    /// See [`Log::load_snapshot`].
+    /// The latest snapshot and its version.
     ///
     /// # Errors
-    /// As [`Log::load_snapshot`].
+    /// Fail-stop storage problems, an unknown format version.
     fn load_snapshot(&self, stream: StreamId) -> Result<Option<(Seq, Vec<u8>)>>;
 
-    /// See [`Log::load_session`].
+    /// The session kept under `token`, if any.
     ///
     /// # Errors
-    /// As [`Log::load_session`].
-    fn load_session(&self, token: &str) -> Result<Option<Vec<u8>>>;
+    /// Fail-stop storage problems, a corrupt entry.
+    fn load_session(&self, token: &str) -> Result<Option<SessionEntry>>;
 
-    /// See [`Log::sessions`].
+    /// Up to `max` wake-up entries due at or before `until`, earliest first (ties by stream),
+    /// starting after `after` (the last entry of the previous page), to page through them.
     ///
     /// # Errors
-    /// As [`Log::sessions`].
-    fn sessions(&self) -> Result<Vec<(String, Vec<u8>)>>;
-}
+    /// Fail-stop storage problems, a corrupt entry.
+    fn due(
+        &self,
+        until: u64,
+        after: Option<(u64, StreamId)>,
+        max: usize,
+    ) -> Result<Vec<(StreamId, Wake)>>;
 
-impl<L: Log + ?Sized> LogRead for L {
-    fn read(&self, stream: StreamId, from: Seq, max: usize) -> Result<Vec<(Seq, Bytes)>> {
-        Log::read(self, stream, from, max)
-    }
-    fn version(&self, stream: StreamId) -> Result<Seq> {
-        Log::version(self, stream)
-    }
-    fn meta(&self, stream: StreamId) -> Result<Option<StreamMeta>> {
-        Log::meta(self, stream)
-    }
-    fn streams(&self) -> Result<Vec<StreamInfo>> {
-        Log::streams(self)
-    }
+    /// How many live streams `creator` created, counting up to `max` (a caller checking a
+    /// limit needs no more).
+    ///
+    /// # Errors
+    /// Fail-stop storage problems.
+    fn live_games(&self, creator: &str, max: usize) -> Result<usize>;
+
+    /// Up to `max` streams marked over before `before`, earliest first.
+    ///
+    /// # Errors
+    /// Fail-stop storage problems, a corrupt entry.
+    fn finished_before(&self, before: u64, max: usize) -> Result<Vec<StreamId>>;
+
+    /// The tokens of up to `max` kept sessions whose time ran out before `before`, earliest
+    /// first.
+    ///
+    /// # Errors
+    /// Fail-stop storage problems.
+    fn expired_sessions(&self, before: u64, max: usize) -> Result<Vec<String>>;
+
+    /// How many sessions are kept.
+    ///
+    /// # Errors
+    /// Fail-stop storage problems.
+    fn session_count(&self) -> Result<u64>;
+
+    /// The token of the session kept with public id `sid`, if one is.
+    ///
+    /// # Errors
+    /// Fail-stop storage problems.
+    fn session_by_sid(&self, sid: &str) -> Result<Option<String>>;
+
+    /// Up to `max` keys that start with `prefix`, with where they lead, in key order.
+    ///
+    /// # Errors
+    /// Fail-stop storage problems, a corrupt entry.
+    fn keys_with_prefix(&self, prefix: &str, max: usize) -> Result<Vec<(String, KeyEntry)>>;
+
+    /// Every stream, in id order. Reads the whole log: for tools.
+    ///
+    /// # Errors
+    /// Fail-stop storage problems, an unknown format version.
+    fn streams(&self) -> Result<Vec<StreamInfo>>;
+
+    /// Every stream's metadata, in id order, without reading its records. For tools.
+    ///
+    /// # Errors
+    /// Fail-stop storage problems, an unknown format version.
     fn metas(&self) -> Result<Vec<(StreamId, StreamMeta)>> {
-        Log::metas(self)
+        Ok(self
+            .streams()?
+            .into_iter()
+            .map(|info| (info.id, info.meta))
+            .collect())
     }
-    fn wake(&self, stream: StreamId) -> Result<Option<Wake>> {
-        Log::wake(self, stream)
-    }
-    fn wakes(&self) -> Result<Vec<(StreamId, Wake)>> {
-        Log::wakes(self)
-    }
-    fn find_key(&self, key: &str) -> Result<Option<KeyEntry>> {
-        Log::find_key(self, key)
-    }
-    fn load_snapshot(&self, stream: StreamId) -> Result<Option<(Seq, Vec<u8>)>> {
-        Log::load_snapshot(self, stream)
-    }
-    fn load_session(&self, token: &str) -> Result<Option<Vec<u8>>> {
-        Log::load_session(self, token)
-    }
-    fn sessions(&self) -> Result<Vec<(String, Vec<u8>)>> {
-        Log::sessions(self)
-    }
+
+    /// The whole wake-up index, in stream order. For tools.
+    ///
+    /// # Errors
+    /// Fail-stop storage problems, a corrupt entry.
+    fn wakes(&self) -> Result<Vec<(StreamId, Wake)>>;
+
+    /// Every kept session. For tools.
+    ///
+    /// # Errors
+    /// Fail-stop storage problems, a corrupt entry.
+    fn sessions(&self) -> Result<Vec<(String, SessionEntry)>>;
 }

@@ -1,12 +1,13 @@
 //! A log in memory: the same contract as the sled backend, gone when dropped.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard};
 
 use bytes::Bytes;
 
 use crate::log::{
-    KeyEntry, Log, StreamId, StreamInfo, StreamMeta, StreamStatus, Wake, WakeChange, Write,
+    KeyEntry, Log, LogRead, SessionEntry, StreamId, StreamInfo, StreamMeta, StreamStatus, Wake,
+    WakeChange, Write,
 };
 use crate::{Refused, Result, Seq, StoreError};
 
@@ -21,10 +22,17 @@ pub struct MemLog {
 struct Inner {
     last_id: StreamId,
     streams: BTreeMap<StreamId, (StreamMeta, Vec<Bytes>)>,
-    keys: HashMap<String, KeyEntry>,
+    keys: BTreeMap<String, KeyEntry>,
     snapshots: HashMap<StreamId, (Seq, Vec<u8>)>,
-    sessions: HashMap<String, Vec<u8>>,
+    sessions: HashMap<String, SessionEntry>,
     wakes: BTreeMap<StreamId, Wake>,
+    // The indexes, as the sled backend keeps them.
+    due: BTreeSet<(u64, StreamId)>,
+    finished: BTreeSet<(u64, StreamId)>,
+    expiring: BTreeSet<(u64, String)>,
+    sids: HashMap<String, String>,
+    /// Live streams per creator.
+    creators: HashMap<String, usize>,
 }
 
 impl MemLog {
@@ -42,12 +50,81 @@ impl MemLog {
     }
 }
 
+impl Inner {
+    /// Count a live stream of `creator` in (`+1`) or out (`-1`).
+    fn count_live(&mut self, creator: &str, up: bool) {
+        if creator.is_empty() {
+            return;
+        }
+        let count = self.creators.entry(creator.to_owned()).or_insert(0);
+        if up {
+            *count += 1;
+        } else {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                self.creators.remove(creator);
+            }
+        }
+    }
+
+    fn set_wake(&mut self, stream: StreamId, wake: Option<Wake>) {
+        if let Some(old) = self.wakes.remove(&stream) {
+            self.due.remove(&(old.due, stream));
+        }
+        if let Some(wake) = wake {
+            self.wakes.insert(stream, wake);
+            self.due.insert((wake.due, stream));
+        }
+    }
+
+    fn set_status(&mut self, stream: StreamId, status: StreamStatus, at: u64) -> Result<()> {
+        let (meta, _) = self
+            .streams
+            .get_mut(&stream)
+            .ok_or(StoreError::NoStream(stream))?;
+        if meta.status == status {
+            return Ok(());
+        }
+        meta.status = status;
+        let creator = meta.creator.clone();
+        match status {
+            StreamStatus::Over => {
+                meta.finished = Some(at);
+                self.finished.insert((at, stream));
+            }
+            StreamStatus::Live => {
+                if let Some(at) = meta.finished.take() {
+                    self.finished.remove(&(at, stream));
+                }
+            }
+        }
+        self.count_live(&creator, status == StreamStatus::Live);
+        Ok(())
+    }
+
+    fn remove_session(&mut self, token: &str) -> Option<SessionEntry> {
+        let entry = self.sessions.remove(token)?;
+        self.expiring.remove(&(entry.expires, token.to_owned()));
+        if self.sids.get(&entry.sid).is_some_and(|t| t == token) {
+            self.sids.remove(&entry.sid);
+        }
+        Some(entry)
+    }
+}
+
 impl Log for MemLog {
     fn create_stream(&self, meta: &StreamMeta) -> Result<StreamId> {
         let mut inner = self.lock();
         inner.last_id += 1;
         let id = inner.last_id;
         inner.streams.insert(id, (meta.clone(), Vec::new()));
+        match (meta.status, meta.finished) {
+            (StreamStatus::Over, Some(at)) => {
+                inner.finished.insert((at, id));
+            }
+            (StreamStatus::Over, None) => {}
+            (StreamStatus::Live, _) => inner.count_live(&meta.creator, true),
+        }
         Ok(id)
     }
 
@@ -66,7 +143,7 @@ impl Log for MemLog {
                     expected: w.expected,
                     actual: log.len() as Seq,
                 }),
-                Some((meta, log)) => {
+                Some((_, log)) => {
                     log.extend(w.records.iter().cloned());
                     if let Some(before) = w.forget_before {
                         // Forgotten records leave an empty slot: no record is empty.
@@ -79,25 +156,21 @@ impl Log for MemLog {
                             *record = Bytes::new();
                         }
                     }
-                    if let Some(status) = w.status {
-                        meta.status = status;
-                    }
                     Ok(log.len() as Seq)
                 }
                 None => continue, // checked above
             };
             if written.is_ok() {
+                if let Some(status) = w.status {
+                    inner.set_status(w.stream, status, w.at)?;
+                }
                 for (key, entry) in &w.keys {
                     inner.keys.insert(key.clone(), *entry);
                 }
                 match w.wake {
                     WakeChange::Keep => {}
-                    WakeChange::Set(wake) => {
-                        inner.wakes.insert(w.stream, wake);
-                    }
-                    WakeChange::Clear => {
-                        inner.wakes.remove(&w.stream);
-                    }
+                    WakeChange::Set(wake) => inner.set_wake(w.stream, Some(wake)),
+                    WakeChange::Clear => inner.set_wake(w.stream, None),
                 }
             }
             results.push(written);
@@ -105,6 +178,66 @@ impl Log for MemLog {
         Ok(results)
     }
 
+    fn set_status(&self, stream: StreamId, status: StreamStatus, at: u64) -> Result<()> {
+        self.lock().set_status(stream, status, at)
+    }
+
+    fn remove_streams(&self, streams: &[StreamId]) -> Result<()> {
+        let mut inner = self.lock();
+        inner
+            .keys
+            .retain(|_, entry| !streams.contains(&entry.stream));
+        for &stream in streams {
+            if let Some((meta, _)) = inner.streams.remove(&stream) {
+                if let Some(at) = meta.finished {
+                    inner.finished.remove(&(at, stream));
+                }
+                if meta.status == StreamStatus::Live {
+                    inner.count_live(&meta.creator, false);
+                }
+            }
+            inner.snapshots.remove(&stream);
+            inner.set_wake(stream, None);
+        }
+        Ok(())
+    }
+
+    fn set_wake(&self, stream: StreamId, wake: Option<Wake>) -> Result<()> {
+        self.lock().set_wake(stream, wake);
+        Ok(())
+    }
+
+    fn put_key(&self, key: &str, entry: KeyEntry) -> Result<()> {
+        self.lock().keys.insert(key.to_owned(), entry);
+        Ok(())
+    }
+
+    fn save_snapshot(&self, stream: StreamId, version: Seq, state: &[u8]) -> Result<()> {
+        self.lock()
+            .snapshots
+            .insert(stream, (version, state.to_vec()));
+        Ok(())
+    }
+
+    fn save_session(&self, token: &str, session: &SessionEntry) -> Result<()> {
+        let mut inner = self.lock();
+        inner.remove_session(token);
+        inner.expiring.insert((session.expires, token.to_owned()));
+        inner.sids.insert(session.sid.clone(), token.to_owned());
+        inner.sessions.insert(token.to_owned(), session.clone());
+        Ok(())
+    }
+
+    fn take_session(&self, token: &str) -> Result<Option<SessionEntry>> {
+        Ok(self.lock().remove_session(token))
+    }
+
+    fn sync(&self) -> Result<()> {
+        Ok(())
+    }
+}
+
+impl LogRead for MemLog {
     fn read(&self, stream: StreamId, from: Seq, max: usize) -> Result<Vec<(Seq, Bytes)>> {
         let inner = self.lock();
         let Some((_, log)) = inner.streams.get(&stream) else {
@@ -137,14 +270,81 @@ impl Log for MemLog {
             .map(|(meta, _)| meta.clone()))
     }
 
-    fn set_status(&self, stream: StreamId, status: StreamStatus) -> Result<()> {
-        let mut inner = self.lock();
-        let (meta, _) = inner
-            .streams
-            .get_mut(&stream)
-            .ok_or(StoreError::NoStream(stream))?;
-        meta.status = status;
-        Ok(())
+    fn wake(&self, stream: StreamId) -> Result<Option<Wake>> {
+        Ok(self.lock().wakes.get(&stream).copied())
+    }
+
+    fn find_key(&self, key: &str) -> Result<Option<KeyEntry>> {
+        Ok(self.lock().keys.get(key).copied())
+    }
+
+    fn load_snapshot(&self, stream: StreamId) -> Result<Option<(Seq, Vec<u8>)>> {
+        Ok(self.lock().snapshots.get(&stream).cloned())
+    }
+
+    fn load_session(&self, token: &str) -> Result<Option<SessionEntry>> {
+        Ok(self.lock().sessions.get(token).cloned())
+    }
+
+    fn due(
+        &self,
+        until: u64,
+        after: Option<(u64, StreamId)>,
+        max: usize,
+    ) -> Result<Vec<(StreamId, Wake)>> {
+        use std::ops::Bound::{Excluded, Included, Unbounded};
+        let inner = self.lock();
+        let from = after.map_or(Unbounded, Excluded);
+        Ok(inner
+            .due
+            .range((from, Included((until, StreamId::MAX))))
+            .take(max)
+            .filter_map(|&(_, id)| Some((id, *inner.wakes.get(&id)?)))
+            .collect())
+    }
+
+    fn live_games(&self, creator: &str, max: usize) -> Result<usize> {
+        let count = self.lock().creators.get(creator).copied().unwrap_or(0);
+        Ok(count.min(max))
+    }
+
+    fn finished_before(&self, before: u64, max: usize) -> Result<Vec<StreamId>> {
+        Ok(self
+            .lock()
+            .finished
+            .range(..(before, 0))
+            .take(max)
+            .map(|&(_, id)| id)
+            .collect())
+    }
+
+    fn expired_sessions(&self, before: u64, max: usize) -> Result<Vec<String>> {
+        Ok(self
+            .lock()
+            .expiring
+            .range(..(before, String::new()))
+            .take(max)
+            .map(|(_, token)| token.clone())
+            .collect())
+    }
+
+    fn session_count(&self) -> Result<u64> {
+        Ok(self.lock().sessions.len() as u64)
+    }
+
+    fn session_by_sid(&self, sid: &str) -> Result<Option<String>> {
+        Ok(self.lock().sids.get(sid).cloned())
+    }
+
+    fn keys_with_prefix(&self, prefix: &str, max: usize) -> Result<Vec<(String, KeyEntry)>> {
+        Ok(self
+            .lock()
+            .keys
+            .range(prefix.to_owned()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .take(max)
+            .map(|(k, e)| (k.clone(), *e))
+            .collect())
     }
 
     fn streams(&self) -> Result<Vec<StreamInfo>> {
@@ -160,82 +360,16 @@ impl Log for MemLog {
             .collect())
     }
 
-    fn remove_streams(&self, streams: &[StreamId]) -> Result<()> {
-        let mut inner = self.lock();
-        inner
-            .keys
-            .retain(|_, entry| !streams.contains(&entry.stream));
-        for stream in streams {
-            inner.streams.remove(stream);
-            inner.snapshots.remove(stream);
-            inner.wakes.remove(stream);
-        }
-        Ok(())
-    }
-
-    fn wake(&self, stream: StreamId) -> Result<Option<Wake>> {
-        Ok(self.lock().wakes.get(&stream).copied())
-    }
-
-    fn set_wake(&self, stream: StreamId, wake: Option<Wake>) -> Result<()> {
-        let mut inner = self.lock();
-        match wake {
-            Some(wake) => inner.wakes.insert(stream, wake),
-            None => inner.wakes.remove(&stream),
-        };
-        Ok(())
-    }
-
     fn wakes(&self) -> Result<Vec<(StreamId, Wake)>> {
         Ok(self.lock().wakes.iter().map(|(id, w)| (*id, *w)).collect())
     }
 
-    fn put_key(&self, key: &str, entry: KeyEntry) -> Result<()> {
-        self.lock().keys.insert(key.to_owned(), entry);
-        Ok(())
-    }
-
-    fn find_key(&self, key: &str) -> Result<Option<KeyEntry>> {
-        Ok(self.lock().keys.get(key).copied())
-    }
-
-    fn save_snapshot(&self, stream: StreamId, version: Seq, state: &[u8]) -> Result<()> {
-        self.lock()
-            .snapshots
-            .insert(stream, (version, state.to_vec()));
-        Ok(())
-    }
-
-    fn load_snapshot(&self, stream: StreamId) -> Result<Option<(Seq, Vec<u8>)>> {
-        Ok(self.lock().snapshots.get(&stream).cloned())
-    }
-
-    fn save_session(&self, token: &str, record: &[u8]) -> Result<()> {
-        self.lock()
-            .sessions
-            .insert(token.to_owned(), record.to_vec());
-        Ok(())
-    }
-
-    fn load_session(&self, token: &str) -> Result<Option<Vec<u8>>> {
-        Ok(self.lock().sessions.get(token).cloned())
-    }
-
-    fn remove_session(&self, token: &str) -> Result<()> {
-        self.lock().sessions.remove(token);
-        Ok(())
-    }
-
-    fn sessions(&self) -> Result<Vec<(String, Vec<u8>)>> {
+    fn sessions(&self) -> Result<Vec<(String, SessionEntry)>> {
         Ok(self
             .lock()
             .sessions
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect())
-    }
-
-    fn sync(&self) -> Result<()> {
-        Ok(())
     }
 }

@@ -6,13 +6,22 @@
 //!   version byte ++ the caller's record.
 //! - `keys`: key (UTF-8) → versioned [`KeyEntry`].
 //! - `snapshots`: stream id → version byte ++ seq (u64 big-endian) ++ the caller's state.
-//! - `sessions`: resume token → the hub's record of a connection's session (its encoding).
-//! - `wakes`: stream id → due (u64 big-endian) ++ pending timers (u32 big-endian): the
-//!   wake-up index, written with the records that change it.
+//! - `kept`: resume token → versioned [`SessionEntry`] (a connection's session, kept for
+//!   resuming). Folders written before the indexes had a `sessions` tree: dropped on opening.
+//! - `wakes`: stream id → due (u64 big-endian) ++ pending timers (u32 big-endian): each
+//!   stream's wake-up entry, written with the records that change it.
+//! - `index`: what the queries read, one entry per fact, under a prefix byte:
+//!   `d` due ++ stream (wake-ups by time), `c` creator ++ 0xFF ++ stream (live streams by
+//!   creator), `f` finished ++ stream (finished streams by time), `k` stream ++ key (a
+//!   stream's keys, to remove them with it), `e` expires ++ token (sessions by expiry), `s`
+//!   sid → token (sessions by public id); `#sessions` counts the kept sessions and `#indexes`
+//!   says the indexes are built (a folder from before them is indexed once, on opening).
 //!
 //! A [`Log::write`] puts every record of the call into one sled batch, which sled applies and
-//! recovers atomically; keys and status changes follow it, so sled's log order keeps them from
-//! surviving a crash without their records. The expected-version check runs against versions
+//! recovers atomically; keys follow it, so sled's log order keeps them from surviving a crash
+//! without their records. A call that also changes a status or a wake-up entry is one sled
+//! transaction over records, metadata, wake-ups and indexes instead: a timer's index entry is
+//! there exactly when the records that set it are, so no wake-up is ever lost to a crash. The expected-version check runs against versions
 //! kept in memory (each stream has one writer, and sled locks its folder to one process).
 //!
 //! [`Log::sync`] is sled's flush, which writes with `sync_file_range` (enough to survive the
@@ -31,8 +40,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use sled::transaction::{
+    ConflictableTransactionError, TransactionError, TransactionalTree, UnabortableTransactionError,
+};
+use sled::Transactional;
+
 use crate::log::{
-    KeyEntry, Log, StreamId, StreamInfo, StreamMeta, StreamStatus, Wake, WakeChange, Write,
+    KeyEntry, Log, LogRead, SessionEntry, StreamId, StreamInfo, StreamMeta, StreamStatus, Wake,
+    WakeChange, Write,
 };
 use crate::record::{decode, encode, unwrap, FORMAT_VERSION};
 use crate::{Refused, Result, Seq, StoreError};
@@ -64,8 +79,9 @@ struct Open {
     events: sled::Tree,
     keys: sled::Tree,
     snapshots: sled::Tree,
-    sessions: sled::Tree,
+    kept: sled::Tree,
     wakes: sled::Tree,
+    index: sled::Tree,
     /// sled's data file (`db`), opened for reading only: syncing any descriptor of a file
     /// makes all of its written data durable.
     data: File,
@@ -84,6 +100,65 @@ pub struct SledLog {
     versions: Mutex<HashMap<StreamId, Seq>>,
     /// Files sled wrote for large values that are already synced.
     synced_blobs: Mutex<HashSet<OsString>>,
+}
+
+/// In `index`: the folder's indexes are built.
+const INDEXED: &[u8] = b"#indexes";
+/// In `index`: how many sessions are kept (u64 big-endian).
+const SESSION_COUNT: &[u8] = b"#sessions";
+
+fn due_key(due: u64, stream: StreamId) -> Vec<u8> {
+    let mut key = Vec::with_capacity(17);
+    key.push(b'd');
+    key.extend_from_slice(&due.to_be_bytes());
+    key.extend_from_slice(&stream.to_be_bytes());
+    key
+}
+
+fn creator_key(creator: &str, stream: StreamId) -> Vec<u8> {
+    let mut key = creator_prefix(creator);
+    key.extend_from_slice(&stream.to_be_bytes());
+    key
+}
+
+/// UTF-8 never holds 0xFF: one creator's entries are not a prefix of another's.
+fn creator_prefix(creator: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(creator.len() + 10);
+    key.push(b'c');
+    key.extend_from_slice(creator.as_bytes());
+    key.push(0xFF);
+    key
+}
+
+fn finished_key(at: u64, stream: StreamId) -> Vec<u8> {
+    let mut key = Vec::with_capacity(17);
+    key.push(b'f');
+    key.extend_from_slice(&at.to_be_bytes());
+    key.extend_from_slice(&stream.to_be_bytes());
+    key
+}
+
+fn stream_key_key(stream: StreamId, key: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(key.len() + 9);
+    out.push(b'k');
+    out.extend_from_slice(&stream.to_be_bytes());
+    out.extend_from_slice(key);
+    out
+}
+
+fn expiry_key(expires: u64, token: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(token.len() + 9);
+    key.push(b'e');
+    key.extend_from_slice(&expires.to_be_bytes());
+    key.extend_from_slice(token.as_bytes());
+    key
+}
+
+fn sid_key(sid: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(sid.len() + 1);
+    key.push(b's');
+    key.extend_from_slice(sid.as_bytes());
+    key
 }
 
 /// Where [`Log::probe`] writes, in sled's default tree (no stream lives there).
@@ -126,16 +201,62 @@ impl Open {
             }
         }
         sync_dir(path)?;
-        Ok(Open {
+        let open = Open {
             meta: db.open_tree("meta")?,
             events: db.open_tree("events")?,
             keys: db.open_tree("keys")?,
             snapshots: db.open_tree("snapshots")?,
-            sessions: db.open_tree("sessions")?,
+            kept: db.open_tree("kept")?,
             wakes: db.open_tree("wakes")?,
+            index: db.open_tree("index")?,
             data: File::open(path.join("db"))?,
             db,
-        })
+        };
+        if !open.index.contains_key(INDEXED)? {
+            open.build_indexes()?;
+        }
+        Ok(open)
+    }
+
+    /// Index a folder written before the indexes: once, on its first opening by this build.
+    /// Finished games are listed as finished now (their time was not kept), which keeps them
+    /// for their whole retention from now on. Sessions kept by an older build are dropped:
+    /// their records say nothing the index could use.
+    fn build_indexes(&self) -> Result<()> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        for row in self.meta.iter() {
+            let (key, value) = row?;
+            let id = be_u64("stream id", &key)?;
+            let mut meta: StreamMeta = decode("stream metadata", &value)?;
+            match meta.status {
+                StreamStatus::Live if !meta.creator.is_empty() => {
+                    self.index.insert(creator_key(&meta.creator, id), &[])?;
+                }
+                StreamStatus::Live => {}
+                StreamStatus::Over => {
+                    let at = *meta.finished.get_or_insert(now);
+                    self.index.insert(finished_key(at, id), &[])?;
+                    self.meta.insert(key, encode(&meta))?;
+                }
+            }
+        }
+        for row in self.wakes.iter() {
+            let (key, value) = row?;
+            let wake = decode_wake(&value)?;
+            self.index
+                .insert(due_key(wake.due, be_u64("stream id", &key)?), &[])?;
+        }
+        for row in self.keys.iter() {
+            let (key, value) = row?;
+            if let Ok(entry) = decode::<KeyEntry>("key entry", &value) {
+                self.index.insert(stream_key_key(entry.stream, &key), &[])?;
+            }
+        }
+        self.db.drop_tree("sessions")?;
+        self.index.insert(INDEXED, &[1])?;
+        Ok(())
     }
 }
 
@@ -286,16 +407,6 @@ fn decode_wake(value: &[u8]) -> Result<Wake> {
     })
 }
 
-fn set_wake_in(o: &Open, stream: StreamId, wake: Option<Wake>) -> Result<()> {
-    match wake {
-        Some(wake) => o
-            .wakes
-            .insert(stream.to_be_bytes(), &encode_wake(wake)[..])?,
-        None => o.wakes.remove(stream.to_be_bytes())?,
-    };
-    Ok(())
-}
-
 fn version_in(o: &Open, stream: StreamId) -> Result<Seq> {
     match o.events.scan_prefix(stream.to_be_bytes()).next_back() {
         Some(row) => be_u64("event key", &row?.0[8..]),
@@ -310,11 +421,113 @@ fn meta_in(o: &Open, stream: StreamId) -> Result<Option<StreamMeta>> {
         .transpose()
 }
 
-fn set_status_in(o: &Open, stream: StreamId, status: StreamStatus) -> Result<()> {
-    let mut meta = meta_in(o, stream)?.ok_or(StoreError::NoStream(stream))?;
-    meta.status = status;
-    o.meta.insert(stream.to_be_bytes(), encode(&meta))?;
+/// What a transaction's closure returns.
+type TxResult<T> = std::result::Result<T, ConflictableTransactionError<StoreError>>;
+
+/// A store error, as a transaction's closure aborts with it.
+fn abort(e: StoreError) -> ConflictableTransactionError<StoreError> {
+    ConflictableTransactionError::Abort(e)
+}
+
+/// A transaction's outcome, as the store's.
+fn settled<T>(result: std::result::Result<T, TransactionError<StoreError>>) -> Result<T> {
+    result.map_err(|e| match e {
+        TransactionError::Abort(e) => e,
+        TransactionError::Storage(e) => StoreError::Sled(e),
+    })
+}
+
+/// Replace (or remove) a stream's wake-up entry and its place in the due index.
+fn tx_set_wake(
+    wakes: &TransactionalTree,
+    index: &TransactionalTree,
+    stream: StreamId,
+    wake: Option<Wake>,
+) -> TxResult<()> {
+    let id = stream.to_be_bytes();
+    if let Some(old) = wakes.get(id)? {
+        let old = decode_wake(&old).map_err(abort)?;
+        index.remove(due_key(old.due, stream))?;
+    }
+    match wake {
+        Some(wake) => {
+            wakes.insert(&id, &encode_wake(wake)[..])?;
+            index.insert(due_key(wake.due, stream), &[])?;
+        }
+        None => {
+            wakes.remove(&id)?;
+        }
+    }
     Ok(())
+}
+
+/// Mark a stream live or over, moving it between the creator and finished indexes.
+fn tx_set_status(
+    meta: &TransactionalTree,
+    index: &TransactionalTree,
+    stream: StreamId,
+    status: StreamStatus,
+    at: u64,
+) -> TxResult<()> {
+    let id = stream.to_be_bytes();
+    let stored = meta
+        .get(id)?
+        .ok_or_else(|| abort(StoreError::NoStream(stream)))?;
+    let mut m: StreamMeta = decode("stream metadata", &stored).map_err(abort)?;
+    if m.status == status {
+        return Ok(());
+    }
+    m.status = status;
+    match status {
+        StreamStatus::Over => {
+            m.finished = Some(at);
+            index.insert(finished_key(at, stream), &[])?;
+            index.remove(creator_key(&m.creator, stream))?;
+        }
+        StreamStatus::Live => {
+            if let Some(at) = m.finished.take() {
+                index.remove(finished_key(at, stream))?;
+            }
+            if !m.creator.is_empty() {
+                index.insert(creator_key(&m.creator, stream), &[])?;
+            }
+        }
+    }
+    meta.insert(&id, encode(&m))?;
+    Ok(())
+}
+
+fn count_in(index: &TransactionalTree) -> TxResult<u64> {
+    match index.get(SESSION_COUNT)? {
+        Some(v) => be_u64("session count", &v).map_err(abort),
+        None => Ok(0),
+    }
+}
+
+/// Remove a kept session with its index entries; it, if there was one.
+fn tx_take_session(
+    kept: &TransactionalTree,
+    index: &TransactionalTree,
+    token: &str,
+) -> TxResult<Option<SessionEntry>> {
+    let Some(stored) = kept.remove(token.as_bytes())? else {
+        return Ok(None);
+    };
+    let entry: SessionEntry = decode("session", &stored).map_err(abort)?;
+    index.remove(expiry_key(entry.expires, token))?;
+    let sid = sid_key(&entry.sid);
+    if index.get(&sid)?.is_some_and(|t| t == token.as_bytes()) {
+        index.remove(sid)?;
+    }
+    let count = count_in(index)?.saturating_sub(1);
+    index.insert(SESSION_COUNT, &count.to_be_bytes())?;
+    Ok(Some(entry))
+}
+
+/// What a `?` on a transactional tree's call gives inside a closure that must return a store
+/// error (the conflicts sled retries on pass through).
+fn unabortable(e: UnabortableTransactionError) -> ConflictableTransactionError<StoreError> {
+    e.into()
 }
 
 impl Log for SledLog {
@@ -322,7 +535,20 @@ impl Log for SledLog {
         let o = self.open_now()?;
         // generate_id is unique across restarts; +1 keeps 0 free to mean "no stream".
         let id = o.db.generate_id()? + 1;
-        o.meta.insert(id.to_be_bytes(), encode(meta))?;
+        let value = encode(meta);
+        settled((&o.meta, &o.index).transaction(|(m, ix)| {
+            m.insert(&id.to_be_bytes(), value.as_slice())?;
+            match (meta.status, meta.finished) {
+                (StreamStatus::Live, _) if !meta.creator.is_empty() => {
+                    ix.insert(creator_key(&meta.creator, id), &[])?;
+                }
+                (StreamStatus::Over, Some(at)) => {
+                    ix.insert(finished_key(at, id), &[])?;
+                }
+                _ => {}
+            }
+            Ok(())
+        }))?;
         Ok(id)
     }
 
@@ -333,8 +559,9 @@ impl Log for SledLog {
         // may hold two writes of one stream), then apply the records as one batch.
         let mut staged: HashMap<StreamId, Seq> = HashMap::new();
         let mut results = Vec::with_capacity(writes.len());
-        let mut batch = sled::Batch::default();
-        let mut value = Vec::new();
+        let mut inserts: Vec<([u8; 16], Vec<u8>)> = Vec::new();
+        let mut removals: Vec<sled::IVec> = Vec::new();
+        let mut indexed = false;
         for w in writes {
             let actual = match staged.get(&w.stream) {
                 Some(v) => *v,
@@ -350,42 +577,67 @@ impl Log for SledLog {
             if let Some(before) = w.forget_before {
                 let range = event_key(w.stream, 0)..event_key(w.stream, before);
                 for key in o.events.range(range).keys() {
-                    batch.remove(key?);
+                    removals.push(key?);
                 }
             }
             for (record, seq) in w.records.iter().zip(w.expected + 1..) {
-                value.clear();
+                let mut value = Vec::with_capacity(record.len() + 1);
                 value.push(FORMAT_VERSION);
                 value.extend_from_slice(record);
-                batch.insert(&event_key(w.stream, seq)[..], value.as_slice());
+                inserts.push((event_key(w.stream, seq), value));
             }
+            indexed |= w.status.is_some() || w.wake != WakeChange::Keep;
             let version = w.expected + w.records.len() as u64;
             staged.insert(w.stream, version);
             results.push(Ok(version));
         }
-        let applied = o
-            .events
-            .apply_batch(batch)
-            .map_err(StoreError::from)
-            .and_then(|()| {
-                for (w, result) in writes.iter().zip(&results) {
-                    if result.is_err() {
-                        continue;
+        let applied = if indexed {
+            // Records, status and wake-ups at once: see the module's notes.
+            settled(
+                (&o.events, &o.meta, &o.wakes, &o.index).transaction(|(ev, me, wa, ix)| {
+                    for key in &removals {
+                        ev.remove(key).map_err(unabortable)?;
                     }
-                    for (key, entry) in &w.keys {
-                        o.keys.insert(key.as_bytes(), encode(entry))?;
+                    for (key, value) in &inserts {
+                        ev.insert(&key[..], value.as_slice())?;
                     }
-                    if let Some(status) = w.status {
-                        set_status_in(&o, w.stream, status)?;
+                    for (w, result) in writes.iter().zip(&results) {
+                        if result.is_err() {
+                            continue;
+                        }
+                        if let Some(status) = w.status {
+                            tx_set_status(me, ix, w.stream, status, w.at)?;
+                        }
+                        match w.wake {
+                            WakeChange::Keep => {}
+                            WakeChange::Set(wake) => tx_set_wake(wa, ix, w.stream, Some(wake))?,
+                            WakeChange::Clear => tx_set_wake(wa, ix, w.stream, None)?,
+                        }
                     }
-                    match w.wake {
-                        WakeChange::Keep => {}
-                        WakeChange::Set(wake) => set_wake_in(&o, w.stream, Some(wake))?,
-                        WakeChange::Clear => set_wake_in(&o, w.stream, None)?,
-                    }
+                    Ok(())
+                }),
+            )
+        } else {
+            let mut batch = sled::Batch::default();
+            for key in removals {
+                batch.remove(key);
+            }
+            for (key, value) in inserts {
+                batch.insert(&key[..], value);
+            }
+            o.events.apply_batch(batch).map_err(StoreError::from)
+        };
+        let applied = applied.and_then(|()| {
+            for (w, result) in writes.iter().zip(&results) {
+                if result.is_err() {
+                    continue;
                 }
-                Ok(())
-            });
+                for (key, entry) in &w.keys {
+                    put_key_in(&o, key, *entry)?;
+                }
+            }
+            Ok(())
+        });
         if let Err(e) = applied {
             // Whatever sled did or did not keep, the next write reads these versions afresh.
             for stream in staged.keys() {
@@ -407,81 +659,25 @@ impl Log for SledLog {
         Ok(results)
     }
 
-    fn read(&self, stream: StreamId, from: Seq, max: usize) -> Result<Vec<(Seq, Bytes)>> {
+    fn set_status(&self, stream: StreamId, status: StreamStatus, at: u64) -> Result<()> {
         let o = self.open_now()?;
-        let start = event_key(stream, from.max(1));
-        let end = event_key(stream, u64::MAX);
-        let mut out = Vec::new();
-        for row in o.events.range(start..=end).take(max) {
-            let (key, value) = row?;
-            let seq = be_u64("event key", &key[8..])?;
-            unwrap("event", &value)?;
-            // Shares sled's buffer instead of copying it.
-            out.push((seq, Bytes::from_owner(value).slice(1..)));
-        }
-        Ok(out)
-    }
-
-    fn version(&self, stream: StreamId) -> Result<Seq> {
-        version_in(&*self.open_now()?, stream)
-    }
-
-    fn meta(&self, stream: StreamId) -> Result<Option<StreamMeta>> {
-        meta_in(&*self.open_now()?, stream)
-    }
-
-    fn set_status(&self, stream: StreamId, status: StreamStatus) -> Result<()> {
-        set_status_in(&*self.open_now()?, stream, status)
-    }
-
-    fn streams(&self) -> Result<Vec<StreamInfo>> {
-        let o = self.open_now()?;
-        let mut out = Vec::new();
-        for row in o.meta.iter() {
-            let (key, value) = row?;
-            let id = be_u64("stream id", &key)?;
-            out.push(StreamInfo {
-                id,
-                meta: decode("stream metadata", &value)?,
-                version: version_in(&o, id)?,
-            });
-        }
-        Ok(out)
-    }
-
-    fn metas(&self) -> Result<Vec<(StreamId, StreamMeta)>> {
-        let o = self.open_now()?;
-        let mut out = Vec::new();
-        for row in o.meta.iter() {
-            let (key, value) = row?;
-            out.push((
-                be_u64("stream id", &key)?,
-                decode("stream metadata", &value)?,
-            ));
-        }
-        Ok(out)
+        settled(
+            (&o.meta, &o.index).transaction(|(me, ix)| tx_set_status(me, ix, stream, status, at)),
+        )
     }
 
     fn remove_streams(&self, streams: &[StreamId]) -> Result<()> {
-        if streams.is_empty() {
-            return Ok(());
-        }
         let o = self.open_now()?;
-        let gone: HashSet<StreamId> = streams.iter().copied().collect();
-        // Keys first: a key left behind would lead nowhere, a stream left behind is harmless
-        // and is removed on the next pass.
-        for row in o.keys.iter() {
-            let (key, value) = row?;
-            // A key that does not decode leads nowhere useful either way: leave it.
-            let Ok(entry) = decode::<KeyEntry>("key entry", &value) else {
-                continue;
-            };
-            if gone.contains(&entry.stream) {
-                o.keys.remove(key)?;
-            }
-        }
         let mut known = self.versions();
         for &stream in streams {
+            // Keys first: a key left behind would lead nowhere, a stream left behind is
+            // harmless and is removed on the next pass (its finished entry goes last).
+            let prefix = stream_key_key(stream, b"");
+            for row in o.index.scan_prefix(&prefix).keys() {
+                let entry = row?;
+                o.keys.remove(&entry[prefix.len()..])?;
+                o.index.remove(entry)?;
+            }
             let mut batch = sled::Batch::default();
             let range = event_key(stream, 0)..=event_key(stream, u64::MAX);
             for key in o.events.range(range).keys() {
@@ -489,47 +685,29 @@ impl Log for SledLog {
             }
             o.events.apply_batch(batch)?;
             o.snapshots.remove(stream.to_be_bytes())?;
-            o.wakes.remove(stream.to_be_bytes())?;
-            o.meta.remove(stream.to_be_bytes())?;
+            settled((&o.meta, &o.wakes, &o.index).transaction(|(me, wa, ix)| {
+                tx_set_wake(wa, ix, stream, None)?;
+                if let Some(stored) = me.remove(&stream.to_be_bytes())? {
+                    let m: StreamMeta = decode("stream metadata", &stored).map_err(abort)?;
+                    ix.remove(creator_key(&m.creator, stream))?;
+                    if let Some(at) = m.finished {
+                        ix.remove(finished_key(at, stream))?;
+                    }
+                }
+                Ok(())
+            }))?;
             known.remove(&stream);
         }
         Ok(())
     }
 
-    fn wake(&self, stream: StreamId) -> Result<Option<Wake>> {
-        self.open_now()?
-            .wakes
-            .get(stream.to_be_bytes())?
-            .map(|v| decode_wake(&v))
-            .transpose()
-    }
-
     fn set_wake(&self, stream: StreamId, wake: Option<Wake>) -> Result<()> {
-        set_wake_in(&*self.open_now()?, stream, wake)
-    }
-
-    fn wakes(&self) -> Result<Vec<(StreamId, Wake)>> {
-        let mut out = Vec::new();
-        for row in self.open_now()?.wakes.iter() {
-            let (key, value) = row?;
-            out.push((be_u64("stream id", &key)?, decode_wake(&value)?));
-        }
-        Ok(out)
+        let o = self.open_now()?;
+        settled((&o.wakes, &o.index).transaction(|(wa, ix)| tx_set_wake(wa, ix, stream, wake)))
     }
 
     fn put_key(&self, key: &str, entry: KeyEntry) -> Result<()> {
-        self.open_now()?
-            .keys
-            .insert(key.as_bytes(), encode(&entry))?;
-        Ok(())
-    }
-
-    fn find_key(&self, key: &str) -> Result<Option<KeyEntry>> {
-        self.open_now()?
-            .keys
-            .get(key.as_bytes())?
-            .map(|v| decode("key entry", &v))
-            .transpose()
+        put_key_in(&*self.open_now()?, key, entry)
     }
 
     fn save_snapshot(&self, stream: StreamId, version: Seq, state: &[u8]) -> Result<()> {
@@ -543,46 +721,23 @@ impl Log for SledLog {
         Ok(())
     }
 
-    fn load_snapshot(&self, stream: StreamId) -> Result<Option<(Seq, Vec<u8>)>> {
-        let Some(value) = self.open_now()?.snapshots.get(stream.to_be_bytes())? else {
-            return Ok(None);
-        };
-        let payload = unwrap("snapshot", &value)?;
-        if payload.len() < 8 {
-            return Err(StoreError::Corrupt {
-                what: "snapshot",
-                detail: "shorter than its version".into(),
-            });
-        }
-        let (version, state) = payload.split_at(8);
-        Ok(Some((be_u64("snapshot version", version)?, state.to_vec())))
+    fn save_session(&self, token: &str, session: &SessionEntry) -> Result<()> {
+        let o = self.open_now()?;
+        let value = encode(session);
+        settled((&o.kept, &o.index).transaction(|(kept, ix)| {
+            tx_take_session(kept, ix, token)?;
+            kept.insert(token.as_bytes(), value.as_slice())?;
+            ix.insert(expiry_key(session.expires, token), &[])?;
+            ix.insert(sid_key(&session.sid), token.as_bytes())?;
+            let count = count_in(ix)? + 1;
+            ix.insert(SESSION_COUNT, &count.to_be_bytes())?;
+            Ok(())
+        }))
     }
 
-    fn save_session(&self, token: &str, record: &[u8]) -> Result<()> {
-        self.open_now()?.sessions.insert(token.as_bytes(), record)?;
-        Ok(())
-    }
-
-    fn load_session(&self, token: &str) -> Result<Option<Vec<u8>>> {
-        Ok(self
-            .open_now()?
-            .sessions
-            .get(token.as_bytes())?
-            .map(|v| v.to_vec()))
-    }
-
-    fn remove_session(&self, token: &str) -> Result<()> {
-        self.open_now()?.sessions.remove(token.as_bytes())?;
-        Ok(())
-    }
-
-    fn sessions(&self) -> Result<Vec<(String, Vec<u8>)>> {
-        let mut out = Vec::new();
-        for item in self.open_now()?.sessions.iter() {
-            let (k, v) = item?;
-            out.push((String::from_utf8_lossy(&k).into_owned(), v.to_vec()));
-        }
-        Ok(out)
+    fn take_session(&self, token: &str) -> Result<Option<SessionEntry>> {
+        let o = self.open_now()?;
+        settled((&o.kept, &o.index).transaction(|(kept, ix)| tx_take_session(kept, ix, token)))
     }
 
     fn sync(&self) -> Result<()> {
@@ -619,5 +774,237 @@ impl Log for SledLog {
         *open = Some(Arc::new(fresh));
         self.versions().clear();
         Ok(())
+    }
+}
+
+/// Index `key`, and note it under its stream so that removing the stream removes it.
+fn put_key_in(o: &Open, key: &str, entry: KeyEntry) -> Result<()> {
+    o.index
+        .insert(stream_key_key(entry.stream, key.as_bytes()), &[])?;
+    o.keys.insert(key.as_bytes(), encode(&entry))?;
+    Ok(())
+}
+
+/// The stream of an index entry that ends with one.
+fn trailing_stream(what: &'static str, key: &[u8]) -> Result<StreamId> {
+    let at = key
+        .len()
+        .checked_sub(8)
+        .ok_or_else(|| StoreError::Corrupt {
+            what,
+            detail: format!("{} bytes", key.len()),
+        })?;
+    be_u64(what, &key[at..])
+}
+
+impl LogRead for SledLog {
+    fn read(&self, stream: StreamId, from: Seq, max: usize) -> Result<Vec<(Seq, Bytes)>> {
+        let o = self.open_now()?;
+        let start = event_key(stream, from.max(1));
+        let end = event_key(stream, u64::MAX);
+        let mut out = Vec::new();
+        for row in o.events.range(start..=end).take(max) {
+            let (key, value) = row?;
+            let seq = be_u64("event key", &key[8..])?;
+            unwrap("event", &value)?;
+            // Shares sled's buffer instead of copying it.
+            out.push((seq, Bytes::from_owner(value).slice(1..)));
+        }
+        Ok(out)
+    }
+
+    fn version(&self, stream: StreamId) -> Result<Seq> {
+        version_in(&*self.open_now()?, stream)
+    }
+
+    fn meta(&self, stream: StreamId) -> Result<Option<StreamMeta>> {
+        meta_in(&*self.open_now()?, stream)
+    }
+
+    fn wake(&self, stream: StreamId) -> Result<Option<Wake>> {
+        self.open_now()?
+            .wakes
+            .get(stream.to_be_bytes())?
+            .map(|v| decode_wake(&v))
+            .transpose()
+    }
+
+    fn find_key(&self, key: &str) -> Result<Option<KeyEntry>> {
+        self.open_now()?
+            .keys
+            .get(key.as_bytes())?
+            .map(|v| decode("key entry", &v))
+            .transpose()
+    }
+
+    fn load_snapshot(&self, stream: StreamId) -> Result<Option<(Seq, Vec<u8>)>> {
+        let Some(value) = self.open_now()?.snapshots.get(stream.to_be_bytes())? else {
+            return Ok(None);
+        };
+        let payload = unwrap("snapshot", &value)?;
+        if payload.len() < 8 {
+            return Err(StoreError::Corrupt {
+                what: "snapshot",
+                detail: "shorter than its version".into(),
+            });
+        }
+        let (version, state) = payload.split_at(8);
+        Ok(Some((be_u64("snapshot version", version)?, state.to_vec())))
+    }
+
+    fn load_session(&self, token: &str) -> Result<Option<SessionEntry>> {
+        self.open_now()?
+            .kept
+            .get(token.as_bytes())?
+            .map(|v| decode("session", &v))
+            .transpose()
+    }
+
+    fn due(
+        &self,
+        until: u64,
+        after: Option<(u64, StreamId)>,
+        max: usize,
+    ) -> Result<Vec<(StreamId, Wake)>> {
+        use std::ops::Bound::{Excluded, Included};
+        let o = self.open_now()?;
+        let from = match after {
+            Some((due, stream)) => Excluded(due_key(due, stream)),
+            None => Included(vec![b'd']),
+        };
+        let mut out = Vec::new();
+        for row in o
+            .index
+            .range((from, Included(due_key(until, StreamId::MAX))))
+        {
+            if out.len() >= max {
+                break;
+            }
+            let stream = trailing_stream("due entry", &row?.0)?;
+            // The entry and the stream's wake-up change together: one without the other is
+            // a stream removed between the two reads.
+            if let Some(wake) = o.wakes.get(stream.to_be_bytes())? {
+                out.push((stream, decode_wake(&wake)?));
+            }
+        }
+        Ok(out)
+    }
+
+    fn live_games(&self, creator: &str, max: usize) -> Result<usize> {
+        let o = self.open_now()?;
+        Ok(o.index
+            .scan_prefix(creator_prefix(creator))
+            .take(max)
+            .count())
+    }
+
+    fn finished_before(&self, before: u64, max: usize) -> Result<Vec<StreamId>> {
+        let o = self.open_now()?;
+        let mut out = Vec::new();
+        for row in o
+            .index
+            .range(vec![b'f']..finished_key(before, 0))
+            .keys()
+            .take(max)
+        {
+            out.push(trailing_stream("finished entry", &row?)?);
+        }
+        Ok(out)
+    }
+
+    fn expired_sessions(&self, before: u64, max: usize) -> Result<Vec<String>> {
+        let o = self.open_now()?;
+        let mut out = Vec::new();
+        for row in o
+            .index
+            .range(vec![b'e']..expiry_key(before, ""))
+            .keys()
+            .take(max)
+        {
+            let key = row?;
+            out.push(String::from_utf8_lossy(key.get(9..).unwrap_or_default()).into_owned());
+        }
+        Ok(out)
+    }
+
+    fn session_count(&self) -> Result<u64> {
+        match self.open_now()?.index.get(SESSION_COUNT)? {
+            Some(v) => be_u64("session count", &v),
+            None => Ok(0),
+        }
+    }
+
+    fn session_by_sid(&self, sid: &str) -> Result<Option<String>> {
+        Ok(self
+            .open_now()?
+            .index
+            .get(sid_key(sid))?
+            .map(|t| String::from_utf8_lossy(&t).into_owned()))
+    }
+
+    fn keys_with_prefix(&self, prefix: &str, max: usize) -> Result<Vec<(String, KeyEntry)>> {
+        let mut out = Vec::new();
+        for row in self
+            .open_now()?
+            .keys
+            .scan_prefix(prefix.as_bytes())
+            .take(max)
+        {
+            let (key, value) = row?;
+            out.push((
+                String::from_utf8_lossy(&key).into_owned(),
+                decode("key entry", &value)?,
+            ));
+        }
+        Ok(out)
+    }
+
+    fn streams(&self) -> Result<Vec<StreamInfo>> {
+        let o = self.open_now()?;
+        let mut out = Vec::new();
+        for row in o.meta.iter() {
+            let (key, value) = row?;
+            let id = be_u64("stream id", &key)?;
+            out.push(StreamInfo {
+                id,
+                meta: decode("stream metadata", &value)?,
+                version: version_in(&o, id)?,
+            });
+        }
+        Ok(out)
+    }
+
+    fn metas(&self) -> Result<Vec<(StreamId, StreamMeta)>> {
+        let o = self.open_now()?;
+        let mut out = Vec::new();
+        for row in o.meta.iter() {
+            let (key, value) = row?;
+            out.push((
+                be_u64("stream id", &key)?,
+                decode("stream metadata", &value)?,
+            ));
+        }
+        Ok(out)
+    }
+
+    fn wakes(&self) -> Result<Vec<(StreamId, Wake)>> {
+        let mut out = Vec::new();
+        for row in self.open_now()?.wakes.iter() {
+            let (key, value) = row?;
+            out.push((be_u64("stream id", &key)?, decode_wake(&value)?));
+        }
+        Ok(out)
+    }
+
+    fn sessions(&self) -> Result<Vec<(String, SessionEntry)>> {
+        let mut out = Vec::new();
+        for item in self.open_now()?.kept.iter() {
+            let (k, v) = item?;
+            out.push((
+                String::from_utf8_lossy(&k).into_owned(),
+                decode("session", &v)?,
+            ));
+        }
+        Ok(out)
     }
 }

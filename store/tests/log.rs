@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use umpire_store::contract::{meta, records};
-use umpire_store::{KeyEntry, Log, MemLog, Refused, Role, SledLog, StoreError};
+use umpire_store::{KeyEntry, Log, LogRead, MemLog, Refused, Role, SledLog, StoreError};
 
 #[test]
 fn memory_backend_keeps_the_contract() {
@@ -187,4 +187,63 @@ fn sled_recovers_by_reopening_and_keeps_what_was_synced() {
     assert_eq!(log.append(id, 3, &records(3..4)).unwrap(), Ok(4));
     log.sync().unwrap();
     assert_eq!(log.read(id, 1, 10).unwrap().len(), 4);
+}
+
+#[test]
+fn a_folder_written_before_the_indexes_is_indexed_once_on_opening() {
+    use umpire_store::{StreamMeta, StreamStatus, Wake};
+    let dir = tempfile::tempdir().unwrap();
+    let (live, over, key) = {
+        let log = SledLog::open(dir.path()).unwrap();
+        let mine = StreamMeta {
+            creator: "ada".into(),
+            ..meta("colony")
+        };
+        let live = log.create_stream(&mine).unwrap();
+        let over = log.create_stream(&mine).unwrap();
+        log.set_status(over, StreamStatus::Over, 5).unwrap();
+        log.set_wake(live, Some(Wake { due: 70, timers: 1 }))
+            .unwrap();
+        let key = KeyEntry {
+            stream: live,
+            role: Role::Join,
+        };
+        log.put_key("join-live", key).unwrap();
+        // What an older build left: no index, and sessions in a tree of their own.
+        let db = log.db().unwrap();
+        db.drop_tree("index").unwrap();
+        db.open_tree("sessions")
+            .unwrap()
+            .insert("old", "x")
+            .unwrap();
+        log.sync().unwrap();
+        (live, over, key)
+    };
+    let log = SledLog::open_retrying(dir.path(), std::time::Duration::from_secs(10)).unwrap();
+    assert_eq!(log.live_games("ada", 10).unwrap(), 1);
+    assert_eq!(
+        log.due(100, None, 10).unwrap(),
+        vec![(live, Wake { due: 70, timers: 1 })]
+    );
+    assert_eq!(
+        log.finished_before(u64::MAX, 10).unwrap(),
+        vec![over],
+        "listed again"
+    );
+    assert_eq!(log.find_key("join-live").unwrap(), Some(key));
+    assert_eq!(log.session_count().unwrap(), 0);
+    assert!(
+        !log.db()
+            .unwrap()
+            .tree_names()
+            .iter()
+            .any(|n| &n[..] == b"sessions"),
+        "the old sessions are dropped"
+    );
+    log.remove_streams(&[live]).unwrap();
+    assert_eq!(
+        log.find_key("join-live").unwrap(),
+        None,
+        "its keys indexed too"
+    );
 }

@@ -11,7 +11,6 @@ use umpire_store::{StreamMeta, StreamStatus};
 
 use crate::error::{HubError, Result};
 use crate::game::keys::new_key;
-use crate::game::owners::OwnerSlot;
 use crate::game::room::{FirstTurn, Room};
 use crate::game::runtime::Runtime;
 use crate::handle::RoomHandle;
@@ -25,15 +24,14 @@ pub(crate) trait Kind: Send + Sync + 'static {
     fn name(&self) -> &'static str;
     /// Check `config` (JSON; null means the default), open a stream for a new game and start
     /// its task. Its first turn logs `Created` and indexes the join and watch keys.
-    /// `owner` counts the game for its creator while it is live.
-    fn start(&self, rt: &Arc<Runtime>, config: Value, owner: OwnerSlot) -> Result<RoomHandle>;
-    /// Rebuild a game from its snapshot and log tail and start its task. `owner` counts it
-    /// for its creator while it is live; `invite` are its join and watch keys (from its meta).
+    /// `creator` is who created it (the log counts their live games).
+    fn start(&self, rt: &Arc<Runtime>, config: Value, creator: &str) -> Result<RoomHandle>;
+    /// Rebuild a game from its snapshot and log tail and start its task. `invite` are its join
+    /// and watch keys (from its meta).
     fn load(
         &self,
         rt: &Arc<Runtime>,
         id: GameId,
-        owner: Option<OwnerSlot>,
         invite: Option<(String, String)>,
     ) -> Result<RoomHandle>;
     /// The game's state after seq `at`, replayed from the log by its rules, as JSON.
@@ -94,7 +92,7 @@ impl<G: Game> Kind for Registered<G> {
         G::KIND
     }
 
-    fn start(&self, rt: &Arc<Runtime>, config: Value, owner: OwnerSlot) -> Result<RoomHandle> {
+    fn start(&self, rt: &Arc<Runtime>, config: Value, creator: &str) -> Result<RoomHandle> {
         let config: G::Config = if config.is_null() {
             G::Config::default()
         } else {
@@ -115,8 +113,9 @@ impl<G: Game> Kind for Registered<G> {
             kind: G::KIND.to_owned(),
             created: now,
             status: StreamStatus::Live,
-            creator: owner.player().to_owned(),
+            creator: creator.to_owned(),
             invite: Some(invite.clone()),
+            finished: None,
         };
         let id = rt.writer.create_stream(&meta)?;
         let first = FirstTurn {
@@ -124,7 +123,7 @@ impl<G: Game> Kind for Registered<G> {
             invite,
         };
         let game = Arc::clone(&self.game);
-        Ok(Room::spawn(rt, game, id, m, Some(first), Some(owner), None))
+        Ok(Room::spawn(rt, game, id, m, Some(first), None))
     }
 
     fn state_at(&self, log: &dyn umpire_store::LogRead, id: GameId, at: u64) -> Result<Value> {
@@ -136,7 +135,6 @@ impl<G: Game> Kind for Registered<G> {
         &self,
         rt: &Arc<Runtime>,
         id: GameId,
-        owner: Option<OwnerSlot>,
         invite: Option<(String, String)>,
     ) -> Result<RoomHandle> {
         let log = &rt.log;
@@ -155,9 +153,10 @@ impl<G: Game> Kind for Registered<G> {
         }
         let m = self.replay(&**log, id, snapshot, u64::MAX)?;
         if m.is_over() {
-            rt.writer.set_status(id, StreamStatus::Over)?;
+            rt.writer
+                .set_status(id, StreamStatus::Over, rt.clock.now())?;
         }
         let game = Arc::clone(&self.game);
-        Ok(Room::spawn(rt, game, id, m, None, owner, invite))
+        Ok(Room::spawn(rt, game, id, m, None, invite))
     }
 }

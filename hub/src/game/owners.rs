@@ -1,21 +1,25 @@
 //! How many live games each player has created, so that one player cannot fill the server.
 //!
-//! A game's task holds an [`OwnerSlot`] while its game is unfinished and in memory; the slot
-//! counts for its creator and gives the place back when dropped (the game ended, expired,
-//! or its task stopped). Restored games count too: their creator is in the log.
+//! The log counts them ([`umpire_store::LogRead::live_games`]: a stream counts for its creator
+//! from its creation until it is marked over), wherever the games are, in memory or not, on
+//! this server or another sharing the log. What the log cannot see yet are the games being
+//! created at this moment: an [`OwnerSlot`] counts one of those until its stream exists.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use umpire_store::LogRead;
+
 use crate::error::{HubError, Result};
 
-/// Live games per creator.
+/// Games being created, per creator.
 #[derive(Debug, Default)]
 pub(crate) struct Owners {
-    counts: Mutex<HashMap<String, usize>>,
+    pending: Mutex<HashMap<String, usize>>,
 }
 
-/// One live game of one creator; counted until dropped.
+/// One game of one creator being created; counted until dropped (by then its stream exists
+/// and the log counts it).
 #[derive(Debug)]
 pub(crate) struct OwnerSlot {
     owners: Arc<Owners>,
@@ -23,44 +27,45 @@ pub(crate) struct OwnerSlot {
 }
 
 impl Owners {
-    fn counts(&self) -> MutexGuard<'_, HashMap<String, usize>> {
+    fn pending(&self) -> MutexGuard<'_, HashMap<String, usize>> {
         // Every change is one map operation: a poisoned map is still consistent.
-        crate::lock(&self.counts)
+        crate::lock(&self.pending)
     }
 
-    /// A slot for a new game of `player`, if they have fewer than `limit` live games.
+    /// A slot for a new game of `player`, if they have fewer than `limit` live games in `log`
+    /// and being created. Checked and taken under one lock: two creates at once cannot both
+    /// take the last place.
     ///
     /// # Errors
-    /// [`HubError::Limit`] when they have `limit` already.
-    pub(crate) fn take(self: &Arc<Self>, player: &str, limit: usize) -> Result<OwnerSlot> {
-        let mut counts = self.counts();
-        let count = counts.entry(player.to_owned()).or_insert(0);
-        if *count >= limit {
+    /// [`HubError::Limit`] when they have `limit` already; the log cannot be read.
+    pub(crate) fn take(
+        self: &Arc<Self>,
+        log: &dyn LogRead,
+        player: &str,
+        limit: usize,
+    ) -> Result<OwnerSlot> {
+        let mut pending = self.pending();
+        let creating = pending.get(player).copied().unwrap_or(0);
+        let live = log.live_games(player, limit)?;
+        if live + creating >= limit {
             return Err(HubError::Limit(format!(
                 "you have {limit} unfinished games already; finish or leave one first"
             )));
         }
-        *count += 1;
+        *pending.entry(player.to_owned()).or_insert(0) += 1;
         Ok(OwnerSlot {
             owners: Arc::clone(self),
             player: player.to_owned(),
         })
     }
 
-    /// A slot for a game of `player` that exists already (restored, reloaded): counted even
-    /// past the limit, which binds only new games.
-    pub(crate) fn count(self: &Arc<Self>, player: &str) -> OwnerSlot {
-        *self.counts().entry(player.to_owned()).or_insert(0) += 1;
+    /// A slot for a game of `player` that no limit binds (the embedding server's).
+    pub(crate) fn unlimited(self: &Arc<Self>, player: &str) -> OwnerSlot {
+        *self.pending().entry(player.to_owned()).or_insert(0) += 1;
         OwnerSlot {
             owners: Arc::clone(self),
             player: player.to_owned(),
         }
-    }
-
-    /// How many live games `player` has.
-    #[cfg(test)]
-    pub(crate) fn of(&self, player: &str) -> usize {
-        self.counts().get(player).copied().unwrap_or(0)
     }
 }
 
@@ -73,11 +78,11 @@ impl OwnerSlot {
 
 impl Drop for OwnerSlot {
     fn drop(&mut self) {
-        let mut counts = self.owners.counts();
-        if let Some(count) = counts.get_mut(&self.player) {
+        let mut pending = self.owners.pending();
+        if let Some(count) = pending.get_mut(&self.player) {
             *count -= 1;
             if *count == 0 {
-                counts.remove(&self.player);
+                pending.remove(&self.player);
             }
         }
     }
@@ -86,21 +91,41 @@ impl Drop for OwnerSlot {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use umpire_store::{Log, MemLog, StreamMeta, StreamStatus};
 
     #[test]
-    fn slots_count_until_dropped_and_the_limit_binds_new_games_only() {
+    fn the_log_and_the_games_being_created_count_and_the_end_frees_a_place() {
         let owners = Arc::new(Owners::default());
-        let a = owners.take("ada", 2).unwrap();
-        let b = owners.take("ada", 2).unwrap();
-        assert!(matches!(owners.take("ada", 2), Err(HubError::Limit(_))));
-        let restored = owners.count("ada");
-        assert_eq!(owners.of("ada"), 3);
-        let other = owners.take("bo", 2).unwrap();
-        drop((a, b, restored));
-        assert_eq!(owners.of("ada"), 0);
-        assert!(owners.counts().get("ada").is_none(), "no entry left behind");
-        assert!(owners.take("ada", 2).is_ok());
+        let log = MemLog::new();
+        let meta = StreamMeta {
+            kind: "tally".into(),
+            created: 0,
+            status: StreamStatus::Live,
+            creator: "ada".into(),
+            invite: None,
+            finished: None,
+        };
+        let stored = log.create_stream(&meta).unwrap();
+        let creating = owners.take(&log, "ada", 2).unwrap();
+        assert!(
+            matches!(owners.take(&log, "ada", 2), Err(HubError::Limit(_))),
+            "one in the log and one being created"
+        );
+        let other = owners.take(&log, "bo", 2).unwrap();
+        drop(creating);
+        let again = owners.take(&log, "ada", 2).unwrap();
+        drop(again);
+        log.create_stream(&meta).unwrap();
+        assert!(matches!(
+            owners.take(&log, "ada", 2),
+            Err(HubError::Limit(_))
+        ));
+        log.set_status(stored, StreamStatus::Over, 1).unwrap();
+        assert!(
+            owners.take(&log, "ada", 2).is_ok(),
+            "a finished game frees its place"
+        );
         drop(other);
-        assert_eq!(owners.of("bo"), 0);
+        assert!(owners.pending().is_empty(), "no entry left behind");
     }
 }

@@ -13,7 +13,6 @@ use umpire_store::{Role, StreamMeta, StreamStatus};
 
 use crate::error::{HubError, Result};
 use crate::game::kind::Kind;
-use crate::game::owners::OwnerSlot;
 use crate::game::runtime::Runtime;
 use crate::handle::{RoomHandle, RoomMsg, Subscriber};
 use crate::metrics::gauge;
@@ -22,13 +21,14 @@ use crate::outbox::ReplyTo;
 /// What [`Registry::index`] found in the log.
 #[derive(Debug, Default)]
 pub(crate) struct Found {
-    /// Unfinished games.
-    pub(crate) games: u64,
-    /// Their pending timers.
-    pub(crate) timers: u64,
-    /// Games due to wake at once (overdue timers, expiry, or no entry yet).
-    pub(crate) due: u64,
+    /// Channel streams (up to one past the limit).
+    pub(crate) channels: usize,
+    /// Wake-ups due at once (overdue timers, expiry), up to [`DUE_REPORTED`].
+    pub(crate) due: usize,
 }
+
+/// The most wake-ups due at start that [`Registry::index`] counts.
+const DUE_REPORTED: usize = 10_000;
 
 /// Kinds and live games.
 pub(crate) struct Registry {
@@ -98,6 +98,7 @@ impl Registry {
                     status: StreamStatus::Live,
                     creator: name.to_owned(),
                     invite: None,
+                    finished: None,
                 };
                 let id = self.rt.writer.create_stream(&meta)?;
                 let entry = umpire_store::KeyEntry {
@@ -126,26 +127,32 @@ impl Registry {
         crate::lock(&self.session_channels)
     }
 
-    /// Remove the streams of the session channels whose session is not in `sessions`
-    /// (those connected or kept for resuming) and that are older than `min_age` (a session
-    /// that has just opened may not be counted as connected yet). Returns how many.
+    /// Remove the streams of the session channels whose session is neither in `connected`
+    /// nor kept for resuming in the log, and that are older than `min_age` (a session that has
+    /// just opened may not be counted as connected yet). Returns how many.
     ///
     /// # Errors
-    /// The log cannot be written.
+    /// The log cannot be read or written.
     pub(crate) fn remove_session_channels(
         &self,
-        sessions: &HashSet<String>,
+        connected: &HashSet<String>,
         now: Millis,
         min_age: Millis,
     ) -> Result<usize> {
-        let gone: Vec<(String, GameId)> = self
+        let candidates: Vec<(String, GameId)> = self
             .session_channels()
             .iter()
             .filter(|(sid, (_, created))| {
-                !sessions.contains(*sid) && now.saturating_sub(*created) >= min_age
+                !connected.contains(*sid) && now.saturating_sub(*created) >= min_age
             })
             .map(|(sid, (id, _))| (sid.clone(), *id))
             .collect();
+        let mut gone = Vec::with_capacity(candidates.len());
+        for (sid, id) in candidates {
+            if self.rt.log.session_by_sid(&sid)?.is_none() {
+                gone.push((sid, id));
+            }
+        }
         if gone.is_empty() {
             return Ok(0);
         }
@@ -235,13 +242,17 @@ impl Registry {
                 limits.max_live_games
             )));
         }
+        // Held until the stream exists: from then on the log counts the game.
         let owner = match per_player {
-            Some(limit) => self.rt.owners.take(&player, limit)?,
-            None => self.rt.owners.count(&player),
+            Some(limit) => self.rt.owners.take(&*self.rt.log, &player, limit)?,
+            None => self.rt.owners.unlimited(&player),
         };
-        let handle = catch_unwind(AssertUnwindSafe(|| k.start(&self.rt, config, owner))).map_err(
-            |_| HubError::Panicked(format!("the {kind} game's code panicked as it was created")),
-        )??;
+        let handle = catch_unwind(AssertUnwindSafe(|| {
+            k.start(&self.rt, config, owner.player())
+        }))
+        .map_err(|_| {
+            HubError::Panicked(format!("the {kind} game's code panicked as it was created"))
+        })??;
         tracing::info!(game = handle.game, kind, player = %player, "game created");
         self.rooms().insert(handle.game, handle.clone());
         // The creator's seat is taken in the game's first turn, with its `Created` record.
@@ -300,15 +311,12 @@ impl Registry {
             // made durable: make them durable before they are served to anyone.
             self.rt.writer.sync_now()?;
         }
-        let owner = self.rt.unpark(game).or_else(|| self.owner(&meta));
         let invite = meta.invite.clone();
-        let handle = catch_unwind(AssertUnwindSafe(|| {
-            kind.load(&self.rt, game, owner, invite)
-        }))
-        .map_err(|_| {
-            self.rt.quarantine(game);
-            HubError::panicked(game)
-        })??;
+        let handle = catch_unwind(AssertUnwindSafe(|| kind.load(&self.rt, game, invite)))
+            .map_err(|_| {
+                self.rt.quarantine(game);
+                HubError::panicked(game)
+            })??;
         tracing::info!(game, kind = %meta.kind, version = handle.head(), "game loaded");
         self.rooms().insert(game, handle.clone());
         Ok(handle)
@@ -368,45 +376,58 @@ impl Registry {
         self.send(game, msg)
     }
 
-    /// Take stock of the log without loading a game: count each unfinished game for its
-    /// creator, and arm the wake-up index (timers and idle expiry). Games load on first use,
-    /// or when their wake-up is due; an unfinished game with no entry (a folder written
-    /// before the index) is due at once.
+    /// Take stock of the log at start with the queries its indexes answer, reading no game:
+    /// count the channels (up to one past the limit) and note the session channels, and count
+    /// the wake-ups due at once. Games load on first use, or when their wake-up is due (the
+    /// wake-up task asks the log for those).
     ///
     /// # Errors
-    /// The log cannot be listed.
+    /// The log cannot be read.
     pub(crate) fn index(&self) -> Result<Found> {
-        let mut found = Found::default();
-        let wakes: HashMap<GameId, umpire_store::Wake> = self.rt.log.wakes()?.into_iter().collect();
-        let now = self.rt.clock.now();
-        for (id, meta) in self.rt.log.metas()? {
-            // Channels hold no state to restore: each starts on its first use.
-            if meta.kind == crate::game::channel::KIND {
-                self.counted_channel(id, &meta.creator, meta.created);
-                continue;
-            }
-            if meta.status != StreamStatus::Live {
-                continue;
-            }
-            if !self.kinds.contains_key(&meta.kind) {
-                tracing::warn!(game = id, kind = %meta.kind, "not restored: kind not registered");
-                continue;
-            }
-            found.games += 1;
-            if let Some(slot) = self.owner(&meta) {
-                self.rt.park(id, slot);
-            }
-            let due = match wakes.get(&id) {
-                Some(wake) => {
-                    found.timers += u64::from(wake.timers);
-                    wake.due
-                }
-                None => now,
+        let prefix = crate::game::channel::index_key("");
+        let max = self.rt.config.limits.max_channels.saturating_add(1);
+        let channels = self.rt.log.keys_with_prefix(&prefix, max)?;
+        for (key, entry) in &channels {
+            let name = key.strip_prefix(&prefix).unwrap_or(key);
+            // Only a session channel's age matters (see `remove_session_channels`).
+            let created = match name.starts_with("session:") {
+                true => self.rt.log.meta(entry.stream)?.map_or(0, |m| m.created),
+                false => 0,
             };
-            found.due += u64::from(due <= now);
-            self.rt.wakes.schedule(id, due);
+            self.counted_channel(entry.stream, name, created);
         }
-        Ok(found)
+        let now = self.rt.clock.now();
+        let due = self.rt.log.due(now, None, DUE_REPORTED)?.len();
+        Ok(Found {
+            channels: channels.len(),
+            due,
+        })
+    }
+
+    /// Arm the wake-ups the log has due up to `until` for games not in memory. A game in
+    /// memory runs its own timers and arms its wake-up as it leaves; one whose task is ending
+    /// (retiring, its last write under way) is left alone too, or its old entry would load
+    /// it again.
+    ///
+    /// # Errors
+    /// The log cannot be read.
+    pub(crate) fn arm_due(&self, until: Millis) -> Result<()> {
+        const PAGE: usize = 1024;
+        let mut after = None;
+        loop {
+            let page = self.rt.log.due(until, after, PAGE)?;
+            let rooms = self.rooms();
+            for (game, wake) in &page {
+                if !rooms.contains_key(game) {
+                    self.rt.wakes.schedule(*game, wake.due);
+                }
+            }
+            drop(rooms);
+            match page.last() {
+                Some((game, wake)) if page.len() == PAGE => after = Some((wake.due, *game)),
+                _ => return Ok(()),
+            }
+        }
     }
 
     /// The games whose wake-up is due, taken off the queue (load them with [`Self::wake`]).
@@ -447,12 +468,6 @@ impl Registry {
         drop(loading);
         self.rt.writer.remove_streams(&games)?;
         Ok(games)
-    }
-
-    /// The count of a stored game for its creator, while it is live.
-    fn owner(&self, meta: &StreamMeta) -> Option<OwnerSlot> {
-        (meta.status == StreamStatus::Live && !meta.creator.is_empty())
-            .then(|| self.rt.owners.count(&meta.creator))
     }
 
     /// Drop the handles of games whose task ended for good: they load again on their next

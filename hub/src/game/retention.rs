@@ -1,65 +1,48 @@
 //! Retention: finished games are kept for replays for [`crate::HubConfig::retain_finished`]
-//! after their last event, then removed from the log with every key that leads to them.
+//! after they finished, then removed from the log with every key that leads to them.
 
 use std::time::Duration;
 
-use serde::Deserialize;
-use umpire_engine::protocol::GameId;
 use umpire_engine::Millis;
-use umpire_store::StreamStatus;
 
 use crate::error::Result;
 use crate::game::registry::Registry;
 
-/// The one field of a record retention reads: when it happened.
-#[derive(Deserialize)]
-struct Stamp {
-    at: Millis,
+/// Finished games removed per query.
+const PAGE: usize = 512;
+
+/// The finish time before which a game is past keeping at `now`: kept `keep` exactly.
+fn cutoff(now: Millis, keep: Duration) -> Millis {
+    now.saturating_sub(u64::try_from(keep.as_millis()).unwrap_or(u64::MAX))
 }
 
-/// Whether a game that finished with its last event at `last` is past keeping at `now`.
-pub(crate) fn expired(last: Millis, now: Millis, keep: Duration) -> bool {
-    let keep = u64::try_from(keep.as_millis()).unwrap_or(u64::MAX);
-    now.saturating_sub(last) > keep
-}
-
-/// Remove every finished game whose last event is older than `keep`, except those in memory
-/// (someone is replaying them). Returns how many were removed. Reads every stream's
-/// last record: run it off the async workers.
+/// Remove every finished game that finished more than `keep` ago, found through the log's
+/// index of finished games, except those in memory (someone is replaying them). Returns how
+/// many were removed.
 ///
 /// # Errors
-/// The log cannot be listed or written.
+/// The log cannot be read or written.
 pub(crate) fn prune(registry: &Registry, now: Millis, keep: Duration) -> Result<usize> {
-    let log = &registry.rt.log;
-    let mut gone: Vec<GameId> = Vec::new();
-    for info in log.streams()? {
-        if info.meta.status != StreamStatus::Over || info.meta.kind == crate::game::channel::KIND {
-            continue;
-        }
-        let last = log.read(info.id, info.version, 1)?;
-        let at = match last.first() {
-            Some((_, bytes)) => match rmp_serde::from_slice::<Stamp>(bytes) {
-                Ok(stamp) => stamp.at,
-                Err(e) => {
-                    tracing::warn!(game = info.id, error = %e, "kept: its last record does not decode");
-                    continue;
-                }
-            },
-            None => info.meta.created,
-        };
-        if expired(at, now, keep) {
-            gone.push(info.id);
+    let before = cutoff(now, keep);
+    let mut removed = 0;
+    loop {
+        let page = registry.rt.log.finished_before(before, PAGE)?;
+        let listed = page.len();
+        let gone = registry.remove_unloaded(page)?.len();
+        removed += gone;
+        // A page the registry kept whole (all of it in memory) would come back the same.
+        if listed < PAGE || gone == 0 {
+            break;
         }
     }
-    let gone = registry.remove_unloaded(gone)?;
-    if !gone.is_empty() {
+    if removed > 0 {
         tracing::info!(
-            games = gone.len(),
+            games = removed,
             ?keep,
             "finished games past retention removed"
         );
     }
-    Ok(gone.len())
+    Ok(removed)
 }
 
 #[cfg(test)]
@@ -69,9 +52,11 @@ mod tests {
     #[test]
     fn a_game_is_kept_exactly_as_long_as_configured() {
         let day = Duration::from_secs(86_400);
-        assert!(!expired(0, 86_400_000, day));
-        assert!(expired(0, 86_400_001, day));
+        // Listed when it finished before the cutoff.
+        let expired = |finished: Millis, now| finished < cutoff(now, day);
+        assert!(!expired(0, 86_400_000));
+        assert!(expired(0, 86_400_001));
         // A clock behind the record (restored from another machine) keeps it.
-        assert!(!expired(5_000, 1_000, day));
+        assert!(!expired(5_000, 1_000));
     }
 }

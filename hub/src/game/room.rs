@@ -23,7 +23,6 @@ use umpire_store::{KeyEntry, Role, StoreError, StreamStatus, Wake, WakeChange, W
 use crate::error::{HubError, Result};
 use crate::frames::Published;
 use crate::game::keys::{is_guest, new_key};
-use crate::game::owners::OwnerSlot;
 use crate::game::runtime::Runtime;
 use crate::handle::{Inbox, RoomHandle, RoomMsg, SessionId, Subscriber};
 use crate::outbox::{Answer, Inspection, Joined, ReplyTo, Seated};
@@ -57,8 +56,6 @@ pub(crate) struct Room<G: Game> {
     /// The game's join and watch keys, for players who take their seat back (`None` for
     /// games stored before the keys were kept with them).
     keys: Option<(String, String)>,
-    /// Counts the game for its creator while it is unfinished.
-    owner: Option<OwnerSlot>,
     /// When the game last had an event: it expires after sitting idle.
     active: Millis,
     /// When the task last had anything to do (a message, a write) or was loaded: a game
@@ -129,11 +126,9 @@ impl<G: Game> Room<G> {
         id: GameId,
         m: Match<G>,
         first: Option<FirstTurn>,
-        owner: Option<OwnerSlot>,
         keys: Option<(String, String)>,
     ) -> RoomHandle {
         let inbox = Arc::new(Inbox::default());
-        let m_over = m.is_over();
         let durable = if first.is_some() { 0 } else { m.version() };
         let head = Arc::new(AtomicU64::new(durable));
         let mut turn = Turn::default();
@@ -163,7 +158,6 @@ impl<G: Game> Room<G> {
             durable,
             invite,
             keys,
-            owner: if m_over { None } else { owner },
             active: if durable > 0 { last_at } else { rt.clock.now() },
             quiet_since: rt.clock.now(),
             wake: if durable > 0 {
@@ -292,17 +286,10 @@ impl<G: Game> Room<G> {
         )
     }
 
-    /// Leave memory, unless a message came in: park the creator's count, write the exact
-    /// wake-up entry (what is on disk is early at worst, so a crash before it is durable costs
+    /// Leave memory, unless a message came in: write the exact wake-up entry (what is on disk is early at worst, so a crash before it is durable costs
     /// a load, nothing more) and arm it. The next use loads the game again.
     fn evict(&mut self) -> bool {
-        // Parked before the inbox closes: a load that follows the close finds the count there
-        // (it cannot start before: the open handle is served instead).
-        if let Some(slot) = self.owner.take() {
-            self.rt.park(self.id, slot);
-        }
         if !self.inbox.evict() {
-            self.owner = self.rt.unpark(self.id);
             return false;
         }
         let needed = self.wake_needed(self.active);
@@ -730,6 +717,7 @@ impl<G: Game> Room<G> {
                         status: over.then_some(StreamStatus::Over),
                         forget_before: None,
                         wake,
+                        at: now,
                     };
                     let written = self.rt.writer.write(write).await;
                     if written.is_ok() {
@@ -747,8 +735,6 @@ impl<G: Game> Room<G> {
                     self.durable = version;
                     self.active = now;
                     if over {
-                        // A finished game no longer counts against its creator.
-                        self.owner = None;
                         let outcome = self
                             .m
                             .outcome()

@@ -1,7 +1,7 @@
 //! What every game task runs on: the log and its writer, the clock, the settings, the
 //! metrics, and the shutdown signal. Game tasks see this and nothing else of the hub.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use tokio_util::sync::CancellationToken;
@@ -12,7 +12,7 @@ use umpire_store::LogRead;
 use crate::clock::Clock;
 use crate::config::HubConfig;
 use crate::game::keys::Seeds;
-use crate::game::owners::{OwnerSlot, Owners};
+use crate::game::owners::Owners;
 use crate::metrics::Metrics;
 use crate::storage::health::StorageHealth;
 use crate::storage::sleepers::Wakes;
@@ -36,15 +36,13 @@ pub(crate) struct Runtime {
     pub(crate) shutdown: CancellationToken,
     /// Every game task and session, so shutdown can wait for them.
     pub(crate) tracker: TaskTracker,
-    /// Live games per creator.
+    /// Games being created, per creator (the log counts the rest).
     pub(crate) owners: Arc<Owners>,
     /// Games whose task ended for good (expired, or finished and idle): the registry
     /// forgets them. A game stopped by a storage failure is not here: it is restarted.
     pub(crate) retired: Mutex<Vec<GameId>>,
     /// When games not in memory need loading (their timers, their expiry).
     pub(crate) wakes: Arc<Wakes>,
-    /// The creator's count of each live game not in memory, held until it is loaded again.
-    pub(crate) parked: Mutex<HashMap<GameId, OwnerSlot>>,
     /// Games stopped by a panic in their code: not loaded again until the server restarts.
     pub(crate) panicked: Mutex<HashSet<GameId>>,
 }
@@ -68,15 +66,5 @@ impl Runtime {
     /// Whether a panic stopped `game`.
     pub(crate) fn has_panicked(&self, game: GameId) -> bool {
         crate::lock(&self.panicked).contains(&game)
-    }
-
-    /// Hold `slot` (a live game's count for its creator) while its game is out of memory.
-    pub(crate) fn park(&self, game: GameId, slot: OwnerSlot) {
-        crate::lock(&self.parked).insert(game, slot);
-    }
-
-    /// The parked count of `game`, as it is loaded again.
-    pub(crate) fn unpark(&self, game: GameId) -> Option<OwnerSlot> {
-        crate::lock(&self.parked).remove(&game)
     }
 }

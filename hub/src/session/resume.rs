@@ -53,56 +53,41 @@ impl Saved {
         rmp_serde::from_slice(bytes).ok()
     }
 
-    fn expired(&self, now: Millis, config: &crate::HubConfig) -> bool {
-        // In channels only (no game): kept for the shorter time.
+    /// When the record may be forgotten: `resume_for` after it was written, or
+    /// `resume_channels_for` for a session in channels only.
+    fn expires(&self, config: &crate::HubConfig) -> Millis {
         let keep_for = if self.games.iter().all(|g| g.channel.is_some()) {
             config.resume_channels_for
         } else {
             config.resume_for
         };
         let keep = u64::try_from(keep_for.as_millis()).unwrap_or(u64::MAX);
-        now.saturating_sub(self.touched) > keep
+        self.touched.saturating_add(keep)
     }
 }
 
-/// What a pass over the kept sessions found.
-#[derive(Debug, Default)]
-pub(crate) struct Kept {
-    /// Sessions kept.
-    pub(crate) count: usize,
-    /// Their public ids: their `session:` channels stay.
-    pub(crate) sids: std::collections::HashSet<String>,
-}
+/// Expired sessions taken per query.
+const PAGE: usize = 256;
 
-/// Remove every session record past its time (or unreadable); what was kept.
-pub(crate) fn prune(
+/// Remove every kept session past its time, found through the log's expiry index; how many.
+///
+/// # Errors
+/// The log cannot be read or written.
+pub(crate) fn expire(
     log: &dyn LogRead,
     writer: &crate::storage::writer::Writer,
     now: Millis,
-    config: &crate::HubConfig,
-) -> Kept {
-    let sessions = match log.sessions() {
-        Ok(sessions) => sessions,
-        Err(e) => {
-            tracing::warn!(error = %e, "the kept sessions could not be listed");
-            return Kept::default();
+) -> Result<usize, umpire_store::StoreError> {
+    let mut removed = 0;
+    loop {
+        let tokens = log.expired_sessions(now, PAGE)?;
+        for token in &tokens {
+            removed += usize::from(writer.take_session(token)?.is_some());
         }
-    };
-    let mut kept = Kept::default();
-    for (token, bytes) in sessions {
-        match Saved::decode(&bytes).filter(|s| !s.expired(now, config)) {
-            Some(saved) => {
-                kept.count += 1;
-                kept.sids.insert(saved.sid);
-            }
-            None => {
-                if let Err(e) = writer.remove_session(&token) {
-                    tracing::warn!(error = %e, "an expired session could not be removed");
-                }
-            }
+        if tokens.len() < PAGE {
+            return Ok(removed);
         }
     }
-    kept
 }
 
 impl Session {
@@ -134,7 +119,7 @@ impl Session {
         }
         let keeps = !games.is_empty();
         let writer = &self.rt().writer;
-        let bytes = if games.is_empty() {
+        let entry = if games.is_empty() {
             None
         } else {
             let saved = Saved {
@@ -145,7 +130,11 @@ impl Session {
                 games,
             };
             match rmp_serde::to_vec_named(&saved) {
-                Ok(bytes) => Some(bytes),
+                Ok(record) => Some(umpire_store::SessionEntry {
+                    sid: self.sid.clone(),
+                    expires: saved.expires(&self.rt().config),
+                    record,
+                }),
                 Err(e) => {
                     tracing::error!(error = %e, "a session record does not encode");
                     return;
@@ -165,9 +154,9 @@ impl Session {
             return;
         }
         let token = &self.token;
-        let result = self.outbox.unless_taken(|| match &bytes {
-            Some(bytes) => writer.save_session(token, bytes),
-            None => writer.remove_session(token),
+        let result = self.outbox.unless_taken(|| match &entry {
+            Some(entry) => writer.save_session(token, entry),
+            None => writer.take_session(token).map(drop),
         });
         let done = matches!(result, Some(Ok(())));
         if (newly_kept && !done) || (done && self.saved && !keeps) {
@@ -207,8 +196,8 @@ impl Session {
             .rt()
             .log
             .load_session(token)?
-            .and_then(|bytes| Saved::decode(&bytes))
-            .filter(|s| !s.expired(now, &self.rt().config))
+            .filter(|entry| entry.expires >= now)
+            .and_then(|entry| Saved::decode(&entry.record))
             .ok_or_else(unknown)?;
         match (&saved.user, &self.user) {
             (Some(a), Some(b)) if a == b => {}
@@ -232,7 +221,7 @@ impl Session {
         // Used up: a connection still holding it is closed, and this connection's own token
         // takes over.
         self.hub.sessions.take_over(token);
-        self.rt().writer.remove_session(token)?;
+        self.rt().writer.take_session(token)?;
         self.hub.sessions.forget_kept();
         let player = self.player();
         let (mut games, mut lost) = (Vec::new(), Vec::new());

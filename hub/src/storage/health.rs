@@ -6,8 +6,8 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 use umpire_store::{
-    KeyEntry, Log, Refused, Seq, StoreError, StreamId, StreamInfo, StreamMeta, StreamStatus, Wake,
-    Write,
+    KeyEntry, Log, LogRead, Refused, Seq, SessionEntry, StoreError, StreamId, StreamInfo,
+    StreamMeta, StreamStatus, Wake, Write,
 };
 
 /// The hub's health, as [`crate::Hub::health`] reports it.
@@ -127,64 +127,26 @@ impl Log for Watched {
     fn create_stream(&self, meta: &StreamMeta) -> Result<StreamId, StoreError> {
         self.seen(self.log.create_stream(meta))
     }
-
     fn write(&self, writes: &[Write]) -> Result<Vec<Result<Seq, Refused>>, StoreError> {
         self.seen(self.log.write(writes))
     }
-
-    fn read(
+    fn set_status(
         &self,
         stream: StreamId,
-        from: Seq,
-        max: usize,
-    ) -> Result<Vec<(Seq, Bytes)>, StoreError> {
-        self.seen(self.log.read(stream, from, max))
+        status: StreamStatus,
+        at: u64,
+    ) -> Result<(), StoreError> {
+        self.seen(self.log.set_status(stream, status, at))
     }
-
-    fn version(&self, stream: StreamId) -> Result<Seq, StoreError> {
-        self.seen(self.log.version(stream))
-    }
-
-    fn meta(&self, stream: StreamId) -> Result<Option<StreamMeta>, StoreError> {
-        self.seen(self.log.meta(stream))
-    }
-
-    fn set_status(&self, stream: StreamId, status: StreamStatus) -> Result<(), StoreError> {
-        self.seen(self.log.set_status(stream, status))
-    }
-
-    fn streams(&self) -> Result<Vec<StreamInfo>, StoreError> {
-        self.seen(self.log.streams())
-    }
-
-    fn metas(&self) -> Result<Vec<(StreamId, StreamMeta)>, StoreError> {
-        self.seen(self.log.metas())
-    }
-
     fn remove_streams(&self, streams: &[StreamId]) -> Result<(), StoreError> {
         self.seen(self.log.remove_streams(streams))
     }
-
-    fn wake(&self, stream: StreamId) -> Result<Option<Wake>, StoreError> {
-        self.seen(self.log.wake(stream))
-    }
-
     fn set_wake(&self, stream: StreamId, wake: Option<Wake>) -> Result<(), StoreError> {
         self.seen(self.log.set_wake(stream, wake))
     }
-
-    fn wakes(&self) -> Result<Vec<(StreamId, Wake)>, StoreError> {
-        self.seen(self.log.wakes())
-    }
-
     fn put_key(&self, key: &str, entry: KeyEntry) -> Result<(), StoreError> {
         self.seen(self.log.put_key(key, entry))
     }
-
-    fn find_key(&self, key: &str) -> Result<Option<KeyEntry>, StoreError> {
-        self.seen(self.log.find_key(key))
-    }
-
     fn save_snapshot(
         &self,
         stream: StreamId,
@@ -193,36 +155,90 @@ impl Log for Watched {
     ) -> Result<(), StoreError> {
         self.seen(self.log.save_snapshot(stream, version, state))
     }
-
-    fn load_snapshot(&self, stream: StreamId) -> Result<Option<(Seq, Vec<u8>)>, StoreError> {
-        self.seen(self.log.load_snapshot(stream))
+    fn save_session(&self, token: &str, session: &SessionEntry) -> Result<(), StoreError> {
+        self.seen(self.log.save_session(token, session))
     }
-
-    fn save_session(&self, token: &str, record: &[u8]) -> Result<(), StoreError> {
-        self.seen(self.log.save_session(token, record))
+    fn take_session(&self, token: &str) -> Result<Option<SessionEntry>, StoreError> {
+        self.seen(self.log.take_session(token))
     }
-
-    fn load_session(&self, token: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.seen(self.log.load_session(token))
-    }
-
-    fn remove_session(&self, token: &str) -> Result<(), StoreError> {
-        self.seen(self.log.remove_session(token))
-    }
-
-    fn sessions(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-        self.seen(self.log.sessions())
-    }
-
     fn sync(&self) -> Result<(), StoreError> {
         self.seen(self.log.sync())
     }
-
     fn recover(&self) -> Result<(), StoreError> {
         self.seen(self.log.recover())
     }
-
     fn probe(&self) -> Result<(), StoreError> {
         self.seen(self.log.probe())
+    }
+}
+
+impl LogRead for Watched {
+    fn read(
+        &self,
+        stream: StreamId,
+        from: Seq,
+        max: usize,
+    ) -> Result<Vec<(Seq, Bytes)>, StoreError> {
+        self.seen(self.log.read(stream, from, max))
+    }
+    fn version(&self, stream: StreamId) -> Result<Seq, StoreError> {
+        self.seen(self.log.version(stream))
+    }
+    fn meta(&self, stream: StreamId) -> Result<Option<StreamMeta>, StoreError> {
+        self.seen(self.log.meta(stream))
+    }
+    fn wake(&self, stream: StreamId) -> Result<Option<Wake>, StoreError> {
+        self.seen(self.log.wake(stream))
+    }
+    fn find_key(&self, key: &str) -> Result<Option<KeyEntry>, StoreError> {
+        self.seen(self.log.find_key(key))
+    }
+    fn load_snapshot(&self, stream: StreamId) -> Result<Option<(Seq, Vec<u8>)>, StoreError> {
+        self.seen(self.log.load_snapshot(stream))
+    }
+    fn load_session(&self, token: &str) -> Result<Option<SessionEntry>, StoreError> {
+        self.seen(self.log.load_session(token))
+    }
+    fn due(
+        &self,
+        until: u64,
+        after: Option<(u64, StreamId)>,
+        max: usize,
+    ) -> Result<Vec<(StreamId, Wake)>, StoreError> {
+        self.seen(self.log.due(until, after, max))
+    }
+    fn live_games(&self, creator: &str, max: usize) -> Result<usize, StoreError> {
+        self.seen(self.log.live_games(creator, max))
+    }
+    fn finished_before(&self, before: u64, max: usize) -> Result<Vec<StreamId>, StoreError> {
+        self.seen(self.log.finished_before(before, max))
+    }
+    fn expired_sessions(&self, before: u64, max: usize) -> Result<Vec<String>, StoreError> {
+        self.seen(self.log.expired_sessions(before, max))
+    }
+    fn session_count(&self) -> Result<u64, StoreError> {
+        self.seen(self.log.session_count())
+    }
+    fn session_by_sid(&self, sid: &str) -> Result<Option<String>, StoreError> {
+        self.seen(self.log.session_by_sid(sid))
+    }
+    fn keys_with_prefix(
+        &self,
+        prefix: &str,
+        max: usize,
+    ) -> Result<Vec<(String, KeyEntry)>, StoreError> {
+        self.seen(self.log.keys_with_prefix(prefix, max))
+    }
+    fn streams(&self) -> Result<Vec<StreamInfo>, StoreError> {
+        self.seen(self.log.streams())
+    }
+    fn metas(&self) -> Result<Vec<(StreamId, StreamMeta)>, StoreError> {
+        self.seen(self.log.metas())
+    }
+    fn wakes(&self) -> Result<Vec<(StreamId, Wake)>, StoreError> {
+        self.seen(self.log.wakes())
+    }
+    fn sessions(&self) -> Result<Vec<(String, SessionEntry)>, StoreError> {
+        self.seen(self.log.sessions())
     }
 }

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 use umpire_store::{
-    KeyEntry, Log, Seq, StoreError, StreamId, StreamMeta, StreamStatus, Wake, Write,
+    KeyEntry, Log, Seq, SessionEntry, StoreError, StreamId, StreamMeta, StreamStatus, Wake, Write,
 };
 
 use crate::config::Durability;
@@ -145,13 +145,14 @@ impl Writer {
         self.log.put_key(key, entry)
     }
 
-    /// Mark a stream over (a game found finished on load).
+    /// Mark a stream over (a game found finished on load) at `at`.
     pub(crate) fn set_status(
         &self,
         stream: StreamId,
         status: StreamStatus,
+        at: u64,
     ) -> umpire_store::Result<()> {
-        self.log.set_status(stream, status)
+        self.log.set_status(stream, status, at)
     }
 
     /// Replace a stream's wake-up entry (a game leaving memory).
@@ -163,14 +164,18 @@ impl Writer {
         self.log.set_wake(stream, wake)
     }
 
-    /// Keep a session's record under `token`.
-    pub(crate) fn save_session(&self, token: &str, record: &[u8]) -> umpire_store::Result<()> {
-        self.log.save_session(token, record)
+    /// Keep a session under `token`.
+    pub(crate) fn save_session(
+        &self,
+        token: &str,
+        session: &SessionEntry,
+    ) -> umpire_store::Result<()> {
+        self.log.save_session(token, session)
     }
 
-    /// Forget the session under `token`.
-    pub(crate) fn remove_session(&self, token: &str) -> umpire_store::Result<()> {
-        self.log.remove_session(token)
+    /// Remove the session under `token` and return it (resumed, or expired).
+    pub(crate) fn take_session(&self, token: &str) -> umpire_store::Result<Option<SessionEntry>> {
+        self.log.take_session(token)
     }
 
     /// Remove `streams` with everything of theirs (retention, session channels).

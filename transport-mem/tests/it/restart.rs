@@ -12,7 +12,7 @@ use std::time::Duration;
 use crate::common::{game_event, is_over, paused_runtime, start, within};
 use serde_json::{json, Value};
 use umpire_hub::{Clock, HubConfig, TokioClock};
-use umpire_store::SledLog;
+use umpire_store::{LogRead, SledLog};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()

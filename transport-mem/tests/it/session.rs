@@ -11,8 +11,8 @@ use serde_json::{json, Value};
 use umpire_engine::protocol::{ClientMsg, ErrorCode, ServerMsg};
 use umpire_hub::HubConfig;
 use umpire_store::{
-    KeyEntry, Log, MemLog, Refused, Result, Seq, StoreError, StreamId, StreamInfo, StreamMeta,
-    StreamStatus, Wake, Write,
+    KeyEntry, Log, LogRead, MemLog, Refused, Result, Seq, SessionEntry, StoreError, StreamId,
+    StreamInfo, StreamMeta, StreamStatus, Wake, Write,
 };
 
 use crate::common::{start, within};
@@ -134,6 +134,35 @@ impl Log for Breakable {
         }
         self.log.write(writes)
     }
+    fn set_status(&self, stream: StreamId, status: StreamStatus, at: u64) -> Result<()> {
+        self.log.set_status(stream, status, at)
+    }
+    fn remove_streams(&self, streams: &[StreamId]) -> Result<()> {
+        self.log.remove_streams(streams)
+    }
+    fn set_wake(&self, stream: StreamId, wake: Option<Wake>) -> Result<()> {
+        self.log.set_wake(stream, wake)
+    }
+    fn put_key(&self, key: &str, entry: KeyEntry) -> Result<()> {
+        self.log.put_key(key, entry)
+    }
+    fn save_snapshot(&self, stream: StreamId, version: Seq, state: &[u8]) -> Result<()> {
+        self.log.save_snapshot(stream, version, state)
+    }
+    fn save_session(&self, token: &str, session: &SessionEntry) -> Result<()> {
+        self.check()?;
+        self.log.save_session(token, session)
+    }
+    fn take_session(&self, token: &str) -> Result<Option<SessionEntry>> {
+        self.log.take_session(token)
+    }
+    fn sync(&self) -> Result<()> {
+        self.check()?;
+        self.log.sync()
+    }
+}
+
+impl LogRead for Breakable {
     fn read(&self, stream: StreamId, from: Seq, max: usize) -> Result<Vec<(Seq, Bytes)>> {
         self.log.read(stream, from, max)
     }
@@ -143,53 +172,53 @@ impl Log for Breakable {
     fn meta(&self, stream: StreamId) -> Result<Option<StreamMeta>> {
         self.log.meta(stream)
     }
-    fn set_status(&self, stream: StreamId, status: StreamStatus) -> Result<()> {
-        self.log.set_status(stream, status)
-    }
-    fn streams(&self) -> Result<Vec<StreamInfo>> {
-        self.log.streams()
-    }
-    fn remove_streams(&self, streams: &[StreamId]) -> Result<()> {
-        self.log.remove_streams(streams)
-    }
     fn wake(&self, stream: StreamId) -> Result<Option<Wake>> {
         self.log.wake(stream)
-    }
-    fn set_wake(&self, stream: StreamId, wake: Option<Wake>) -> Result<()> {
-        self.log.set_wake(stream, wake)
-    }
-    fn wakes(&self) -> Result<Vec<(StreamId, Wake)>> {
-        self.log.wakes()
-    }
-    fn put_key(&self, key: &str, entry: KeyEntry) -> Result<()> {
-        self.log.put_key(key, entry)
     }
     fn find_key(&self, key: &str) -> Result<Option<KeyEntry>> {
         self.log.find_key(key)
     }
-    fn save_snapshot(&self, stream: StreamId, version: Seq, state: &[u8]) -> Result<()> {
-        self.log.save_snapshot(stream, version, state)
-    }
     fn load_snapshot(&self, stream: StreamId) -> Result<Option<(Seq, Vec<u8>)>> {
         self.log.load_snapshot(stream)
     }
-    fn save_session(&self, token: &str, record: &[u8]) -> Result<()> {
-        self.check()?;
-        self.log.save_session(token, record)
-    }
-    fn load_session(&self, token: &str) -> Result<Option<Vec<u8>>> {
+    fn load_session(&self, token: &str) -> Result<Option<SessionEntry>> {
         self.check()?;
         self.log.load_session(token)
     }
-    fn remove_session(&self, token: &str) -> Result<()> {
-        self.log.remove_session(token)
+    fn due(
+        &self,
+        until: u64,
+        after: Option<(u64, StreamId)>,
+        max: usize,
+    ) -> Result<Vec<(StreamId, Wake)>> {
+        self.log.due(until, after, max)
     }
-    fn sessions(&self) -> Result<Vec<(String, Vec<u8>)>> {
+    fn live_games(&self, creator: &str, max: usize) -> Result<usize> {
+        self.log.live_games(creator, max)
+    }
+    fn finished_before(&self, before: u64, max: usize) -> Result<Vec<StreamId>> {
+        self.log.finished_before(before, max)
+    }
+    fn expired_sessions(&self, before: u64, max: usize) -> Result<Vec<String>> {
+        self.log.expired_sessions(before, max)
+    }
+    fn session_count(&self) -> Result<u64> {
+        self.log.session_count()
+    }
+    fn session_by_sid(&self, sid: &str) -> Result<Option<String>> {
+        self.log.session_by_sid(sid)
+    }
+    fn keys_with_prefix(&self, prefix: &str, max: usize) -> Result<Vec<(String, KeyEntry)>> {
+        self.log.keys_with_prefix(prefix, max)
+    }
+    fn streams(&self) -> Result<Vec<StreamInfo>> {
+        self.log.streams()
+    }
+    fn wakes(&self) -> Result<Vec<(StreamId, Wake)>> {
+        self.log.wakes()
+    }
+    fn sessions(&self) -> Result<Vec<(String, SessionEntry)>> {
         self.log.sessions()
-    }
-    fn sync(&self) -> Result<()> {
-        self.check()?;
-        self.log.sync()
     }
 }
 

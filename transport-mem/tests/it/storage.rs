@@ -21,8 +21,8 @@ use umpire_engine::Envelope;
 use umpire_games::Tally;
 use umpire_hub::{Health, Hub, HubConfig};
 use umpire_store::{
-    KeyEntry, Log, Refused, Result, Seq, SledLog, SledOptions, StoreError, StreamId, StreamInfo,
-    StreamMeta, StreamStatus, Wake, Write,
+    KeyEntry, Log, LogRead, Refused, Result, Seq, SessionEntry, SledLog, SledOptions, StoreError,
+    StreamId, StreamInfo, StreamMeta, StreamStatus, Wake, Write,
 };
 
 use crate::common::{start, within};
@@ -105,29 +105,9 @@ impl Log for Flaky {
         Ok(written)
     }
 
-    fn read(&self, stream: StreamId, from: Seq, max: usize) -> Result<Vec<(Seq, Bytes)>> {
+    fn set_status(&self, stream: StreamId, status: StreamStatus, at: u64) -> Result<()> {
         self.check()?;
-        self.inner.read(stream, from, max)
-    }
-
-    fn version(&self, stream: StreamId) -> Result<Seq> {
-        self.check()?;
-        self.inner.version(stream)
-    }
-
-    fn meta(&self, stream: StreamId) -> Result<Option<StreamMeta>> {
-        self.check()?;
-        self.inner.meta(stream)
-    }
-
-    fn set_status(&self, stream: StreamId, status: StreamStatus) -> Result<()> {
-        self.check()?;
-        self.inner.set_status(stream, status)
-    }
-
-    fn streams(&self) -> Result<Vec<StreamInfo>> {
-        self.check()?;
-        self.inner.streams()
+        self.inner.set_status(stream, status, at)
     }
 
     fn remove_streams(&self, streams: &[StreamId]) -> Result<()> {
@@ -135,19 +115,9 @@ impl Log for Flaky {
         self.inner.remove_streams(streams)
     }
 
-    fn wake(&self, stream: StreamId) -> Result<Option<Wake>> {
-        self.check()?;
-        self.inner.wake(stream)
-    }
-
     fn set_wake(&self, stream: StreamId, wake: Option<Wake>) -> Result<()> {
         self.check()?;
         self.inner.set_wake(stream, wake)
-    }
-
-    fn wakes(&self) -> Result<Vec<(StreamId, Wake)>> {
-        self.check()?;
-        self.inner.wakes()
     }
 
     fn put_key(&self, key: &str, entry: KeyEntry) -> Result<()> {
@@ -155,35 +125,20 @@ impl Log for Flaky {
         self.inner.put_key(key, entry)
     }
 
-    fn find_key(&self, key: &str) -> Result<Option<KeyEntry>> {
-        self.check()?;
-        self.inner.find_key(key)
-    }
-
     fn save_snapshot(&self, stream: StreamId, version: Seq, state: &[u8]) -> Result<()> {
         self.check()?;
         self.inner.save_snapshot(stream, version, state)
     }
 
-    fn load_snapshot(&self, stream: StreamId) -> Result<Option<(Seq, Vec<u8>)>> {
+    fn save_session(&self, token: &str, session: &SessionEntry) -> Result<()> {
         self.check()?;
-        self.inner.load_snapshot(stream)
+        self.inner.save_session(token, session)
     }
 
-    fn save_session(&self, token: &str, record: &[u8]) -> Result<()> {
-        self.check()?;
-        self.inner.save_session(token, record)
+    fn take_session(&self, token: &str) -> Result<Option<SessionEntry>> {
+        self.inner.take_session(token)
     }
-    fn load_session(&self, token: &str) -> Result<Option<Vec<u8>>> {
-        self.check()?;
-        self.inner.load_session(token)
-    }
-    fn remove_session(&self, token: &str) -> Result<()> {
-        self.inner.remove_session(token)
-    }
-    fn sessions(&self) -> Result<Vec<(String, Vec<u8>)>> {
-        self.inner.sessions()
-    }
+
     fn sync(&self) -> Result<()> {
         self.check()?;
         if self.roll(60) {
@@ -205,6 +160,81 @@ impl Log for Flaky {
         self.recovered.fetch_add(1, Ordering::SeqCst);
         self.poisoned.store(false, Ordering::SeqCst);
         Ok(())
+    }
+}
+
+impl LogRead for Flaky {
+    fn read(&self, stream: StreamId, from: Seq, max: usize) -> Result<Vec<(Seq, Bytes)>> {
+        self.check()?;
+        self.inner.read(stream, from, max)
+    }
+    fn version(&self, stream: StreamId) -> Result<Seq> {
+        self.check()?;
+        self.inner.version(stream)
+    }
+    fn meta(&self, stream: StreamId) -> Result<Option<StreamMeta>> {
+        self.check()?;
+        self.inner.meta(stream)
+    }
+    fn wake(&self, stream: StreamId) -> Result<Option<Wake>> {
+        self.check()?;
+        self.inner.wake(stream)
+    }
+    fn find_key(&self, key: &str) -> Result<Option<KeyEntry>> {
+        self.check()?;
+        self.inner.find_key(key)
+    }
+    fn load_snapshot(&self, stream: StreamId) -> Result<Option<(Seq, Vec<u8>)>> {
+        self.check()?;
+        self.inner.load_snapshot(stream)
+    }
+    fn load_session(&self, token: &str) -> Result<Option<SessionEntry>> {
+        self.check()?;
+        self.inner.load_session(token)
+    }
+    fn due(
+        &self,
+        until: u64,
+        after: Option<(u64, StreamId)>,
+        max: usize,
+    ) -> Result<Vec<(StreamId, Wake)>> {
+        self.check()?;
+        self.inner.due(until, after, max)
+    }
+    fn live_games(&self, creator: &str, max: usize) -> Result<usize> {
+        self.check()?;
+        self.inner.live_games(creator, max)
+    }
+    fn finished_before(&self, before: u64, max: usize) -> Result<Vec<StreamId>> {
+        self.check()?;
+        self.inner.finished_before(before, max)
+    }
+    fn expired_sessions(&self, before: u64, max: usize) -> Result<Vec<String>> {
+        self.check()?;
+        self.inner.expired_sessions(before, max)
+    }
+    fn session_count(&self) -> Result<u64> {
+        self.check()?;
+        self.inner.session_count()
+    }
+    fn session_by_sid(&self, sid: &str) -> Result<Option<String>> {
+        self.check()?;
+        self.inner.session_by_sid(sid)
+    }
+    fn keys_with_prefix(&self, prefix: &str, max: usize) -> Result<Vec<(String, KeyEntry)>> {
+        self.check()?;
+        self.inner.keys_with_prefix(prefix, max)
+    }
+    fn streams(&self) -> Result<Vec<StreamInfo>> {
+        self.check()?;
+        self.inner.streams()
+    }
+    fn wakes(&self) -> Result<Vec<(StreamId, Wake)>> {
+        self.check()?;
+        self.inner.wakes()
+    }
+    fn sessions(&self) -> Result<Vec<(String, SessionEntry)>> {
+        self.inner.sessions()
     }
 }
 
