@@ -6,7 +6,7 @@ use anyhow::Context as _;
 use clap::Subcommand;
 use umpire_engine::{Envelope, Game, Match};
 use umpire_games::{Colony, Connect4, HighCard, Tally};
-use umpire_store::{Log, SledLog, StoreError, StreamId};
+use umpire_store::{SledLog, StoreError, StreamId};
 
 /// What to show.
 #[derive(Debug, Subcommand)]
@@ -68,7 +68,7 @@ pub fn run(data: &Path, what: &Inspect) -> anyhow::Result<()> {
 
 /// Every record of `stream`, decoded as JSON, in order.
 fn each_record(
-    log: &dyn Log,
+    log: &SledLog,
     stream: StreamId,
     mut f: impl FnMut(u64, &[u8]) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
@@ -86,7 +86,7 @@ fn each_record(
 }
 
 /// When the last event of `stream` happened (its `at`), if it has one.
-fn last_at(log: &dyn Log, stream: StreamId, version: u64) -> Option<u64> {
+fn last_at(log: &SledLog, stream: StreamId, version: u64) -> Option<u64> {
     let page = log.read(stream, version, 1).ok()?;
     let (_, record) = page.first()?;
     let env: serde_json::Value = rmp_serde::from_slice(record).ok()?;
@@ -115,7 +115,7 @@ fn time(ms: u64) -> String {
     )
 }
 
-fn games(log: &dyn Log, out: &mut impl std::io::Write) -> anyhow::Result<()> {
+fn games(log: &SledLog, out: &mut impl std::io::Write) -> anyhow::Result<()> {
     writeln!(
         out,
         "{:>8}  {:<9} {:<6} {:>7}  {:<19}  last event",
@@ -140,7 +140,7 @@ fn games(log: &dyn Log, out: &mut impl std::io::Write) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn events(log: &dyn Log, game: StreamId, out: &mut impl std::io::Write) -> anyhow::Result<()> {
+fn events(log: &SledLog, game: StreamId, out: &mut impl std::io::Write) -> anyhow::Result<()> {
     if log.meta(game)?.is_none() {
         anyhow::bail!("no stream {game} in this folder (`umpire inspect games` lists them)");
     }
@@ -153,7 +153,7 @@ fn events(log: &dyn Log, game: StreamId, out: &mut impl std::io::Write) -> anyho
 }
 
 /// Replay `stream` as a `G` game from its first record; its version.
-fn replay<G: Game>(log: &dyn Log, game: &G, stream: StreamId) -> anyhow::Result<u64> {
+fn replay<G: Game>(log: &SledLog, game: &G, stream: StreamId) -> anyhow::Result<u64> {
     let mut m: Option<Match<G>> = None;
     each_record(log, stream, |seq, record| {
         let env: Envelope<G> = rmp_serde::from_slice(record)
@@ -169,7 +169,7 @@ fn replay<G: Game>(log: &dyn Log, game: &G, stream: StreamId) -> anyhow::Result<
     Ok(m.map_or(0, |m| m.version()))
 }
 
-fn verify(log: &dyn Log, out: &mut impl std::io::Write) -> anyhow::Result<()> {
+fn verify(log: &SledLog, out: &mut impl std::io::Write) -> anyhow::Result<()> {
     let (mut good, mut bad) = (0, 0);
     for info in log.streams()? {
         let replayed = match info.meta.kind.as_str() {
@@ -210,7 +210,7 @@ fn verify(log: &dyn Log, out: &mut impl std::io::Write) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn stats(log: &dyn Log, out: &mut impl std::io::Write) -> anyhow::Result<()> {
+fn stats(log: &SledLog, out: &mut impl std::io::Write) -> anyhow::Result<()> {
     let mut kinds: std::collections::BTreeMap<String, (u64, u64)> = Default::default();
     let (mut events, mut bytes) = (0u64, 0u64);
     for info in log.streams()? {

@@ -25,7 +25,7 @@ use serde_json::{json, Value};
 use umpire_engine::protocol::{as_shown, ErrorCode};
 use umpire_engine::{Envelope, Match};
 use umpire_games::{Connect4, Tally};
-use umpire_store::{LogRead, SledLog};
+use umpire_store::SledLog;
 use umpire_ws::client::{connect, Format};
 
 use support::Server;

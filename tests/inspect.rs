@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use serde_json::{json, Value};
-use umpire_store::{Log, SledLog, StreamMeta, StreamStatus};
+use umpire_store::{SledLog, StreamMeta, StreamStatus};
 
 fn inspect(data: &Path, args: &[&str]) -> Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_umpire"))

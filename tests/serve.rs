@@ -13,7 +13,6 @@ use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 
 use serde_json::{json, Value};
-use umpire_store::LogRead;
 use umpire_ws::client::{connect, Format};
 
 use support::Server;

@@ -18,7 +18,7 @@ use umpire_engine::protocol::{ClientMsg, ServerMsg};
 use umpire_engine::{Action, Actor, Match, Seat};
 use umpire_games::tally::{TallyCommand, TallyConfig};
 use umpire_games::Tally;
-use umpire_store::{KeyEntry, Log, Role, SledLog, StreamMeta, StreamStatus, Wake};
+use umpire_store::{KeyEntry, Role, SledLog, StreamMeta, StreamStatus, Wake};
 
 use crate::child::{local_runtime, metrics, on_cpu, rss_of, umpire_args, Server};
 use crate::report::{count, kib, ms, ms_f, ratio, Table};

@@ -17,7 +17,7 @@ use umpire_engine::{Action, Actor, Envelope, Match, Seat};
 use umpire_games::tally::{TallyCommand, TallyConfig};
 use umpire_games::Tally;
 use umpire_hub::Hub;
-use umpire_store::{Log, SledLog, StreamMeta, StreamStatus};
+use umpire_store::{SledLog, StreamMeta, StreamStatus};
 
 use crate::child::{local_runtime, on_cpu, umpire_args, Server};
 use crate::durable::server_runtime;
@@ -222,8 +222,9 @@ fn hub_restore(common: &Common, dir: &std::path::Path) -> anyhow::Result<(usize,
     server.block_on(async {
         let started = Instant::now();
         let log = SledLog::open_retrying(dir, Duration::from_secs(10))?;
+        // Listed before the hub starts (a tool's full listing, not the hub's).
+        let ids: Vec<u64> = log.streams()?.into_iter().map(|info| info.id).collect();
         let hub = Hub::builder(Arc::new(log)).register(Tally).start().await?;
-        let ids: Vec<u64> = hub.log().metas()?.into_iter().map(|(id, _)| id).collect();
         for chunk in ids.chunks(512) {
             let loads = chunk.iter().map(|id| hub.inspect(*id));
             for loaded in futures_util::future::join_all(loads).await {

@@ -24,7 +24,7 @@ pub(crate) async fn revive(inner: Weak<Inner>) {
         let Some(inner) = inner.upgrade() else {
             return;
         };
-        let revived = inner.registry.revive();
+        let revived = inner.registry.revive().await;
         tracing::info!(
             games = revived,
             "games stopped by the storage failure restarted"
@@ -51,21 +51,13 @@ pub(crate) async fn wake(inner: Weak<Inner>) {
         if ask {
             ask_at = now.saturating_add(ahead / 2);
         }
-        let due = hub.registry.take_due();
-        if ask || !due.is_empty() {
-            // Asking and loading read the log: many games due at once (a wave of timers)
-            // must not hold a worker thread that long.
-            let loader = Arc::clone(&hub);
-            let _ = tokio::task::spawn_blocking(move || {
-                if ask {
-                    if let Err(e) = loader.registry.arm_due(now.saturating_add(ahead)) {
-                        tracing::warn!(error = %e, "the wake-up index could not be read; trying again");
-                    }
-                }
-                loader.registry.wake(due);
-            })
-            .await;
+        if ask {
+            if let Err(e) = hub.registry.arm_due(now.saturating_add(ahead)).await {
+                tracing::warn!(error = %e, "the wake-up index could not be read; trying again");
+            }
         }
+        let due = hub.registry.take_due();
+        hub.registry.wake(due).await;
         let rt = &hub.registry.rt;
         let wakes = Arc::clone(&rt.wakes);
         let now = rt.clock.now();
@@ -114,31 +106,28 @@ pub(crate) async fn housekeep(inner: Weak<Inner>) {
         let Some(hub) = inner.upgrade() else {
             return;
         };
-        // Reads every kept session: off the async workers.
-        let pass = tokio::task::spawn_blocking(move || housekeeping_pass(&hub)).await;
-        match pass {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "housekeeping did not finish"),
-            Err(e) => tracing::error!(error = %e, "housekeeping failed"),
+        if let Err(e) = housekeeping_pass(&hub).await {
+            tracing::warn!(error = %e, "housekeeping did not finish");
         }
     }
 }
 
 /// One pass of [`housekeep`].
-pub(crate) fn housekeeping_pass(hub: &Inner) -> Result<()> {
+pub(crate) async fn housekeeping_pass(hub: &Inner) -> Result<()> {
     let rt = &hub.registry.rt;
     // Connected before the pass and after it: a session that closes while its record is
     // being looked for is in the first list, one that opens meanwhile in the second.
     let mut sessions = hub.sessions.sids();
-    crate::session::resume::expire(&*rt.log, &rt.writer, rt.clock.now())?;
-    let kept = rt.log.session_count()?;
+    crate::session::resume::expire(&*rt.log, &rt.writer, rt.clock.now()).await?;
+    let kept = rt.log.session_count().await?;
     hub.sessions
         .set_kept(usize::try_from(kept).unwrap_or(usize::MAX));
     sessions.extend(hub.sessions.sids());
     let min_age = u64::try_from(SESSION_CHANNEL_MIN_AGE.as_millis()).unwrap_or(u64::MAX);
     let removed = hub
         .registry
-        .remove_session_channels(&sessions, rt.clock.now(), min_age)?;
+        .remove_session_channels(&sessions, rt.clock.now(), min_age)
+        .await?;
     if removed > 0 {
         tracing::info!(
             channels = removed,
@@ -151,17 +140,14 @@ pub(crate) fn housekeeping_pass(hub: &Inner) -> Result<()> {
 /// How often finished games past retention are looked for (and once at start).
 const RETENTION_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
 
-/// Remove the finished games past retention (see [`crate::Hub::prune_finished`]), on the
-/// blocking pool: it reads every stream's last record.
+/// Remove the finished games past retention (see [`crate::Hub::prune_finished`]).
 pub(crate) async fn prune_finished(inner: Arc<Inner>) -> Result<usize> {
     let rt = &inner.registry.rt;
     let Some(keep) = rt.config.retain_finished else {
         return Ok(0);
     };
     let now = rt.clock.now();
-    tokio::task::spawn_blocking(move || crate::game::retention::prune(&inner.registry, now, keep))
-        .await
-        .map_err(|_| crate::error::HubError::Unavailable)?
+    crate::game::retention::prune(&inner.registry, now, keep).await
 }
 
 /// Remove finished games past retention, at start and then every [`RETENTION_EVERY`].

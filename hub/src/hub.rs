@@ -1,7 +1,10 @@
 //! The `Hub`: how it is built and started, its Rust API, sessions for transports, and the
 //! order of shutdown.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+
+use futures_util::FutureExt as _;
 
 use serde_json::Value;
 use tokio::sync::oneshot;
@@ -132,10 +135,10 @@ impl HubBuilder {
         });
         let registry = Registry::new(rt, self.kinds.into_iter().map(|k| k.0).collect());
         let started = std::time::Instant::now();
-        let found = registry.index()?;
+        let found = registry.index().await?;
         let rt = &registry.rt;
-        let expired = crate::session::resume::expire(&*rt.log, &rt.writer, rt.clock.now())?;
-        let sessions = rt.log.session_count()?;
+        let expired = crate::session::resume::expire(&*rt.log, &rt.writer, rt.clock.now()).await?;
+        let sessions = rt.log.session_count().await?;
         tracing::info!(
             channels = found.channels,
             due_now = found.due,
@@ -159,11 +162,10 @@ impl HubBuilder {
             .set_kept(usize::try_from(sessions).unwrap_or(usize::MAX));
         let rt = &inner.registry.rt;
         // Nobody is connected yet: every session channel whose session is not kept is gone.
-        inner.registry.remove_session_channels(
-            &std::collections::HashSet::new(),
-            rt.clock.now(),
-            0,
-        )?;
+        inner
+            .registry
+            .remove_session_channels(&std::collections::HashSet::new(), rt.clock.now(), 0)
+            .await?;
         tokio::spawn(crate::background::revive(Arc::downgrade(&inner)));
         tokio::spawn(crate::background::housekeep(Arc::downgrade(&inner)));
         tokio::spawn(crate::background::wake(Arc::downgrade(&inner)));
@@ -223,14 +225,17 @@ impl Hub {
     /// Unknown kind, bad config, storage failure, the server at its limit of live games.
     pub async fn create(&self, kind: &str, config: Value, player: &str) -> Result<Created> {
         let (reply, wait) = oneshot::channel();
-        self.inner.registry.create(
-            kind,
-            config,
-            player.to_owned(),
-            None,
-            None,
-            ReplyTo::caller(reply),
-        )?;
+        self.inner
+            .registry
+            .create(
+                kind,
+                config,
+                player.to_owned(),
+                None,
+                None,
+                ReplyTo::caller(reply),
+            )
+            .await?;
         match answer(wait).await? {
             Answer::Seated { result, .. } => {
                 let seated = result?;
@@ -256,7 +261,8 @@ impl Hub {
         let (reply, wait) = oneshot::channel();
         self.inner
             .registry
-            .join(key, player.to_owned(), None, ReplyTo::caller(reply))?;
+            .join(key, player.to_owned(), None, ReplyTo::caller(reply))
+            .await?;
         match answer(wait).await? {
             Answer::Seated { result, .. } => Ok(result?.joined),
             _ => Err(HubError::Unavailable),
@@ -282,7 +288,7 @@ impl Hub {
             cid,
             reply: ReplyTo::caller(reply),
         };
-        self.inner.registry.send(game, msg)?;
+        self.inner.registry.send(game, msg).await?;
         match answer(wait).await? {
             Answer::Command { result, .. } => result,
             _ => Err(HubError::Unavailable),
@@ -299,7 +305,7 @@ impl Hub {
     pub async fn publish(&self, channel: &str, data: Value) -> Result<Seq> {
         crate::game::channel::access(channel)?;
         crate::game::channel::check_data(&data)?;
-        let handle = self.inner.registry.channel(channel)?;
+        let handle = self.inner.registry.channel(channel).await?;
         match handle.ask(|reply| RoomMsg::Publish { data, reply }).await? {
             Answer::Command { result, .. } => result,
             _ => Err(HubError::Unavailable),
@@ -312,7 +318,10 @@ impl Hub {
     /// No such game; storage failure while loading it.
     pub async fn inspect(&self, game: GameId) -> Result<Inspection> {
         let (reply, wait) = oneshot::channel();
-        self.inner.registry.send(game, RoomMsg::Inspect { reply })?;
+        self.inner
+            .registry
+            .send(game, RoomMsg::Inspect { reply })
+            .await?;
         wait.await.map_err(|_| HubError::Unavailable)
     }
 
@@ -349,7 +358,7 @@ impl Hub {
         for wait in asked {
             // A game that left memory meanwhile is left out.
             if let Ok(mut summary) = wait.await {
-                if let Ok(Some(meta)) = self.rt().log.meta(summary.game) {
+                if let Ok(Some(meta)) = self.rt().log.meta(summary.game).await {
                     summary.created = meta.created;
                 }
                 summaries.push(summary);
@@ -370,20 +379,21 @@ impl Hub {
         max: usize,
     ) -> Result<crate::History> {
         let inner = Arc::clone(&self.inner);
-        tokio::task::spawn_blocking(move || {
+        let replayed = AssertUnwindSafe(async move {
             let registry = &inner.registry;
             let log = &*registry.rt.log;
             let not_found = || HubError::NotFound(format!("no game {game}"));
-            let meta = log.meta(game)?.ok_or_else(not_found)?;
+            let meta = log.meta(game).await?.ok_or_else(not_found)?;
             let kind = registry.kind(&meta.kind).ok_or_else(not_found)?;
-            let version = log.version(game)?;
+            let version = log.version(game).await?;
             let events = log
-                .read(game, 1, max)?
+                .read(game, 1, max)
+                .await?
                 .iter()
                 .map(|(_, bytes)| rmp_serde::from_slice::<Value>(bytes).unwrap_or(Value::Null))
                 .collect();
             let at = at.unwrap_or(version).clamp(1, version.max(1));
-            let state = kind.state_at(log, game, at)?;
+            let state = kind.state_at(log, game, at).await?;
             Ok(crate::History {
                 game,
                 kind: meta.kind,
@@ -392,12 +402,11 @@ impl Hub {
                 at,
                 state,
             })
-        })
-        .await
-        .map_err(|e| match e.is_panic() {
-            true => HubError::Panicked(format!("replaying game {game}, its code panicked")),
-            false => HubError::Unavailable,
-        })?
+        });
+        replayed
+            .catch_unwind()
+            .await
+            .map_err(|_| HubError::Panicked(format!("replaying game {game}, its code panicked")))?
     }
 
     /// Every open connection: its peer, user, games, and how far behind it is.

@@ -1,5 +1,5 @@
 //! The contract every [`Log`] backend keeps, as one function a backend's tests call:
-//! `umpire_store::contract::run(&MyLog::new())`. sled and memory run it
+//! `umpire_store::contract::run(&MyLog::new()).await`. sled and memory run it
 //! (`store/tests/log.rs`); a new backend plugs into the same call.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a panic is the failure report
@@ -47,16 +47,16 @@ pub fn records(range: std::ops::Range<u8>) -> Vec<Bytes> {
 /// forgetting the start of a stream; sessions kept, replaced, listed and removed; the latest
 /// snapshot wins; the wake-up index changes with the records of a write, and only if they are
 /// written; removing streams takes everything of theirs and nothing of the others'.
-pub fn run(log: &dyn Log) {
-    let a = log.create_stream(&meta("tally")).unwrap();
-    let b = log.create_stream(&meta("connect4")).unwrap();
+pub async fn run(log: &dyn Log) {
+    let a = log.create_stream(meta("tally")).await.unwrap();
+    let b = log.create_stream(meta("connect4")).await.unwrap();
     assert_ne!(a, b);
-    assert_eq!(log.version(a).unwrap(), 0);
+    assert_eq!(log.version(a).await.unwrap(), 0);
 
     // Round trip.
-    assert_eq!(log.append(a, 0, &records(0..3)).unwrap(), Ok(3));
-    assert_eq!(log.append(a, 3, &records(3..5)).unwrap(), Ok(5));
-    let read = log.read(a, 1, 100).unwrap();
+    assert_eq!(log.append(a, 0, records(0..3)).await.unwrap(), Ok(3));
+    assert_eq!(log.append(a, 3, records(3..5)).await.unwrap(), Ok(5));
+    let read = log.read(a, 1, 100).await.unwrap();
     assert_eq!(
         read.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
         vec![1, 2, 3, 4, 5]
@@ -66,40 +66,44 @@ pub fn run(log: &dyn Log) {
         records(0..5)
     );
     assert_eq!(
-        log.read(a, 4, 100).unwrap(),
+        log.read(a, 4, 100).await.unwrap(),
         vec![(4, records(3..4).remove(0)), (5, records(4..5).remove(0))]
     );
-    assert_eq!(log.read(a, 2, 2).unwrap().len(), 2);
-    assert!(log.read(a, 6, 100).unwrap().is_empty());
+    assert_eq!(log.read(a, 2, 2).await.unwrap().len(), 2);
+    assert!(log.read(a, 6, 100).await.unwrap().is_empty());
     assert!(
-        log.read(b, 1, 100).unwrap().is_empty(),
+        log.read(b, 1, 100).await.unwrap().is_empty(),
         "streams do not leak into each other"
     );
 
     // Conflicts: ahead, behind, and exactly at version all behave.
     assert_eq!(
-        log.append(a, 3, &records(9..10)).unwrap(),
+        log.append(a, 3, records(9..10)).await.unwrap(),
         Err(Refused::Stale {
             expected: 3,
             actual: 5
         })
     );
     assert_eq!(
-        log.append(a, 9, &records(9..10)).unwrap(),
+        log.append(a, 9, records(9..10)).await.unwrap(),
         Err(Refused::Stale {
             expected: 9,
             actual: 5
         })
     );
-    assert_eq!(log.version(a).unwrap(), 5, "a conflict writes nothing");
+    assert_eq!(
+        log.version(a).await.unwrap(),
+        5,
+        "a conflict writes nothing"
+    );
     assert!(matches!(
-        log.append(999_999, 0, &records(0..1)),
+        log.append(999_999, 0, records(0..1)).await,
         Err(StoreError::NoStream(999_999))
     ));
 
     // Metadata and listing.
-    log.set_status(b, StreamStatus::Over, 40).unwrap();
-    let streams = log.streams().unwrap();
+    log.set_status(b, StreamStatus::Over, 40).await.unwrap();
+    let streams = log.streams().await.unwrap();
     assert_eq!(streams.len(), 2);
     assert_eq!(
         (
@@ -116,40 +120,44 @@ pub fn run(log: &dyn Log) {
         stream: a,
         role: Role::Seat(3),
     };
-    log.put_key("k-join", entry).unwrap();
-    assert_eq!(log.find_key("k-join").unwrap(), Some(entry));
-    assert_eq!(log.find_key("nope").unwrap(), None);
+    log.put_key("k-join".into(), entry).await.unwrap();
+    assert_eq!(log.find_key("k-join").await.unwrap(), Some(entry));
+    assert_eq!(log.find_key("nope").await.unwrap(), None);
 
     // A write of several streams: each checked on its own, keys and status only with records.
-    let c = log.create_stream(&meta("colony")).unwrap();
+    let c = log.create_stream(meta("colony")).await.unwrap();
     let key = |role| KeyEntry { stream: c, role };
     let results = log
-        .write(&[
-            Write {
-                stream: c,
-                expected: 0,
-                records: records(0..2),
-                keys: vec![("k-c".into(), key(Role::Join))],
-                status: None,
-                ..Write::default()
-            },
-            Write {
-                stream: a,
-                expected: 4,
-                records: records(0..1),
-                keys: vec![("k-never".into(), key(Role::Watch))],
-                status: Some(StreamStatus::Over),
-                ..Write::default()
-            },
-            Write {
-                stream: c,
-                expected: 2,
-                records: records(2..3),
-                keys: Vec::new(),
-                status: Some(StreamStatus::Over),
-                ..Write::default()
-            },
-        ])
+        .commit(
+            vec![
+                Write {
+                    stream: c,
+                    expected: 0,
+                    records: records(0..2),
+                    keys: vec![("k-c".into(), key(Role::Join))],
+                    status: None,
+                    ..Write::default()
+                },
+                Write {
+                    stream: a,
+                    expected: 4,
+                    records: records(0..1),
+                    keys: vec![("k-never".into(), key(Role::Watch))],
+                    status: Some(StreamStatus::Over),
+                    ..Write::default()
+                },
+                Write {
+                    stream: c,
+                    expected: 2,
+                    records: records(2..3),
+                    keys: Vec::new(),
+                    status: Some(StreamStatus::Over),
+                    ..Write::default()
+                },
+            ],
+            false,
+        )
+        .await
         .unwrap();
     assert_eq!(
         results,
@@ -162,29 +170,39 @@ pub fn run(log: &dyn Log) {
             Ok(3)
         ]
     );
-    assert_eq!(log.version(c).unwrap(), 3);
+    assert_eq!(log.version(c).await.unwrap(), 3);
     assert_eq!(
-        log.version(a).unwrap(),
+        log.version(a).await.unwrap(),
         5,
         "the conflicting write changed nothing"
     );
-    assert_eq!(log.find_key("k-c").unwrap(), Some(key(Role::Join)));
-    assert_eq!(log.find_key("k-never").unwrap(), None);
-    assert_eq!(log.meta(a).unwrap().unwrap().status, StreamStatus::Live);
-    assert_eq!(log.meta(c).unwrap().unwrap().status, StreamStatus::Over);
+    assert_eq!(log.find_key("k-c").await.unwrap(), Some(key(Role::Join)));
+    assert_eq!(log.find_key("k-never").await.unwrap(), None);
+    assert_eq!(
+        log.meta(a).await.unwrap().unwrap().status,
+        StreamStatus::Live
+    );
+    assert_eq!(
+        log.meta(c).await.unwrap().unwrap().status,
+        StreamStatus::Over
+    );
     assert!(matches!(
-        log.write(&[Write {
-            stream: 424_242,
-            ..Write::default()
-        }]),
+        log.commit(
+            vec![Write {
+                stream: 424_242,
+                ..Write::default()
+            }],
+            false
+        )
+        .await,
         Err(StoreError::NoStream(424_242))
     ));
 
     // Forgetting the start of a stream (a channel's bounded history): reads skip it, the
     // version stays, and appending goes on after it.
-    let ch = log.create_stream(&meta("channel")).unwrap();
+    let ch = log.create_stream(meta("channel")).await.unwrap();
     for (n, before) in [(3u8, None), (2, Some(4)), (1, Some(6))] {
-        let version = log.version(ch).unwrap();
+        let version = log.version(ch).await.unwrap();
         let write = Write {
             stream: ch,
             expected: version,
@@ -193,13 +211,14 @@ pub fn run(log: &dyn Log) {
             ..Write::default()
         };
         assert_eq!(
-            log.write(&[write]).unwrap(),
+            log.commit(vec![write], false).await.unwrap(),
             vec![Ok(version + u64::from(n))]
         );
     }
-    assert_eq!(log.version(ch).unwrap(), 6);
+    assert_eq!(log.version(ch).await.unwrap(), 6);
     let kept: Vec<u64> = log
         .read(ch, 1, 10)
+        .await
         .unwrap()
         .into_iter()
         .map(|(s, _)| s)
@@ -207,6 +226,7 @@ pub fn run(log: &dyn Log) {
     assert_eq!(kept, vec![6]);
     let kept: Vec<u64> = log
         .read(ch, 5, 10)
+        .await
         .unwrap()
         .into_iter()
         .map(|(s, _)| s)
@@ -214,33 +234,42 @@ pub fn run(log: &dyn Log) {
     assert_eq!(kept, vec![6]);
 
     // Sessions: kept by token, replaced, found by public id, counted, listed by expiry, taken.
-    assert_eq!(log.load_session("s1").unwrap(), None);
-    log.save_session("s1", &session("p1", 100, b"one")).unwrap();
-    log.save_session("s1", &session("p1", 300, b"uno")).unwrap();
-    log.save_session("s2", &session("p2", 200, b"two")).unwrap();
+    assert_eq!(log.load_session("s1").await.unwrap(), None);
+    log.save_session("s1".into(), session("p1", 100, b"one"))
+        .await
+        .unwrap();
+    log.save_session("s1".into(), session("p1", 300, b"uno"))
+        .await
+        .unwrap();
+    log.save_session("s2".into(), session("p2", 200, b"two"))
+        .await
+        .unwrap();
     assert_eq!(
-        log.load_session("s1").unwrap(),
+        log.load_session("s1").await.unwrap(),
         Some(session("p1", 300, b"uno"))
     );
     assert_eq!(
-        log.session_count().unwrap(),
+        log.session_count().await.unwrap(),
         2,
         "a replaced session counts once"
     );
-    assert_eq!(log.session_by_sid("p2").unwrap().as_deref(), Some("s2"));
-    assert_eq!(log.session_by_sid("p3").unwrap(), None);
     assert_eq!(
-        log.expired_sessions(250, 10).unwrap(),
+        log.session_by_sid("p2").await.unwrap().as_deref(),
+        Some("s2")
+    );
+    assert_eq!(log.session_by_sid("p3").await.unwrap(), None);
+    assert_eq!(
+        log.expired_sessions(250, 10).await.unwrap(),
         vec!["s2".to_owned()],
         "only s2 ran out by 250: s1's first expiry went with its record"
     );
     assert_eq!(
-        log.expired_sessions(301, 10).unwrap(),
+        log.expired_sessions(301, 10).await.unwrap(),
         vec!["s2".to_owned(), "s1".to_owned()],
         "earliest first"
     );
-    assert_eq!(log.expired_sessions(301, 1).unwrap().len(), 1);
-    let mut all = log.sessions().unwrap();
+    assert_eq!(log.expired_sessions(301, 1).await.unwrap().len(), 1);
+    let mut all = log.sessions().await.unwrap();
     all.sort_by(|a, b| a.0.cmp(&b.0));
     assert_eq!(
         all,
@@ -251,33 +280,40 @@ pub fn run(log: &dyn Log) {
     );
     // Resumed: the old token is used up, the same public id kept under a new one.
     assert_eq!(
-        log.take_session("s1").unwrap(),
+        log.take_session("s1".into()).await.unwrap(),
         Some(session("p1", 300, b"uno"))
     );
-    assert_eq!(log.take_session("s1").unwrap(), None);
-    assert_eq!(log.load_session("s1").unwrap(), None);
-    assert_eq!(log.session_by_sid("p1").unwrap(), None);
-    log.save_session("s3", &session("p1", 500, b"tres"))
+    assert_eq!(log.take_session("s1".into()).await.unwrap(), None);
+    assert_eq!(log.load_session("s1").await.unwrap(), None);
+    assert_eq!(log.session_by_sid("p1").await.unwrap(), None);
+    log.save_session("s3".into(), session("p1", 500, b"tres"))
+        .await
         .unwrap();
-    assert_eq!(log.session_by_sid("p1").unwrap().as_deref(), Some("s3"));
-    assert_eq!(log.session_count().unwrap(), 2);
     assert_eq!(
-        log.expired_sessions(u64::MAX, 10).unwrap(),
+        log.session_by_sid("p1").await.unwrap().as_deref(),
+        Some("s3")
+    );
+    assert_eq!(log.session_count().await.unwrap(), 2);
+    assert_eq!(
+        log.expired_sessions(u64::MAX, 10).await.unwrap(),
         vec!["s2", "s3"]
     );
-    log.take_session("s2").unwrap();
-    log.take_session("s3").unwrap();
-    assert_eq!(log.session_count().unwrap(), 0);
-    assert!(log.expired_sessions(u64::MAX, 10).unwrap().is_empty());
+    log.take_session("s2".into()).await.unwrap();
+    log.take_session("s3".into()).await.unwrap();
+    assert_eq!(log.session_count().await.unwrap(), 0);
+    assert!(log.expired_sessions(u64::MAX, 10).await.unwrap().is_empty());
 
     // Snapshots: the latest wins.
-    assert_eq!(log.load_snapshot(a).unwrap(), None);
-    log.save_snapshot(a, 3, b"three").unwrap();
-    log.save_snapshot(a, 5, b"five").unwrap();
-    assert_eq!(log.load_snapshot(a).unwrap(), Some((5, b"five".to_vec())));
+    assert_eq!(log.load_snapshot(a).await.unwrap(), None);
+    log.save_snapshot(a, 3, b"three".to_vec()).await.unwrap();
+    log.save_snapshot(a, 5, b"five".to_vec()).await.unwrap();
+    assert_eq!(
+        log.load_snapshot(a).await.unwrap(),
+        Some((5, b"five".to_vec()))
+    );
 
     // The wake-up index: changed with the records of a write, and only if they are written.
-    let w = log.create_stream(&meta("colony")).unwrap();
+    let w = log.create_stream(meta("colony")).await.unwrap();
     let soon = Wake {
         due: 500,
         timers: 2,
@@ -289,24 +325,45 @@ pub fn run(log: &dyn Log) {
         wake,
         ..Write::default()
     };
-    log.write(&[write(0, WakeChange::Set(soon))]).unwrap()[0].unwrap();
-    assert_eq!(log.wake(w).unwrap(), Some(soon));
-    let stale = log.write(&[write(0, WakeChange::Clear)]).unwrap();
+    log.commit(vec![write(0, WakeChange::Set(soon))], false)
+        .await
+        .unwrap()[0]
+        .unwrap();
+    assert_eq!(log.wake(w).await.unwrap(), Some(soon));
+    let stale = log
+        .commit(vec![write(0, WakeChange::Clear)], false)
+        .await
+        .unwrap();
     assert!(stale[0].is_err());
     assert_eq!(
-        log.wake(w).unwrap(),
+        log.wake(w).await.unwrap(),
         Some(soon),
         "a refused write changes nothing"
     );
-    log.write(&[write(1, WakeChange::Keep)]).unwrap()[0].unwrap();
-    assert_eq!(log.wakes().unwrap(), vec![(w, soon)]);
-    log.write(&[write(2, WakeChange::Clear)]).unwrap()[0].unwrap();
-    assert_eq!(log.wake(w).unwrap(), None);
-    log.set_wake(w, Some(Wake { due: 9, timers: 0 })).unwrap();
-    assert_eq!(log.wakes().unwrap(), vec![(w, Wake { due: 9, timers: 0 })]);
-    assert_eq!(log.due(8, None, 10).unwrap(), vec![], "not due before 9");
+    log.commit(vec![write(1, WakeChange::Keep)], false)
+        .await
+        .unwrap()[0]
+        .unwrap();
+    assert_eq!(log.wakes().await.unwrap(), vec![(w, soon)]);
+    log.commit(vec![write(2, WakeChange::Clear)], false)
+        .await
+        .unwrap()[0]
+        .unwrap();
+    assert_eq!(log.wake(w).await.unwrap(), None);
+    log.set_wake(w, Some(Wake { due: 9, timers: 0 }))
+        .await
+        .unwrap();
     assert_eq!(
-        log.due(9, None, 10).unwrap(),
+        log.wakes().await.unwrap(),
+        vec![(w, Wake { due: 9, timers: 0 })]
+    );
+    assert_eq!(
+        log.due(8, None, 10).await.unwrap(),
+        vec![],
+        "not due before 9"
+    );
+    assert_eq!(
+        log.due(9, None, 10).await.unwrap(),
         vec![(w, Wake { due: 9, timers: 0 })]
     );
 
@@ -315,35 +372,39 @@ pub fn run(log: &dyn Log) {
         stream: w,
         role: Role::Watch,
     };
-    log.put_key("w-watch", watch).unwrap();
-    log.save_snapshot(w, 3, b"s").unwrap();
-    let before_a = log.read(a, 1, 100).unwrap();
-    log.remove_streams(&[w]).unwrap();
-    assert_eq!(log.read(w, 1, 100).unwrap(), vec![]);
-    assert_eq!(log.meta(w).unwrap(), None);
-    assert_eq!(log.find_key("w-watch").unwrap(), None);
-    assert_eq!(log.load_snapshot(w).unwrap(), None);
-    assert_eq!(log.wakes().unwrap(), vec![]);
-    assert_eq!(log.due(u64::MAX, None, 10).unwrap(), vec![]);
-    assert!(log.metas().unwrap().iter().all(|(id, _)| *id != w));
-    assert_eq!(log.read(a, 1, 100).unwrap(), before_a);
-    assert_eq!(log.load_snapshot(a).unwrap(), Some((5, b"five".to_vec())));
-    queries(log);
-    log.sync().unwrap();
+    log.put_key("w-watch".into(), watch).await.unwrap();
+    log.save_snapshot(w, 3, b"s".to_vec()).await.unwrap();
+    let before_a = log.read(a, 1, 100).await.unwrap();
+    log.remove_streams(vec![w]).await.unwrap();
+    assert_eq!(log.read(w, 1, 100).await.unwrap(), vec![]);
+    assert_eq!(log.meta(w).await.unwrap(), None);
+    assert_eq!(log.find_key("w-watch").await.unwrap(), None);
+    assert_eq!(log.load_snapshot(w).await.unwrap(), None);
+    assert_eq!(log.wakes().await.unwrap(), vec![]);
+    assert_eq!(log.due(u64::MAX, None, 10).await.unwrap(), vec![]);
+    assert!(log.streams().await.unwrap().iter().all(|info| info.id != w));
+    assert_eq!(log.read(a, 1, 100).await.unwrap(), before_a);
+    assert_eq!(
+        log.load_snapshot(a).await.unwrap(),
+        Some((5, b"five".to_vec()))
+    );
+    queries(log).await;
+    log.sync().await.unwrap();
 }
 
 /// The queries a server asks at start and in housekeeping, each answered by an index that
 /// changes with the writes: wake-ups by time, live games by creator, finished games by time,
 /// keys by prefix.
-fn queries(log: &dyn Log) {
+async fn queries(log: &dyn Log) {
     let mine = |kind: &str, creator: &str| StreamMeta {
         creator: creator.into(),
         ..meta(kind)
     };
     // Wake-ups: set with records or alone, moved, cleared; paged in time order.
-    let s: Vec<_> = (0..4)
-        .map(|_| log.create_stream(&mine("colony", "")).unwrap())
-        .collect();
+    let mut s = Vec::new();
+    for _ in 0..4 {
+        s.push(log.create_stream(mine("colony", "")).await.unwrap());
+    }
     let wake = |due| Wake { due, timers: 1 };
     let set = |stream, expected, change| Write {
         stream,
@@ -352,49 +413,71 @@ fn queries(log: &dyn Log) {
         wake: change,
         ..Write::default()
     };
-    log.write(&[
-        set(s[0], 0, WakeChange::Set(wake(5_000))),
-        set(s[1], 0, WakeChange::Set(wake(3_000))),
-    ])
+    log.commit(
+        vec![
+            set(s[0], 0, WakeChange::Set(wake(5_000))),
+            set(s[1], 0, WakeChange::Set(wake(3_000))),
+        ],
+        false,
+    )
+    .await
     .unwrap();
-    log.set_wake(s[2], Some(wake(3_000))).unwrap();
-    log.set_wake(s[3], Some(wake(9_000))).unwrap();
-    log.write(&[set(s[0], 1, WakeChange::Set(wake(1_000)))])
+    log.set_wake(s[2], Some(wake(3_000))).await.unwrap();
+    log.set_wake(s[3], Some(wake(9_000))).await.unwrap();
+    log.commit(vec![set(s[0], 1, WakeChange::Set(wake(1_000)))], false)
+        .await
         .unwrap();
     let ids = |page: Vec<(u64, Wake)>| page.into_iter().map(|(id, _)| id).collect::<Vec<_>>();
     assert_eq!(
-        ids(log.due(5_000, None, 10).unwrap()),
+        ids(log.due(5_000, None, 10).await.unwrap()),
         vec![s[0], s[1], s[2]],
         "by due time, then stream; the moved entry only where it is now"
     );
-    let first = log.due(5_000, None, 2).unwrap();
+    let first = log.due(5_000, None, 2).await.unwrap();
     assert_eq!(ids(first.clone()), vec![s[0], s[1]]);
     let last = first.last().map(|(id, w)| (w.due, *id));
     assert_eq!(
-        ids(log.due(5_000, last, 2).unwrap()),
+        ids(log.due(5_000, last, 2).await.unwrap()),
         vec![s[2]],
         "the next page"
     );
-    log.write(&[set(s[1], 1, WakeChange::Clear)]).unwrap();
-    log.set_wake(s[2], None).unwrap();
-    assert_eq!(ids(log.due(u64::MAX, None, 10).unwrap()), vec![s[0], s[3]]);
-    let refused = log.write(&[set(s[3], 5, WakeChange::Clear)]).unwrap();
+    log.commit(vec![set(s[1], 1, WakeChange::Clear)], false)
+        .await
+        .unwrap();
+    log.set_wake(s[2], None).await.unwrap();
+    assert_eq!(
+        ids(log.due(u64::MAX, None, 10).await.unwrap()),
+        vec![s[0], s[3]]
+    );
+    let refused = log
+        .commit(vec![set(s[3], 5, WakeChange::Clear)], false)
+        .await
+        .unwrap();
     assert!(refused[0].is_err());
     assert_eq!(
-        ids(log.due(u64::MAX, None, 10).unwrap()),
+        ids(log.due(u64::MAX, None, 10).await.unwrap()),
         vec![s[0], s[3]],
         "a refused write leaves the index"
     );
 
     // Live games by creator: counted from creation until marked over, by a write or alone.
-    let ada: Vec<_> = (0..3)
-        .map(|_| log.create_stream(&mine("tally", "ada")).unwrap())
-        .collect();
-    let bo = log.create_stream(&mine("tally", "bo")).unwrap();
-    assert_eq!(log.live_games("ada", 10).unwrap(), 3);
-    assert_eq!(log.live_games("ada", 2).unwrap(), 2, "counted up to max");
-    assert_eq!(log.live_games("ad", 10).unwrap(), 0, "not a prefix match");
-    assert_eq!(log.live_games("bo", 10).unwrap(), 1);
+    let mut ada = Vec::new();
+    for _ in 0..3 {
+        ada.push(log.create_stream(mine("tally", "ada")).await.unwrap());
+    }
+    let bo = log.create_stream(mine("tally", "bo")).await.unwrap();
+    assert_eq!(log.live_games("ada", 10).await.unwrap(), 3);
+    assert_eq!(
+        log.live_games("ada", 2).await.unwrap(),
+        2,
+        "counted up to max"
+    );
+    assert_eq!(
+        log.live_games("ad", 10).await.unwrap(),
+        0,
+        "not a prefix match"
+    );
+    assert_eq!(log.live_games("bo", 10).await.unwrap(), 1);
     let over = |stream, expected, at| Write {
         stream,
         expected,
@@ -403,33 +486,50 @@ fn queries(log: &dyn Log) {
         at,
         ..Write::default()
     };
-    log.write(&[over(ada[0], 0, 2_000)]).unwrap()[0].unwrap();
-    log.set_status(ada[1], StreamStatus::Over, 1_000).unwrap();
-    assert_eq!(log.live_games("ada", 10).unwrap(), 1);
-    assert_eq!(log.meta(ada[0]).unwrap().unwrap().finished, Some(2_000));
+    log.commit(vec![over(ada[0], 0, 2_000)], false)
+        .await
+        .unwrap()[0]
+        .unwrap();
+    log.set_status(ada[1], StreamStatus::Over, 1_000)
+        .await
+        .unwrap();
+    assert_eq!(log.live_games("ada", 10).await.unwrap(), 1);
+    assert_eq!(
+        log.meta(ada[0]).await.unwrap().unwrap().finished,
+        Some(2_000)
+    );
 
     // Finished games by the time they were marked over.
-    let finished = log.finished_before(u64::MAX, 100).unwrap();
+    let finished = log.finished_before(u64::MAX, 100).await.unwrap();
     let at = |id| finished.iter().position(|f| *f == id);
     assert!(at(ada[1]) < at(ada[0]), "earliest first: {finished:?}");
     assert!(
         at(ada[2]).is_none() && at(bo).is_none(),
         "live games are not listed"
     );
-    assert!(!log.finished_before(1_500, 100).unwrap().contains(&ada[0]));
-    assert!(log.finished_before(1_500, 100).unwrap().contains(&ada[1]));
-    log.remove_streams(&[ada[1]]).unwrap();
     assert!(!log
-        .finished_before(u64::MAX, 100)
+        .finished_before(1_500, 100)
+        .await
+        .unwrap()
+        .contains(&ada[0]));
+    assert!(log
+        .finished_before(1_500, 100)
+        .await
         .unwrap()
         .contains(&ada[1]));
-    log.remove_streams(&[ada[2], bo]).unwrap();
+    log.remove_streams(vec![ada[1]]).await.unwrap();
+    assert!(!log
+        .finished_before(u64::MAX, 100)
+        .await
+        .unwrap()
+        .contains(&ada[1]));
+    log.remove_streams(vec![ada[2], bo]).await.unwrap();
     assert_eq!(
-        log.live_games("ada", 10).unwrap(),
+        log.live_games("ada", 10).await.unwrap(),
         0,
         "removed, not counted"
     );
-    assert_eq!(log.live_games("bo", 10).unwrap(), 0);
+    assert_eq!(log.live_games("bo", 10).await.unwrap(), 0);
 
     // Keys by prefix, in key order.
     let entry = KeyEntry {
@@ -437,20 +537,24 @@ fn queries(log: &dyn Log) {
         role: Role::Watch,
     };
     for key in ["session:b", "session:a", "sessions", "user:x"] {
-        log.put_key(key, entry).unwrap();
+        log.put_key(key.to_owned(), entry).await.unwrap();
     }
     let found: Vec<String> = log
         .keys_with_prefix("session:", 10)
+        .await
         .unwrap()
         .into_iter()
         .map(|(k, _)| k)
         .collect();
     assert_eq!(found, vec!["session:a", "session:b"]);
-    assert_eq!(log.keys_with_prefix("session:", 1).unwrap().len(), 1);
-    log.remove_streams(&s).unwrap();
+    assert_eq!(log.keys_with_prefix("session:", 1).await.unwrap().len(), 1);
+    log.remove_streams(s.clone()).await.unwrap();
     assert!(
-        log.keys_with_prefix("session:", 10).unwrap().is_empty(),
+        log.keys_with_prefix("session:", 10)
+            .await
+            .unwrap()
+            .is_empty(),
         "gone with their stream"
     );
-    assert_eq!(log.due(u64::MAX, None, 10).unwrap(), vec![]);
+    assert_eq!(log.due(u64::MAX, None, 10).await.unwrap(), vec![]);
 }

@@ -12,13 +12,18 @@
 //! - `error`: [`StoreError`] and [`Refused`].
 //! - [`contract`]: the tests every backend must pass, for a backend's own tests to run.
 
+#[doc(hidden)]
+pub mod blocking;
 pub mod contract;
 mod error;
 mod log;
 mod mem_log;
+#[doc(hidden)]
+pub mod nudge;
 mod record;
 mod sled_log;
 
+pub use bytes::Bytes;
 pub use error::{Refused, Result, StoreError};
 pub use log::{
     KeyEntry, Log, LogRead, Role, SessionEntry, StreamId, StreamInfo, StreamMeta, StreamStatus,

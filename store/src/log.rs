@@ -1,5 +1,6 @@
 //! The [`Log`] trait: what umpire needs from storage, and nothing more.
 
+use async_trait::async_trait;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
@@ -41,7 +42,7 @@ pub enum StreamStatus {
     Over,
 }
 
-/// A stream with its metadata and current version, as listed by [`Log::streams`].
+/// A stream with its metadata and current version, as listed by [`LogRead::streams`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StreamInfo {
     /// The stream.
@@ -134,21 +135,31 @@ pub struct SessionEntry {
     pub record: Vec<u8>,
 }
 
-/// An append-only log of streams: the write half with everything a server needs of storage.
+/// An append-only log of streams: the write half, with everything a server needs of storage.
 /// A server gives it to its one writer; every other part holds the read half, [`LogRead`].
 ///
-/// Writes are visible to reads at once but durable only after [`Log::sync`] returns: callers
-/// must not tell anyone about a record before that. Each stream has one writer at a time; the
-/// expected version of every [`Write`] catches a second one.
+/// Asynchronous, so that a networked backend never blocks a thread of the runtime; the sled
+/// backend runs its calls on tokio's blocking pool, the memory backend at once. (Both also have
+/// the same calls as plain methods, for tools and tests outside a runtime.)
+///
+/// Writes are visible to reads at once but durable only once a [`Log::commit`] that asked for
+/// it, or a [`Log::sync`], returns: callers must not tell anyone about a record before that.
+/// Each stream has one writer at a time; the expected version of every [`Write`] catches a
+/// second one, and a backend shared by several processes also refuses a writer that no longer
+/// holds the stream ([`Refused::NotOwner`]).
+#[async_trait]
 pub trait Log: LogRead {
-    /// Register a new, empty stream and return its id.
+    /// Register a new, empty stream and return its id. The stream counts for its creator
+    /// ([`LogRead::live_games`]) from now on while it is live.
     ///
     /// # Errors
     /// Fail-stop storage problems.
-    fn create_stream(&self, meta: &StreamMeta) -> Result<StreamId>;
+    async fn create_stream(&self, meta: StreamMeta) -> Result<StreamId>;
 
     /// Apply every write whose stream is at the version it expects; the others are
-    /// [`Refused`] and change nothing. Returns each stream's new version, in order.
+    /// [`Refused`] and change nothing. Returns each stream's new version, in order. With
+    /// `durable`, everything written so far is durable when it returns (one flush for the
+    /// whole group: the group commit).
     ///
     /// The records of one call are atomic: after a crash, either all of them are in the log or
     /// none is. A write's keys and status are never there without its records, and its
@@ -157,25 +168,26 @@ pub trait Log: LogRead {
     /// # Errors
     /// Fail-stop storage problems; [`crate::StoreError::NoStream`] if a stream was never
     /// created (then nothing is written).
-    fn write(&self, writes: &[Write]) -> Result<Vec<Result<Seq, Refused>>>;
+    async fn commit(&self, writes: Vec<Write>, durable: bool) -> Result<Vec<Result<Seq, Refused>>>;
 
-    /// Append `records` after seq `expected`: a [`Log::write`] of one stream's records.
+    /// Append `records` after seq `expected` and make them durable: a [`Log::commit`] of one
+    /// stream's records.
     ///
     /// # Errors
-    /// As [`Log::write`].
-    fn append(
+    /// As [`Log::commit`].
+    async fn append(
         &self,
         stream: StreamId,
         expected: Seq,
-        records: &[Bytes],
+        records: Vec<Bytes>,
     ) -> Result<Result<Seq, Refused>> {
         let write = Write {
             stream,
             expected,
-            records: records.to_vec(),
+            records,
             ..Write::default()
         };
-        let mut results = self.write(std::slice::from_ref(&write))?;
+        let mut results = self.commit(vec![write], true).await?;
         Ok(results.pop().unwrap_or(Ok(expected)))
     }
 
@@ -184,7 +196,7 @@ pub trait Log: LogRead {
     ///
     /// # Errors
     /// Fail-stop storage problems; [`crate::StoreError::NoStream`].
-    fn set_status(&self, stream: StreamId, status: StreamStatus, at: u64) -> Result<()>;
+    async fn set_status(&self, stream: StreamId, status: StreamStatus, at: u64) -> Result<()>;
 
     /// Forget `streams` entirely: records, metadata, snapshot, wake-up entry, index entries,
     /// and every key that leads to one of them (retention of finished games). Durable with
@@ -192,65 +204,60 @@ pub trait Log: LogRead {
     ///
     /// # Errors
     /// Fail-stop storage problems.
-    fn remove_streams(&self, streams: &[StreamId]) -> Result<()>;
+    async fn remove_streams(&self, streams: Vec<StreamId>) -> Result<()>;
 
     /// Replace (or with `None` remove) the stream's wake-up entry outside a write. Durable with
     /// the next sync.
     ///
     /// # Errors
     /// Fail-stop storage problems.
-    fn set_wake(&self, stream: StreamId, wake: Option<Wake>) -> Result<()>;
+    async fn set_wake(&self, stream: StreamId, wake: Option<Wake>) -> Result<()>;
 
     /// Index `key` (a join or watch key, a seat token, a channel's name).
     ///
     /// # Errors
     /// Fail-stop storage problems.
-    fn put_key(&self, key: &str, entry: KeyEntry) -> Result<()>;
+    async fn put_key(&self, key: String, entry: KeyEntry) -> Result<()>;
 
     /// Keep `state` as the stream's snapshot at `version`, replacing any older one.
     ///
     /// # Errors
     /// Fail-stop storage problems.
-    fn save_snapshot(&self, stream: StreamId, version: Seq, state: &[u8]) -> Result<()>;
+    async fn save_snapshot(&self, stream: StreamId, version: Seq, state: Vec<u8>) -> Result<()>;
 
     /// Keep a connection's resumable session under its resume token, replacing what was
-    /// there. Durable with the next [`Log::sync`].
+    /// there. Durable with the next sync.
     ///
     /// # Errors
     /// Fail-stop storage problems.
-    fn save_session(&self, token: &str, session: &SessionEntry) -> Result<()>;
+    async fn save_session(&self, token: String, session: SessionEntry) -> Result<()>;
 
     /// Remove the session kept under `token` and return it: a resume uses its token up, and
     /// an expired session goes this way too.
     ///
     /// # Errors
     /// Fail-stop storage problems, a corrupt entry.
-    fn take_session(&self, token: &str) -> Result<Option<SessionEntry>>;
+    async fn take_session(&self, token: String) -> Result<Option<SessionEntry>>;
 
     /// Make everything written so far durable. One call serves every stream.
     ///
     /// # Errors
     /// Fail-stop storage problems: nothing written since the last successful sync is safe.
-    fn sync(&self) -> Result<()>;
+    async fn sync(&self) -> Result<()>;
 
     /// Start afresh from what is durable, after a storage error (a disk that was full, say):
     /// whatever was written but not synced may be gone, and the log serves again if the cause
-    /// has passed. The default does nothing.
+    /// has passed.
     ///
     /// # Errors
     /// The log still cannot be used.
-    fn recover(&self) -> Result<()> {
-        Ok(())
-    }
+    async fn recover(&self) -> Result<()>;
 
-    /// Check that the log can be written and made durable now, after a storage error. The
-    /// default syncs.
+    /// Check that the log can be written and made durable now, after a storage error.
     ///
     /// # Errors
     /// The log still cannot be written.
-    fn probe(&self) -> Result<()> {
-        self.sync()
-    }
+    async fn probe(&self) -> Result<()>;
 }
 
 /// The read half of a [`Log`]: what every part of a server may hold. Writing needs the whole
@@ -261,56 +268,57 @@ pub trait Log: LogRead {
 /// [`LogRead::expired_sessions`], [`LogRead::session_count`]): their cost grows with what they
 /// return, not with the size of the log. The listings at the end ([`LogRead::streams`] and
 /// the like) read everything, for tools (`umpire inspect`) and tests; a server never calls them.
+#[async_trait]
 pub trait LogRead: Send + Sync + std::fmt::Debug + 'static {
     /// Up to `max` records from seq `from` on, in order, with their seqs. The bytes are
     /// shared with the store where it can, not copied.
     ///
     /// # Errors
     /// Fail-stop storage problems, an unknown format version, corrupt keys.
-    fn read(&self, stream: StreamId, from: Seq, max: usize) -> Result<Vec<(Seq, Bytes)>>;
+    async fn read(&self, stream: StreamId, from: Seq, max: usize) -> Result<Vec<(Seq, Bytes)>>;
 
     /// The seq of the stream's last record, 0 if it has none.
     ///
     /// # Errors
     /// Fail-stop storage problems.
-    fn version(&self, stream: StreamId) -> Result<Seq>;
+    async fn version(&self, stream: StreamId) -> Result<Seq>;
 
     /// The stream's metadata, if it exists.
     ///
     /// # Errors
     /// Fail-stop storage problems, an unknown format version.
-    fn meta(&self, stream: StreamId) -> Result<Option<StreamMeta>>;
+    async fn meta(&self, stream: StreamId) -> Result<Option<StreamMeta>>;
 
     /// The stream's wake-up entry.
     ///
     /// # Errors
     /// Fail-stop storage problems, a corrupt entry.
-    fn wake(&self, stream: StreamId) -> Result<Option<Wake>>;
+    async fn wake(&self, stream: StreamId) -> Result<Option<Wake>>;
 
     /// Look a key up.
     ///
     /// # Errors
     /// Fail-stop storage problems, an unknown format version.
-    fn find_key(&self, key: &str) -> Result<Option<KeyEntry>>;
+    async fn find_key(&self, key: &str) -> Result<Option<KeyEntry>>;
 
     /// The latest snapshot and its version.
     ///
     /// # Errors
     /// Fail-stop storage problems, an unknown format version.
-    fn load_snapshot(&self, stream: StreamId) -> Result<Option<(Seq, Vec<u8>)>>;
+    async fn load_snapshot(&self, stream: StreamId) -> Result<Option<(Seq, Vec<u8>)>>;
 
     /// The session kept under `token`, if any.
     ///
     /// # Errors
     /// Fail-stop storage problems, a corrupt entry.
-    fn load_session(&self, token: &str) -> Result<Option<SessionEntry>>;
+    async fn load_session(&self, token: &str) -> Result<Option<SessionEntry>>;
 
     /// Up to `max` wake-up entries due at or before `until`, earliest first (ties by stream),
     /// starting after `after` (the last entry of the previous page), to page through them.
     ///
     /// # Errors
     /// Fail-stop storage problems, a corrupt entry.
-    fn due(
+    async fn due(
         &self,
         until: u64,
         after: Option<(u64, StreamId)>,
@@ -322,66 +330,54 @@ pub trait LogRead: Send + Sync + std::fmt::Debug + 'static {
     ///
     /// # Errors
     /// Fail-stop storage problems.
-    fn live_games(&self, creator: &str, max: usize) -> Result<usize>;
+    async fn live_games(&self, creator: &str, max: usize) -> Result<usize>;
 
     /// Up to `max` streams marked over before `before`, earliest first.
     ///
     /// # Errors
     /// Fail-stop storage problems, a corrupt entry.
-    fn finished_before(&self, before: u64, max: usize) -> Result<Vec<StreamId>>;
+    async fn finished_before(&self, before: u64, max: usize) -> Result<Vec<StreamId>>;
 
     /// The tokens of up to `max` kept sessions whose time ran out before `before`, earliest
     /// first.
     ///
     /// # Errors
     /// Fail-stop storage problems.
-    fn expired_sessions(&self, before: u64, max: usize) -> Result<Vec<String>>;
+    async fn expired_sessions(&self, before: u64, max: usize) -> Result<Vec<String>>;
 
     /// How many sessions are kept.
     ///
     /// # Errors
     /// Fail-stop storage problems.
-    fn session_count(&self) -> Result<u64>;
+    async fn session_count(&self) -> Result<u64>;
 
     /// The token of the session kept with public id `sid`, if one is.
     ///
     /// # Errors
     /// Fail-stop storage problems.
-    fn session_by_sid(&self, sid: &str) -> Result<Option<String>>;
+    async fn session_by_sid(&self, sid: &str) -> Result<Option<String>>;
 
     /// Up to `max` keys that start with `prefix`, with where they lead, in key order.
     ///
     /// # Errors
     /// Fail-stop storage problems, a corrupt entry.
-    fn keys_with_prefix(&self, prefix: &str, max: usize) -> Result<Vec<(String, KeyEntry)>>;
+    async fn keys_with_prefix(&self, prefix: &str, max: usize) -> Result<Vec<(String, KeyEntry)>>;
 
     /// Every stream, in id order. Reads the whole log: for tools.
     ///
     /// # Errors
     /// Fail-stop storage problems, an unknown format version.
-    fn streams(&self) -> Result<Vec<StreamInfo>>;
-
-    /// Every stream's metadata, in id order, without reading its records. For tools.
-    ///
-    /// # Errors
-    /// Fail-stop storage problems, an unknown format version.
-    fn metas(&self) -> Result<Vec<(StreamId, StreamMeta)>> {
-        Ok(self
-            .streams()?
-            .into_iter()
-            .map(|info| (info.id, info.meta))
-            .collect())
-    }
+    async fn streams(&self) -> Result<Vec<StreamInfo>>;
 
     /// The whole wake-up index, in stream order. For tools.
     ///
     /// # Errors
     /// Fail-stop storage problems, a corrupt entry.
-    fn wakes(&self) -> Result<Vec<(StreamId, Wake)>>;
+    async fn wakes(&self) -> Result<Vec<(StreamId, Wake)>>;
 
     /// Every kept session. For tools.
     ///
     /// # Errors
     /// Fail-stop storage problems, a corrupt entry.
-    fn sessions(&self) -> Result<Vec<(String, SessionEntry)>>;
+    async fn sessions(&self) -> Result<Vec<(String, SessionEntry)>>;
 }

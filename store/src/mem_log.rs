@@ -6,8 +6,7 @@ use std::sync::{Mutex, MutexGuard};
 use bytes::Bytes;
 
 use crate::log::{
-    KeyEntry, Log, LogRead, SessionEntry, StreamId, StreamInfo, StreamMeta, StreamStatus, Wake,
-    WakeChange, Write,
+    KeyEntry, SessionEntry, StreamId, StreamInfo, StreamMeta, StreamStatus, Wake, WakeChange, Write,
 };
 use crate::{Refused, Result, Seq, StoreError};
 
@@ -112,8 +111,10 @@ impl Inner {
     }
 }
 
-impl Log for MemLog {
-    fn create_stream(&self, meta: &StreamMeta) -> Result<StreamId> {
+/// The [`crate::Log`] calls, blocking.
+impl MemLog {
+    /// [`crate::Log::create_stream`], blocking the calling thread.
+    pub fn create_stream(&self, meta: &StreamMeta) -> Result<StreamId> {
         let mut inner = self.lock();
         inner.last_id += 1;
         let id = inner.last_id;
@@ -128,7 +129,14 @@ impl Log for MemLog {
         Ok(id)
     }
 
-    fn write(&self, writes: &[Write]) -> Result<Vec<Result<Seq, Refused>>> {
+    /// [`crate::Log::commit`], blocking the calling thread (the memory log has nothing to
+    /// make durable).
+    pub fn commit(&self, writes: &[Write], _durable: bool) -> Result<Vec<Result<Seq, Refused>>> {
+        self.write(writes)
+    }
+
+    /// [`crate::Log::commit`] without making anything durable, blocking the calling thread.
+    pub fn write(&self, writes: &[Write]) -> Result<Vec<Result<Seq, Refused>>> {
         let mut inner = self.lock();
         if let Some(w) = writes
             .iter()
@@ -178,11 +186,13 @@ impl Log for MemLog {
         Ok(results)
     }
 
-    fn set_status(&self, stream: StreamId, status: StreamStatus, at: u64) -> Result<()> {
+    /// [`crate::Log::set_status`], blocking the calling thread.
+    pub fn set_status(&self, stream: StreamId, status: StreamStatus, at: u64) -> Result<()> {
         self.lock().set_status(stream, status, at)
     }
 
-    fn remove_streams(&self, streams: &[StreamId]) -> Result<()> {
+    /// [`crate::Log::remove_streams`], blocking the calling thread.
+    pub fn remove_streams(&self, streams: &[StreamId]) -> Result<()> {
         let mut inner = self.lock();
         inner
             .keys
@@ -202,24 +212,28 @@ impl Log for MemLog {
         Ok(())
     }
 
-    fn set_wake(&self, stream: StreamId, wake: Option<Wake>) -> Result<()> {
+    /// [`crate::Log::set_wake`], blocking the calling thread.
+    pub fn set_wake(&self, stream: StreamId, wake: Option<Wake>) -> Result<()> {
         self.lock().set_wake(stream, wake);
         Ok(())
     }
 
-    fn put_key(&self, key: &str, entry: KeyEntry) -> Result<()> {
+    /// [`crate::Log::put_key`], blocking the calling thread.
+    pub fn put_key(&self, key: &str, entry: KeyEntry) -> Result<()> {
         self.lock().keys.insert(key.to_owned(), entry);
         Ok(())
     }
 
-    fn save_snapshot(&self, stream: StreamId, version: Seq, state: &[u8]) -> Result<()> {
+    /// [`crate::Log::save_snapshot`], blocking the calling thread.
+    pub fn save_snapshot(&self, stream: StreamId, version: Seq, state: &[u8]) -> Result<()> {
         self.lock()
             .snapshots
             .insert(stream, (version, state.to_vec()));
         Ok(())
     }
 
-    fn save_session(&self, token: &str, session: &SessionEntry) -> Result<()> {
+    /// [`crate::Log::save_session`], blocking the calling thread.
+    pub fn save_session(&self, token: &str, session: &SessionEntry) -> Result<()> {
         let mut inner = self.lock();
         inner.remove_session(token);
         inner.expiring.insert((session.expires, token.to_owned()));
@@ -228,17 +242,48 @@ impl Log for MemLog {
         Ok(())
     }
 
-    fn take_session(&self, token: &str) -> Result<Option<SessionEntry>> {
+    /// [`crate::Log::take_session`], blocking the calling thread.
+    pub fn take_session(&self, token: &str) -> Result<Option<SessionEntry>> {
         Ok(self.lock().remove_session(token))
     }
 
-    fn sync(&self) -> Result<()> {
+    /// [`crate::Log::sync`]: nothing to do.
+    pub fn sync(&self) -> Result<()> {
         Ok(())
+    }
+
+    /// [`crate::Log::recover`]: nothing to do.
+    pub fn recover(&self) -> Result<()> {
+        Ok(())
+    }
+
+    /// [`crate::Log::probe`]: nothing to do.
+    pub fn probe(&self) -> Result<()> {
+        Ok(())
+    }
+
+    /// [`crate::Log::append`], blocking the calling thread.
+    pub fn append(
+        &self,
+        stream: StreamId,
+        expected: Seq,
+        records: &[Bytes],
+    ) -> Result<Result<Seq, Refused>> {
+        let write = Write {
+            stream,
+            expected,
+            records: records.to_vec(),
+            ..Write::default()
+        };
+        let mut results = self.write(std::slice::from_ref(&write))?;
+        Ok(results.pop().unwrap_or(Ok(expected)))
     }
 }
 
-impl LogRead for MemLog {
-    fn read(&self, stream: StreamId, from: Seq, max: usize) -> Result<Vec<(Seq, Bytes)>> {
+/// The [`crate::LogRead`] calls, blocking.
+impl MemLog {
+    /// [`crate::LogRead::read`], blocking the calling thread.
+    pub fn read(&self, stream: StreamId, from: Seq, max: usize) -> Result<Vec<(Seq, Bytes)>> {
         let inner = self.lock();
         let Some((_, log)) = inner.streams.get(&stream) else {
             return Ok(Vec::new());
@@ -254,7 +299,8 @@ impl LogRead for MemLog {
             .collect())
     }
 
-    fn version(&self, stream: StreamId) -> Result<Seq> {
+    /// [`crate::LogRead::version`], blocking the calling thread.
+    pub fn version(&self, stream: StreamId) -> Result<Seq> {
         Ok(self
             .lock()
             .streams
@@ -262,7 +308,8 @@ impl LogRead for MemLog {
             .map_or(0, |(_, log)| log.len() as Seq))
     }
 
-    fn meta(&self, stream: StreamId) -> Result<Option<StreamMeta>> {
+    /// [`crate::LogRead::meta`], blocking the calling thread.
+    pub fn meta(&self, stream: StreamId) -> Result<Option<StreamMeta>> {
         Ok(self
             .lock()
             .streams
@@ -270,23 +317,28 @@ impl LogRead for MemLog {
             .map(|(meta, _)| meta.clone()))
     }
 
-    fn wake(&self, stream: StreamId) -> Result<Option<Wake>> {
+    /// [`crate::LogRead::wake`], blocking the calling thread.
+    pub fn wake(&self, stream: StreamId) -> Result<Option<Wake>> {
         Ok(self.lock().wakes.get(&stream).copied())
     }
 
-    fn find_key(&self, key: &str) -> Result<Option<KeyEntry>> {
+    /// [`crate::LogRead::find_key`], blocking the calling thread.
+    pub fn find_key(&self, key: &str) -> Result<Option<KeyEntry>> {
         Ok(self.lock().keys.get(key).copied())
     }
 
-    fn load_snapshot(&self, stream: StreamId) -> Result<Option<(Seq, Vec<u8>)>> {
+    /// [`crate::LogRead::load_snapshot`], blocking the calling thread.
+    pub fn load_snapshot(&self, stream: StreamId) -> Result<Option<(Seq, Vec<u8>)>> {
         Ok(self.lock().snapshots.get(&stream).cloned())
     }
 
-    fn load_session(&self, token: &str) -> Result<Option<SessionEntry>> {
+    /// [`crate::LogRead::load_session`], blocking the calling thread.
+    pub fn load_session(&self, token: &str) -> Result<Option<SessionEntry>> {
         Ok(self.lock().sessions.get(token).cloned())
     }
 
-    fn due(
+    /// [`crate::LogRead::due`], blocking the calling thread.
+    pub fn due(
         &self,
         until: u64,
         after: Option<(u64, StreamId)>,
@@ -303,12 +355,14 @@ impl LogRead for MemLog {
             .collect())
     }
 
-    fn live_games(&self, creator: &str, max: usize) -> Result<usize> {
+    /// [`crate::LogRead::live_games`], blocking the calling thread.
+    pub fn live_games(&self, creator: &str, max: usize) -> Result<usize> {
         let count = self.lock().creators.get(creator).copied().unwrap_or(0);
         Ok(count.min(max))
     }
 
-    fn finished_before(&self, before: u64, max: usize) -> Result<Vec<StreamId>> {
+    /// [`crate::LogRead::finished_before`], blocking the calling thread.
+    pub fn finished_before(&self, before: u64, max: usize) -> Result<Vec<StreamId>> {
         Ok(self
             .lock()
             .finished
@@ -318,7 +372,8 @@ impl LogRead for MemLog {
             .collect())
     }
 
-    fn expired_sessions(&self, before: u64, max: usize) -> Result<Vec<String>> {
+    /// [`crate::LogRead::expired_sessions`], blocking the calling thread.
+    pub fn expired_sessions(&self, before: u64, max: usize) -> Result<Vec<String>> {
         Ok(self
             .lock()
             .expiring
@@ -328,15 +383,18 @@ impl LogRead for MemLog {
             .collect())
     }
 
-    fn session_count(&self) -> Result<u64> {
+    /// [`crate::LogRead::session_count`], blocking the calling thread.
+    pub fn session_count(&self) -> Result<u64> {
         Ok(self.lock().sessions.len() as u64)
     }
 
-    fn session_by_sid(&self, sid: &str) -> Result<Option<String>> {
+    /// [`crate::LogRead::session_by_sid`], blocking the calling thread.
+    pub fn session_by_sid(&self, sid: &str) -> Result<Option<String>> {
         Ok(self.lock().sids.get(sid).cloned())
     }
 
-    fn keys_with_prefix(&self, prefix: &str, max: usize) -> Result<Vec<(String, KeyEntry)>> {
+    /// [`crate::LogRead::keys_with_prefix`], blocking the calling thread.
+    pub fn keys_with_prefix(&self, prefix: &str, max: usize) -> Result<Vec<(String, KeyEntry)>> {
         Ok(self
             .lock()
             .keys
@@ -347,7 +405,8 @@ impl LogRead for MemLog {
             .collect())
     }
 
-    fn streams(&self) -> Result<Vec<StreamInfo>> {
+    /// [`crate::LogRead::streams`], blocking the calling thread.
+    pub fn streams(&self) -> Result<Vec<StreamInfo>> {
         Ok(self
             .lock()
             .streams
@@ -360,11 +419,13 @@ impl LogRead for MemLog {
             .collect())
     }
 
-    fn wakes(&self) -> Result<Vec<(StreamId, Wake)>> {
+    /// [`crate::LogRead::wakes`], blocking the calling thread.
+    pub fn wakes(&self) -> Result<Vec<(StreamId, Wake)>> {
         Ok(self.lock().wakes.iter().map(|(id, w)| (*id, *w)).collect())
     }
 
-    fn sessions(&self) -> Result<Vec<(String, SessionEntry)>> {
+    /// [`crate::LogRead::sessions`], blocking the calling thread.
+    pub fn sessions(&self) -> Result<Vec<(String, SessionEntry)>> {
         Ok(self
             .lock()
             .sessions
@@ -373,3 +434,5 @@ impl LogRead for MemLog {
             .collect())
     }
 }
+
+crate::blocking_log!(MemLog, inline, inline);

@@ -46,9 +46,9 @@ use sled::transaction::{
 use sled::Transactional;
 
 use crate::log::{
-    KeyEntry, Log, LogRead, SessionEntry, StreamId, StreamInfo, StreamMeta, StreamStatus, Wake,
-    WakeChange, Write,
+    KeyEntry, SessionEntry, StreamId, StreamInfo, StreamMeta, StreamStatus, Wake, WakeChange, Write,
 };
+use crate::nudge::Wakeup;
 use crate::record::{decode, encode, unwrap, FORMAT_VERSION};
 use crate::{Refused, Result, Seq, StoreError};
 
@@ -87,9 +87,15 @@ struct Open {
     data: File,
 }
 
-/// The log in a sled database folder.
-#[derive(Debug)]
+/// The log in a sled database folder. Cheap to clone: every clone is the same log.
+#[derive(Clone, Debug)]
 pub struct SledLog {
+    inner: Arc<Shared>,
+}
+
+/// What every clone of a [`SledLog`] shares.
+#[derive(Debug)]
+struct Shared {
     path: PathBuf,
     options: SledOptions,
     /// Replaced whole by [`Log::recover`]; `None` only while it waits for sled to let go of
@@ -100,6 +106,8 @@ pub struct SledLog {
     versions: Mutex<HashMap<StreamId, Seq>>,
     /// Files sled wrote for large values that are already synced.
     synced_blobs: Mutex<HashSet<OsString>>,
+    /// How the committing task hears of its commits (see `nudge.rs`).
+    wakeup: tokio::sync::Mutex<Option<Wakeup>>,
 }
 
 /// In `index`: the folder's indexes are built.
@@ -277,11 +285,14 @@ impl SledLog {
         let path = path.as_ref().to_path_buf();
         let open = Open::new(&path, options)?;
         Ok(SledLog {
-            path,
-            options: options.clone(),
-            open: RwLock::new(Some(Arc::new(open))),
-            versions: Mutex::new(HashMap::new()),
-            synced_blobs: Mutex::new(HashSet::new()),
+            inner: Arc::new(Shared {
+                path,
+                options: options.clone(),
+                open: RwLock::new(Some(Arc::new(open))),
+                versions: Mutex::new(HashMap::new()),
+                synced_blobs: Mutex::new(HashSet::new()),
+                wakeup: tokio::sync::Mutex::new(None),
+            }),
         })
     }
 
@@ -324,15 +335,18 @@ impl SledLog {
     /// A reopening failed and the folder is not open.
     fn open_now(&self) -> Result<Arc<Open>> {
         // The lock only guards swapping the Arc: a poisoned one still holds a whole Arc.
-        let open = self.open.read().unwrap_or_else(|p| p.into_inner());
+        let open = self.inner.open.read().unwrap_or_else(|p| p.into_inner());
         open.clone()
-            .ok_or_else(|| StoreError::Closed(self.path.display().to_string()))
+            .ok_or_else(|| StoreError::Closed(self.inner.path.display().to_string()))
     }
 
     fn versions(&self) -> MutexGuard<'_, HashMap<StreamId, Seq>> {
         // Entries are inserted whole after their batch is applied: a poisoned map is still
         // right about every stream it holds.
-        self.versions.lock().unwrap_or_else(|p| p.into_inner())
+        self.inner
+            .versions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     /// The stream's version, from memory if known, else from the log (checking it exists).
@@ -348,11 +362,15 @@ impl SledLog {
 
     /// Sync the files sled wrote for large values since the last sync, and their folder.
     fn sync_blobs(&self) -> Result<()> {
-        let dir = self.path.join("blobs");
+        let dir = self.inner.path.join("blobs");
         let Ok(entries) = std::fs::read_dir(&dir) else {
             return Ok(()); // no large value written yet
         };
-        let mut synced = self.synced_blobs.lock().unwrap_or_else(|p| p.into_inner());
+        let mut synced = self
+            .inner
+            .synced_blobs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         let mut any = false;
         let mut present = HashSet::new();
         for entry in entries {
@@ -370,6 +388,10 @@ impl SledLog {
         // sled deletes blobs it no longer needs: forget those too.
         *synced = present;
         Ok(())
+    }
+
+    fn commit_wakeup(&self) -> &tokio::sync::Mutex<Option<Wakeup>> {
+        &self.inner.wakeup
     }
 
     /// The underlying database, for tools and tests that inspect the layout.
@@ -530,8 +552,10 @@ fn unabortable(e: UnabortableTransactionError) -> ConflictableTransactionError<S
     e.into()
 }
 
-impl Log for SledLog {
-    fn create_stream(&self, meta: &StreamMeta) -> Result<StreamId> {
+/// The [`crate::Log`] calls, blocking.
+impl SledLog {
+    /// [`crate::Log::create_stream`], blocking the calling thread.
+    pub fn create_stream(&self, meta: &StreamMeta) -> Result<StreamId> {
         let o = self.open_now()?;
         // generate_id is unique across restarts; +1 keeps 0 free to mean "no stream".
         let id = o.db.generate_id()? + 1;
@@ -552,7 +576,34 @@ impl Log for SledLog {
         Ok(id)
     }
 
-    fn write(&self, writes: &[Write]) -> Result<Vec<Result<Seq, Refused>>> {
+    /// [`crate::Log::commit`], blocking the calling thread.
+    pub fn commit(&self, writes: &[Write], durable: bool) -> Result<Vec<Result<Seq, Refused>>> {
+        let written = self.write(writes)?;
+        if durable {
+            self.sync()?;
+        }
+        Ok(written)
+    }
+
+    /// [`crate::Log::append`], blocking the calling thread.
+    pub fn append(
+        &self,
+        stream: StreamId,
+        expected: Seq,
+        records: &[Bytes],
+    ) -> Result<Result<Seq, Refused>> {
+        let write = Write {
+            stream,
+            expected,
+            records: records.to_vec(),
+            ..Write::default()
+        };
+        let mut results = self.write(std::slice::from_ref(&write))?;
+        Ok(results.pop().unwrap_or(Ok(expected)))
+    }
+
+    /// [`crate::Log::commit`] without making anything durable, blocking the calling thread.
+    pub fn write(&self, writes: &[Write]) -> Result<Vec<Result<Seq, Refused>>> {
         let o = self.open_now()?;
         let mut known = self.versions();
         // Decide every write against the versions as they stand, one after another (a call
@@ -659,14 +710,16 @@ impl Log for SledLog {
         Ok(results)
     }
 
-    fn set_status(&self, stream: StreamId, status: StreamStatus, at: u64) -> Result<()> {
+    /// [`crate::Log::set_status`], blocking the calling thread.
+    pub fn set_status(&self, stream: StreamId, status: StreamStatus, at: u64) -> Result<()> {
         let o = self.open_now()?;
         settled(
             (&o.meta, &o.index).transaction(|(me, ix)| tx_set_status(me, ix, stream, status, at)),
         )
     }
 
-    fn remove_streams(&self, streams: &[StreamId]) -> Result<()> {
+    /// [`crate::Log::remove_streams`], blocking the calling thread.
+    pub fn remove_streams(&self, streams: &[StreamId]) -> Result<()> {
         let o = self.open_now()?;
         let mut known = self.versions();
         for &stream in streams {
@@ -701,16 +754,19 @@ impl Log for SledLog {
         Ok(())
     }
 
-    fn set_wake(&self, stream: StreamId, wake: Option<Wake>) -> Result<()> {
+    /// [`crate::Log::set_wake`], blocking the calling thread.
+    pub fn set_wake(&self, stream: StreamId, wake: Option<Wake>) -> Result<()> {
         let o = self.open_now()?;
         settled((&o.wakes, &o.index).transaction(|(wa, ix)| tx_set_wake(wa, ix, stream, wake)))
     }
 
-    fn put_key(&self, key: &str, entry: KeyEntry) -> Result<()> {
+    /// [`crate::Log::put_key`], blocking the calling thread.
+    pub fn put_key(&self, key: &str, entry: KeyEntry) -> Result<()> {
         put_key_in(&*self.open_now()?, key, entry)
     }
 
-    fn save_snapshot(&self, stream: StreamId, version: Seq, state: &[u8]) -> Result<()> {
+    /// [`crate::Log::save_snapshot`], blocking the calling thread.
+    pub fn save_snapshot(&self, stream: StreamId, version: Seq, state: &[u8]) -> Result<()> {
         let mut value = Vec::with_capacity(state.len() + 9);
         value.push(FORMAT_VERSION);
         value.extend_from_slice(&version.to_be_bytes());
@@ -721,7 +777,8 @@ impl Log for SledLog {
         Ok(())
     }
 
-    fn save_session(&self, token: &str, session: &SessionEntry) -> Result<()> {
+    /// [`crate::Log::save_session`], blocking the calling thread.
+    pub fn save_session(&self, token: &str, session: &SessionEntry) -> Result<()> {
         let o = self.open_now()?;
         let value = encode(session);
         settled((&o.kept, &o.index).transaction(|(kept, ix)| {
@@ -735,12 +792,14 @@ impl Log for SledLog {
         }))
     }
 
-    fn take_session(&self, token: &str) -> Result<Option<SessionEntry>> {
+    /// [`crate::Log::take_session`], blocking the calling thread.
+    pub fn take_session(&self, token: &str) -> Result<Option<SessionEntry>> {
         let o = self.open_now()?;
         settled((&o.kept, &o.index).transaction(|(kept, ix)| tx_take_session(kept, ix, token)))
     }
 
-    fn sync(&self) -> Result<()> {
+    /// [`crate::Log::sync`], blocking the calling thread.
+    pub fn sync(&self) -> Result<()> {
         let o = self.open_now()?;
         // sled writes what it holds and waits for it with sync_file_range; fdatasync then makes
         // it survive a power loss (and flushes the disk's cache).
@@ -749,21 +808,23 @@ impl Log for SledLog {
         self.sync_blobs()
     }
 
-    fn probe(&self) -> Result<()> {
+    /// [`crate::Log::probe`], blocking the calling thread.
+    pub fn probe(&self) -> Result<()> {
         // As much as a typical commit writes, so that a disk with a few bytes left does not pass.
         let o = self.open_now()?;
         o.db.insert(PROBE_KEY, vec![0; PROBE_BYTES])?;
         self.sync()
     }
 
-    fn recover(&self) -> Result<()> {
-        let mut open = self.open.write().unwrap_or_else(|p| p.into_inner());
+    /// [`crate::Log::recover`], blocking the calling thread.
+    pub fn recover(&self) -> Result<()> {
+        let mut open = self.inner.open.write().unwrap_or_else(|p| p.into_inner());
         // sled keeps its folder locked until every handle to the old opening is gone: drop
         // ours, then wait for those still in flight on other threads to finish.
         *open = None;
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         let fresh = loop {
-            match Open::new(&self.path, &self.options) {
+            match Open::new(&self.inner.path, &self.inner.options) {
                 Ok(fresh) => break fresh,
                 Err(e) if is_locked(&e) && std::time::Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(10));
@@ -797,8 +858,10 @@ fn trailing_stream(what: &'static str, key: &[u8]) -> Result<StreamId> {
     be_u64(what, &key[at..])
 }
 
-impl LogRead for SledLog {
-    fn read(&self, stream: StreamId, from: Seq, max: usize) -> Result<Vec<(Seq, Bytes)>> {
+/// The [`crate::LogRead`] calls, blocking.
+impl SledLog {
+    /// [`crate::LogRead::read`], blocking the calling thread.
+    pub fn read(&self, stream: StreamId, from: Seq, max: usize) -> Result<Vec<(Seq, Bytes)>> {
         let o = self.open_now()?;
         let start = event_key(stream, from.max(1));
         let end = event_key(stream, u64::MAX);
@@ -813,15 +876,18 @@ impl LogRead for SledLog {
         Ok(out)
     }
 
-    fn version(&self, stream: StreamId) -> Result<Seq> {
+    /// [`crate::LogRead::version`], blocking the calling thread.
+    pub fn version(&self, stream: StreamId) -> Result<Seq> {
         version_in(&*self.open_now()?, stream)
     }
 
-    fn meta(&self, stream: StreamId) -> Result<Option<StreamMeta>> {
+    /// [`crate::LogRead::meta`], blocking the calling thread.
+    pub fn meta(&self, stream: StreamId) -> Result<Option<StreamMeta>> {
         meta_in(&*self.open_now()?, stream)
     }
 
-    fn wake(&self, stream: StreamId) -> Result<Option<Wake>> {
+    /// [`crate::LogRead::wake`], blocking the calling thread.
+    pub fn wake(&self, stream: StreamId) -> Result<Option<Wake>> {
         self.open_now()?
             .wakes
             .get(stream.to_be_bytes())?
@@ -829,7 +895,8 @@ impl LogRead for SledLog {
             .transpose()
     }
 
-    fn find_key(&self, key: &str) -> Result<Option<KeyEntry>> {
+    /// [`crate::LogRead::find_key`], blocking the calling thread.
+    pub fn find_key(&self, key: &str) -> Result<Option<KeyEntry>> {
         self.open_now()?
             .keys
             .get(key.as_bytes())?
@@ -837,7 +904,8 @@ impl LogRead for SledLog {
             .transpose()
     }
 
-    fn load_snapshot(&self, stream: StreamId) -> Result<Option<(Seq, Vec<u8>)>> {
+    /// [`crate::LogRead::load_snapshot`], blocking the calling thread.
+    pub fn load_snapshot(&self, stream: StreamId) -> Result<Option<(Seq, Vec<u8>)>> {
         let Some(value) = self.open_now()?.snapshots.get(stream.to_be_bytes())? else {
             return Ok(None);
         };
@@ -852,7 +920,8 @@ impl LogRead for SledLog {
         Ok(Some((be_u64("snapshot version", version)?, state.to_vec())))
     }
 
-    fn load_session(&self, token: &str) -> Result<Option<SessionEntry>> {
+    /// [`crate::LogRead::load_session`], blocking the calling thread.
+    pub fn load_session(&self, token: &str) -> Result<Option<SessionEntry>> {
         self.open_now()?
             .kept
             .get(token.as_bytes())?
@@ -860,7 +929,8 @@ impl LogRead for SledLog {
             .transpose()
     }
 
-    fn due(
+    /// [`crate::LogRead::due`], blocking the calling thread.
+    pub fn due(
         &self,
         until: u64,
         after: Option<(u64, StreamId)>,
@@ -890,7 +960,8 @@ impl LogRead for SledLog {
         Ok(out)
     }
 
-    fn live_games(&self, creator: &str, max: usize) -> Result<usize> {
+    /// [`crate::LogRead::live_games`], blocking the calling thread.
+    pub fn live_games(&self, creator: &str, max: usize) -> Result<usize> {
         let o = self.open_now()?;
         Ok(o.index
             .scan_prefix(creator_prefix(creator))
@@ -898,7 +969,8 @@ impl LogRead for SledLog {
             .count())
     }
 
-    fn finished_before(&self, before: u64, max: usize) -> Result<Vec<StreamId>> {
+    /// [`crate::LogRead::finished_before`], blocking the calling thread.
+    pub fn finished_before(&self, before: u64, max: usize) -> Result<Vec<StreamId>> {
         let o = self.open_now()?;
         let mut out = Vec::new();
         for row in o
@@ -912,7 +984,8 @@ impl LogRead for SledLog {
         Ok(out)
     }
 
-    fn expired_sessions(&self, before: u64, max: usize) -> Result<Vec<String>> {
+    /// [`crate::LogRead::expired_sessions`], blocking the calling thread.
+    pub fn expired_sessions(&self, before: u64, max: usize) -> Result<Vec<String>> {
         let o = self.open_now()?;
         let mut out = Vec::new();
         for row in o
@@ -927,14 +1000,16 @@ impl LogRead for SledLog {
         Ok(out)
     }
 
-    fn session_count(&self) -> Result<u64> {
+    /// [`crate::LogRead::session_count`], blocking the calling thread.
+    pub fn session_count(&self) -> Result<u64> {
         match self.open_now()?.index.get(SESSION_COUNT)? {
             Some(v) => be_u64("session count", &v),
             None => Ok(0),
         }
     }
 
-    fn session_by_sid(&self, sid: &str) -> Result<Option<String>> {
+    /// [`crate::LogRead::session_by_sid`], blocking the calling thread.
+    pub fn session_by_sid(&self, sid: &str) -> Result<Option<String>> {
         Ok(self
             .open_now()?
             .index
@@ -942,7 +1017,8 @@ impl LogRead for SledLog {
             .map(|t| String::from_utf8_lossy(&t).into_owned()))
     }
 
-    fn keys_with_prefix(&self, prefix: &str, max: usize) -> Result<Vec<(String, KeyEntry)>> {
+    /// [`crate::LogRead::keys_with_prefix`], blocking the calling thread.
+    pub fn keys_with_prefix(&self, prefix: &str, max: usize) -> Result<Vec<(String, KeyEntry)>> {
         let mut out = Vec::new();
         for row in self
             .open_now()?
@@ -959,7 +1035,8 @@ impl LogRead for SledLog {
         Ok(out)
     }
 
-    fn streams(&self) -> Result<Vec<StreamInfo>> {
+    /// [`crate::LogRead::streams`], blocking the calling thread.
+    pub fn streams(&self) -> Result<Vec<StreamInfo>> {
         let o = self.open_now()?;
         let mut out = Vec::new();
         for row in o.meta.iter() {
@@ -974,7 +1051,8 @@ impl LogRead for SledLog {
         Ok(out)
     }
 
-    fn metas(&self) -> Result<Vec<(StreamId, StreamMeta)>> {
+    /// [`crate::LogRead::metas`], blocking the calling thread.
+    pub fn metas(&self) -> Result<Vec<(StreamId, StreamMeta)>> {
         let o = self.open_now()?;
         let mut out = Vec::new();
         for row in o.meta.iter() {
@@ -987,7 +1065,8 @@ impl LogRead for SledLog {
         Ok(out)
     }
 
-    fn wakes(&self) -> Result<Vec<(StreamId, Wake)>> {
+    /// [`crate::LogRead::wakes`], blocking the calling thread.
+    pub fn wakes(&self) -> Result<Vec<(StreamId, Wake)>> {
         let mut out = Vec::new();
         for row in self.open_now()?.wakes.iter() {
             let (key, value) = row?;
@@ -996,7 +1075,8 @@ impl LogRead for SledLog {
         Ok(out)
     }
 
-    fn sessions(&self) -> Result<Vec<(String, SessionEntry)>> {
+    /// [`crate::LogRead::sessions`], blocking the calling thread.
+    pub fn sessions(&self) -> Result<Vec<(String, SessionEntry)>> {
         let mut out = Vec::new();
         for item in self.open_now()?.kept.iter() {
             let (k, v) = item?;
@@ -1008,3 +1088,5 @@ impl LogRead for SledLog {
         Ok(out)
     }
 }
+
+crate::blocking_log!(SledLog, blocking, nudged);

@@ -7,17 +7,17 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use umpire_store::contract::{meta, records};
-use umpire_store::{KeyEntry, Log, LogRead, MemLog, Refused, Role, SledLog, StoreError};
+use umpire_store::{KeyEntry, MemLog, Refused, Role, SledLog, StoreError};
 
-#[test]
-fn memory_backend_keeps_the_contract() {
-    umpire_store::contract::run(&MemLog::new());
+#[tokio::test]
+async fn memory_backend_keeps_the_contract() {
+    umpire_store::contract::run(&MemLog::new()).await;
 }
 
-#[test]
-fn sled_backend_keeps_the_contract() {
+#[tokio::test]
+async fn sled_backend_keeps_the_contract() {
     let dir = tempfile::tempdir().unwrap();
-    umpire_store::contract::run(&SledLog::open(dir.path()).unwrap());
+    umpire_store::contract::run(&SledLog::open(dir.path()).unwrap()).await;
 }
 
 #[test]

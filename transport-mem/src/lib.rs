@@ -127,9 +127,9 @@ async fn serve(
             }
             msg = from_client.recv(), if session.ready_for_input() => match msg {
                 None => break,
-                Some(ToServer::Msg(msg)) => session.handle(msg),
+                Some(ToServer::Msg(msg)) => session.handle(msg).await,
                 Some(ToServer::Text(text)) => match decode_json(&text) {
-                    Ok(msg) => session.handle(msg),
+                    Ok(msg) => session.handle(msg).await,
                     Err(e) => session.refuse(ErrorCode::BadMessage, e.to_string(), None),
                 },
             },

@@ -73,7 +73,7 @@ where
                     Inbound::Gone => break End::Gone,
                     Inbound::Violation(code, reason) => break End::Close(code, reason),
                 };
-                if let Err(end) = admit(&mut socket, &mut session, decoded) {
+                if let Err(end) = admit(&mut socket, &mut session, decoded).await {
                     break end;
                 }
             }
@@ -88,7 +88,7 @@ where
 
 /// Hand a decoded message to the session, within the rate limit. Decoded before the limit
 /// applies, so that a refusal can echo the message's `ref`.
-fn admit<S>(
+async fn admit<S>(
     socket: &mut Socket<S>,
     session: &mut Session,
     decoded: Result<ClientMsg, DecodeError>,
@@ -99,7 +99,7 @@ where
     let r#ref = decoded.as_ref().ok().and_then(|m| m.reference().cloned());
     if within_rate(socket, session, r#ref)? {
         match decoded {
-            Ok(msg) => session.handle(msg),
+            Ok(msg) => session.handle(msg).await,
             Err(e) => session.refuse(ErrorCode::BadMessage, e.to_string(), None),
         }
     }

@@ -194,18 +194,19 @@ where
             biased;
             out = session.next() => {
                 let mut release = Vec::new();
-                let translate = |frame: Frame, session: &mut Session| {
+                let translate = |frame: Frame, _: &mut Session| {
                     let text = layer.encode(&frame, &mut release);
-                    // An answer that named the game lets the plays held for it go.
-                    for msg in release.drain(..) {
-                        session.handle(msg);
-                    }
                     match text {
                         Some(text) => Ok(Some(Message::Text(Utf8Bytes::try_from(text).map_err(|_| End::Gone)?))),
                         None => Ok(None),
                     }
                 };
-                if let Err(end) = write_batch(&mut socket, &mut session, out, translate).await {
+                let written = write_batch(&mut socket, &mut session, out, translate).await;
+                // An answer that named the game lets the plays held for it go.
+                for msg in release {
+                    session.handle(msg).await;
+                }
+                if let Err(end) = written {
                     break end;
                 }
             }
@@ -225,7 +226,7 @@ where
                 }
                 let refusal = match text.map(|t| layer.decode(t.as_str())) {
                     Some(Ok(Some(msg))) => {
-                        session.handle(msg);
+                        session.handle(msg).await;
                         continue;
                     }
                     Some(Ok(None)) => continue,

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use bytes::Bytes;
 use serde_json::Value;
 use umpire_engine::protocol::GameId;
@@ -19,23 +20,25 @@ use crate::handle::RoomHandle;
 const PAGE: usize = 512;
 
 /// What the hub can do with a kind without knowing its types.
+#[async_trait]
 pub(crate) trait Kind: Send + Sync + 'static {
     /// The kind's name.
     fn name(&self) -> &'static str;
     /// Check `config` (JSON; null means the default), open a stream for a new game and start
     /// its task. Its first turn logs `Created` and indexes the join and watch keys.
     /// `creator` is who created it (the log counts their live games).
-    fn start(&self, rt: &Arc<Runtime>, config: Value, creator: &str) -> Result<RoomHandle>;
+    async fn start(&self, rt: &Arc<Runtime>, config: Value, creator: &str) -> Result<RoomHandle>;
     /// Rebuild a game from its snapshot and log tail and start its task. `invite` are its join
     /// and watch keys (from its meta).
-    fn load(
+    async fn load(
         &self,
         rt: &Arc<Runtime>,
         id: GameId,
         invite: Option<(String, String)>,
     ) -> Result<RoomHandle>;
     /// The game's state after seq `at`, replayed from the log by its rules, as JSON.
-    fn state_at(&self, log: &dyn umpire_store::LogRead, id: GameId, at: u64) -> Result<Value>;
+    async fn state_at(&self, log: &dyn umpire_store::LogRead, id: GameId, at: u64)
+        -> Result<Value>;
 }
 
 /// A registered game.
@@ -54,7 +57,7 @@ fn corrupt(id: GameId, e: &dyn std::fmt::Display) -> HubError {
 impl<G: Game> Registered<G> {
     /// The match after seq `upto` (or its last record): `from` (a snapshot) plus the records
     /// after it, read a page at a time.
-    fn replay(
+    async fn replay(
         &self,
         log: &dyn umpire_store::LogRead,
         id: GameId,
@@ -65,7 +68,7 @@ impl<G: Game> Registered<G> {
         let mut next = m.as_ref().map_or(1, |m| m.version() + 1);
         while next <= upto {
             let want = usize::try_from(upto - next + 1).unwrap_or(PAGE).min(PAGE);
-            let page = log.read(id, next, want)?;
+            let page = log.read(id, next, want).await?;
             let Some(&(last, _)) = page.last() else {
                 break;
             };
@@ -87,12 +90,13 @@ impl<G: Game> Registered<G> {
     }
 }
 
+#[async_trait]
 impl<G: Game> Kind for Registered<G> {
     fn name(&self) -> &'static str {
         G::KIND
     }
 
-    fn start(&self, rt: &Arc<Runtime>, config: Value, creator: &str) -> Result<RoomHandle> {
+    async fn start(&self, rt: &Arc<Runtime>, config: Value, creator: &str) -> Result<RoomHandle> {
         let config: G::Config = if config.is_null() {
             G::Config::default()
         } else {
@@ -117,21 +121,26 @@ impl<G: Game> Kind for Registered<G> {
             invite: Some(invite.clone()),
             finished: None,
         };
-        let id = rt.writer.create_stream(&meta)?;
+        let id = rt.writer.create_stream(meta).await?;
         let first = FirstTurn {
             created: Bytes::from(created),
             invite,
         };
         let game = Arc::clone(&self.game);
-        Ok(Room::spawn(rt, game, id, m, Some(first), None))
+        Ok(Room::spawn(rt, game, id, m, Some(first), None, None))
     }
 
-    fn state_at(&self, log: &dyn umpire_store::LogRead, id: GameId, at: u64) -> Result<Value> {
-        let m = self.replay(log, id, None, at)?;
+    async fn state_at(
+        &self,
+        log: &dyn umpire_store::LogRead,
+        id: GameId,
+        at: u64,
+    ) -> Result<Value> {
+        let m = self.replay(log, id, None, at).await?;
         serde_json::to_value(m.state()).map_err(|e| corrupt(id, &e))
     }
 
-    fn load(
+    async fn load(
         &self,
         rt: &Arc<Runtime>,
         id: GameId,
@@ -139,7 +148,7 @@ impl<G: Game> Kind for Registered<G> {
     ) -> Result<RoomHandle> {
         let log = &rt.log;
         let mut snapshot: Option<Match<G>> = None;
-        if let Some((version, bytes)) = log.load_snapshot(id)? {
+        if let Some((version, bytes)) = log.load_snapshot(id).await? {
             match rmp_serde::from_slice::<Match<G>>(&bytes) {
                 Ok(snap) if snap.version() == version => snapshot = Some(snap),
                 Ok(_) => tracing::warn!(
@@ -151,12 +160,15 @@ impl<G: Game> Kind for Registered<G> {
                 }
             }
         }
-        let m = self.replay(&**log, id, snapshot, u64::MAX)?;
+        let m = self.replay(&**log, id, snapshot, u64::MAX).await?;
         if m.is_over() {
             rt.writer
-                .set_status(id, StreamStatus::Over, rt.clock.now())?;
+                .set_status(id, StreamStatus::Over, rt.clock.now())
+                .await?;
         }
+        // Unreadable: the next write writes what the game needs.
+        let wake = log.wake(id).await.unwrap_or(None);
         let game = Arc::clone(&self.game);
-        Ok(Room::spawn(rt, game, id, m, None, invite))
+        Ok(Room::spawn(rt, game, id, m, None, invite, wake))
     }
 }

@@ -16,6 +16,8 @@ use crate::error::{HubError, Result};
 #[derive(Debug, Default)]
 pub(crate) struct Owners {
     pending: Mutex<HashMap<String, usize>>,
+    /// One check at a time: the log's count and the pending ones are read together.
+    checking: tokio::sync::Mutex<()>,
 }
 
 /// One game of one creator being created; counted until dropped (by then its stream exists
@@ -33,20 +35,21 @@ impl Owners {
     }
 
     /// A slot for a new game of `player`, if they have fewer than `limit` live games in `log`
-    /// and being created. Checked and taken under one lock: two creates at once cannot both
-    /// take the last place.
+    /// and being created. Checked and taken in one turn: two creates at once cannot both take
+    /// the last place.
     ///
     /// # Errors
     /// [`HubError::Limit`] when they have `limit` already; the log cannot be read.
-    pub(crate) fn take(
+    pub(crate) async fn take(
         self: &Arc<Self>,
         log: &dyn LogRead,
         player: &str,
         limit: usize,
     ) -> Result<OwnerSlot> {
+        let _turn = self.checking.lock().await;
+        let live = log.live_games(player, limit).await?;
         let mut pending = self.pending();
         let creating = pending.get(player).copied().unwrap_or(0);
-        let live = log.live_games(player, limit)?;
         if live + creating >= limit {
             return Err(HubError::Limit(format!(
                 "you have {limit} unfinished games already; finish or leave one first"
@@ -91,10 +94,10 @@ impl Drop for OwnerSlot {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use umpire_store::{Log, MemLog, StreamMeta, StreamStatus};
+    use umpire_store::{MemLog, StreamMeta, StreamStatus};
 
-    #[test]
-    fn the_log_and_the_games_being_created_count_and_the_end_frees_a_place() {
+    #[tokio::test]
+    async fn the_log_and_the_games_being_created_count_and_the_end_frees_a_place() {
         let owners = Arc::new(Owners::default());
         let log = MemLog::new();
         let meta = StreamMeta {
@@ -106,23 +109,23 @@ mod tests {
             finished: None,
         };
         let stored = log.create_stream(&meta).unwrap();
-        let creating = owners.take(&log, "ada", 2).unwrap();
+        let creating = owners.take(&log, "ada", 2).await.unwrap();
         assert!(
-            matches!(owners.take(&log, "ada", 2), Err(HubError::Limit(_))),
+            matches!(owners.take(&log, "ada", 2).await, Err(HubError::Limit(_))),
             "one in the log and one being created"
         );
-        let other = owners.take(&log, "bo", 2).unwrap();
+        let other = owners.take(&log, "bo", 2).await.unwrap();
         drop(creating);
-        let again = owners.take(&log, "ada", 2).unwrap();
+        let again = owners.take(&log, "ada", 2).await.unwrap();
         drop(again);
         log.create_stream(&meta).unwrap();
         assert!(matches!(
-            owners.take(&log, "ada", 2),
+            owners.take(&log, "ada", 2).await,
             Err(HubError::Limit(_))
         ));
         log.set_status(stored, StreamStatus::Over, 1).unwrap();
         assert!(
-            owners.take(&log, "ada", 2).is_ok(),
+            owners.take(&log, "ada", 2).await.is_ok(),
             "a finished game frees its place"
         );
         drop(other);

@@ -2,7 +2,9 @@
 //! (created, or loaded from the log on first use) and looked up by id or by key.
 
 use std::collections::{HashMap, HashSet};
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::panic::AssertUnwindSafe;
+
+use futures_util::FutureExt as _;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -30,6 +32,9 @@ pub(crate) struct Found {
 /// The most wake-ups due at start that [`Registry::index`] counts.
 const DUE_REPORTED: usize = 10_000;
 
+/// The gate a game's loaders (and its removal) pass one at a time.
+type Gate = Arc<tokio::sync::Mutex<()>>;
+
 /// Kinds and live games.
 pub(crate) struct Registry {
     pub(crate) rt: Arc<Runtime>,
@@ -39,10 +44,12 @@ pub(crate) struct Registry {
     /// Games being loaded, each with the gate its loaders pass one at a time: a game is
     /// loaded by one task while requests for other games go on. Taken after `rooms`, never
     /// before it while `rooms` is held.
-    loading: Mutex<HashMap<GameId, Arc<Mutex<()>>>>,
-    /// Live channels, by stream id (not games: not counted or listed as games). Creating a
-    /// channel happens under this lock, so a name never gets two streams.
+    loading: Mutex<HashMap<GameId, Gate>>,
+    /// Live channels, by stream id (not games: not counted or listed as games).
     channels: Mutex<HashMap<GameId, RoomHandle>>,
+    /// Held while a channel's stream is looked up or created, so that a name never gets two
+    /// streams.
+    opening: tokio::sync::Mutex<()>,
     /// Channel streams in the log, counted against `max_channels`.
     channel_count: AtomicUsize,
     /// The streams of `session:<sid>` channels, by sid, with when each was created: a
@@ -69,6 +76,7 @@ impl Registry {
             rooms: Mutex::new(HashMap::new()),
             loading: Mutex::new(HashMap::new()),
             channels: Mutex::new(HashMap::new()),
+            opening: tokio::sync::Mutex::new(()),
             channel_count: AtomicUsize::new(0),
             session_channels: Mutex::new(HashMap::new()),
         }
@@ -79,11 +87,12 @@ impl Registry {
     }
 
     /// The channel `name`, its stream created on first use.
-    pub(crate) fn channel(&self, name: &str) -> Result<RoomHandle> {
+    pub(crate) async fn channel(&self, name: &str) -> Result<RoomHandle> {
         self.open()?;
         let key = crate::game::channel::index_key(name);
-        let mut channels = self.channels();
-        let id = match self.rt.log.find_key(&key)? {
+        // One opener at a time, so that a name never gets two streams.
+        let _opening = self.opening.lock().await;
+        let id = match self.rt.log.find_key(&key).await? {
             Some(entry) => entry.stream,
             None => {
                 let max = self.rt.config.limits.max_channels;
@@ -100,17 +109,18 @@ impl Registry {
                     invite: None,
                     finished: None,
                 };
-                let id = self.rt.writer.create_stream(&meta)?;
+                let created = meta.created;
+                let id = self.rt.writer.create_stream(meta).await?;
                 let entry = umpire_store::KeyEntry {
                     stream: id,
                     role: Role::Watch,
                 };
-                self.rt.writer.put_key(&key, entry)?;
-                self.counted_channel(id, name, meta.created);
+                self.rt.writer.put_key(key, entry).await?;
+                self.counted_channel(id, name, created);
                 id
             }
         };
-        self.channel_task(&mut channels, id, name)
+        self.channel_task(id, name).await
     }
 
     /// Count the channel stream `id` named `name`, created at `created`.
@@ -133,7 +143,7 @@ impl Registry {
     ///
     /// # Errors
     /// The log cannot be read or written.
-    pub(crate) fn remove_session_channels(
+    pub(crate) async fn remove_session_channels(
         &self,
         connected: &HashSet<String>,
         now: Millis,
@@ -149,7 +159,7 @@ impl Registry {
             .collect();
         let mut gone = Vec::with_capacity(candidates.len());
         for (sid, id) in candidates {
-            if self.rt.log.session_by_sid(&sid)?.is_none() {
+            if self.rt.log.session_by_sid(&sid).await?.is_none() {
                 gone.push((sid, id));
             }
         }
@@ -169,7 +179,7 @@ impl Registry {
         // wait for it. Nobody else wants these streams (their sessions are gone); a notice
         // published to one meanwhile starts a task that stops on the removed stream, and the
         // next publish creates the channel afresh.
-        self.rt.writer.remove_streams(&ids)?;
+        self.rt.writer.remove_streams(ids.clone()).await?;
         let mut map = self.session_channels();
         for (sid, _) in &gone {
             map.remove(sid);
@@ -184,16 +194,16 @@ impl Registry {
     }
 
     /// The running task of channel stream `id`, started if it is not running.
-    fn channel_task(
-        &self,
-        channels: &mut HashMap<GameId, RoomHandle>,
-        id: GameId,
-        name: &str,
-    ) -> Result<RoomHandle> {
+    async fn channel_task(&self, id: GameId, name: &str) -> Result<RoomHandle> {
+        if let Some(handle) = self.channels().get(&id).filter(|h| !h.is_closed()) {
+            return Ok(handle.clone());
+        }
+        let version = self.rt.log.version(id).await?;
+        let mut channels = self.channels();
+        // Started by another caller while this one read the version: theirs serves.
         if let Some(handle) = channels.get(&id).filter(|h| !h.is_closed()) {
             return Ok(handle.clone());
         }
-        let version = self.rt.log.version(id)?;
         let handle = crate::game::channel::spawn(&self.rt, id, name.to_owned(), version);
         channels.insert(id, handle.clone());
         Ok(handle)
@@ -219,7 +229,7 @@ impl Registry {
     /// Start a game of `kind` and seat `player` in it, subscribing `sub`. The answer goes to
     /// `reply` once the game is durable in the log. `per_player`: refuse if `player` has this
     /// many unfinished games already (a client's request); `None` for the embedding server.
-    pub(crate) fn create(
+    pub(crate) async fn create(
         &self,
         kind: &str,
         config: Value,
@@ -244,13 +254,13 @@ impl Registry {
         }
         // Held until the stream exists: from then on the log counts the game.
         let owner = match per_player {
-            Some(limit) => self.rt.owners.take(&*self.rt.log, &player, limit)?,
+            Some(limit) => self.rt.owners.take(&*self.rt.log, &player, limit).await?,
             None => self.rt.owners.unlimited(&player),
         };
-        let handle = catch_unwind(AssertUnwindSafe(|| {
-            k.start(&self.rt, config, owner.player())
-        }))
-        .map_err(|_| {
+        let started = AssertUnwindSafe(k.start(&self.rt, config, owner.player()))
+            .catch_unwind()
+            .await;
+        let handle = started.map_err(|_| {
             HubError::Panicked(format!("the {kind} game's code panicked as it was created"))
         })??;
         tracing::info!(game = handle.game, kind, player = %player, "game created");
@@ -261,7 +271,7 @@ impl Registry {
     }
 
     /// The live game `game`, loading it from the log if its task is not running.
-    pub(crate) fn room(&self, game: GameId) -> Result<RoomHandle> {
+    pub(crate) async fn room(&self, game: GameId) -> Result<RoomHandle> {
         self.open()?;
         if let Some(handle) = self.rooms().get(&game).filter(|h| !h.is_closed()) {
             return Ok(handle.clone());
@@ -269,26 +279,36 @@ impl Registry {
         // One loader per game at a time, outside the map's lock: loading is sled reads (a long
         // tail past the snapshot takes a while), and nobody waits for it but this game's
         // requests.
-        let gate = Arc::clone(self.loading().entry(game).or_default());
+        let gate = self.gate(game);
         let loaded = {
-            let _turn = crate::lock(&gate);
-            self.load(game)
+            let _turn = gate.lock().await;
+            self.load(game).await
         };
+        self.leave_gate(game, gate);
+        loaded
+    }
+
+    fn loading(&self) -> MutexGuard<'_, HashMap<GameId, Gate>> {
+        crate::lock(&self.loading)
+    }
+
+    /// `game`'s gate, made if nobody is at it.
+    fn gate(&self, game: GameId) -> Gate {
+        Arc::clone(self.loading().entry(game).or_default())
+    }
+
+    /// Done with `game`'s gate: forgotten once nobody else is at it.
+    fn leave_gate(&self, game: GameId, gate: Gate) {
         let mut loading = self.loading();
         // The map's and ours: nobody else is waiting at this gate.
         if Arc::strong_count(&gate) <= 2 {
             loading.remove(&game);
         }
-        loaded
-    }
-
-    fn loading(&self) -> MutexGuard<'_, HashMap<GameId, Arc<Mutex<()>>>> {
-        crate::lock(&self.loading)
     }
 
     /// Start `game`'s task from the log, unless another loader did meanwhile. Called at the
     /// game's gate: two tasks never run one game.
-    fn load(&self, game: GameId) -> Result<RoomHandle> {
+    async fn load(&self, game: GameId) -> Result<RoomHandle> {
         let reloading = match self.rooms().get(&game) {
             Some(handle) if !handle.is_closed() => return Ok(handle.clone()),
             Some(handle) => !handle.is_retired(),
@@ -300,23 +320,24 @@ impl Registry {
             return Err(HubError::panicked(game));
         }
         let not_found = || HubError::NotFound(format!("no game {game}"));
-        let meta = self.rt.log.meta(game)?.ok_or_else(not_found)?;
+        let meta = self.rt.log.meta(game).await?.ok_or_else(not_found)?;
         if meta.kind == crate::game::channel::KIND {
-            let mut channels = self.channels();
-            return self.channel_task(&mut channels, game, &meta.creator);
+            return self.channel_task(game, &meta.creator).await;
         }
         let kind = self.kinds.get(&meta.kind).ok_or_else(not_found)?;
         if reloading {
             // Its task stopped on a storage failure, perhaps after writing records it never
             // made durable: make them durable before they are served to anyone.
-            self.rt.writer.sync_now()?;
+            self.rt.writer.sync().await?;
         }
         let invite = meta.invite.clone();
-        let handle = catch_unwind(AssertUnwindSafe(|| kind.load(&self.rt, game, invite)))
-            .map_err(|_| {
-                self.rt.quarantine(game);
-                HubError::panicked(game)
-            })??;
+        let loaded = AssertUnwindSafe(kind.load(&self.rt, game, invite))
+            .catch_unwind()
+            .await;
+        let handle = loaded.map_err(|_| {
+            self.rt.quarantine(game);
+            HubError::panicked(game)
+        })??;
         tracing::info!(game, kind = %meta.kind, version = handle.head(), "game loaded");
         self.rooms().insert(game, handle.clone());
         Ok(handle)
@@ -328,9 +349,9 @@ impl Registry {
     ///
     /// # Errors
     /// No such game; it cannot be loaded; its task stopped on a failure.
-    pub(crate) fn send(&self, game: GameId, mut msg: RoomMsg) -> Result<RoomHandle> {
+    pub(crate) async fn send(&self, game: GameId, mut msg: RoomMsg) -> Result<RoomHandle> {
         loop {
-            let handle = self.room(game)?;
+            let handle = self.room(game).await?;
             match handle.try_send(msg) {
                 Ok(()) => return Ok(handle),
                 // Evicted in between: the next lookup loads it.
@@ -341,25 +362,26 @@ impl Registry {
     }
 
     /// What `key` opens: its role and stream.
-    pub(crate) fn find_key(&self, key: &str) -> Result<(Role, GameId)> {
+    pub(crate) async fn find_key(&self, key: &str) -> Result<(Role, GameId)> {
         let entry = self
             .rt
             .log
-            .find_key(key)?
+            .find_key(key)
+            .await?
             .ok_or_else(|| HubError::NotFound("no game has this key".into()))?;
         Ok((entry.role, entry.stream))
     }
 
     /// Take a seat with `key`: a free seat with a join key, or the seat a seat token names.
     /// The answer goes to `reply`; `sub` is subscribed in the same turn.
-    pub(crate) fn join(
+    pub(crate) async fn join(
         &self,
         key: &str,
         player: String,
         sub: Option<Subscriber>,
         reply: ReplyTo,
     ) -> Result<RoomHandle> {
-        let (role, game) = self.find_key(key)?;
+        let (role, game) = self.find_key(key).await?;
         let msg = match role {
             Role::Join => RoomMsg::Join { player, sub, reply },
             Role::Seat(seat) => RoomMsg::Reclaim {
@@ -373,7 +395,7 @@ impl Registry {
                 return Err(HubError::Forbidden("a watch key cannot take a seat".into()));
             }
         };
-        self.send(game, msg)
+        self.send(game, msg).await
     }
 
     /// Take stock of the log at start with the queries its indexes answer, reading no game:
@@ -383,21 +405,26 @@ impl Registry {
     ///
     /// # Errors
     /// The log cannot be read.
-    pub(crate) fn index(&self) -> Result<Found> {
+    pub(crate) async fn index(&self) -> Result<Found> {
         let prefix = crate::game::channel::index_key("");
         let max = self.rt.config.limits.max_channels.saturating_add(1);
-        let channels = self.rt.log.keys_with_prefix(&prefix, max)?;
+        let channels = self.rt.log.keys_with_prefix(&prefix, max).await?;
         for (key, entry) in &channels {
             let name = key.strip_prefix(&prefix).unwrap_or(key);
             // Only a session channel's age matters (see `remove_session_channels`).
             let created = match name.starts_with("session:") {
-                true => self.rt.log.meta(entry.stream)?.map_or(0, |m| m.created),
+                true => self
+                    .rt
+                    .log
+                    .meta(entry.stream)
+                    .await?
+                    .map_or(0, |m| m.created),
                 false => 0,
             };
             self.counted_channel(entry.stream, name, created);
         }
         let now = self.rt.clock.now();
-        let due = self.rt.log.due(now, None, DUE_REPORTED)?.len();
+        let due = self.rt.log.due(now, None, DUE_REPORTED).await?.len();
         Ok(Found {
             channels: channels.len(),
             due,
@@ -411,11 +438,11 @@ impl Registry {
     ///
     /// # Errors
     /// The log cannot be read.
-    pub(crate) fn arm_due(&self, until: Millis) -> Result<()> {
+    pub(crate) async fn arm_due(&self, until: Millis) -> Result<()> {
         const PAGE: usize = 1024;
         let mut after = None;
         loop {
-            let page = self.rt.log.due(until, after, PAGE)?;
+            let page = self.rt.log.due(until, after, PAGE).await?;
             let rooms = self.rooms();
             for (game, wake) in &page {
                 if !rooms.contains_key(game) {
@@ -439,10 +466,10 @@ impl Registry {
         due
     }
 
-    /// Load `due` games, one after another: sled reads, so on a blocking thread.
-    pub(crate) fn wake(&self, due: Vec<GameId>) {
+    /// Load `due` games, one after another.
+    pub(crate) async fn wake(&self, due: Vec<GameId>) {
         for game in due {
-            match self.room(game) {
+            match self.room(game).await {
                 // Finished and removed meanwhile, say: nothing left to wake.
                 Ok(_) | Err(HubError::NotFound(_)) => {}
                 Err(e) => tracing::error!(game, error = %e, "a game due to wake did not load"),
@@ -450,24 +477,36 @@ impl Registry {
         }
     }
 
-    /// Remove `games` from the log, except any in memory or being loaded; returns those
-    /// removed. Under the map's lock, which every load takes before it reads, so no game is
-    /// loaded while it is being removed.
+    /// Remove `games` from the log, except any in memory; returns those removed. Each at its
+    /// loading gate, held through the removal: no game is loaded while it is being removed (a
+    /// loader waits at the gate, then finds its game gone).
     ///
     /// # Errors
     /// The log cannot be written.
-    pub(crate) fn remove_unloaded(&self, mut games: Vec<GameId>) -> Result<Vec<GameId>> {
+    pub(crate) async fn remove_unloaded(&self, games: Vec<GameId>) -> Result<Vec<GameId>> {
         self.forget_retired();
-        let rooms = self.rooms();
-        // Nor any being loaded: a loader that comes after this waits for the lock above, and
-        // then finds its game gone.
-        let loading = self.loading();
-        games.retain(|id| {
-            rooms.get(id).is_none_or(RoomHandle::is_closed) && !loading.contains_key(id)
-        });
-        drop(loading);
-        self.rt.writer.remove_streams(&games)?;
-        Ok(games)
+        let mut held = Vec::with_capacity(games.len());
+        for game in games {
+            let gate = self.gate(game);
+            let turn = Arc::clone(&gate).lock_owned().await;
+            let loaded = self.rooms().get(&game).is_some_and(|h| !h.is_closed());
+            if loaded {
+                drop(turn);
+                self.leave_gate(game, gate);
+            } else {
+                held.push((game, gate, turn));
+            }
+        }
+        let ids: Vec<GameId> = held.iter().map(|(game, _, _)| *game).collect();
+        let removed = match ids.is_empty() {
+            true => Ok(()),
+            false => self.rt.writer.remove_streams(ids.clone()).await,
+        };
+        for (game, gate, turn) in held {
+            drop(turn);
+            self.leave_gate(game, gate);
+        }
+        removed.map(|()| ids)
     }
 
     /// Drop the handles of games whose task ended for good: they load again on their next
@@ -491,7 +530,7 @@ impl Registry {
     }
 
     /// Load every game whose task stopped (on a storage failure) again. Returns how many.
-    pub(crate) fn revive(&self) -> usize {
+    pub(crate) async fn revive(&self) -> usize {
         self.forget_retired();
         let stopped: Vec<GameId> = self
             .rooms()
@@ -501,7 +540,7 @@ impl Registry {
             .collect();
         let mut revived = 0;
         for game in stopped {
-            match self.room(game) {
+            match self.room(game).await {
                 Ok(_) => revived += 1,
                 Err(e) => {
                     tracing::warn!(game, error = %e, "not restarted; it loads on its next use")

@@ -22,13 +22,13 @@ fn cutoff(now: Millis, keep: Duration) -> Millis {
 ///
 /// # Errors
 /// The log cannot be read or written.
-pub(crate) fn prune(registry: &Registry, now: Millis, keep: Duration) -> Result<usize> {
+pub(crate) async fn prune(registry: &Registry, now: Millis, keep: Duration) -> Result<usize> {
     let before = cutoff(now, keep);
     let mut removed = 0;
     loop {
-        let page = registry.rt.log.finished_before(before, PAGE)?;
+        let page = registry.rt.log.finished_before(before, PAGE).await?;
         let listed = page.len();
-        let gone = registry.remove_unloaded(page)?.len();
+        let gone = registry.remove_unloaded(page).await?.len();
         removed += gone;
         // A page the registry kept whole (all of it in memory) would come back the same.
         if listed < PAGE || gone == 0 {

@@ -127,6 +127,7 @@ impl<G: Game> Room<G> {
         m: Match<G>,
         first: Option<FirstTurn>,
         keys: Option<(String, String)>,
+        wake: Option<Wake>,
     ) -> RoomHandle {
         let inbox = Arc::new(Inbox::default());
         let durable = if first.is_some() { 0 } else { m.version() };
@@ -160,12 +161,7 @@ impl<G: Game> Room<G> {
             keys,
             active: if durable > 0 { last_at } else { rt.clock.now() },
             quiet_since: rt.clock.now(),
-            wake: if durable > 0 {
-                // Unreadable: the next write writes what the game needs.
-                rt.log.wake(id).unwrap_or(None)
-            } else {
-                None
-            },
+            wake,
             roster_changed: false,
             recount: false,
             told: (0, 0),
@@ -294,9 +290,8 @@ impl<G: Game> Room<G> {
         }
         let needed = self.wake_needed(self.active);
         if needed != self.wake {
-            if let Err(e) = self.rt.writer.set_wake(self.id, needed) {
-                tracing::warn!(game = self.id, error = %e, "wake-up entry not written; the earlier one stands");
-            }
+            // Queued, not awaited: an entry not written leaves the earlier one, early at worst.
+            self.rt.writer.set_wake_later(self.id, needed);
         }
         if let Some(wake) = needed {
             self.rt.wakes.schedule(self.id, wake.due);

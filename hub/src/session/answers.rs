@@ -214,26 +214,57 @@ impl Session {
         }
     }
 
-    /// What to do for the rematch of the finished `game`: create it, or join it.
+    /// What to do for the rematch of the finished `game`: create it, or join it. Checked now,
+    /// sent to the registry from [`Session::next`] (it waits for the log).
     fn on_rematch(&mut self, game: GameId, plan: Result<RematchPlan, HubError>, r: Option<Value>) {
-        // The create or join below counts the answer it is owed.
-        let sent = match plan {
-            Ok(RematchPlan::Create { kind, config }) => match self.create(&kind, config, r.clone())
-            {
-                Ok(next) => {
-                    self.rematches.insert(next, game);
-                    Ok(())
-                }
-                Err(e) => {
-                    self.rematch_ready(game, None);
-                    Err(e)
-                }
-            },
-            Ok(RematchPlan::Join { key }) => self.join(&key, r.clone()),
+        let started = match plan {
+            Ok(RematchPlan::Create { kind, config }) => self
+                .start_create(&kind, config, r.clone())
+                .map(|pending| (true, pending))
+                .inspect_err(|_| self.rematch_ready(game, None)),
+            Ok(RematchPlan::Join { key }) => self
+                .start_join(&key, r.clone())
+                .map(|pending| (false, pending)),
             Err(e) => Err(e),
         };
-        if let Err(e) = sent {
-            self.refuse_with(&e, r);
+        match started {
+            Ok((creates, pending)) => {
+                // The answer it is owed counts from now: a shutdown waits for it.
+                self.in_flight += 1;
+                self.rematching.push_back(super::Rematching {
+                    old: game,
+                    creates,
+                    r,
+                    pending,
+                });
+            }
+            Err(e) => self.refuse_with(&e, r),
+        }
+    }
+
+    /// The rematch at the front of the queue went to the registry, or could not.
+    pub(super) fn rematch_sent(
+        &mut self,
+        old: GameId,
+        creates: bool,
+        r: Option<Value>,
+        sent: Result<crate::handle::RoomHandle, HubError>,
+    ) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        match sent {
+            Ok(handle) if creates => {
+                let next = self.created(handle);
+                self.rematches.insert(next, old);
+            }
+            Ok(handle) => {
+                self.sent(handle);
+            }
+            Err(e) => {
+                if creates {
+                    self.rematch_ready(old, None);
+                }
+                self.refuse_with(&e, r);
+            }
         }
     }
 }

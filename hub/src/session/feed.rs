@@ -36,6 +36,8 @@ enum Step {
     Idle,
     /// The log cannot be read now; nothing behind the job may go out before it.
     Blocked,
+    /// A page must be read from the log first (`Session::next` reads it).
+    Read,
 }
 
 impl Session {
@@ -44,6 +46,21 @@ impl Session {
         loop {
             if let Some(out) = self.try_next() {
                 return out;
+            }
+            if let Some(front) = self.rematching.front_mut() {
+                // Kept in the session while it waits: a cancelled `next` resumes it.
+                let sent = (&mut front.pending).await;
+                if let Some(done) = self.rematching.pop_front() {
+                    self.rematch_sent(done.old, done.creates, done.r, sent);
+                }
+                continue;
+            }
+            if let Some((game, from, want)) = self.to_read {
+                // Cancelled, the read is asked for again on the next call.
+                let log = std::sync::Arc::clone(&self.rt().log);
+                let page = log.read(game, from, want).await;
+                self.page = Some(((game, from), page));
+                continue;
             }
             match self.stage {
                 Stage::Closed => std::future::pending::<()>().await,
@@ -79,7 +96,7 @@ impl Session {
             }
             match self.catch_up() {
                 Step::Worked => continue,
-                Step::Blocked => return None,
+                Step::Blocked | Step::Read => return None,
                 Step::Idle => {}
             }
             if let Some(item) = self.items.pop_front() {
@@ -256,7 +273,15 @@ impl Session {
             }
         };
         let want = usize::try_from(upto - next + 1).map_or(PAGE, |n| n.min(PAGE));
-        match self.rt().log.read(game, next, want) {
+        let page = match self.page.take() {
+            Some((at, page)) if at == (game, next) => page,
+            _ => {
+                self.to_read = Some((game, next, want));
+                return Step::Read;
+            }
+        };
+        self.to_read = None;
+        match page {
             Ok(page) if !page.is_empty() => {
                 let mut last = next;
                 let Some(link) = self.games.get(&game) else {

@@ -26,6 +26,31 @@ use crate::handle::{RoomHandle, RoomMsg, SessionId, Subscriber};
 use crate::outbox::{Item, Outbox, ReplyTo};
 use crate::session::shared::Inner;
 
+/// A request to a game that waits for the log first (a create, a join), owning all it needs.
+pub(crate) type Pending =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<RoomHandle, HubError>> + Send>>;
+
+/// A page of records read from the log, or why not.
+pub(crate) type PageRead = umpire_store::Result<Vec<(Seq, bytes::Bytes)>>;
+
+/// A rematch under way: the finished game, whether it creates the next one, the request's
+/// `ref`, and the request to the registry.
+pub(crate) struct Rematching {
+    old: GameId,
+    creates: bool,
+    r: Option<Value>,
+    pending: Pending,
+}
+
+impl std::fmt::Debug for Rematching {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rematching")
+            .field("old", &self.old)
+            .field("creates", &self.creates)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Who is on the other end of a connection, as the transport learned it.
 #[derive(Debug, Clone, Default)]
 pub struct Peer {
@@ -119,6 +144,9 @@ pub struct Session {
     saved: bool,
     /// Rematches this session is creating: new game -> the finished game to tell.
     rematches: HashMap<GameId, GameId>,
+    /// Rematches to start (the finished game's plan came), in order: each waits for the log
+    /// in [`Session::next`], the one at the front first.
+    rematching: VecDeque<Rematching>,
     /// The session's public id: its channel is `session:<sid>`.
     sid: String,
     games: HashMap<GameId, Link>,
@@ -134,6 +162,10 @@ pub struct Session {
     ready: VecDeque<Outgoing>,
     /// Reading from the log still to do, in order (see `feed.rs`).
     work: VecDeque<CatchUp>,
+    /// The page the first job needs next: game, from, how many (read by `Session::next`).
+    to_read: Option<(GameId, Seq, usize)>,
+    /// That page, once read, with the game and seq it was read from.
+    page: Option<((GameId, Seq), PageRead)>,
     /// A catch-up read failed on a storage error: try again at this time, not before.
     retry_at: Option<tokio::time::Instant>,
     /// Since when the connection has been behind (its outbox overflowed and it has not
@@ -173,6 +205,7 @@ impl Session {
             token,
             saved: false,
             rematches: HashMap::new(),
+            rematching: VecDeque::new(),
             sid,
             games: HashMap::new(),
             creates: crate::session::quota::Window::default(),
@@ -182,6 +215,8 @@ impl Session {
             lagged: Vec::new(),
             ready: VecDeque::new(),
             work: VecDeque::new(),
+            to_read: None,
+            page: None,
             retry_at: None,
             behind_since: None,
             in_flight: 0,
@@ -258,12 +293,15 @@ impl Session {
             .push_back(Outgoing::Close(code, reason.to_owned()));
         self.stage = Stage::Closed;
         self.work.clear();
+        self.to_read = None;
     }
 
-    /// Handle one message from the client. Never waits: answers come out of
+    /// Handle one message from the client. Never waits for a game: answers come out of
     /// [`Session::next`], each echoing its request's `ref`. Answers about one game come in
-    /// the order of the requests; answers about different games may cross.
-    pub fn handle(&mut self, msg: ClientMsg) {
+    /// the order of the requests; answers about different games may cross. It waits for the
+    /// log only where a request needs it now (a key to look up, a game to load, a session to
+    /// take back); the transport handles the client's next message after this returns.
+    pub async fn handle(&mut self, msg: ClientMsg) {
         if self.stage != Stage::Open {
             return;
         }
@@ -285,15 +323,21 @@ impl Session {
             }
             ClientMsg::Hello { token, .. } => self.hello(&token, r.clone()),
             ClientMsg::Create { kind, config, .. } => {
-                self.create(&kind, config, r.clone()).map(|_| ())
+                self.create(&kind, config, r.clone()).await.map(|_| ())
             }
-            ClientMsg::Rematch { game, .. } => self.rematch(game, r.clone()),
-            ClientMsg::Join { key, .. } => self.join(&key, r.clone()),
-            ClientMsg::Watch { key, from, .. } => self.watch(&key, from, r.clone()),
-            ClientMsg::Command { game, cmd, cid, .. } => self.command(game, cmd, cid, r.clone()),
-            ClientMsg::Leave { game, .. } => self.leave(game, r.clone()),
-            ClientMsg::Subscribe { channel, from, .. } => self.subscribe(&channel, from, r.clone()),
-            ClientMsg::Resume { session, seen, .. } => self.resume(&session, &seen, r.clone()),
+            ClientMsg::Rematch { game, .. } => self.rematch(game, r.clone()).await,
+            ClientMsg::Join { key, .. } => self.join(&key, r.clone()).await,
+            ClientMsg::Watch { key, from, .. } => self.watch(&key, from, r.clone()).await,
+            ClientMsg::Command { game, cmd, cid, .. } => {
+                self.command(game, cmd, cid, r.clone()).await
+            }
+            ClientMsg::Leave { game, .. } => self.leave(game, r.clone()).await,
+            ClientMsg::Subscribe { channel, from, .. } => {
+                self.subscribe(&channel, from, r.clone()).await
+            }
+            ClientMsg::Resume { session, seen, .. } => {
+                self.resume(&session, &seen, r.clone()).await
+            }
         };
         if let Err(e) = result {
             self.refuse_with(&e, r);
@@ -414,12 +458,24 @@ impl Session {
     }
 
     /// Create a game; its id (the answer comes later).
-    pub(crate) fn create(
+    pub(crate) async fn create(
         &mut self,
         kind: &str,
         config: Value,
         r: Option<Value>,
     ) -> Result<GameId, HubError> {
+        let handle = self.start_create(kind, config, r)?.await?;
+        Ok(self.created(handle))
+    }
+
+    /// Check that this connection may create a game now, and the creation to wait for (the
+    /// registry's, owning all it needs: the session may be busy with other things meanwhile).
+    pub(crate) fn start_create(
+        &mut self,
+        kind: &str,
+        config: Value,
+        r: Option<Value>,
+    ) -> Result<Pending, HubError> {
         self.room_for_one_more()?;
         self.room_to_keep()?;
         let limits = &self.rt().config.limits;
@@ -450,8 +506,18 @@ impl Session {
         let sub = Some(self.subscriber());
         let reply = self.reply(r);
         let player = self.player();
-        let registry = &self.hub.registry;
-        let handle = registry.create(kind, config, player, Some(per_player), sub, reply)?;
+        let hub = Arc::clone(&self.hub);
+        let kind = kind.to_owned();
+        Ok(Box::pin(async move {
+            hub.registry
+                .create(&kind, config, player, Some(per_player), sub, reply)
+                .await
+        }))
+    }
+
+    /// A creation went out: count it against the quotas, follow the game; its id.
+    pub(crate) fn created(&mut self, handle: RoomHandle) -> GameId {
+        let now = tokio::time::Instant::now();
         self.creates.record(now);
         if let Some(user) = &self.user {
             self.hub.creates.record(user, now);
@@ -461,50 +527,64 @@ impl Session {
         }
         let game = handle.game;
         self.sent(handle);
-        Ok(game)
+        game
     }
 
     /// Ask the finished `game` for its rematch (see `Answer::Rematch` in `feed.rs`).
-    fn rematch(&mut self, game: GameId, r: Option<Value>) -> Result<(), HubError> {
+    async fn rematch(&mut self, game: GameId, r: Option<Value>) -> Result<(), HubError> {
         if self.games.get(&game).and_then(|l| l.seat).is_none() {
             return Err(HubError::NotFound(format!(
                 "you have no seat in game {game}: only its players start a rematch"
             )));
         }
-        self.live(game)?.send(RoomMsg::Rematch {
+        self.live(game).await?.send(RoomMsg::Rematch {
             reply: self.reply(r),
         })?;
         self.in_flight += 1;
         Ok(())
     }
 
-    pub(crate) fn join(&mut self, key: &str, r: Option<Value>) -> Result<(), HubError> {
+    pub(crate) async fn join(&mut self, key: &str, r: Option<Value>) -> Result<(), HubError> {
+        let handle = self.start_join(key, r)?.await?;
+        self.sent(handle);
+        Ok(())
+    }
+
+    /// Check that this connection may take one more seat, and the join to wait for.
+    pub(crate) fn start_join(&mut self, key: &str, r: Option<Value>) -> Result<Pending, HubError> {
         self.room_for_one_more()?;
         self.room_to_keep()?;
         let sub = Some(self.subscriber());
         let reply = self.reply(r);
         let player = self.player();
-        let handle = self.hub.registry.join(key, player, sub, reply)?;
-        self.sent(handle);
-        Ok(())
+        let hub = Arc::clone(&self.hub);
+        let key = key.to_owned();
+        Ok(Box::pin(async move {
+            hub.registry.join(&key, player, sub, reply).await
+        }))
     }
 
-    fn watch(&mut self, key: &str, from: Option<Seq>, r: Option<Value>) -> Result<(), HubError> {
+    async fn watch(
+        &mut self,
+        key: &str,
+        from: Option<Seq>,
+        r: Option<Value>,
+    ) -> Result<(), HubError> {
         self.room_for_one_more()?;
         self.room_to_keep()?;
-        let (_, game) = self.hub.registry.find_key(key)?;
+        let (_, game) = self.hub.registry.find_key(key).await?;
         let msg = RoomMsg::Watch {
             sub: self.subscriber(),
             from: from.unwrap_or(1).max(1),
             reply: self.reply(r),
         };
-        let handle = self.hub.registry.send(game, msg)?;
+        let handle = self.hub.registry.send(game, msg).await?;
         self.sent(handle);
         Ok(())
     }
 
     /// Follow channel `channel` from seq `from` (default 1: its whole kept history).
-    fn subscribe(
+    async fn subscribe(
         &mut self,
         channel: &str,
         from: Option<Seq>,
@@ -558,7 +638,7 @@ impl Session {
                 )));
             }
         }
-        let handle = self.hub.registry.channel(&name)?;
+        let handle = self.hub.registry.channel(&name).await?;
         if let Some(address) = &self.address {
             self.hub.address_subscribes.record(address, now);
         }
@@ -574,7 +654,7 @@ impl Session {
     /// The handle of a game this session talks to, loading the game again if its task
     /// stopped (a storage failure stops it): the session follows the new task where it
     /// followed the old one.
-    fn live(&mut self, game: GameId) -> Result<RoomHandle, HubError> {
+    async fn live(&mut self, game: GameId) -> Result<RoomHandle, HubError> {
         let Some(link) = self.games.get(&game) else {
             return Err(HubError::NotFound(format!("you are not in game {game}")));
         };
@@ -590,11 +670,11 @@ impl Session {
                 },
                 reply: self.reply(None),
             };
-            let handle = self.hub.registry.send(game, msg)?;
+            let handle = self.hub.registry.send(game, msg).await?;
             self.in_flight += 1;
             handle
         } else {
-            self.hub.registry.room(game)?
+            self.hub.registry.room(game).await?
         };
         if let Some(link) = self.games.get_mut(&game) {
             link.handle = handle.clone();
@@ -602,7 +682,7 @@ impl Session {
         Ok(handle)
     }
 
-    fn command(
+    async fn command(
         &mut self,
         game: GameId,
         cmd: Value,
@@ -623,7 +703,7 @@ impl Session {
                 HubError::NotFound(format!("you have no seat in game {game}"))
             });
         };
-        self.live(game)?.send(RoomMsg::Submit {
+        self.live(game).await?.send(RoomMsg::Submit {
             by: Actor::Seat(seat),
             cmd,
             cid,
@@ -633,8 +713,8 @@ impl Session {
         Ok(())
     }
 
-    fn leave(&mut self, game: GameId, r: Option<Value>) -> Result<(), HubError> {
-        let handle = self.live(game)?;
+    async fn leave(&mut self, game: GameId, r: Option<Value>) -> Result<(), HubError> {
+        let handle = self.live(game).await?;
         let seat = self.games.get(&game).and_then(|l| l.seat);
         if let Some(seat) = seat {
             handle.send(RoomMsg::Leave {

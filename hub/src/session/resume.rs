@@ -73,16 +73,16 @@ const PAGE: usize = 256;
 ///
 /// # Errors
 /// The log cannot be read or written.
-pub(crate) fn expire(
+pub(crate) async fn expire(
     log: &dyn LogRead,
     writer: &crate::storage::writer::Writer,
     now: Millis,
-) -> Result<usize, umpire_store::StoreError> {
+) -> Result<usize, HubError> {
     let mut removed = 0;
     loop {
-        let tokens = log.expired_sessions(now, PAGE)?;
+        let tokens = log.expired_sessions(now, PAGE).await?;
         for token in &tokens {
-            removed += usize::from(writer.take_session(token)?.is_some());
+            removed += usize::from(writer.take_session(token.clone()).await?.is_some());
         }
         if tokens.len() < PAGE {
             return Ok(removed);
@@ -154,27 +154,22 @@ impl Session {
             return;
         }
         let token = &self.token;
-        let result = self.outbox.unless_taken(|| match &entry {
-            Some(entry) => writer.save_session(token, entry),
-            None => writer.take_session(token).map(drop),
+        // Queued for the writer, in order with every other save and take of this token (a
+        // failure is logged: the connection goes on, only a later resume of it would fail).
+        let queued = self.outbox.unless_taken(|| match entry {
+            Some(entry) => writer.save_session_later(token.clone(), entry),
+            None => writer.take_session_later(token.clone()),
         });
-        let done = matches!(result, Some(Ok(())));
+        let done = queued.is_some();
         if (newly_kept && !done) || (done && self.saved && !keeps) {
             sessions.forget_kept();
         }
-        match result {
-            Some(Ok(())) => self.saved = keeps,
-            // Resumed elsewhere: the record is the other connection's now.
-            None => self.saved = false,
-            // The connection goes on; only a later resume of it would fail.
-            Some(Err(e)) => {
-                tracing::warn!(session = self.id, error = %e, "the session could not be saved");
-            }
-        }
+        // Not done: resumed elsewhere, the record is the other connection's now.
+        self.saved = done && keeps;
     }
 
     /// Take back the session kept under `token`.
-    pub(crate) fn resume(
+    pub(crate) async fn resume(
         &mut self,
         token: &str,
         seen: &BTreeMap<String, Seq>,
@@ -195,7 +190,8 @@ impl Session {
         let saved = self
             .rt()
             .log
-            .load_session(token)?
+            .load_session(token)
+            .await?
             .filter(|entry| entry.expires >= now)
             .and_then(|entry| Saved::decode(&entry.record))
             .ok_or_else(unknown)?;
@@ -221,7 +217,7 @@ impl Session {
         // Used up: a connection still holding it is closed, and this connection's own token
         // takes over.
         self.hub.sessions.take_over(token);
-        self.rt().writer.take_session(token)?;
+        self.rt().writer.take_session(token.to_owned()).await?;
         self.hub.sessions.forget_kept();
         let player = self.player();
         let (mut games, mut lost) = (Vec::new(), Vec::new());
@@ -247,7 +243,7 @@ impl Session {
                     reply: self.reply(None),
                 },
             };
-            let Ok(handle) = self.hub.registry.send(g.game, msg) else {
+            let Ok(handle) = self.hub.registry.send(g.game, msg).await else {
                 lost.push(g.game);
                 continue;
             };

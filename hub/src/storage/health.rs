@@ -4,6 +4,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
+use async_trait::async_trait;
 use bytes::Bytes;
 use umpire_store::{
     KeyEntry, Log, LogRead, Refused, Seq, SessionEntry, StoreError, StreamId, StreamInfo,
@@ -123,122 +124,125 @@ impl Watched {
     }
 }
 
+#[async_trait]
 impl Log for Watched {
-    fn create_stream(&self, meta: &StreamMeta) -> Result<StreamId, StoreError> {
-        self.seen(self.log.create_stream(meta))
+    async fn create_stream(&self, meta: StreamMeta) -> Result<StreamId, StoreError> {
+        self.seen(self.log.create_stream(meta).await)
     }
-    fn write(&self, writes: &[Write]) -> Result<Vec<Result<Seq, Refused>>, StoreError> {
-        self.seen(self.log.write(writes))
+    async fn commit(
+        &self,
+        writes: Vec<Write>,
+        durable: bool,
+    ) -> Result<Vec<Result<Seq, Refused>>, StoreError> {
+        self.seen(self.log.commit(writes, durable).await)
     }
-    fn set_status(
+    async fn set_status(
         &self,
         stream: StreamId,
         status: StreamStatus,
         at: u64,
     ) -> Result<(), StoreError> {
-        self.seen(self.log.set_status(stream, status, at))
+        self.seen(self.log.set_status(stream, status, at).await)
     }
-    fn remove_streams(&self, streams: &[StreamId]) -> Result<(), StoreError> {
-        self.seen(self.log.remove_streams(streams))
+    async fn remove_streams(&self, streams: Vec<StreamId>) -> Result<(), StoreError> {
+        self.seen(self.log.remove_streams(streams).await)
     }
-    fn set_wake(&self, stream: StreamId, wake: Option<Wake>) -> Result<(), StoreError> {
-        self.seen(self.log.set_wake(stream, wake))
+    async fn set_wake(&self, stream: StreamId, wake: Option<Wake>) -> Result<(), StoreError> {
+        self.seen(self.log.set_wake(stream, wake).await)
     }
-    fn put_key(&self, key: &str, entry: KeyEntry) -> Result<(), StoreError> {
-        self.seen(self.log.put_key(key, entry))
+    async fn put_key(&self, key: String, entry: KeyEntry) -> Result<(), StoreError> {
+        self.seen(self.log.put_key(key, entry).await)
     }
-    fn save_snapshot(
+    async fn save_snapshot(
         &self,
         stream: StreamId,
         version: Seq,
-        state: &[u8],
+        state: Vec<u8>,
     ) -> Result<(), StoreError> {
-        self.seen(self.log.save_snapshot(stream, version, state))
+        self.seen(self.log.save_snapshot(stream, version, state).await)
     }
-    fn save_session(&self, token: &str, session: &SessionEntry) -> Result<(), StoreError> {
-        self.seen(self.log.save_session(token, session))
+    async fn save_session(&self, token: String, session: SessionEntry) -> Result<(), StoreError> {
+        self.seen(self.log.save_session(token, session).await)
     }
-    fn take_session(&self, token: &str) -> Result<Option<SessionEntry>, StoreError> {
-        self.seen(self.log.take_session(token))
+    async fn take_session(&self, token: String) -> Result<Option<SessionEntry>, StoreError> {
+        self.seen(self.log.take_session(token).await)
     }
-    fn sync(&self) -> Result<(), StoreError> {
-        self.seen(self.log.sync())
+    async fn sync(&self) -> Result<(), StoreError> {
+        self.seen(self.log.sync().await)
     }
-    fn recover(&self) -> Result<(), StoreError> {
-        self.seen(self.log.recover())
+    async fn recover(&self) -> Result<(), StoreError> {
+        self.seen(self.log.recover().await)
     }
-    fn probe(&self) -> Result<(), StoreError> {
-        self.seen(self.log.probe())
+    async fn probe(&self) -> Result<(), StoreError> {
+        self.seen(self.log.probe().await)
     }
 }
 
+#[async_trait]
 impl LogRead for Watched {
-    fn read(
+    async fn read(
         &self,
         stream: StreamId,
         from: Seq,
         max: usize,
     ) -> Result<Vec<(Seq, Bytes)>, StoreError> {
-        self.seen(self.log.read(stream, from, max))
+        self.seen(self.log.read(stream, from, max).await)
     }
-    fn version(&self, stream: StreamId) -> Result<Seq, StoreError> {
-        self.seen(self.log.version(stream))
+    async fn version(&self, stream: StreamId) -> Result<Seq, StoreError> {
+        self.seen(self.log.version(stream).await)
     }
-    fn meta(&self, stream: StreamId) -> Result<Option<StreamMeta>, StoreError> {
-        self.seen(self.log.meta(stream))
+    async fn meta(&self, stream: StreamId) -> Result<Option<StreamMeta>, StoreError> {
+        self.seen(self.log.meta(stream).await)
     }
-    fn wake(&self, stream: StreamId) -> Result<Option<Wake>, StoreError> {
-        self.seen(self.log.wake(stream))
+    async fn wake(&self, stream: StreamId) -> Result<Option<Wake>, StoreError> {
+        self.seen(self.log.wake(stream).await)
     }
-    fn find_key(&self, key: &str) -> Result<Option<KeyEntry>, StoreError> {
-        self.seen(self.log.find_key(key))
+    async fn find_key(&self, key: &str) -> Result<Option<KeyEntry>, StoreError> {
+        self.seen(self.log.find_key(key).await)
     }
-    fn load_snapshot(&self, stream: StreamId) -> Result<Option<(Seq, Vec<u8>)>, StoreError> {
-        self.seen(self.log.load_snapshot(stream))
+    async fn load_snapshot(&self, stream: StreamId) -> Result<Option<(Seq, Vec<u8>)>, StoreError> {
+        self.seen(self.log.load_snapshot(stream).await)
     }
-    fn load_session(&self, token: &str) -> Result<Option<SessionEntry>, StoreError> {
-        self.seen(self.log.load_session(token))
+    async fn load_session(&self, token: &str) -> Result<Option<SessionEntry>, StoreError> {
+        self.seen(self.log.load_session(token).await)
     }
-    fn due(
+    async fn due(
         &self,
         until: u64,
         after: Option<(u64, StreamId)>,
         max: usize,
     ) -> Result<Vec<(StreamId, Wake)>, StoreError> {
-        self.seen(self.log.due(until, after, max))
+        self.seen(self.log.due(until, after, max).await)
     }
-    fn live_games(&self, creator: &str, max: usize) -> Result<usize, StoreError> {
-        self.seen(self.log.live_games(creator, max))
+    async fn live_games(&self, creator: &str, max: usize) -> Result<usize, StoreError> {
+        self.seen(self.log.live_games(creator, max).await)
     }
-    fn finished_before(&self, before: u64, max: usize) -> Result<Vec<StreamId>, StoreError> {
-        self.seen(self.log.finished_before(before, max))
+    async fn finished_before(&self, before: u64, max: usize) -> Result<Vec<StreamId>, StoreError> {
+        self.seen(self.log.finished_before(before, max).await)
     }
-    fn expired_sessions(&self, before: u64, max: usize) -> Result<Vec<String>, StoreError> {
-        self.seen(self.log.expired_sessions(before, max))
+    async fn expired_sessions(&self, before: u64, max: usize) -> Result<Vec<String>, StoreError> {
+        self.seen(self.log.expired_sessions(before, max).await)
     }
-    fn session_count(&self) -> Result<u64, StoreError> {
-        self.seen(self.log.session_count())
+    async fn session_count(&self) -> Result<u64, StoreError> {
+        self.seen(self.log.session_count().await)
     }
-    fn session_by_sid(&self, sid: &str) -> Result<Option<String>, StoreError> {
-        self.seen(self.log.session_by_sid(sid))
+    async fn session_by_sid(&self, sid: &str) -> Result<Option<String>, StoreError> {
+        self.seen(self.log.session_by_sid(sid).await)
     }
-    fn keys_with_prefix(
+    async fn keys_with_prefix(
         &self,
         prefix: &str,
         max: usize,
     ) -> Result<Vec<(String, KeyEntry)>, StoreError> {
-        self.seen(self.log.keys_with_prefix(prefix, max))
+        self.seen(self.log.keys_with_prefix(prefix, max).await)
     }
-    fn streams(&self) -> Result<Vec<StreamInfo>, StoreError> {
-        self.seen(self.log.streams())
+    async fn streams(&self) -> Result<Vec<StreamInfo>, StoreError> {
+        self.seen(self.log.streams().await)
     }
-    fn metas(&self) -> Result<Vec<(StreamId, StreamMeta)>, StoreError> {
-        self.seen(self.log.metas())
+    async fn wakes(&self) -> Result<Vec<(StreamId, Wake)>, StoreError> {
+        self.seen(self.log.wakes().await)
     }
-    fn wakes(&self) -> Result<Vec<(StreamId, Wake)>, StoreError> {
-        self.seen(self.log.wakes())
-    }
-    fn sessions(&self) -> Result<Vec<(String, SessionEntry)>, StoreError> {
-        self.seen(self.log.sessions())
+    async fn sessions(&self) -> Result<Vec<(String, SessionEntry)>, StoreError> {
+        self.seen(self.log.sessions().await)
     }
 }

@@ -3,24 +3,28 @@
 //!
 //! Game tasks hand it what a turn produced and wait. The writer takes every turn waiting,
 //! applies them all as one atomic write, flushes once (group commit), and only then wakes each
-//! game with its result. One writer at a time means sled sees no concurrent writers (its IO
-//! threads stay quiet), the version checks never race, and a flush costs the same for one
-//! game or a thousand. Reads (catch-up, loading a game) go to the log directly.
+//! game with its result. One writer at a time means the log sees no concurrent writers, the
+//! version checks never race, and a flush costs the same for one game or a thousand. Reads
+//! (catch-up, loading a game) go to the log directly.
 //!
-//! The writer is a task that runs each write-and-flush on tokio's blocking pool, one at a
-//! time: the disk is kept off the async workers, and a test runtime whose clock is paused
-//! knows to wait for the disk rather than jump ahead.
+//! Every other write goes through it too, as a job of its own, in the order it was asked
+//! for: a new stream, a channel's key, a status, a wake-up entry, a session kept or taken,
+//! streams removed. Those whose result someone needs are awaited ([`Writer::create_stream`]);
+//! the others are queued and made durable with the next flush ([`Writer::set_wake_later`]).
 //!
 //! When a write or a flush fails, every game in that commit is told and stops (its match is
 //! ahead of the log), the hub reports itself unhealthy, and the writer reopens the log
 //! ([`Log::recover`]) so that the next commit starts from what is durable. While the log
 //! keeps failing, each commit is another attempt, and with nothing to commit the writer
 //! probes the log every second ([`Log::probe`]); the first success makes the hub healthy again.
+//! A panic in the log's code is a failure like any other: the writer survives it.
 
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_util::FutureExt as _;
 use tokio::sync::{mpsc, oneshot};
 use umpire_store::{
     KeyEntry, Log, Seq, SessionEntry, StoreError, StreamId, StreamMeta, StreamStatus, Wake, Write,
@@ -30,7 +34,6 @@ use crate::config::Durability;
 use crate::error::{HubError, Result};
 use crate::metrics::Metrics;
 use crate::storage::health::StorageHealth;
-use crate::storage::nudge::Wakeup;
 
 /// The most jobs taken into one write and flush; more wait for the next one.
 const MAX_JOBS: usize = 4096;
@@ -38,7 +41,7 @@ const MAX_JOBS: usize = 4096;
 /// How often a failing log is probed while nothing else is written.
 const PROBE_EVERY: Duration = Duration::from_secs(1);
 
-/// What the writer shares with every commit on the blocking pool.
+/// What the writer works with.
 #[derive(Debug)]
 struct Shared {
     log: Arc<dyn Log>,
@@ -47,23 +50,38 @@ struct Shared {
     health: Arc<StorageHealth>,
 }
 
+/// A write outside the group commit.
+#[derive(Debug)]
+enum Side {
+    CreateStream(StreamMeta),
+    PutKey(String, KeyEntry),
+    SetStatus(StreamId, StreamStatus, u64),
+    SetWake(StreamId, Option<Wake>),
+    SaveSession(String, SessionEntry),
+    TakeSession(String),
+    RemoveStreams(Vec<StreamId>),
+}
+
+/// What a [`Side`] write gives back.
+#[derive(Debug)]
+enum SideDone {
+    Stream(StreamId),
+    Session(Option<SessionEntry>),
+    Nothing,
+}
+
 enum Job {
     /// Append one game's turn; answer with its new version once durable.
     Write(Write, oneshot::Sender<Result<Seq>>),
     /// Keep a snapshot. Durable with the next flush; nobody waits for it.
     Snapshot(StreamId, Seq, Vec<u8>),
-    /// Flush even if nothing is pending (shutdown).
+    /// A write outside the group commit, answered if someone waits.
+    Side(
+        Side,
+        Option<oneshot::Sender<umpire_store::Result<SideDone>>>,
+    ),
+    /// Flush even if nothing is pending (shutdown, a game reloaded after a failure).
     Sync(oneshot::Sender<Result<()>>),
-}
-
-/// The way to the writer, and the only holder of the log's write half: whatever writes to
-/// the log goes through it. Cheap to clone; the writer ends when every clone is gone.
-#[derive(Clone, Debug)]
-pub(crate) struct Writer {
-    jobs: mpsc::UnboundedSender<Job>,
-    /// For the writes outside the group commit (below): each made on the caller's thread,
-    /// durable with the next flush.
-    log: Arc<dyn Log>,
 }
 
 impl std::fmt::Debug for Job {
@@ -71,16 +89,24 @@ impl std::fmt::Debug for Job {
         match self {
             Job::Write(w, _) => write!(f, "Write({} records to {})", w.records.len(), w.stream),
             Job::Snapshot(stream, seq, _) => write!(f, "Snapshot({stream} at {seq})"),
+            Job::Side(side, _) => write!(f, "Side({side:?})"),
             Job::Sync(_) => f.write_str("Sync"),
         }
     }
+}
+
+/// The way to the writer, and the only holder of the log's write half: whatever writes to
+/// the log goes through it. Cheap to clone; the writer ends when every clone is gone.
+#[derive(Clone, Debug)]
+pub(crate) struct Writer {
+    jobs: mpsc::UnboundedSender<Job>,
 }
 
 impl Writer {
     /// Start the writer for `log` on the current tokio runtime.
     ///
     /// Unbounded: each game waits on at most one write at a time, so the queue is never
-    /// longer than the number of live games (and their snapshots).
+    /// longer than the number of live games (and their snapshots and side writes).
     pub(crate) fn start(
         log: Arc<dyn Log>,
         durability: Durability,
@@ -89,7 +115,7 @@ impl Writer {
     ) -> Self {
         let (jobs, queue) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
-            log: Arc::clone(&log),
+            log,
             durability,
             metrics,
             health,
@@ -97,14 +123,14 @@ impl Writer {
         // Not tracked with the games: it must outlive them at shutdown to write their last
         // turns. It ends when the hub and every game task have dropped their `Writer`.
         tokio::spawn(run(shared, queue));
-        Writer { jobs, log }
+        Writer { jobs }
     }
 
     /// Append `write` and wait until it is durable (per the hub's durability mode).
     ///
     /// # Errors
-    /// [`HubError::Store`] if writing or flushing failed, [`HubError::Refused`] if the stream
-    /// was not at the expected version, [`HubError::Unavailable`] if the writer is gone.
+    /// [`HubError::Store`] if writing or flushing failed, [`HubError::Refused`] if the log
+    /// refused it, [`HubError::Unavailable`] if the writer is gone.
     pub(crate) async fn write(&self, write: Write) -> Result<Seq> {
         let (done, wait) = oneshot::channel();
         self.jobs
@@ -129,152 +155,84 @@ impl Writer {
             .map_err(|_| HubError::Unavailable)?;
         wait.await.map_err(|_| HubError::Unavailable)?
     }
-}
 
-/// The writes outside the group commit. Each is made at once on the caller's thread, not
-/// queued: its caller needs the result now (a new stream's id, a key that must be found at
-/// once) or nobody waits for it. Durable with the next flush, like a snapshot.
-impl Writer {
+    /// Queue `side` and wait for it.
+    async fn side(&self, side: Side) -> Result<SideDone> {
+        let (done, wait) = oneshot::channel();
+        self.jobs
+            .send(Job::Side(side, Some(done)))
+            .map_err(|_| HubError::Unavailable)?;
+        Ok(wait.await.map_err(|_| HubError::Unavailable)??)
+    }
+
+    /// Queue `side`; nobody waits for it (a failure is logged).
+    fn side_later(&self, side: Side) {
+        let _ = self.jobs.send(Job::Side(side, None));
+    }
+
     /// Register a new, empty stream (a game or a channel); its id.
-    pub(crate) fn create_stream(&self, meta: &StreamMeta) -> umpire_store::Result<StreamId> {
-        self.log.create_stream(meta)
+    pub(crate) async fn create_stream(&self, meta: StreamMeta) -> Result<StreamId> {
+        match self.side(Side::CreateStream(meta)).await? {
+            SideDone::Stream(id) => Ok(id),
+            _ => Err(HubError::Unavailable),
+        }
     }
 
     /// Index `key` (a channel's name).
-    pub(crate) fn put_key(&self, key: &str, entry: KeyEntry) -> umpire_store::Result<()> {
-        self.log.put_key(key, entry)
+    pub(crate) async fn put_key(&self, key: String, entry: KeyEntry) -> Result<()> {
+        self.side(Side::PutKey(key, entry)).await.map(drop)
     }
 
     /// Mark a stream over (a game found finished on load) at `at`.
-    pub(crate) fn set_status(
+    pub(crate) async fn set_status(
         &self,
         stream: StreamId,
         status: StreamStatus,
         at: u64,
-    ) -> umpire_store::Result<()> {
-        self.log.set_status(stream, status, at)
+    ) -> Result<()> {
+        self.side(Side::SetStatus(stream, status, at))
+            .await
+            .map(drop)
     }
 
-    /// Replace a stream's wake-up entry (a game leaving memory).
-    pub(crate) fn set_wake(
-        &self,
-        stream: StreamId,
-        wake: Option<Wake>,
-    ) -> umpire_store::Result<()> {
-        self.log.set_wake(stream, wake)
+    /// Replace a stream's wake-up entry (a game leaving memory), after whatever is queued.
+    pub(crate) fn set_wake_later(&self, stream: StreamId, wake: Option<Wake>) {
+        self.side_later(Side::SetWake(stream, wake));
     }
 
-    /// Keep a session under `token`.
-    pub(crate) fn save_session(
-        &self,
-        token: &str,
-        session: &SessionEntry,
-    ) -> umpire_store::Result<()> {
-        self.log.save_session(token, session)
+    /// Keep a session under `token`, after whatever is queued (an earlier save or take of
+    /// the same token comes first).
+    pub(crate) fn save_session_later(&self, token: String, session: SessionEntry) {
+        self.side_later(Side::SaveSession(token, session));
+    }
+
+    /// Forget the session under `token`, after whatever is queued.
+    pub(crate) fn take_session_later(&self, token: String) {
+        self.side_later(Side::TakeSession(token));
     }
 
     /// Remove the session under `token` and return it (resumed, or expired).
-    pub(crate) fn take_session(&self, token: &str) -> umpire_store::Result<Option<SessionEntry>> {
-        self.log.take_session(token)
+    pub(crate) async fn take_session(&self, token: String) -> Result<Option<SessionEntry>> {
+        match self.side(Side::TakeSession(token)).await? {
+            SideDone::Session(taken) => Ok(taken),
+            _ => Err(HubError::Unavailable),
+        }
     }
 
     /// Remove `streams` with everything of theirs (retention, session channels).
-    pub(crate) fn remove_streams(&self, streams: &[StreamId]) -> umpire_store::Result<()> {
-        self.log.remove_streams(streams)
-    }
-
-    /// Flush now, on this thread: what a stopped game's task wrote but never made durable,
-    /// before the game is loaded again.
-    pub(crate) fn sync_now(&self) -> umpire_store::Result<()> {
-        self.log.sync()
+    pub(crate) async fn remove_streams(&self, streams: Vec<StreamId>) -> Result<()> {
+        self.side(Side::RemoveStreams(streams)).await.map(drop)
     }
 }
 
-/// The next job; while the log is failing and nothing comes, probe it every second.
-async fn next_job(shared: &Arc<Shared>, queue: &mut mpsc::UnboundedReceiver<Job>) -> Option<Job> {
-    loop {
-        if shared.health.is_ok() {
-            tokio::select! {
-                job = queue.recv() => return job,
-                // A failure seen elsewhere (a game loading, a catch-up read).
-                () = shared.health.failed() => continue,
-            }
-        }
-        tokio::select! {
-            job = queue.recv() => return job,
-            () = tokio::time::sleep(PROBE_EVERY) => {
-                let shared = Arc::clone(shared);
-                let _ = tokio::task::spawn_blocking(move || {
-                    let probed = shared.log.probe();
-                    shared.settle(probed.err());
-                })
-                .await;
-            }
-        }
-    }
-}
-
-async fn run(shared: Arc<Shared>, mut queue: mpsc::UnboundedReceiver<Job>) {
-    let mut wakeup = Wakeup::new()
-        .map_err(|e| tracing::warn!(error = %e, "commits will resume through the shared queue"))
-        .ok();
-    let mut jobs = Vec::new();
-    while let Some(first) = next_job(&shared, &mut queue).await {
-        if let Durability::Batched(window) = shared.durability {
-            tokio::time::sleep(window).await;
-        }
-        jobs.push(first);
-        while jobs.len() < MAX_JOBS {
-            match queue.try_recv() {
-                Ok(job) => jobs.push(job),
-                Err(_) => break,
-            }
-        }
-        let shared = Arc::clone(&shared);
-        let batch = std::mem::take(&mut jobs);
-        let (done, mut committed) = oneshot::channel();
-        let nudge = wakeup.as_ref().map(Wakeup::nudge);
-        // Waited for, never raced: a write that started is finished and answered.
-        tokio::task::spawn_blocking(move || {
-            // Sent when dropped, so also if the code below panics: the writer never waits
-            // for a commit that is gone. Declared first, dropped last: after `done`.
-            let _wake_when_dropped = nudge;
-            let reply = done;
-            // sled unwraps some I/O errors of its own (a failing disk can make it panic):
-            // that is a storage failure like any other, and the writer must hear of it.
-            let committed = std::panic::catch_unwind(AssertUnwindSafe(|| commit(&shared, batch)));
-            match committed {
-                Ok(outcome) => {
-                    let _ = reply.send(outcome);
-                }
-                // The jobs went down with the panic: each game hears that its write is
-                // unavailable, and stops like after any other failed write.
-                Err(panic) => shared.settle(Some(panicked(&*panic))),
-            }
-        });
-        let outcome = loop {
-            if let Some(w) = &mut wakeup {
-                if w.wait().await {
-                    // Looked at, not waited on: waiting would register a second wake-up,
-                    // one that runs this task at the back of the shared queue.
-                    match committed.try_recv() {
-                        Ok(outcome) => break Some(outcome),
-                        Err(oneshot::error::TryRecvError::Empty) => continue,
-                        Err(oneshot::error::TryRecvError::Closed) => break None,
-                    }
-                }
-                wakeup = None;
-            }
-            break (&mut committed).await.ok();
-        };
-        // Answered from this task, on a worker: each game resumes next, not at the back.
-        if let Some((emptied, replies)) = outcome {
-            for (reply, result) in replies {
-                let _ = reply.send(result);
-            }
-            jobs = emptied;
-        }
-    }
+/// Run one of the log's calls; a panic in it is a storage failure, not the writer's end.
+async fn guarded<T>(
+    call: impl Future<Output = umpire_store::Result<T>>,
+) -> umpire_store::Result<T> {
+    AssertUnwindSafe(call)
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|panic| Err(panicked(&*panic)))
 }
 
 /// A panic in the log, as the storage failure it is.
@@ -287,13 +245,47 @@ fn panicked(panic: &(dyn std::any::Any + Send)) -> StoreError {
     StoreError::from(std::io::Error::other(format!("the log panicked: {what}")))
 }
 
-/// What a commit owes: each waiting game's result.
-type Replies = Vec<(oneshot::Sender<Result<Seq>>, Result<Seq>)>;
+/// The next job; while the log is failing and nothing comes, probe it every second.
+async fn next_job(shared: &Shared, queue: &mut mpsc::UnboundedReceiver<Job>) -> Option<Job> {
+    loop {
+        if shared.health.is_ok() {
+            tokio::select! {
+                job = queue.recv() => return job,
+                // A failure seen elsewhere (a game loading, a catch-up read).
+                () = shared.health.failed() => continue,
+            }
+        }
+        tokio::select! {
+            job = queue.recv() => return job,
+            () = tokio::time::sleep(PROBE_EVERY) => {
+                let probed = guarded(shared.log.probe()).await;
+                shared.settle(probed.err()).await;
+            }
+        }
+    }
+}
+
+async fn run(shared: Arc<Shared>, mut queue: mpsc::UnboundedReceiver<Job>) {
+    let mut jobs = Vec::new();
+    while let Some(first) = next_job(&shared, &mut queue).await {
+        if let Durability::Batched(window) = shared.durability {
+            tokio::time::sleep(window).await;
+        }
+        jobs.push(first);
+        while jobs.len() < MAX_JOBS {
+            match queue.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        commit(&shared, &mut jobs).await;
+    }
+}
 
 impl Shared {
     /// Record how the last attempt to write went. After a failure, reopen the log so that the
     /// next attempt starts from what is durable.
-    fn settle(&self, failure: Option<StoreError>) {
+    async fn settle(&self, failure: Option<StoreError>) {
         match failure {
             None => {
                 if self.health.ok() {
@@ -307,24 +299,55 @@ impl Shared {
                 if first {
                     tracing::error!(error = %e, "the log failed; reopening it, nothing is acknowledged until it works");
                 }
-                if let Err(e) = self.log.recover() {
+                if let Err(e) = guarded(self.log.recover()).await {
                     tracing::error!(error = %e, "the log could not be reopened; trying again");
                 }
             }
         }
     }
+
+    /// Make one write outside the group commit.
+    async fn side(&self, side: Side) -> umpire_store::Result<SideDone> {
+        let log = &self.log;
+        guarded(async {
+            Ok(match side {
+                Side::CreateStream(meta) => SideDone::Stream(log.create_stream(meta).await?),
+                Side::PutKey(key, entry) => {
+                    log.put_key(key, entry).await?;
+                    SideDone::Nothing
+                }
+                Side::SetStatus(stream, status, at) => {
+                    log.set_status(stream, status, at).await?;
+                    SideDone::Nothing
+                }
+                Side::SetWake(stream, wake) => {
+                    log.set_wake(stream, wake).await?;
+                    SideDone::Nothing
+                }
+                Side::SaveSession(token, session) => {
+                    log.save_session(token, session).await?;
+                    SideDone::Nothing
+                }
+                Side::TakeSession(token) => SideDone::Session(log.take_session(token).await?),
+                Side::RemoveStreams(streams) => {
+                    log.remove_streams(streams).await?;
+                    SideDone::Nothing
+                }
+            })
+        })
+        .await
+    }
 }
 
-/// Write and flush one batch of jobs; return each waiting game's result, and the emptied
-/// vector so its allocation is reused.
-fn commit(shared: &Shared, mut jobs: Vec<Job>) -> (Vec<Job>, Replies) {
+/// Write and flush one batch of jobs, answering each: the side writes first, in order, then
+/// every turn as one write and one flush. Leaves `jobs` empty, its allocation kept.
+async fn commit(shared: &Shared, jobs: &mut Vec<Job>) {
     let Shared {
         log,
         durability,
         metrics,
         ..
     } = shared;
-    let durability = *durability;
     let mut writes = Vec::new();
     let mut waiting = Vec::new();
     let mut syncs = Vec::new();
@@ -335,34 +358,50 @@ fn commit(shared: &Shared, mut jobs: Vec<Job>) -> (Vec<Job>, Replies) {
                 waiting.push(done);
             }
             Job::Snapshot(stream, version, state) => {
-                if let Err(e) = log.save_snapshot(stream, version, &state) {
+                if let Err(e) = guarded(log.save_snapshot(stream, version, state)).await {
                     tracing::warn!(game = stream, error = %e, "snapshot not saved");
+                }
+            }
+            Job::Side(side, done) => {
+                let what = format!("{side:?}");
+                let result = shared.side(side).await;
+                if let Err(e) = &result {
+                    if e.is_io() {
+                        shared.settle(Some(e.clone())).await;
+                    }
+                }
+                match done {
+                    Some(done) => {
+                        let _ = done.send(result);
+                    }
+                    None => {
+                        if let Err(e) = result {
+                            tracing::warn!(error = %e, write = what, "a write outside the turns failed");
+                        }
+                    }
                 }
             }
             Job::Sync(done) => syncs.push(done),
         }
     }
+    let flush = (*durability != Durability::None && !writes.is_empty()) || !syncs.is_empty();
     let started = Instant::now();
-    let written = if writes.is_empty() {
-        Ok(Vec::new())
-    } else {
-        log.write(&writes)
-    };
-    let flush = (durability != Durability::None && !writes.is_empty()) || !syncs.is_empty();
-    let flushed = match &written {
-        Ok(_) if flush => {
-            let flushed = log.sync();
-            metrics.flushed(started.elapsed(), waiting.len());
-            flushed
+    let committed = if writes.is_empty() {
+        match flush {
+            true => guarded(log.sync()).await.map(|()| Vec::new()),
+            false => Ok(Vec::new()),
         }
-        _ => Ok(()),
+    } else {
+        guarded(log.commit(writes, flush)).await
     };
-    let failure = written.as_ref().err().or(flushed.as_ref().err()).cloned();
-    if !writes.is_empty() || failure.is_some() {
-        shared.settle(failure.clone());
+    if flush {
+        metrics.flushed(started.elapsed(), waiting.len());
     }
-    let results = written.unwrap_or_default();
-    let mut replies = Vec::new();
+    let failure = committed.as_ref().err().cloned();
+    if !waiting.is_empty() || failure.is_some() {
+        shared.settle(failure.clone()).await;
+    }
+    let results = committed.unwrap_or_default();
     for (i, done) in waiting.into_iter().enumerate() {
         let result = match (&failure, results.get(i)) {
             (Some(e), _) => Err(HubError::Store(e.clone())),
@@ -370,10 +409,12 @@ fn commit(shared: &Shared, mut jobs: Vec<Job>) -> (Vec<Job>, Replies) {
             (None, Some(Err(refused))) => Err(HubError::Refused(*refused)),
             (None, None) => Err(HubError::Unavailable),
         };
-        replies.push((done, result));
+        let _ = done.send(result);
     }
     for done in syncs {
-        let _ = done.send(flushed.clone().map_err(HubError::Store));
+        let _ = done.send(match &failure {
+            Some(e) => Err(HubError::Store(e.clone())),
+            None => Ok(()),
+        });
     }
-    (jobs, replies)
 }

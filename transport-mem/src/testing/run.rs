@@ -8,7 +8,7 @@ use serde_json::Value;
 use umpire_engine::protocol::{ErrorCode, GameId};
 use umpire_engine::{Action, Actor, Envelope, Game, Match, MatchError, Millis, Seat, Seq, Viewer};
 use umpire_hub::{Clock, Durability, Hub, HubConfig, HubError, TokioClock};
-use umpire_store::{Log, LogRead, MemLog};
+use umpire_store::{Log, MemLog};
 
 use super::Check;
 use crate::{MemClient, MemConnector};

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use umpire_engine::protocol::ErrorCode;
 use umpire_hub::{HubConfig, Limits};
 use umpire_mem::ClientError;
-use umpire_store::{LogRead, MemLog};
+use umpire_store::MemLog;
 
 /// Resuming for an hour after a game, a minute after channels only.
 fn config() -> HubConfig {

@@ -35,8 +35,9 @@ pub async fn start(
 }
 
 /// The game's records as JSON, read from the log without loading the game.
-pub fn records(log: &dyn Log, game: u64) -> Vec<Value> {
+pub async fn records(log: &dyn Log, game: u64) -> Vec<Value> {
     log.read(game, 1, 10_000)
+        .await
         .unwrap()
         .iter()
         .map(|(_, bytes)| rmp_serde::from_slice(bytes).unwrap())

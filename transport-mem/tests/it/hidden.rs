@@ -102,6 +102,7 @@ async fn a_hand_reaches_its_owner_alone_and_the_seed_nobody() {
     // The log keeps everything: the hands and the seed are there.
     let logged: Vec<Value> = log
         .read(g.game, 1, 100)
+        .await
         .unwrap()
         .iter()
         .map(|(_, r)| rmp_serde::from_slice(r).unwrap())

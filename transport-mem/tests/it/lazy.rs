@@ -24,8 +24,9 @@ fn evicting(after: u64) -> HubConfig {
 }
 
 /// When each build of `game` completed, by order number.
-fn completions(log: &Arc<dyn Log>, game: GameId) -> Vec<(u64, u64)> {
+async fn completions(log: &Arc<dyn Log>, game: GameId) -> Vec<(u64, u64)> {
     records(&**log, game)
+        .await
         .iter()
         .filter_map(|env| {
             let order = game_event(env)?.get("completed")?["order"].as_u64()?;
@@ -63,11 +64,15 @@ fn a_game_nobody_follows_leaves_memory_and_comes_back_for_its_timer_and_its_play
         drop(me);
         tokio::time::sleep(Duration::from_secs(11)).await;
         assert!(!is_loaded(&hub, g.game), "the unfollowed game left memory");
-        assert_eq!(completions(&log, g.game), vec![], "the hut is not due yet");
+        assert_eq!(
+            completions(&log, g.game).await,
+            vec![],
+            "the hut is not due yet"
+        );
 
         // Due at one minute: the game is loaded for it and the hut completes on time.
         tokio::time::sleep(Duration::from_secs(30)).await;
-        let done = completions(&log, g.game);
+        let done = completions(&log, g.game).await;
         assert_eq!(done.len(), 1, "the timer fired without anyone asking");
         let late = done[0].1 - (ordered + 60_000);
         assert!(late < 1_000, "fired on time (late by {late} ms)");
@@ -142,7 +147,7 @@ fn after_a_restart_no_game_is_loaded_until_it_is_used_or_its_timer_is_due() {
             "only the game with a due timer"
         );
         tokio::time::sleep(Duration::from_secs(240)).await;
-        let done = completions(&log, colony);
+        let done = completions(&log, colony).await;
         assert_eq!(done.iter().map(|(o, _)| *o).collect::<Vec<_>>(), vec![1, 0]);
         assert!(done[0].1 - due < 1_000, "the hut on time");
 
@@ -233,7 +238,7 @@ fn finished_games_are_removed_after_retention_unless_someone_is_replaying_them()
         // A month and a day later (the hub looks every hour).
         tokio::time::sleep(Duration::from_secs(31 * 86_400)).await;
         assert_eq!(
-            records(&*log, finished[0].game),
+            records(&*log, finished[0].game).await,
             Vec::<Value>::new(),
             "the first is gone"
         );
@@ -244,11 +249,11 @@ fn finished_games_are_removed_after_retention_unless_someone_is_replaying_them()
             .unwrap_err();
         assert_eq!(refused.code(), Some(ErrorCode::NotFound), "{refused}");
         assert!(
-            !records(&*log, finished[1].game).is_empty(),
+            !records(&*log, finished[1].game).await.is_empty(),
             "the one being replayed is kept"
         );
         assert!(
-            !records(&*log, live.game).is_empty(),
+            !records(&*log, live.game).await.is_empty(),
             "a live game is never removed"
         );
 
@@ -256,7 +261,7 @@ fn finished_games_are_removed_after_retention_unless_someone_is_replaying_them()
         fan.leave(finished[1].game).await.unwrap();
         tokio::time::sleep(Duration::from_secs(61)).await;
         hub.prune_finished().await.unwrap();
-        assert_eq!(records(&*log, finished[1].game), Vec::<Value>::new());
+        assert_eq!(records(&*log, finished[1].game).await, Vec::<Value>::new());
         let refused = late.join(&finished[1].token).await.unwrap_err();
         assert_eq!(refused.code(), Some(ErrorCode::NotFound), "{refused}");
         hub.shutdown().await.unwrap();

@@ -91,6 +91,7 @@ fn a_timer_that_panics_is_not_fired_again_and_other_timers_go_on() {
         );
         // The log holds what happened before the panic, and nothing from the timer.
         let fired = records(&*log, broken)
+            .await
             .iter()
             .filter(|env| env["body"].get("fired").is_some())
             .count();

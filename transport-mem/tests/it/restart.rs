@@ -12,7 +12,7 @@ use std::time::Duration;
 use crate::common::{game_event, is_over, paused_runtime, start, within};
 use serde_json::{json, Value};
 use umpire_hub::{Clock, HubConfig, TokioClock};
-use umpire_store::{LogRead, SledLog};
+use umpire_store::SledLog;
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -285,7 +285,6 @@ fn a_snapshot_that_does_not_decode_is_ignored_and_the_game_is_replayed_whole() {
         (g.game, before)
     });
     // A snapshot written by some other build, or damaged: it does not decode.
-    use umpire_store::Log as _;
     assert!(
         log.load_snapshot(game).unwrap().is_some(),
         "snapshots were taken"

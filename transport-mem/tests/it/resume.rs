@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use umpire_engine::protocol::{ErrorCode, ServerMsg};
 use umpire_hub::HubConfig;
 use umpire_mem::{MemClient, MemConnector};
-use umpire_store::{LogRead, MemLog};
+use umpire_store::MemLog;
 
 fn seqs(envs: &[Value]) -> Vec<u64> {
     envs.iter().map(|e| e["seq"].as_u64().unwrap()).collect()

@@ -11,8 +11,8 @@ use serde_json::{json, Value};
 use umpire_engine::protocol::{ClientMsg, ErrorCode, ServerMsg};
 use umpire_hub::HubConfig;
 use umpire_store::{
-    KeyEntry, Log, LogRead, MemLog, Refused, Result, Seq, SessionEntry, StoreError, StreamId,
-    StreamInfo, StreamMeta, StreamStatus, Wake, Write,
+    KeyEntry, Log, MemLog, Refused, Result, Seq, SessionEntry, StoreError, StreamId, StreamInfo,
+    StreamMeta, StreamStatus, Wake, Write,
 };
 
 use crate::common::{start, within};
@@ -111,7 +111,7 @@ struct Breakable {
 }
 
 impl Breakable {
-    fn check(&self) -> Result<()> {
+    pub fn check(&self) -> Result<()> {
         if self.broken.load(Ordering::SeqCst) {
             return Err(StoreError::Corrupt {
                 what: "test disk",
@@ -122,11 +122,28 @@ impl Breakable {
     }
 }
 
-impl Log for Breakable {
-    fn create_stream(&self, meta: &StreamMeta) -> Result<StreamId> {
+impl Breakable {
+    pub fn create_stream(&self, meta: &StreamMeta) -> Result<StreamId> {
         self.log.create_stream(meta)
     }
-    fn write(&self, writes: &[Write]) -> Result<Vec<std::result::Result<Seq, Refused>>> {
+    pub fn commit(
+        &self,
+        writes: &[Write],
+        durable: bool,
+    ) -> Result<Vec<std::result::Result<Seq, Refused>>> {
+        let written = self.write(writes)?;
+        if durable {
+            self.sync()?;
+        }
+        Ok(written)
+    }
+    pub fn recover(&self) -> Result<()> {
+        Ok(())
+    }
+    pub fn probe(&self) -> Result<()> {
+        self.sync()
+    }
+    pub fn write(&self, writes: &[Write]) -> Result<Vec<std::result::Result<Seq, Refused>>> {
         self.check()?;
         if self.taken_over.load(Ordering::SeqCst) {
             let refused = |w: &Write| Err(Refused::NotOwner { stream: w.stream });
@@ -134,58 +151,58 @@ impl Log for Breakable {
         }
         self.log.write(writes)
     }
-    fn set_status(&self, stream: StreamId, status: StreamStatus, at: u64) -> Result<()> {
+    pub fn set_status(&self, stream: StreamId, status: StreamStatus, at: u64) -> Result<()> {
         self.log.set_status(stream, status, at)
     }
-    fn remove_streams(&self, streams: &[StreamId]) -> Result<()> {
+    pub fn remove_streams(&self, streams: &[StreamId]) -> Result<()> {
         self.log.remove_streams(streams)
     }
-    fn set_wake(&self, stream: StreamId, wake: Option<Wake>) -> Result<()> {
+    pub fn set_wake(&self, stream: StreamId, wake: Option<Wake>) -> Result<()> {
         self.log.set_wake(stream, wake)
     }
-    fn put_key(&self, key: &str, entry: KeyEntry) -> Result<()> {
+    pub fn put_key(&self, key: &str, entry: KeyEntry) -> Result<()> {
         self.log.put_key(key, entry)
     }
-    fn save_snapshot(&self, stream: StreamId, version: Seq, state: &[u8]) -> Result<()> {
+    pub fn save_snapshot(&self, stream: StreamId, version: Seq, state: &[u8]) -> Result<()> {
         self.log.save_snapshot(stream, version, state)
     }
-    fn save_session(&self, token: &str, session: &SessionEntry) -> Result<()> {
+    pub fn save_session(&self, token: &str, session: &SessionEntry) -> Result<()> {
         self.check()?;
         self.log.save_session(token, session)
     }
-    fn take_session(&self, token: &str) -> Result<Option<SessionEntry>> {
+    pub fn take_session(&self, token: &str) -> Result<Option<SessionEntry>> {
         self.log.take_session(token)
     }
-    fn sync(&self) -> Result<()> {
+    pub fn sync(&self) -> Result<()> {
         self.check()?;
         self.log.sync()
     }
 }
 
-impl LogRead for Breakable {
-    fn read(&self, stream: StreamId, from: Seq, max: usize) -> Result<Vec<(Seq, Bytes)>> {
+impl Breakable {
+    pub fn read(&self, stream: StreamId, from: Seq, max: usize) -> Result<Vec<(Seq, Bytes)>> {
         self.log.read(stream, from, max)
     }
-    fn version(&self, stream: StreamId) -> Result<Seq> {
+    pub fn version(&self, stream: StreamId) -> Result<Seq> {
         self.log.version(stream)
     }
-    fn meta(&self, stream: StreamId) -> Result<Option<StreamMeta>> {
+    pub fn meta(&self, stream: StreamId) -> Result<Option<StreamMeta>> {
         self.log.meta(stream)
     }
-    fn wake(&self, stream: StreamId) -> Result<Option<Wake>> {
+    pub fn wake(&self, stream: StreamId) -> Result<Option<Wake>> {
         self.log.wake(stream)
     }
-    fn find_key(&self, key: &str) -> Result<Option<KeyEntry>> {
+    pub fn find_key(&self, key: &str) -> Result<Option<KeyEntry>> {
         self.log.find_key(key)
     }
-    fn load_snapshot(&self, stream: StreamId) -> Result<Option<(Seq, Vec<u8>)>> {
+    pub fn load_snapshot(&self, stream: StreamId) -> Result<Option<(Seq, Vec<u8>)>> {
         self.log.load_snapshot(stream)
     }
-    fn load_session(&self, token: &str) -> Result<Option<SessionEntry>> {
+    pub fn load_session(&self, token: &str) -> Result<Option<SessionEntry>> {
         self.check()?;
         self.log.load_session(token)
     }
-    fn due(
+    pub fn due(
         &self,
         until: u64,
         after: Option<(u64, StreamId)>,
@@ -193,34 +210,36 @@ impl LogRead for Breakable {
     ) -> Result<Vec<(StreamId, Wake)>> {
         self.log.due(until, after, max)
     }
-    fn live_games(&self, creator: &str, max: usize) -> Result<usize> {
+    pub fn live_games(&self, creator: &str, max: usize) -> Result<usize> {
         self.log.live_games(creator, max)
     }
-    fn finished_before(&self, before: u64, max: usize) -> Result<Vec<StreamId>> {
+    pub fn finished_before(&self, before: u64, max: usize) -> Result<Vec<StreamId>> {
         self.log.finished_before(before, max)
     }
-    fn expired_sessions(&self, before: u64, max: usize) -> Result<Vec<String>> {
+    pub fn expired_sessions(&self, before: u64, max: usize) -> Result<Vec<String>> {
         self.log.expired_sessions(before, max)
     }
-    fn session_count(&self) -> Result<u64> {
+    pub fn session_count(&self) -> Result<u64> {
         self.log.session_count()
     }
-    fn session_by_sid(&self, sid: &str) -> Result<Option<String>> {
+    pub fn session_by_sid(&self, sid: &str) -> Result<Option<String>> {
         self.log.session_by_sid(sid)
     }
-    fn keys_with_prefix(&self, prefix: &str, max: usize) -> Result<Vec<(String, KeyEntry)>> {
+    pub fn keys_with_prefix(&self, prefix: &str, max: usize) -> Result<Vec<(String, KeyEntry)>> {
         self.log.keys_with_prefix(prefix, max)
     }
-    fn streams(&self) -> Result<Vec<StreamInfo>> {
+    pub fn streams(&self) -> Result<Vec<StreamInfo>> {
         self.log.streams()
     }
-    fn wakes(&self) -> Result<Vec<(StreamId, Wake)>> {
+    pub fn wakes(&self) -> Result<Vec<(StreamId, Wake)>> {
         self.log.wakes()
     }
-    fn sessions(&self) -> Result<Vec<(String, SessionEntry)>> {
+    pub fn sessions(&self) -> Result<Vec<(String, SessionEntry)>> {
         self.log.sessions()
     }
 }
+
+umpire_store::blocking_log!(Breakable, inline, inline);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_the_log_fails_every_request_is_answered_and_the_game_comes_back() {

@@ -12,7 +12,7 @@ use proptest::prelude::*;
 use serde_json::{json, Value};
 use umpire_hub::{Durability, Hub, HubConfig};
 use umpire_mem::{ClientError, MemClient, MemConnector};
-use umpire_store::{LogRead, MemLog};
+use umpire_store::MemLog;
 
 /// Clients 0..PLAYERS play; the rest watch, with a one-frame buffer (slow readers).
 const PLAYERS: usize = 3;

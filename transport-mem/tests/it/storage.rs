@@ -21,8 +21,8 @@ use umpire_engine::Envelope;
 use umpire_games::Tally;
 use umpire_hub::{Health, Hub, HubConfig};
 use umpire_store::{
-    KeyEntry, Log, LogRead, Refused, Result, Seq, SessionEntry, SledLog, SledOptions, StoreError,
-    StreamId, StreamInfo, StreamMeta, StreamStatus, Wake, Write,
+    KeyEntry, Refused, Result, Seq, SessionEntry, SledLog, SledOptions, StoreError, StreamId,
+    StreamInfo, StreamMeta, StreamStatus, Wake, Write,
 };
 
 use crate::common::{start, within};
@@ -43,7 +43,7 @@ struct Flaky {
 }
 
 impl Flaky {
-    fn new(inner: SledLog, seed: u64) -> Self {
+    pub fn new(inner: SledLog, seed: u64) -> Self {
         Flaky {
             inner,
             rng: Mutex::new(seed | 1),
@@ -56,7 +56,7 @@ impl Flaky {
     }
 
     /// Whether to fail now, with `per_mille` chance.
-    fn roll(&self, per_mille: u64) -> bool {
+    pub fn roll(&self, per_mille: u64) -> bool {
         if !self.armed.load(Ordering::SeqCst) {
             return false;
         }
@@ -67,13 +67,13 @@ impl Flaky {
         *x % 1000 < per_mille
     }
 
-    fn fail(&self) -> StoreError {
+    pub fn fail(&self) -> StoreError {
         self.injected.fetch_add(1, Ordering::SeqCst);
         self.poisoned.store(true, Ordering::SeqCst);
         io::Error::other("injected failure").into()
     }
 
-    fn check(&self) -> Result<()> {
+    pub fn check(&self) -> Result<()> {
         if self.poisoned.load(Ordering::SeqCst) {
             return Err(io::Error::other("failed earlier; reopen the log").into());
         }
@@ -81,13 +81,21 @@ impl Flaky {
     }
 }
 
-impl Log for Flaky {
-    fn create_stream(&self, meta: &StreamMeta) -> Result<StreamId> {
+impl Flaky {
+    pub fn create_stream(&self, meta: &StreamMeta) -> Result<StreamId> {
         self.check()?;
         self.inner.create_stream(meta)
     }
 
-    fn write(&self, writes: &[Write]) -> Result<Vec<Result<Seq, Refused>>> {
+    pub fn commit(&self, writes: &[Write], durable: bool) -> Result<Vec<Result<Seq, Refused>>> {
+        let written = self.write(writes)?;
+        if durable {
+            self.sync()?;
+        }
+        Ok(written)
+    }
+
+    pub fn write(&self, writes: &[Write]) -> Result<Vec<Result<Seq, Refused>>> {
         self.check()?;
         if self.roll(60) {
             return Err(self.fail());
@@ -105,41 +113,41 @@ impl Log for Flaky {
         Ok(written)
     }
 
-    fn set_status(&self, stream: StreamId, status: StreamStatus, at: u64) -> Result<()> {
+    pub fn set_status(&self, stream: StreamId, status: StreamStatus, at: u64) -> Result<()> {
         self.check()?;
         self.inner.set_status(stream, status, at)
     }
 
-    fn remove_streams(&self, streams: &[StreamId]) -> Result<()> {
+    pub fn remove_streams(&self, streams: &[StreamId]) -> Result<()> {
         self.check()?;
         self.inner.remove_streams(streams)
     }
 
-    fn set_wake(&self, stream: StreamId, wake: Option<Wake>) -> Result<()> {
+    pub fn set_wake(&self, stream: StreamId, wake: Option<Wake>) -> Result<()> {
         self.check()?;
         self.inner.set_wake(stream, wake)
     }
 
-    fn put_key(&self, key: &str, entry: KeyEntry) -> Result<()> {
+    pub fn put_key(&self, key: &str, entry: KeyEntry) -> Result<()> {
         self.check()?;
         self.inner.put_key(key, entry)
     }
 
-    fn save_snapshot(&self, stream: StreamId, version: Seq, state: &[u8]) -> Result<()> {
+    pub fn save_snapshot(&self, stream: StreamId, version: Seq, state: &[u8]) -> Result<()> {
         self.check()?;
         self.inner.save_snapshot(stream, version, state)
     }
 
-    fn save_session(&self, token: &str, session: &SessionEntry) -> Result<()> {
+    pub fn save_session(&self, token: &str, session: &SessionEntry) -> Result<()> {
         self.check()?;
         self.inner.save_session(token, session)
     }
 
-    fn take_session(&self, token: &str) -> Result<Option<SessionEntry>> {
+    pub fn take_session(&self, token: &str) -> Result<Option<SessionEntry>> {
         self.inner.take_session(token)
     }
 
-    fn sync(&self) -> Result<()> {
+    pub fn sync(&self) -> Result<()> {
         self.check()?;
         if self.roll(60) {
             return Err(self.fail());
@@ -147,7 +155,7 @@ impl Log for Flaky {
         self.inner.sync()
     }
 
-    fn probe(&self) -> Result<()> {
+    pub fn probe(&self) -> Result<()> {
         self.check()?;
         if self.roll(300) {
             return Err(self.fail());
@@ -155,7 +163,7 @@ impl Log for Flaky {
         self.inner.probe()
     }
 
-    fn recover(&self) -> Result<()> {
+    pub fn recover(&self) -> Result<()> {
         self.inner.recover()?;
         self.recovered.fetch_add(1, Ordering::SeqCst);
         self.poisoned.store(false, Ordering::SeqCst);
@@ -163,36 +171,36 @@ impl Log for Flaky {
     }
 }
 
-impl LogRead for Flaky {
-    fn read(&self, stream: StreamId, from: Seq, max: usize) -> Result<Vec<(Seq, Bytes)>> {
+impl Flaky {
+    pub fn read(&self, stream: StreamId, from: Seq, max: usize) -> Result<Vec<(Seq, Bytes)>> {
         self.check()?;
         self.inner.read(stream, from, max)
     }
-    fn version(&self, stream: StreamId) -> Result<Seq> {
+    pub fn version(&self, stream: StreamId) -> Result<Seq> {
         self.check()?;
         self.inner.version(stream)
     }
-    fn meta(&self, stream: StreamId) -> Result<Option<StreamMeta>> {
+    pub fn meta(&self, stream: StreamId) -> Result<Option<StreamMeta>> {
         self.check()?;
         self.inner.meta(stream)
     }
-    fn wake(&self, stream: StreamId) -> Result<Option<Wake>> {
+    pub fn wake(&self, stream: StreamId) -> Result<Option<Wake>> {
         self.check()?;
         self.inner.wake(stream)
     }
-    fn find_key(&self, key: &str) -> Result<Option<KeyEntry>> {
+    pub fn find_key(&self, key: &str) -> Result<Option<KeyEntry>> {
         self.check()?;
         self.inner.find_key(key)
     }
-    fn load_snapshot(&self, stream: StreamId) -> Result<Option<(Seq, Vec<u8>)>> {
+    pub fn load_snapshot(&self, stream: StreamId) -> Result<Option<(Seq, Vec<u8>)>> {
         self.check()?;
         self.inner.load_snapshot(stream)
     }
-    fn load_session(&self, token: &str) -> Result<Option<SessionEntry>> {
+    pub fn load_session(&self, token: &str) -> Result<Option<SessionEntry>> {
         self.check()?;
         self.inner.load_session(token)
     }
-    fn due(
+    pub fn due(
         &self,
         until: u64,
         after: Option<(u64, StreamId)>,
@@ -201,42 +209,45 @@ impl LogRead for Flaky {
         self.check()?;
         self.inner.due(until, after, max)
     }
-    fn live_games(&self, creator: &str, max: usize) -> Result<usize> {
+    pub fn live_games(&self, creator: &str, max: usize) -> Result<usize> {
         self.check()?;
         self.inner.live_games(creator, max)
     }
-    fn finished_before(&self, before: u64, max: usize) -> Result<Vec<StreamId>> {
+    pub fn finished_before(&self, before: u64, max: usize) -> Result<Vec<StreamId>> {
         self.check()?;
         self.inner.finished_before(before, max)
     }
-    fn expired_sessions(&self, before: u64, max: usize) -> Result<Vec<String>> {
+    pub fn expired_sessions(&self, before: u64, max: usize) -> Result<Vec<String>> {
         self.check()?;
         self.inner.expired_sessions(before, max)
     }
-    fn session_count(&self) -> Result<u64> {
+    pub fn session_count(&self) -> Result<u64> {
         self.check()?;
         self.inner.session_count()
     }
-    fn session_by_sid(&self, sid: &str) -> Result<Option<String>> {
+    pub fn session_by_sid(&self, sid: &str) -> Result<Option<String>> {
         self.check()?;
         self.inner.session_by_sid(sid)
     }
-    fn keys_with_prefix(&self, prefix: &str, max: usize) -> Result<Vec<(String, KeyEntry)>> {
+    pub fn keys_with_prefix(&self, prefix: &str, max: usize) -> Result<Vec<(String, KeyEntry)>> {
         self.check()?;
         self.inner.keys_with_prefix(prefix, max)
     }
-    fn streams(&self) -> Result<Vec<StreamInfo>> {
+    pub fn streams(&self) -> Result<Vec<StreamInfo>> {
         self.check()?;
         self.inner.streams()
     }
-    fn wakes(&self) -> Result<Vec<(StreamId, Wake)>> {
+    pub fn wakes(&self) -> Result<Vec<(StreamId, Wake)>> {
         self.check()?;
         self.inner.wakes()
     }
-    fn sessions(&self) -> Result<Vec<(String, SessionEntry)>> {
+    pub fn sessions(&self) -> Result<Vec<(String, SessionEntry)>> {
         self.inner.sessions()
     }
 }
+
+// Inline: sled's calls block the test's worker threads, which is what a test may do.
+umpire_store::blocking_log!(Flaky, inline, inline);
 
 const PLAYERS: usize = 6;
 const ADDS: usize = 60;

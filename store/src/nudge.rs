@@ -15,21 +15,21 @@ use std::sync::Arc;
 
 /// The task's end: [`Wakeup::wait`] returns once a [`Nudge`] was sent.
 #[derive(Debug)]
-pub(crate) struct Wakeup {
+pub struct Wakeup {
     rx: tokio::net::UnixStream,
     tx: Arc<UnixStream>,
 }
 
 /// The blocking thread's end: wakes the task when dropped, however the thread's work ended.
 #[derive(Debug)]
-pub(crate) struct Nudge(Arc<UnixStream>);
+pub struct Nudge(Arc<UnixStream>);
 
 impl Wakeup {
     /// A wake-up registered with the current runtime's reactor.
     ///
     /// # Errors
     /// No socket pair could be made (out of file descriptors).
-    pub(crate) fn new() -> std::io::Result<Self> {
+    pub fn new() -> std::io::Result<Self> {
         let (tx, rx) = UnixStream::pair()?;
         rx.set_nonblocking(true)?;
         Ok(Wakeup {
@@ -39,13 +39,13 @@ impl Wakeup {
     }
 
     /// The end to hand to the blocking thread.
-    pub(crate) fn nudge(&self) -> Nudge {
+    pub fn nudge(&self) -> Nudge {
         Nudge(Arc::clone(&self.tx))
     }
 
     /// Wait for at least one nudge since the last wait: `true`. `false` if the socket failed
     /// and no nudge will ever come; the caller must wait some other way. Cancel-safe.
-    pub(crate) async fn wait(&mut self) -> bool {
+    pub async fn wait(&mut self) -> bool {
         let mut buf = [0u8; 64];
         loop {
             match self.rx.try_read(&mut buf) {
