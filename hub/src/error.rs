@@ -45,6 +45,15 @@ pub enum HubError {
     /// The hub is shutting down, or the game's task stopped. Handling: `overloaded`; retry.
     #[error("the game is unavailable, try again")]
     Unavailable,
+    /// The game runs on another node (see [`crate::Bus`]); this one does not forward requests.
+    /// Handling: `overloaded`; retry (on the node that runs it).
+    #[error("game {game} runs on another node ({node}); try again")]
+    Elsewhere {
+        /// The game.
+        game: u64,
+        /// The node that runs it, as the bus names it.
+        node: String,
+    },
     /// The log failed. Handling: `internal`; the game reloads from the log on next use.
     #[error("storage failed: {0}")]
     Store(#[from] StoreError),
@@ -82,9 +91,9 @@ impl HubError {
             HubError::Full => ErrorCode::Full,
             HubError::GameOver => ErrorCode::GameOver,
             HubError::Unauthorized(_) => ErrorCode::Unauthorized,
-            HubError::Unavailable | HubError::Refused(Refused::NotOwner { .. }) => {
-                ErrorCode::Overloaded
-            }
+            HubError::Unavailable
+            | HubError::Elsewhere { .. }
+            | HubError::Refused(Refused::NotOwner { .. }) => ErrorCode::Overloaded,
             HubError::TooFast(_) => ErrorCode::RateLimited,
             HubError::Limit(_) => ErrorCode::LimitReached,
             HubError::Store(_)

@@ -41,6 +41,7 @@ pub struct HubBuilder {
     auth: Option<Arc<dyn Authenticator>>,
     groups: Option<Arc<dyn GroupPolicy>>,
     seeds: Seeds,
+    bus: Option<Arc<dyn crate::bus::Bus>>,
 }
 
 struct KindEntry(Arc<dyn Kind>);
@@ -52,6 +53,13 @@ impl std::fmt::Debug for KindEntry {
 }
 
 impl HubBuilder {
+    /// The seam to the other nodes serving the same log (default: [`crate::LocalBus`], one
+    /// node). See [`crate::Bus`].
+    pub fn bus(mut self, bus: Arc<dyn crate::bus::Bus>) -> Self {
+        self.bus = Some(bus);
+        self
+    }
+
     /// Register a game kind under [`Game::KIND`]. One line per game.
     pub fn register<G: Game>(mut self, game: G) -> Self {
         self.kinds.retain(|k| k.0.name() != G::KIND);
@@ -121,6 +129,7 @@ impl HubBuilder {
         let rt = Arc::new(Runtime {
             log,
             writer,
+            bus: self.bus.unwrap_or_else(|| Arc::new(crate::bus::LocalBus)),
             clock: self.clock.unwrap_or_else(|| Arc::new(TokioClock::new())),
             seeds: self.seeds,
             config: self.config,
@@ -210,6 +219,7 @@ impl Hub {
             auth: None,
             groups: None,
             seeds: Seeds::default(),
+            bus: None,
         }
     }
 

@@ -66,6 +66,7 @@
 
 mod admin;
 mod background;
+mod bus;
 mod clock;
 mod config;
 mod doorbell;
@@ -87,6 +88,7 @@ pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, 
 }
 
 pub use admin::{ConnectionSummary, GameSummary, History};
+pub use bus::{Bus, LocalBus, Placement};
 pub use clock::{Clock, TokioClock};
 pub use config::{Durability, HubConfig, Limits};
 pub use error::{HubError, Result};

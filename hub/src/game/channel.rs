@@ -225,7 +225,7 @@ impl Channel {
             &published,
             &joiners,
             answers,
-            &self.rt.metrics,
+            &self.rt,
         );
         Ok(())
     }

@@ -7,14 +7,16 @@ use std::sync::Arc;
 use umpire_engine::Seq;
 
 use crate::frames::Published;
+use crate::game::runtime::Runtime;
 use crate::handle::Subscriber;
 use crate::metrics::Metrics;
 use crate::outbox::{Answer, ReplyTo};
 
 /// The tail of every turn of a stream task, once its records are durable up to `durable`:
-/// count them, move the head, publish each event to every subscriber, then add `joiners`
-/// (they read this turn's events from the log, not from here), then answer each request
-/// with the head. Returns whether a subscriber's session was gone.
+/// count them, move the head, announce the new version to other nodes, publish each event to
+/// every subscriber, then add `joiners` (they read this turn's events from the log, not from
+/// here), then answer each request with the head. Returns whether a subscriber's session was
+/// gone.
 pub(crate) fn publish(
     subscribers: &mut Vec<Subscriber>,
     head: &AtomicU64,
@@ -22,10 +24,14 @@ pub(crate) fn publish(
     events: &[Arc<Published>],
     joiners: &[Subscriber],
     answers: Vec<(ReplyTo, Answer)>,
-    metrics: &Metrics,
+    rt: &Runtime,
 ) -> bool {
+    let metrics = &*rt.metrics;
     metrics.events_appended.inc_by(events.len() as u64);
     head.store(durable, Ordering::Release);
+    if let Some(first) = events.first() {
+        rt.bus.announce(first.game, durable);
+    }
     let gone = fan_out(subscribers, events, metrics);
     register(subscribers, joiners);
     for (reply, mut answer) in answers {

@@ -319,6 +319,10 @@ impl Registry {
         if self.rt.has_panicked(game) {
             return Err(HubError::panicked(game));
         }
+        // Another node's task alone may write the stream.
+        if let crate::bus::Placement::Elsewhere(node) = self.rt.bus.placement(game) {
+            return Err(HubError::Elsewhere { game, node });
+        }
         let not_found = || HubError::NotFound(format!("no game {game}"));
         let meta = self.rt.log.meta(game).await?.ok_or_else(not_found)?;
         if meta.kind == crate::game::channel::KIND {

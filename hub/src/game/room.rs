@@ -758,7 +758,7 @@ impl<G: Game> Room<G> {
             &published,
             &joiners,
             answers,
-            &self.rt.metrics,
+            &self.rt,
         );
         if gone {
             self.roster_changed = true;

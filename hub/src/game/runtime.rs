@@ -24,6 +24,8 @@ pub(crate) struct Runtime {
     /// For reads: loading a game, catching a subscriber up. Writes go through `writer`.
     pub(crate) log: Arc<dyn LogRead>,
     pub(crate) writer: Writer,
+    /// What crosses to other nodes serving the same log.
+    pub(crate) bus: Arc<dyn crate::bus::Bus>,
     pub(crate) clock: Arc<dyn Clock>,
     /// Where new games' rng seeds come from.
     pub(crate) seeds: Seeds,

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
 
 mod bounds;
+mod bus;
 mod channels;
 mod common;
 mod connect4;
