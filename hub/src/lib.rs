@@ -57,10 +57,10 @@
 //! - `outbox`: the way back: a session's bounded queue, and the answers ([`Created`],
 //!   [`Joined`], [`Inspection`]).
 //! - `frames`: events encoded once per wire format ([`Published`], [`Frame`], [`Format`]).
-//! - `storage/`: `writer` the log writer and group commit (the only writer of the log);
-//!   `health` whether the log can be written ([`Health`]); `nudge` how the writer hears of a
-//!   finished commit without queueing behind sockets; `sleepers` the wake-up queue of games
-//!   out of memory.
+//! - `storage/`: `writer` the log writer and group commit (the only holder of the log's
+//!   write half: every write is one of its jobs); `health` whether the log can be written
+//!   ([`Health`]); `sleepers` the wake-up queue of games out of memory.
+//! - `bus`: the seam to other nodes serving the same log ([`Bus`], [`LocalBus`]).
 //! - `doorbell`: how a queue tells its one reader to look again.
 //! - `admin`, `clock`, `config`, `metrics`, `error`: leaves.
 

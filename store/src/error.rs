@@ -5,7 +5,7 @@ use crate::Seq;
 /// A fail-stop problem: the store cannot do what was asked, and retrying will not help.
 ///
 /// Expected outcomes (a write refused as stale) are not here: they are the inner `Result` of
-/// [`crate::Log::write`], so `?` cannot carry them off by accident. Cloneable, so that every
+/// [`crate::Log::commit`], so `?` cannot carry them off by accident. Cloneable, so that every
 /// writer waiting on one failed flush can be told the same reason.
 #[derive(Clone, Debug, thiserror::Error)]
 pub enum StoreError {
@@ -67,7 +67,7 @@ impl From<std::io::Error> for StoreError {
     }
 }
 
-/// Why a backend refused one write of a [`crate::Log::write`]: an expected outcome, not a
+/// Why a backend refused one write of a [`crate::Log::commit`]: an expected outcome, not a
 /// failure of the store. Nothing of the refused write was applied.
 ///
 /// Both mean the writer's picture of the stream is out of date and it must stop writing to

@@ -2,10 +2,16 @@
 //!
 //! A stream is an ordered sequence of opaque records numbered from 1: a game, or a channel.
 //! The store knows nothing of games; it keeps records, stream metadata, the key index
-//! (join and watch keys, seat tokens) and snapshots, and makes them durable on [`Log::sync`].
+//! (join and watch keys, seat tokens), snapshots, kept sessions and the indexes its queries
+//! read, and makes them durable on [`Log::commit`] or [`Log::sync`]. Both halves are async
+//! traits, so that a networked backend fits behind them; a backend written as blocking
+//! methods becomes one with [`blocking_log!`].
 //!
 //! # Layout
-//! - `log`: the [`Log`] trait, its read half [`LogRead`], and their value types.
+//! - `log`: the [`Log`] trait (the write half), its read half [`LogRead`], and their value
+//!   types.
+//! - `blocking`: [`blocking_log!`] and the blocking pool's runner; `nudge`: waking the
+//!   committing task through the reactor.
 //! - `record`: the format-version byte in front of every stored value.
 //! - `sled_log`: [`SledLog`], the default backend.
 //! - `mem_log`: [`MemLog`], for tests and embedders that persist nothing.

@@ -10,7 +10,7 @@ use crate::log::{
 };
 use crate::{Refused, Result, Seq, StoreError};
 
-/// A log kept in memory; [`Log::sync`] does nothing. For tests and for embedders who keep no
+/// A log kept in memory; [`crate::Log::sync`] does nothing. For tests and for embedders who keep no
 /// history.
 #[derive(Debug, Default)]
 pub struct MemLog {

@@ -24,7 +24,7 @@
 //! there exactly when the records that set it are, so no wake-up is ever lost to a crash. The expected-version check runs against versions
 //! kept in memory (each stream has one writer, and sled locks its folder to one process).
 //!
-//! [`Log::sync`] is sled's flush, which writes with `sync_file_range` (enough to survive the
+//! [`crate::Log::sync`] is sled's flush, which writes with `sync_file_range` (enough to survive the
 //! process crashing), followed by an `fdatasync` of sled's data file and of any large value sled
 //! wrote to a file of its own: what it acknowledges survives the machine losing power.
 //!
@@ -58,7 +58,7 @@ pub struct SledOptions {
     /// sled's page cache, in bytes (default 64 MiB). sled counts what it caches by its size
     /// on disk: once full, the process holds about two and a half times this much.
     pub cache_bytes: u64,
-    /// sled also flushes by itself this often; `None` leaves durability to [`Log::sync`] alone.
+    /// sled also flushes by itself this often; `None` leaves durability to [`crate::Log::sync`] alone.
     pub background_flush_ms: Option<u64>,
 }
 
@@ -1051,7 +1051,7 @@ impl SledLog {
         Ok(out)
     }
 
-    /// [`crate::LogRead::metas`], blocking the calling thread.
+    /// Every stream's metadata, in id order, without reading its records. For tools.
     pub fn metas(&self) -> Result<Vec<(StreamId, StreamMeta)>> {
         let o = self.open_now()?;
         let mut out = Vec::new();
