@@ -103,8 +103,8 @@ macro_rules! __call {
 ///
 /// `blocking_log!(MyLog, mode, commit_mode)` implements both traits for `MyLog` by calling its
 /// inherent methods of the same names, with the arguments borrowed (`create_stream(&meta)`,
-/// `commit(&writes, durable)`, `put_key(&key, entry)`, ...; see [`crate::MemLog`]'s for the
-/// whole list). Each is called `inline` (on the calling task: for a backend that never waits,
+/// `commit(&writes, durable)`, `commit_with(&side, &writes, durable)`, `put_key(&key, entry)`,
+/// ...; see [`crate::MemLog`]'s for the whole list). Each is called `inline` (on the calling task: for a backend that never waits,
 /// like [`crate::MemLog`]), `blocking` (on tokio's blocking pool, with a clone of the backend:
 /// for one that waits on a disk, like [`crate::SledLog`]), or `nudged` (the same, waking the
 /// caller through the IO reactor; the type provides
@@ -127,6 +127,15 @@ macro_rules! blocking_log {
                 durable: bool,
             ) -> $crate::Result<Vec<$crate::Result<$crate::Seq, $crate::Refused>>> {
                 $crate::__call!($commit, self, |this| this.commit(&writes, durable))
+            }
+            async fn commit_with(
+                &self,
+                side: Vec<$crate::SideWrite>,
+                writes: Vec<$crate::Write>,
+                durable: bool,
+            ) -> $crate::Result<Vec<$crate::Result<$crate::Seq, $crate::Refused>>> {
+                $crate::__call!($commit, self, |this| this
+                    .commit_with(&side, &writes, durable))
             }
             async fn set_status(
                 &self,

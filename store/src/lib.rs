@@ -32,8 +32,8 @@ mod sled_log;
 pub use bytes::Bytes;
 pub use error::{Refused, Result, StoreError};
 pub use log::{
-    KeyEntry, Log, LogRead, Role, SessionEntry, StreamId, StreamInfo, StreamMeta, StreamStatus,
-    Wake, WakeChange, Write,
+    KeyEntry, Log, LogRead, Role, SessionEntry, SideWrite, StreamId, StreamInfo, StreamMeta,
+    StreamStatus, Wake, WakeChange, Write,
 };
 pub use mem_log::MemLog;
 pub use record::{fuzz_record, FORMAT_VERSION};

@@ -122,6 +122,39 @@ pub struct Write {
     pub at: u64,
 }
 
+/// A write that nobody waits for, made with the next commit ([`Log::commit_with`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SideWrite {
+    /// [`Log::save_snapshot`].
+    Snapshot {
+        /// The stream.
+        stream: StreamId,
+        /// The version the state is at.
+        version: Seq,
+        /// The state.
+        state: Vec<u8>,
+    },
+    /// [`Log::set_wake`].
+    Wake {
+        /// The stream.
+        stream: StreamId,
+        /// The entry, or none.
+        wake: Option<Wake>,
+    },
+    /// [`Log::save_session`].
+    SaveSession {
+        /// The resume token.
+        token: String,
+        /// The session.
+        session: SessionEntry,
+    },
+    /// [`Log::take_session`], the session dropped.
+    TakeSession {
+        /// The resume token.
+        token: String,
+    },
+}
+
 /// A connection's session kept for resuming: the hub's record of it, and what the store
 /// indexes it by.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -169,6 +202,37 @@ pub trait Log: LogRead {
     /// Fail-stop storage problems; [`crate::StoreError::NoStream`] if a stream was never
     /// created (then nothing is written).
     async fn commit(&self, writes: Vec<Write>, durable: bool) -> Result<Vec<Result<Seq, Refused>>>;
+
+    /// [`Log::commit`], with the writes nobody waits for (`side`) made first, in order, in the
+    /// same call: one hop to the disk or one round trip for all of them. They fail only when
+    /// the log does (a stored value they replace that does not decode is replaced anyway).
+    ///
+    /// # Errors
+    /// As [`Log::commit`].
+    async fn commit_with(
+        &self,
+        side: Vec<SideWrite>,
+        writes: Vec<Write>,
+        durable: bool,
+    ) -> Result<Vec<Result<Seq, Refused>>> {
+        for write in side {
+            match write {
+                SideWrite::Snapshot {
+                    stream,
+                    version,
+                    state,
+                } => self.save_snapshot(stream, version, state).await?,
+                SideWrite::Wake { stream, wake } => self.set_wake(stream, wake).await?,
+                SideWrite::SaveSession { token, session } => {
+                    self.save_session(token, session).await?;
+                }
+                SideWrite::TakeSession { token } => {
+                    self.take_session(token).await?;
+                }
+            }
+        }
+        self.commit(writes, durable).await
+    }
 
     /// Append `records` after seq `expected` and make them durable: a [`Log::commit`] of one
     /// stream's records.

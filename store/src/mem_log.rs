@@ -135,6 +135,32 @@ impl MemLog {
         self.write(writes)
     }
 
+    /// [`crate::Log::commit_with`], blocking the calling thread.
+    pub fn commit_with(
+        &self,
+        side: &[crate::SideWrite],
+        writes: &[Write],
+        durable: bool,
+    ) -> Result<Vec<Result<Seq, Refused>>> {
+        for write in side {
+            match write {
+                crate::SideWrite::Snapshot {
+                    stream,
+                    version,
+                    state,
+                } => self.save_snapshot(*stream, *version, state)?,
+                crate::SideWrite::Wake { stream, wake } => self.set_wake(*stream, *wake)?,
+                crate::SideWrite::SaveSession { token, session } => {
+                    self.save_session(token, session)?
+                }
+                crate::SideWrite::TakeSession { token } => {
+                    self.take_session(token)?;
+                }
+            }
+        }
+        self.commit(writes, durable)
+    }
+
     /// [`crate::Log::commit`] without making anything durable, blocking the calling thread.
     pub fn write(&self, writes: &[Write]) -> Result<Vec<Result<Seq, Refused>>> {
         let mut inner = self.lock();

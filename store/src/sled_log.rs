@@ -14,14 +14,18 @@
 //!   `d` due ++ stream (wake-ups by time), `c` creator ++ 0xFF ++ stream (live streams by
 //!   creator), `f` finished ++ stream (finished streams by time), `k` stream ++ key (a
 //!   stream's keys, to remove them with it), `e` expires ++ token (sessions by expiry), `s`
-//!   sid → token (sessions by public id); `#sessions` counts the kept sessions and `#indexes`
-//!   says the indexes are built (a folder from before them is indexed once, on opening).
+//!   sid → token (sessions by public id); `#indexes` says the indexes are built (a folder
+//!   from before them is indexed once, on opening). The kept sessions are counted once on
+//!   opening and then as they come and go.
 //!
-//! A [`Log::write`] puts every record of the call into one sled batch, which sled applies and
-//! recovers atomically; keys follow it, so sled's log order keeps them from surviving a crash
-//! without their records. A call that also changes a status or a wake-up entry is one sled
-//! transaction over records, metadata, wake-ups and indexes instead: a timer's index entry is
-//! there exactly when the records that set it are, so no wake-up is ever lost to a crash. The expected-version check runs against versions
+//! A commit puts every record of the call into one sled batch, which sled applies and recovers
+//! atomically. Everything else is plain writes in an order that sled's log keeps through a
+//! crash (it recovers a prefix of what was written): keys, statuses and their index entries
+//! after the records, so they never survive without them; a wake-up that comes sooner before
+//! the records, one that comes later after them, and each wake-up's new due entry before the
+//! old one goes, so a crash leaves a wake-up early, never late (the due query lists only the
+//! entries that match their stream's wake-up). No sled transaction: each one would seal sled's
+//! write buffer and hold every other reader and writer of the folder meanwhile. The expected-version check runs against versions
 //! kept in memory (each stream has one writer, and sled locks its folder to one process).
 //!
 //! [`crate::Log::sync`] is sled's flush, which writes with `sync_file_range` (enough to survive the
@@ -35,15 +39,11 @@ use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-
-use sled::transaction::{
-    ConflictableTransactionError, TransactionError, TransactionalTree, UnabortableTransactionError,
-};
-use sled::Transactional;
 
 use crate::log::{
     KeyEntry, SessionEntry, StreamId, StreamInfo, StreamMeta, StreamStatus, Wake, WakeChange, Write,
@@ -108,12 +108,13 @@ struct Shared {
     synced_blobs: Mutex<HashSet<OsString>>,
     /// How the committing task hears of its commits (see `nudge.rs`).
     wakeup: tokio::sync::Mutex<Option<Wakeup>>,
+    /// How many sessions are kept: counted from the index when the folder is opened (a
+    /// pass over the kept sessions' expiry entries), then kept as sessions come and go.
+    sessions: AtomicU64,
 }
 
 /// In `index`: the folder's indexes are built.
 const INDEXED: &[u8] = b"#indexes";
-/// In `index`: how many sessions are kept (u64 big-endian).
-const SESSION_COUNT: &[u8] = b"#sessions";
 
 fn due_key(due: u64, stream: StreamId) -> Vec<u8> {
     let mut key = Vec::with_capacity(17);
@@ -284,6 +285,7 @@ impl SledLog {
     pub fn open_with(path: impl AsRef<Path>, options: &SledOptions) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
         let open = Open::new(&path, options)?;
+        let sessions = count_sessions(&open)?;
         Ok(SledLog {
             inner: Arc::new(Shared {
                 path,
@@ -292,6 +294,7 @@ impl SledLog {
                 versions: Mutex::new(HashMap::new()),
                 synced_blobs: Mutex::new(HashSet::new()),
                 wakeup: tokio::sync::Mutex::new(None),
+                sessions: AtomicU64::new(sessions),
             }),
         })
     }
@@ -443,113 +446,129 @@ fn meta_in(o: &Open, stream: StreamId) -> Result<Option<StreamMeta>> {
         .transpose()
 }
 
-/// What a transaction's closure returns.
-type TxResult<T> = std::result::Result<T, ConflictableTransactionError<StoreError>>;
-
-/// A store error, as a transaction's closure aborts with it.
-fn abort(e: StoreError) -> ConflictableTransactionError<StoreError> {
-    ConflictableTransactionError::Abort(e)
+/// The stream's wake-up entry as stored; one that does not decode counts as none.
+fn wake_in(o: &Open, stream: StreamId) -> Result<Option<Wake>> {
+    Ok(o.wakes
+        .get(stream.to_be_bytes())?
+        .and_then(|v| decode_wake(&v).ok()))
 }
 
-/// A transaction's outcome, as the store's.
-fn settled<T>(result: std::result::Result<T, TransactionError<StoreError>>) -> Result<T> {
-    result.map_err(|e| match e {
-        TransactionError::Abort(e) => e,
-        TransactionError::Storage(e) => StoreError::Sled(e),
-    })
-}
-
-/// Replace (or remove) a stream's wake-up entry and its place in the due index.
-fn tx_set_wake(
-    wakes: &TransactionalTree,
-    index: &TransactionalTree,
-    stream: StreamId,
-    wake: Option<Wake>,
-) -> TxResult<()> {
+/// Move the stream's wake-up entry from `old` to `new`: the new due entry first, then the
+/// entry, then the old due entry goes. A crash in between leaves an extra due entry, which
+/// [`SledLog::due`] skips (it lists only entries that match the stream's wake-up), never a
+/// stream without one.
+fn put_wake(o: &Open, stream: StreamId, old: Option<Wake>, new: Option<Wake>) -> Result<()> {
     let id = stream.to_be_bytes();
-    if let Some(old) = wakes.get(id)? {
-        let old = decode_wake(&old).map_err(abort)?;
-        index.remove(due_key(old.due, stream))?;
-    }
-    match wake {
+    match new {
         Some(wake) => {
-            wakes.insert(&id, &encode_wake(wake)[..])?;
-            index.insert(due_key(wake.due, stream), &[])?;
+            o.index.insert(due_key(wake.due, stream), &[])?;
+            o.wakes.insert(id, &encode_wake(wake)[..])?;
         }
         None => {
-            wakes.remove(&id)?;
+            o.wakes.remove(id)?;
+        }
+    }
+    if let Some(old) = old {
+        if new.map(|n| n.due) != Some(old.due) {
+            o.index.remove(due_key(old.due, stream))?;
         }
     }
     Ok(())
 }
 
-/// Mark a stream live or over, moving it between the creator and finished indexes.
-fn tx_set_status(
-    meta: &TransactionalTree,
-    index: &TransactionalTree,
-    stream: StreamId,
-    status: StreamStatus,
-    at: u64,
-) -> TxResult<()> {
-    let id = stream.to_be_bytes();
-    let stored = meta
-        .get(id)?
-        .ok_or_else(|| abort(StoreError::NoStream(stream)))?;
-    let mut m: StreamMeta = decode("stream metadata", &stored).map_err(abort)?;
-    if m.status == status {
-        return Ok(());
-    }
+/// Mark a stream live or over, and make the creator and finished indexes say so (also when
+/// the status was already right: a crash may have left them behind). The metadata first: an
+/// index entry never leads to a stream that is not what it says.
+fn set_status_in(o: &Open, stream: StreamId, status: StreamStatus, at: u64) -> Result<()> {
+    let mut m = meta_in(o, stream)?.ok_or(StoreError::NoStream(stream))?;
+    let before = m.clone();
     m.status = status;
     match status {
         StreamStatus::Over => {
-            m.finished = Some(at);
-            index.insert(finished_key(at, stream), &[])?;
-            index.remove(creator_key(&m.creator, stream))?;
+            let finished = *m.finished.get_or_insert(at);
+            if m != before {
+                o.meta.insert(stream.to_be_bytes(), encode(&m))?;
+            }
+            o.index.insert(finished_key(finished, stream), &[])?;
+            o.index.remove(creator_key(&m.creator, stream))?;
         }
         StreamStatus::Live => {
-            if let Some(at) = m.finished.take() {
-                index.remove(finished_key(at, stream))?;
+            let finished = m.finished.take();
+            if m != before {
+                o.meta.insert(stream.to_be_bytes(), encode(&m))?;
+            }
+            if let Some(at) = finished {
+                o.index.remove(finished_key(at, stream))?;
             }
             if !m.creator.is_empty() {
-                index.insert(creator_key(&m.creator, stream), &[])?;
+                o.index.insert(creator_key(&m.creator, stream), &[])?;
             }
         }
     }
-    meta.insert(&id, encode(&m))?;
     Ok(())
 }
 
-fn count_in(index: &TransactionalTree) -> TxResult<u64> {
-    match index.get(SESSION_COUNT)? {
-        Some(v) => be_u64("session count", &v).map_err(abort),
-        None => Ok(0),
-    }
-}
-
-/// Remove a kept session with its index entries; it, if there was one.
-fn tx_take_session(
-    kept: &TransactionalTree,
-    index: &TransactionalTree,
-    token: &str,
-) -> TxResult<Option<SessionEntry>> {
-    let Some(stored) = kept.remove(token.as_bytes())? else {
+/// Remove the session kept under `token` with its index entries; it, if there was one. The
+/// record goes first: an index entry left by a crash leads nowhere (an expiry finds nothing
+/// to take; a sid whose token has no record is not kept).
+fn take_session_in(o: &Open, counted: &AtomicU64, token: &str) -> Result<Option<SessionEntry>> {
+    let Some(stored) = o.kept.remove(token.as_bytes())? else {
         return Ok(None);
     };
-    let entry: SessionEntry = decode("session", &stored).map_err(abort)?;
-    index.remove(expiry_key(entry.expires, token))?;
+    counted.fetch_sub(1, Ordering::AcqRel);
+    // One that does not decode goes all the same (its index entries, if any, stay: an
+    // expiry that finds nothing to take).
+    let Ok(entry) = decode::<SessionEntry>("session", &stored) else {
+        return Ok(None);
+    };
+    o.index.remove(expiry_key(entry.expires, token))?;
     let sid = sid_key(&entry.sid);
-    if index.get(&sid)?.is_some_and(|t| t == token.as_bytes()) {
-        index.remove(sid)?;
+    if o.index.get(&sid)?.is_some_and(|t| t == token.as_bytes()) {
+        o.index.remove(sid)?;
     }
-    let count = count_in(index)?.saturating_sub(1);
-    index.insert(SESSION_COUNT, &count.to_be_bytes())?;
     Ok(Some(entry))
 }
 
-/// What a `?` on a transactional tree's call gives inside a closure that must return a store
-/// error (the conflicts sled retries on pass through).
-fn unabortable(e: UnabortableTransactionError) -> ConflictableTransactionError<StoreError> {
-    e.into()
+/// Keep a session (none is kept under `token` now): its index entries first, then the record.
+fn put_session_in(
+    o: &Open,
+    counted: &AtomicU64,
+    token: &str,
+    session: &SessionEntry,
+    value: &[u8],
+) -> Result<()> {
+    o.index.insert(expiry_key(session.expires, token), &[])?;
+    o.index.insert(sid_key(&session.sid), token.as_bytes())?;
+    o.kept.insert(token.as_bytes(), value)?;
+    counted.fetch_add(1, Ordering::AcqRel);
+    Ok(())
+}
+
+/// A snapshot as stored: version byte, the version it is at, the state.
+fn snapshot_value(version: Seq, state: &[u8]) -> Vec<u8> {
+    let mut value = Vec::with_capacity(state.len() + 9);
+    value.push(FORMAT_VERSION);
+    value.extend_from_slice(&version.to_be_bytes());
+    value.extend_from_slice(state);
+    value
+}
+
+/// How many sessions are kept in `o`: a pass over their records.
+fn count_sessions(o: &Open) -> Result<u64> {
+    let mut count = 0;
+    for key in o.kept.iter().keys() {
+        key?;
+        count += 1;
+    }
+    Ok(count)
+}
+
+/// Index `key`, and note it under its stream so that removing the stream removes it.
+fn put_key_in(o: &Open, key: &str, entry: KeyEntry) -> Result<()> {
+    o.index
+        .insert(stream_key_key(entry.stream, key.as_bytes()), &[])?;
+    o.keys.insert(key.as_bytes(), encode(&entry))?;
+    Ok(())
 }
 
 /// The [`crate::Log`] calls, blocking.
@@ -559,20 +578,16 @@ impl SledLog {
         let o = self.open_now()?;
         // generate_id is unique across restarts; +1 keeps 0 free to mean "no stream".
         let id = o.db.generate_id()? + 1;
-        let value = encode(meta);
-        settled((&o.meta, &o.index).transaction(|(m, ix)| {
-            m.insert(&id.to_be_bytes(), value.as_slice())?;
-            match (meta.status, meta.finished) {
-                (StreamStatus::Live, _) if !meta.creator.is_empty() => {
-                    ix.insert(creator_key(&meta.creator, id), &[])?;
-                }
-                (StreamStatus::Over, Some(at)) => {
-                    ix.insert(finished_key(at, id), &[])?;
-                }
-                _ => {}
+        o.meta.insert(id.to_be_bytes(), encode(meta))?;
+        match (meta.status, meta.finished) {
+            (StreamStatus::Live, _) if !meta.creator.is_empty() => {
+                o.index.insert(creator_key(&meta.creator, id), &[])?;
             }
-            Ok(())
-        }))?;
+            (StreamStatus::Over, Some(at)) => {
+                o.index.insert(finished_key(at, id), &[])?;
+            }
+            _ => {}
+        }
         Ok(id)
     }
 
@@ -583,6 +598,49 @@ impl SledLog {
             self.sync()?;
         }
         Ok(written)
+    }
+
+    /// [`crate::Log::commit_with`], blocking the calling thread: the side writes in order,
+    /// the snapshots as one batch, then the commit.
+    pub fn commit_with(
+        &self,
+        side: &[crate::SideWrite],
+        writes: &[Write],
+        durable: bool,
+    ) -> Result<Vec<Result<Seq, Refused>>> {
+        use crate::SideWrite;
+        if !side.is_empty() {
+            let o = self.open_now()?;
+            let mut snapshots = sled::Batch::default();
+            let mut any = false;
+            for write in side {
+                match write {
+                    SideWrite::Snapshot {
+                        stream,
+                        version,
+                        state,
+                    } => {
+                        snapshots
+                            .insert(&stream.to_be_bytes()[..], snapshot_value(*version, state));
+                        any = true;
+                    }
+                    SideWrite::Wake { stream, wake } => {
+                        put_wake(&o, *stream, wake_in(&o, *stream)?, *wake)?;
+                    }
+                    SideWrite::SaveSession { token, session } => {
+                        take_session_in(&o, &self.inner.sessions, token)?;
+                        put_session_in(&o, &self.inner.sessions, token, session, &encode(session))?;
+                    }
+                    SideWrite::TakeSession { token } => {
+                        take_session_in(&o, &self.inner.sessions, token)?;
+                    }
+                }
+            }
+            if any {
+                o.snapshots.apply_batch(snapshots)?;
+            }
+        }
+        self.commit(writes, durable)
     }
 
     /// [`crate::Log::append`], blocking the calling thread.
@@ -610,9 +668,8 @@ impl SledLog {
         // may hold two writes of one stream), then apply the records as one batch.
         let mut staged: HashMap<StreamId, Seq> = HashMap::new();
         let mut results = Vec::with_capacity(writes.len());
-        let mut inserts: Vec<([u8; 16], Vec<u8>)> = Vec::new();
-        let mut removals: Vec<sled::IVec> = Vec::new();
-        let mut indexed = false;
+        let mut batch = sled::Batch::default();
+        let mut value = Vec::new();
         for w in writes {
             let actual = match staged.get(&w.stream) {
                 Some(v) => *v,
@@ -628,57 +685,42 @@ impl SledLog {
             if let Some(before) = w.forget_before {
                 let range = event_key(w.stream, 0)..event_key(w.stream, before);
                 for key in o.events.range(range).keys() {
-                    removals.push(key?);
+                    batch.remove(key?);
                 }
             }
             for (record, seq) in w.records.iter().zip(w.expected + 1..) {
-                let mut value = Vec::with_capacity(record.len() + 1);
+                value.clear();
                 value.push(FORMAT_VERSION);
                 value.extend_from_slice(record);
-                inserts.push((event_key(w.stream, seq), value));
+                batch.insert(&event_key(w.stream, seq)[..], value.as_slice());
             }
-            indexed |= w.status.is_some() || w.wake != WakeChange::Keep;
             let version = w.expected + w.records.len() as u64;
             staged.insert(w.stream, version);
             results.push(Ok(version));
         }
-        let applied = if indexed {
-            // Records, status and wake-ups at once: see the module's notes.
-            settled(
-                (&o.events, &o.meta, &o.wakes, &o.index).transaction(|(ev, me, wa, ix)| {
-                    for key in &removals {
-                        ev.remove(key).map_err(unabortable)?;
-                    }
-                    for (key, value) in &inserts {
-                        ev.insert(&key[..], value.as_slice())?;
-                    }
-                    for (w, result) in writes.iter().zip(&results) {
-                        if result.is_err() {
-                            continue;
-                        }
-                        if let Some(status) = w.status {
-                            tx_set_status(me, ix, w.stream, status, w.at)?;
-                        }
-                        match w.wake {
-                            WakeChange::Keep => {}
-                            WakeChange::Set(wake) => tx_set_wake(wa, ix, w.stream, Some(wake))?,
-                            WakeChange::Clear => tx_set_wake(wa, ix, w.stream, None)?,
-                        }
-                    }
-                    Ok(())
-                }),
-            )
-        } else {
-            let mut batch = sled::Batch::default();
-            for key in removals {
-                batch.remove(key);
+        let applied = (|| -> Result<()> {
+            // A wake-up that comes sooner is written before the records: if they survive a
+            // crash, so does it. One that comes later, or none, after them: until then the
+            // earlier entry stands (early is harmless, late is not).
+            let mut after = Vec::new();
+            for (w, result) in writes.iter().zip(&results) {
+                let new = match (result, w.wake) {
+                    (Err(_), _) | (Ok(_), WakeChange::Keep) => continue,
+                    (Ok(_), WakeChange::Set(wake)) => Some(wake),
+                    (Ok(_), WakeChange::Clear) => None,
+                };
+                let old = wake_in(&o, w.stream)?;
+                let sooner = match (old, new) {
+                    (_, None) => false,
+                    (None, Some(_)) => true,
+                    (Some(old), Some(new)) => new.due < old.due,
+                };
+                match sooner {
+                    true => put_wake(&o, w.stream, old, new)?,
+                    false => after.push((w.stream, new)),
+                }
             }
-            for (key, value) in inserts {
-                batch.insert(&key[..], value);
-            }
-            o.events.apply_batch(batch).map_err(StoreError::from)
-        };
-        let applied = applied.and_then(|()| {
+            o.events.apply_batch(batch)?;
             for (w, result) in writes.iter().zip(&results) {
                 if result.is_err() {
                     continue;
@@ -686,9 +728,15 @@ impl SledLog {
                 for (key, entry) in &w.keys {
                     put_key_in(&o, key, *entry)?;
                 }
+                if let Some(status) = w.status {
+                    set_status_in(&o, w.stream, status, w.at)?;
+                }
+            }
+            for (stream, new) in after {
+                put_wake(&o, stream, wake_in(&o, stream)?, new)?;
             }
             Ok(())
-        });
+        })();
         if let Err(e) = applied {
             // Whatever sled did or did not keep, the next write reads these versions afresh.
             for stream in staged.keys() {
@@ -712,10 +760,7 @@ impl SledLog {
 
     /// [`crate::Log::set_status`], blocking the calling thread.
     pub fn set_status(&self, stream: StreamId, status: StreamStatus, at: u64) -> Result<()> {
-        let o = self.open_now()?;
-        settled(
-            (&o.meta, &o.index).transaction(|(me, ix)| tx_set_status(me, ix, stream, status, at)),
-        )
+        set_status_in(&*self.open_now()?, stream, status, at)
     }
 
     /// [`crate::Log::remove_streams`], blocking the calling thread.
@@ -724,7 +769,8 @@ impl SledLog {
         let mut known = self.versions();
         for &stream in streams {
             // Keys first: a key left behind would lead nowhere, a stream left behind is
-            // harmless and is removed on the next pass (its finished entry goes last).
+            // harmless and is removed on the next pass (its index entries and its metadata
+            // go last, so the pass finds it again).
             let prefix = stream_key_key(stream, b"");
             for row in o.index.scan_prefix(&prefix).keys() {
                 let entry = row?;
@@ -738,17 +784,14 @@ impl SledLog {
             }
             o.events.apply_batch(batch)?;
             o.snapshots.remove(stream.to_be_bytes())?;
-            settled((&o.meta, &o.wakes, &o.index).transaction(|(me, wa, ix)| {
-                tx_set_wake(wa, ix, stream, None)?;
-                if let Some(stored) = me.remove(&stream.to_be_bytes())? {
-                    let m: StreamMeta = decode("stream metadata", &stored).map_err(abort)?;
-                    ix.remove(creator_key(&m.creator, stream))?;
-                    if let Some(at) = m.finished {
-                        ix.remove(finished_key(at, stream))?;
-                    }
+            put_wake(&o, stream, wake_in(&o, stream)?, None)?;
+            if let Some(m) = meta_in(&o, stream)? {
+                o.index.remove(creator_key(&m.creator, stream))?;
+                o.meta.remove(stream.to_be_bytes())?;
+                if let Some(at) = m.finished {
+                    o.index.remove(finished_key(at, stream))?;
                 }
-                Ok(())
-            }))?;
+            }
             known.remove(&stream);
         }
         Ok(())
@@ -757,7 +800,7 @@ impl SledLog {
     /// [`crate::Log::set_wake`], blocking the calling thread.
     pub fn set_wake(&self, stream: StreamId, wake: Option<Wake>) -> Result<()> {
         let o = self.open_now()?;
-        settled((&o.wakes, &o.index).transaction(|(wa, ix)| tx_set_wake(wa, ix, stream, wake)))
+        put_wake(&o, stream, wake_in(&o, stream)?, wake)
     }
 
     /// [`crate::Log::put_key`], blocking the calling thread.
@@ -767,35 +810,22 @@ impl SledLog {
 
     /// [`crate::Log::save_snapshot`], blocking the calling thread.
     pub fn save_snapshot(&self, stream: StreamId, version: Seq, state: &[u8]) -> Result<()> {
-        let mut value = Vec::with_capacity(state.len() + 9);
-        value.push(FORMAT_VERSION);
-        value.extend_from_slice(&version.to_be_bytes());
-        value.extend_from_slice(state);
         self.open_now()?
             .snapshots
-            .insert(stream.to_be_bytes(), value)?;
+            .insert(stream.to_be_bytes(), snapshot_value(version, state))?;
         Ok(())
     }
 
     /// [`crate::Log::save_session`], blocking the calling thread.
     pub fn save_session(&self, token: &str, session: &SessionEntry) -> Result<()> {
         let o = self.open_now()?;
-        let value = encode(session);
-        settled((&o.kept, &o.index).transaction(|(kept, ix)| {
-            tx_take_session(kept, ix, token)?;
-            kept.insert(token.as_bytes(), value.as_slice())?;
-            ix.insert(expiry_key(session.expires, token), &[])?;
-            ix.insert(sid_key(&session.sid), token.as_bytes())?;
-            let count = count_in(ix)? + 1;
-            ix.insert(SESSION_COUNT, &count.to_be_bytes())?;
-            Ok(())
-        }))
+        take_session_in(&o, &self.inner.sessions, token)?;
+        put_session_in(&o, &self.inner.sessions, token, session, &encode(session))
     }
 
     /// [`crate::Log::take_session`], blocking the calling thread.
     pub fn take_session(&self, token: &str) -> Result<Option<SessionEntry>> {
-        let o = self.open_now()?;
-        settled((&o.kept, &o.index).transaction(|(kept, ix)| tx_take_session(kept, ix, token)))
+        take_session_in(&*self.open_now()?, &self.inner.sessions, token)
     }
 
     /// [`crate::Log::sync`], blocking the calling thread.
@@ -832,18 +862,12 @@ impl SledLog {
                 Err(e) => return Err(e),
             }
         };
+        let sessions = count_sessions(&fresh)?;
         *open = Some(Arc::new(fresh));
+        self.inner.sessions.store(sessions, Ordering::Release);
         self.versions().clear();
         Ok(())
     }
-}
-
-/// Index `key`, and note it under its stream so that removing the stream removes it.
-fn put_key_in(o: &Open, key: &str, entry: KeyEntry) -> Result<()> {
-    o.index
-        .insert(stream_key_key(entry.stream, key.as_bytes()), &[])?;
-    o.keys.insert(key.as_bytes(), encode(&entry))?;
-    Ok(())
 }
 
 /// The stream of an index entry that ends with one.
@@ -950,11 +974,13 @@ impl SledLog {
             if out.len() >= max {
                 break;
             }
-            let stream = trailing_stream("due entry", &row?.0)?;
-            // The entry and the stream's wake-up change together: one without the other is
-            // a stream removed between the two reads.
-            if let Some(wake) = o.wakes.get(stream.to_be_bytes())? {
-                out.push((stream, decode_wake(&wake)?));
+            let key = row?.0;
+            let stream = trailing_stream("due entry", &key)?;
+            let due = be_u64("due entry", key.get(1..9).unwrap_or_default())?;
+            // Only the entry that matches the stream's wake-up: another is one a crash left
+            // behind as the entry moved (or the stream was removed meanwhile).
+            if let Some(wake) = wake_in(&o, stream)?.filter(|w| w.due == due) {
+                out.push((stream, wake));
             }
         }
         Ok(out)
@@ -1002,10 +1028,7 @@ impl SledLog {
 
     /// [`crate::LogRead::session_count`], blocking the calling thread.
     pub fn session_count(&self) -> Result<u64> {
-        match self.open_now()?.index.get(SESSION_COUNT)? {
-            Some(v) => be_u64("session count", &v),
-            None => Ok(0),
-        }
+        Ok(self.inner.sessions.load(Ordering::Acquire))
     }
 
     /// [`crate::LogRead::session_by_sid`], blocking the calling thread.

@@ -26,8 +26,14 @@ pub(crate) trait Kind: Send + Sync + 'static {
     fn name(&self) -> &'static str;
     /// Check `config` (JSON; null means the default), open a stream for a new game and start
     /// its task. Its first turn logs `Created` and indexes the join and watch keys.
-    /// `creator` is who created it (the log counts their live games).
-    async fn start(&self, rt: &Arc<Runtime>, config: Value, creator: &str) -> Result<RoomHandle>;
+    /// `creator` is who created it (the log counts their live games). With the game's join
+    /// and watch keys.
+    async fn start(
+        &self,
+        rt: &Arc<Runtime>,
+        config: Value,
+        creator: &str,
+    ) -> Result<(RoomHandle, (String, String))>;
     /// Rebuild a game from its snapshot and log tail and start its task. `invite` are its join
     /// and watch keys (from its meta).
     async fn load(
@@ -96,7 +102,12 @@ impl<G: Game> Kind for Registered<G> {
         G::KIND
     }
 
-    async fn start(&self, rt: &Arc<Runtime>, config: Value, creator: &str) -> Result<RoomHandle> {
+    async fn start(
+        &self,
+        rt: &Arc<Runtime>,
+        config: Value,
+        creator: &str,
+    ) -> Result<(RoomHandle, (String, String))> {
         let config: G::Config = if config.is_null() {
             G::Config::default()
         } else {
@@ -124,10 +135,11 @@ impl<G: Game> Kind for Registered<G> {
         let id = rt.writer.create_stream(meta).await?;
         let first = FirstTurn {
             created: Bytes::from(created),
-            invite,
+            invite: invite.clone(),
         };
         let game = Arc::clone(&self.game);
-        Ok(Room::spawn(rt, game, id, m, Some(first), None, None))
+        let handle = Room::spawn(rt, game, id, m, Some(first), None, None);
+        Ok((handle, invite))
     }
 
     async fn state_at(

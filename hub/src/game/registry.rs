@@ -32,6 +32,37 @@ pub(crate) struct Found {
 /// The most wake-ups due at start that [`Registry::index`] counts.
 const DUE_REPORTED: usize = 10_000;
 
+/// The join and watch keys of the games in memory, so that joining or watching one asks the
+/// log nothing.
+#[derive(Debug, Default)]
+struct Invites {
+    by_key: HashMap<String, (Role, GameId)>,
+    of_game: HashMap<GameId, (String, String)>,
+}
+
+impl Invites {
+    fn add(&mut self, game: GameId, (join, watch): (String, String)) {
+        self.by_key.insert(join.clone(), (Role::Join, game));
+        self.by_key.insert(watch.clone(), (Role::Watch, game));
+        self.of_game.insert(game, (join, watch));
+    }
+
+    fn forget(&mut self, game: GameId) {
+        if let Some((join, watch)) = self.of_game.remove(&game) {
+            self.by_key.remove(&join);
+            self.by_key.remove(&watch);
+        }
+        if self.of_game.capacity() > 1024 && self.of_game.len() < self.of_game.capacity() / 4 {
+            self.of_game.shrink_to_fit();
+            self.by_key.shrink_to_fit();
+        }
+    }
+
+    fn find(&self, key: &str) -> Option<(Role, GameId)> {
+        self.by_key.get(key).copied()
+    }
+}
+
 /// The gate a game's loaders (and its removal) pass one at a time.
 type Gate = Arc<tokio::sync::Mutex<()>>;
 
@@ -41,6 +72,8 @@ pub(crate) struct Registry {
     kinds: HashMap<String, Arc<dyn Kind>>,
     /// Live games. A handle whose task stopped is replaced on the next lookup.
     rooms: Mutex<HashMap<GameId, RoomHandle>>,
+    /// The keys of the games in `rooms`. Taken after `rooms`, never before it.
+    invites: Mutex<Invites>,
     /// Games being loaded, each with the gate its loaders pass one at a time: a game is
     /// loaded by one task while requests for other games go on. Taken after `rooms`, never
     /// before it while `rooms` is held.
@@ -74,6 +107,7 @@ impl Registry {
                 .map(|k| (k.name().to_owned(), k))
                 .collect(),
             rooms: Mutex::new(HashMap::new()),
+            invites: Mutex::default(),
             loading: Mutex::new(HashMap::new()),
             channels: Mutex::new(HashMap::new()),
             opening: tokio::sync::Mutex::new(()),
@@ -260,11 +294,12 @@ impl Registry {
         let started = AssertUnwindSafe(k.start(&self.rt, config, owner.player()))
             .catch_unwind()
             .await;
-        let handle = started.map_err(|_| {
+        let (handle, invite) = started.map_err(|_| {
             HubError::Panicked(format!("the {kind} game's code panicked as it was created"))
         })??;
         tracing::info!(game = handle.game, kind, player = %player, "game created");
         self.rooms().insert(handle.game, handle.clone());
+        crate::lock(&self.invites).add(handle.game, invite);
         // The creator's seat is taken in the game's first turn, with its `Created` record.
         handle.send(RoomMsg::Join { player, sub, reply })?;
         Ok(handle)
@@ -335,7 +370,7 @@ impl Registry {
             self.rt.writer.sync().await?;
         }
         let invite = meta.invite.clone();
-        let loaded = AssertUnwindSafe(kind.load(&self.rt, game, invite))
+        let loaded = AssertUnwindSafe(kind.load(&self.rt, game, invite.clone()))
             .catch_unwind()
             .await;
         let handle = loaded.map_err(|_| {
@@ -344,6 +379,9 @@ impl Registry {
         })??;
         tracing::info!(game, kind = %meta.kind, version = handle.head(), "game loaded");
         self.rooms().insert(game, handle.clone());
+        if let Some(invite) = invite {
+            crate::lock(&self.invites).add(game, invite);
+        }
         Ok(handle)
     }
 
@@ -367,6 +405,10 @@ impl Registry {
 
     /// What `key` opens: its role and stream.
     pub(crate) async fn find_key(&self, key: &str) -> Result<(Role, GameId)> {
+        // The keys of the games in memory are known without asking the log.
+        if let Some(found) = crate::lock(&self.invites).find(key) {
+            return Ok(found);
+        }
         let entry = self
             .rt
             .log
@@ -521,12 +563,15 @@ impl Registry {
             return;
         }
         let mut rooms = self.rooms();
+        let mut invites = crate::lock(&self.invites);
         for game in retired {
             // Only if it was not loaded again since.
             if rooms.get(&game).is_some_and(RoomHandle::is_retired) {
                 rooms.remove(&game);
+                invites.forget(game);
             }
         }
+        drop(invites);
         // After a wave of games left memory, their room in the map goes too.
         if rooms.capacity() > 1024 && rooms.len() < rooms.capacity() / 4 {
             rooms.shrink_to_fit();

@@ -322,25 +322,31 @@ impl Session {
                 Ok(())
             }
             ClientMsg::Hello { token, .. } => self.hello(&token, r.clone()),
-            ClientMsg::Create { kind, config, .. } => {
-                self.create(&kind, config, r.clone()).await.map(|_| ())
-            }
-            ClientMsg::Rematch { game, .. } => self.rematch(game, r.clone()).await,
-            ClientMsg::Join { key, .. } => self.join(&key, r.clone()).await,
-            ClientMsg::Watch { key, from, .. } => self.watch(&key, from, r.clone()).await,
             ClientMsg::Command { game, cmd, cid, .. } => {
                 self.command(game, cmd, cid, r.clone()).await
             }
-            ClientMsg::Leave { game, .. } => self.leave(game, r.clone()).await,
-            ClientMsg::Subscribe { channel, from, .. } => {
-                self.subscribe(&channel, from, r.clone()).await
-            }
-            ClientMsg::Resume { session, seen, .. } => {
-                self.resume(&session, &seen, r.clone()).await
-            }
+            // The rest wait for the log (a key, a load, a session): boxed, so that what they
+            // hold while waiting is not part of every connection's task, idle or not.
+            other => Box::pin(self.handle_slow(other, r.clone())).await,
         };
         if let Err(e) = result {
             self.refuse_with(&e, r);
+        }
+    }
+
+    /// The requests that may wait for the log.
+    async fn handle_slow(&mut self, msg: ClientMsg, r: Option<Value>) -> Result<(), HubError> {
+        match msg {
+            ClientMsg::Create { kind, config, .. } => {
+                self.create(&kind, config, r).await.map(|_| ())
+            }
+            ClientMsg::Rematch { game, .. } => self.rematch(game, r).await,
+            ClientMsg::Join { key, .. } => self.join(&key, r).await,
+            ClientMsg::Watch { key, from, .. } => self.watch(&key, from, r).await,
+            ClientMsg::Leave { game, .. } => self.leave(game, r).await,
+            ClientMsg::Subscribe { channel, from, .. } => self.subscribe(&channel, from, r).await,
+            ClientMsg::Resume { session, seen, .. } => self.resume(&session, &seen, r).await,
+            ClientMsg::Ping { .. } | ClientMsg::Hello { .. } | ClientMsg::Command { .. } => Ok(()),
         }
     }
 
@@ -661,6 +667,16 @@ impl Session {
         if !link.handle.is_closed() {
             return Ok(link.handle.clone());
         }
+        // Rare, and waits for the log: boxed (see `handle`).
+        Box::pin(self.follow_again(game)).await
+    }
+
+    /// `game`'s task stopped: its handle anew, loading the game (following it again if this
+    /// session followed it).
+    async fn follow_again(&mut self, game: GameId) -> Result<RoomHandle, HubError> {
+        let Some(link) = self.games.get(&game) else {
+            return Err(HubError::NotFound(format!("you are not in game {game}")));
+        };
         let (followed, seat) = (link.next.is_some(), link.seat);
         let handle = if followed {
             let msg = RoomMsg::Follow {

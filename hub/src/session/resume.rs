@@ -81,8 +81,13 @@ pub(crate) async fn expire(
     let mut removed = 0;
     loop {
         let tokens = log.expired_sessions(now, PAGE).await?;
+        removed += tokens.len();
         for token in &tokens {
-            removed += usize::from(writer.take_session(token.clone()).await?.is_some());
+            writer.take_session_later(token.clone());
+        }
+        // Taken before the next page is asked for, which would list them again.
+        if !tokens.is_empty() {
+            writer.sync().await?;
         }
         if tokens.len() < PAGE {
             return Ok(removed);

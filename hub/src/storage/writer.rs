@@ -27,7 +27,8 @@ use std::time::{Duration, Instant};
 use futures_util::FutureExt as _;
 use tokio::sync::{mpsc, oneshot};
 use umpire_store::{
-    KeyEntry, Log, Seq, SessionEntry, StoreError, StreamId, StreamMeta, StreamStatus, Wake, Write,
+    KeyEntry, Log, Seq, SessionEntry, SideWrite, StoreError, StreamId, StreamMeta, StreamStatus,
+    Wake, Write,
 };
 
 use crate::config::Durability;
@@ -56,9 +57,6 @@ enum Side {
     CreateStream(StreamMeta),
     PutKey(String, KeyEntry),
     SetStatus(StreamId, StreamStatus, u64),
-    SetWake(StreamId, Option<Wake>),
-    SaveSession(String, SessionEntry),
-    TakeSession(String),
     RemoveStreams(Vec<StreamId>),
 }
 
@@ -66,20 +64,20 @@ enum Side {
 #[derive(Debug)]
 enum SideDone {
     Stream(StreamId),
-    Session(Option<SessionEntry>),
     Nothing,
 }
 
 enum Job {
     /// Append one game's turn; answer with its new version once durable.
     Write(Write, oneshot::Sender<Result<Seq>>),
-    /// Keep a snapshot. Durable with the next flush; nobody waits for it.
-    Snapshot(StreamId, Seq, Vec<u8>),
-    /// A write outside the group commit, answered if someone waits.
-    Side(
-        Side,
-        Option<oneshot::Sender<umpire_store::Result<SideDone>>>,
-    ),
+    /// A write nobody waits for (a snapshot, a wake-up entry, a session saved or taken),
+    /// made with the next commit, in order.
+    Later(SideWrite),
+    /// A write outside the group commit whose result someone waits for: made at once, beside
+    /// the commit under way (each concerns a stream or key no turn in flight writes).
+    Side(Side, oneshot::Sender<umpire_store::Result<SideDone>>),
+    /// Answered once the writes queued before it are made (with the next commit).
+    Barrier(oneshot::Sender<()>),
     /// Flush even if nothing is pending (shutdown, a game reloaded after a failure).
     Sync(oneshot::Sender<Result<()>>),
 }
@@ -88,8 +86,9 @@ impl std::fmt::Debug for Job {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Job::Write(w, _) => write!(f, "Write({} records to {})", w.records.len(), w.stream),
-            Job::Snapshot(stream, seq, _) => write!(f, "Snapshot({stream} at {seq})"),
+            Job::Later(write) => write!(f, "Later({write:?})"),
             Job::Side(side, _) => write!(f, "Side({side:?})"),
+            Job::Barrier(_) => f.write_str("Barrier"),
             Job::Sync(_) => f.write_str("Sync"),
         }
     }
@@ -141,7 +140,11 @@ impl Writer {
 
     /// Keep a snapshot of `stream` at `version`; it becomes durable with a later flush.
     pub(crate) fn snapshot(&self, stream: StreamId, version: Seq, state: Vec<u8>) {
-        let _ = self.jobs.send(Job::Snapshot(stream, version, state));
+        self.later(SideWrite::Snapshot {
+            stream,
+            version,
+            state,
+        });
     }
 
     /// Flush everything written so far.
@@ -160,14 +163,14 @@ impl Writer {
     async fn side(&self, side: Side) -> Result<SideDone> {
         let (done, wait) = oneshot::channel();
         self.jobs
-            .send(Job::Side(side, Some(done)))
+            .send(Job::Side(side, done))
             .map_err(|_| HubError::Unavailable)?;
         Ok(wait.await.map_err(|_| HubError::Unavailable)??)
     }
 
-    /// Queue `side`; nobody waits for it (a failure is logged).
-    fn side_later(&self, side: Side) {
-        let _ = self.jobs.send(Job::Side(side, None));
+    /// Queue `write` for the next commit; nobody waits for it.
+    fn later(&self, write: SideWrite) {
+        let _ = self.jobs.send(Job::Later(write));
     }
 
     /// Register a new, empty stream (a game or a channel); its id.
@@ -197,26 +200,29 @@ impl Writer {
 
     /// Replace a stream's wake-up entry (a game leaving memory), after whatever is queued.
     pub(crate) fn set_wake_later(&self, stream: StreamId, wake: Option<Wake>) {
-        self.side_later(Side::SetWake(stream, wake));
+        self.later(SideWrite::Wake { stream, wake });
     }
 
     /// Keep a session under `token`, after whatever is queued (an earlier save or take of
     /// the same token comes first).
     pub(crate) fn save_session_later(&self, token: String, session: SessionEntry) {
-        self.side_later(Side::SaveSession(token, session));
+        self.later(SideWrite::SaveSession { token, session });
     }
 
     /// Forget the session under `token`, after whatever is queued.
     pub(crate) fn take_session_later(&self, token: String) {
-        self.side_later(Side::TakeSession(token));
+        self.later(SideWrite::TakeSession { token });
     }
 
-    /// Remove the session under `token` and return it (resumed, or expired).
-    pub(crate) async fn take_session(&self, token: String) -> Result<Option<SessionEntry>> {
-        match self.side(Side::TakeSession(token)).await? {
-            SideDone::Session(taken) => Ok(taken),
-            _ => Err(HubError::Unavailable),
-        }
+    /// Remove the session under `token` (resumed, or expired), in order with every save and
+    /// take of it queued before, and wait until that is done.
+    pub(crate) async fn take_session(&self, token: String) -> Result<()> {
+        self.take_session_later(token);
+        let (done, wait) = oneshot::channel();
+        self.jobs
+            .send(Job::Barrier(done))
+            .map_err(|_| HubError::Unavailable)?;
+        wait.await.map_err(|_| HubError::Unavailable)
     }
 
     /// Remove `streams` with everything of theirs (retention, session channels).
@@ -320,15 +326,6 @@ impl Shared {
                     log.set_status(stream, status, at).await?;
                     SideDone::Nothing
                 }
-                Side::SetWake(stream, wake) => {
-                    log.set_wake(stream, wake).await?;
-                    SideDone::Nothing
-                }
-                Side::SaveSession(token, session) => {
-                    log.save_session(token, session).await?;
-                    SideDone::Nothing
-                }
-                Side::TakeSession(token) => SideDone::Session(log.take_session(token).await?),
                 Side::RemoveStreams(streams) => {
                     log.remove_streams(streams).await?;
                     SideDone::Nothing
@@ -339,67 +336,64 @@ impl Shared {
     }
 }
 
-/// Write and flush one batch of jobs, answering each: the side writes first, in order, then
-/// every turn as one write and one flush. Leaves `jobs` empty, its allocation kept.
-async fn commit(shared: &Shared, jobs: &mut Vec<Job>) {
+/// Write and flush one batch of jobs, answering each: the writes someone waits for are started
+/// beside it, each on its own; then, in one call, the writes nobody waits for (in order) and
+/// every turn as one write with one flush. Leaves `jobs` empty, its allocation kept.
+async fn commit(shared: &Arc<Shared>, jobs: &mut Vec<Job>) {
     let Shared {
         log,
         durability,
         metrics,
         ..
-    } = shared;
+    } = &**shared;
     let mut writes = Vec::new();
     let mut waiting = Vec::new();
+    let mut later = Vec::new();
     let mut syncs = Vec::new();
+    let mut barriers = Vec::new();
     for job in jobs.drain(..) {
         match job {
             Job::Write(write, done) => {
                 writes.push(write);
                 waiting.push(done);
             }
-            Job::Snapshot(stream, version, state) => {
-                if let Err(e) = guarded(log.save_snapshot(stream, version, state)).await {
-                    tracing::warn!(game = stream, error = %e, "snapshot not saved");
-                }
-            }
+            Job::Later(write) => later.push(write),
             Job::Side(side, done) => {
-                let what = format!("{side:?}");
-                let result = shared.side(side).await;
-                if let Err(e) = &result {
-                    if e.is_io() {
-                        shared.settle(Some(e.clone())).await;
-                    }
-                }
-                match done {
-                    Some(done) => {
-                        let _ = done.send(result);
-                    }
-                    None => {
-                        if let Err(e) = result {
-                            tracing::warn!(error = %e, write = what, "a write outside the turns failed");
+                // Beside the commit: a new game's stream must not wait for a flush of others.
+                let shared = Arc::clone(shared);
+                tokio::spawn(async move {
+                    let result = shared.side(side).await;
+                    if let Err(e) = &result {
+                        if e.is_io() {
+                            shared.health.fail(e.to_string());
                         }
                     }
-                }
+                    let _ = done.send(result);
+                });
             }
+            Job::Barrier(done) => barriers.push(done),
             Job::Sync(done) => syncs.push(done),
         }
     }
     let flush = (*durability != Durability::None && !writes.is_empty()) || !syncs.is_empty();
-    let started = Instant::now();
-    let committed = if writes.is_empty() {
-        match flush {
-            true => guarded(log.sync()).await.map(|()| Vec::new()),
-            false => Ok(Vec::new()),
+    if writes.is_empty() && later.is_empty() && !flush {
+        for done in barriers {
+            let _ = done.send(());
         }
-    } else {
-        guarded(log.commit(writes, flush)).await
-    };
-    if flush {
+        return;
+    }
+    let started = Instant::now();
+    let asides = later.len();
+    let committed = guarded(log.commit_with(later, writes, flush)).await;
+    if flush && !waiting.is_empty() {
         metrics.flushed(started.elapsed(), waiting.len());
     }
     let failure = committed.as_ref().err().cloned();
     if !waiting.is_empty() || failure.is_some() {
         shared.settle(failure.clone()).await;
+    }
+    if let (Some(e), 1..) = (&failure, asides) {
+        tracing::warn!(error = %e, writes = asides, "snapshots, wake-up entries or sessions not written");
     }
     let results = committed.unwrap_or_default();
     for (i, done) in waiting.into_iter().enumerate() {
@@ -416,5 +410,8 @@ async fn commit(shared: &Shared, jobs: &mut Vec<Job>) {
             Some(e) => Err(HubError::Store(e.clone())),
             None => Ok(()),
         });
+    }
+    for done in barriers {
+        let _ = done.send(());
     }
 }

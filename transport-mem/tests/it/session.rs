@@ -11,8 +11,8 @@ use serde_json::{json, Value};
 use umpire_engine::protocol::{ClientMsg, ErrorCode, ServerMsg};
 use umpire_hub::HubConfig;
 use umpire_store::{
-    KeyEntry, Log, MemLog, Refused, Result, Seq, SessionEntry, StoreError, StreamId, StreamInfo,
-    StreamMeta, StreamStatus, Wake, Write,
+    KeyEntry, Log, MemLog, Refused, Result, Seq, SessionEntry, SideWrite, StoreError, StreamId,
+    StreamInfo, StreamMeta, StreamStatus, Wake, Write,
 };
 
 use crate::common::{start, within};
@@ -136,6 +136,15 @@ impl Breakable {
             self.sync()?;
         }
         Ok(written)
+    }
+    pub fn commit_with(
+        &self,
+        side: &[SideWrite],
+        writes: &[Write],
+        durable: bool,
+    ) -> Result<Vec<std::result::Result<Seq, Refused>>> {
+        self.log.commit_with(side, &[], false)?;
+        self.commit(writes, durable)
     }
     pub fn recover(&self) -> Result<()> {
         Ok(())

@@ -21,8 +21,8 @@ use umpire_engine::Envelope;
 use umpire_games::Tally;
 use umpire_hub::{Health, Hub, HubConfig};
 use umpire_store::{
-    KeyEntry, Refused, Result, Seq, SessionEntry, SledLog, SledOptions, StoreError, StreamId,
-    StreamInfo, StreamMeta, StreamStatus, Wake, Write,
+    KeyEntry, Refused, Result, Seq, SessionEntry, SideWrite, SledLog, SledOptions, StoreError,
+    StreamId, StreamInfo, StreamMeta, StreamStatus, Wake, Write,
 };
 
 use crate::common::{start, within};
@@ -93,6 +93,17 @@ impl Flaky {
             self.sync()?;
         }
         Ok(written)
+    }
+
+    pub fn commit_with(
+        &self,
+        side: &[SideWrite],
+        writes: &[Write],
+        durable: bool,
+    ) -> Result<Vec<Result<Seq, Refused>>> {
+        self.check()?;
+        self.inner.commit_with(side, &[], false)?;
+        self.commit(writes, durable)
     }
 
     pub fn write(&self, writes: &[Write]) -> Result<Vec<Result<Seq, Refused>>> {
