@@ -544,6 +544,29 @@ fn put_session_in(
     Ok(())
 }
 
+/// Keep `session` under `token`, replacing what was there: when the kept one has the same
+/// public id and expiry (a session saved again within the same expiry step), the record alone
+/// is rewritten; otherwise the old one is taken and the new one put.
+fn save_session_in(
+    o: &Open,
+    counted: &AtomicU64,
+    token: &str,
+    session: &SessionEntry,
+) -> Result<()> {
+    let value = encode(session);
+    let same = o
+        .kept
+        .get(token.as_bytes())?
+        .and_then(|old| decode::<SessionEntry>("session", &old).ok())
+        .is_some_and(|old| old.sid == session.sid && old.expires == session.expires);
+    if same {
+        o.kept.insert(token.as_bytes(), value)?;
+        return Ok(());
+    }
+    take_session_in(o, counted, token)?;
+    put_session_in(o, counted, token, session, &value)
+}
+
 /// A snapshot as stored: version byte, the version it is at, the state.
 fn snapshot_value(version: Seq, state: &[u8]) -> Vec<u8> {
     let mut value = Vec::with_capacity(state.len() + 9);
@@ -628,8 +651,7 @@ impl SledLog {
                         put_wake(&o, *stream, wake_in(&o, *stream)?, *wake)?;
                     }
                     SideWrite::SaveSession { token, session } => {
-                        take_session_in(&o, &self.inner.sessions, token)?;
-                        put_session_in(&o, &self.inner.sessions, token, session, &encode(session))?;
+                        save_session_in(&o, &self.inner.sessions, token, session)?;
                     }
                     SideWrite::TakeSession { token } => {
                         take_session_in(&o, &self.inner.sessions, token)?;
@@ -818,9 +840,7 @@ impl SledLog {
 
     /// [`crate::Log::save_session`], blocking the calling thread.
     pub fn save_session(&self, token: &str, session: &SessionEntry) -> Result<()> {
-        let o = self.open_now()?;
-        take_session_in(&o, &self.inner.sessions, token)?;
-        put_session_in(&o, &self.inner.sessions, token, session, &encode(session))
+        save_session_in(&*self.open_now()?, &self.inner.sessions, token, session)
     }
 
     /// [`crate::Log::take_session`], blocking the calling thread.

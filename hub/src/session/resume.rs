@@ -54,7 +54,9 @@ impl Saved {
     }
 
     /// When the record may be forgotten: `resume_for` after it was written, or
-    /// `resume_channels_for` for a session in channels only.
+    /// `resume_channels_for` for a session in channels only, rounded up to the next
+    /// [`EXPIRY_STEP`]: a session saved again within a step keeps its place in the log's
+    /// expiry index, and only its record is rewritten.
     fn expires(&self, config: &crate::HubConfig) -> Millis {
         let keep_for = if self.games.iter().all(|g| g.channel.is_some()) {
             config.resume_channels_for
@@ -62,9 +64,17 @@ impl Saved {
             config.resume_for
         };
         let keep = u64::try_from(keep_for.as_millis()).unwrap_or(u64::MAX);
-        self.touched.saturating_add(keep)
+        let step = u64::try_from(EXPIRY_STEP.as_millis()).unwrap_or(1).max(1);
+        self.touched
+            .saturating_add(keep)
+            .div_ceil(step)
+            .saturating_mul(step)
     }
 }
+
+/// Kept sessions expire on whole steps of this (at most this much later than asked): a
+/// session saved again and again keeps one place in the expiry index.
+const EXPIRY_STEP: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Expired sessions taken per query.
 const PAGE: usize = 256;
