@@ -122,6 +122,18 @@ pub struct Write {
     pub at: u64,
 }
 
+impl Write {
+    /// A write of `records` to `stream` after seq `expected`, and nothing else.
+    pub fn append(stream: StreamId, expected: Seq, records: Vec<Bytes>) -> Self {
+        Write {
+            stream,
+            expected,
+            records,
+            ..Write::default()
+        }
+    }
+}
+
 /// A write that nobody waits for, made with the next commit ([`Log::commit_with`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SideWrite {
@@ -245,12 +257,7 @@ pub trait Log: LogRead {
         expected: Seq,
         records: Vec<Bytes>,
     ) -> Result<Result<Seq, Refused>> {
-        let write = Write {
-            stream,
-            expected,
-            records,
-            ..Write::default()
-        };
+        let write = Write::append(stream, expected, records);
         let mut results = self.commit(vec![write], true).await?;
         Ok(results.pop().unwrap_or(Ok(expected)))
     }

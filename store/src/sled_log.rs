@@ -672,12 +672,7 @@ impl SledLog {
         expected: Seq,
         records: &[Bytes],
     ) -> Result<Result<Seq, Refused>> {
-        let write = Write {
-            stream,
-            expected,
-            records: records.to_vec(),
-            ..Write::default()
-        };
+        let write = Write::append(stream, expected, records.to_vec());
         let mut results = self.write(std::slice::from_ref(&write))?;
         Ok(results.pop().unwrap_or(Ok(expected)))
     }

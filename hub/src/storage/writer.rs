@@ -238,17 +238,7 @@ async fn guarded<T>(
     AssertUnwindSafe(call)
         .catch_unwind()
         .await
-        .unwrap_or_else(|panic| Err(panicked(&*panic)))
-}
-
-/// A panic in the log, as the storage failure it is.
-fn panicked(panic: &(dyn std::any::Any + Send)) -> StoreError {
-    let what = panic
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic".to_owned());
-    StoreError::from(std::io::Error::other(format!("the log panicked: {what}")))
+        .unwrap_or_else(|panic| Err(umpire_store::blocking::panicked(&*panic)))
 }
 
 /// The next job; while the log is failing and nothing comes, probe it every second.
