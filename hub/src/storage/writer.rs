@@ -326,9 +326,21 @@ impl Shared {
     }
 }
 
+/// Make the writes nobody waits for (durable with the next flush), in one call.
+async fn write_later(shared: &Shared, later: Vec<SideWrite>) {
+    let writes = later.len();
+    if let Err(e) = guarded(shared.log.commit_with(later, Vec::new(), false)).await {
+        tracing::warn!(error = %e, writes, "snapshots, wake-up entries or sessions not written");
+        if e.is_io() {
+            shared.settle(Some(e)).await;
+        }
+    }
+}
+
 /// Write and flush one batch of jobs, answering each: the writes someone waits for are started
-/// beside it, each on its own; then, in one call, the writes nobody waits for (in order) and
-/// every turn as one write with one flush. Leaves `jobs` empty, its allocation kept.
+/// beside it, each on its own; every turn is one write with one flush, answered at once; then,
+/// in one call, the writes nobody waits for, in order (durable with the next flush). Leaves
+/// `jobs` empty, its allocation kept.
 async fn commit(shared: &Arc<Shared>, jobs: &mut Vec<Job>) {
     let Shared {
         log,
@@ -372,18 +384,25 @@ async fn commit(shared: &Arc<Shared>, jobs: &mut Vec<Job>) {
         }
         return;
     }
+    // Before a flush someone asked for (shutdown, a reload), the writes nobody waits for are
+    // made first, so that it makes them durable too; otherwise after the games are answered.
+    let mut later = Some(later).filter(|l| !l.is_empty());
+    if !syncs.is_empty() {
+        if let Some(writes) = later.take() {
+            write_later(shared, writes).await;
+        }
+    }
     let started = Instant::now();
-    let asides = later.len();
-    let committed = guarded(log.commit_with(later, writes, flush)).await;
+    let committed = match writes.is_empty() && !flush {
+        true => Ok(Vec::new()),
+        false => guarded(log.commit(writes, flush)).await,
+    };
     if flush && !waiting.is_empty() {
         metrics.flushed(started.elapsed(), waiting.len());
     }
     let failure = committed.as_ref().err().cloned();
     if !waiting.is_empty() || failure.is_some() {
         shared.settle(failure.clone()).await;
-    }
-    if let (Some(e), 1..) = (&failure, asides) {
-        tracing::warn!(error = %e, writes = asides, "snapshots, wake-up entries or sessions not written");
     }
     let results = committed.unwrap_or_default();
     for (i, done) in waiting.into_iter().enumerate() {
@@ -400,6 +419,9 @@ async fn commit(shared: &Arc<Shared>, jobs: &mut Vec<Job>) {
             Some(e) => Err(HubError::Store(e.clone())),
             None => Ok(()),
         });
+    }
+    if let Some(writes) = later {
+        write_later(shared, writes).await;
     }
     for done in barriers {
         let _ = done.send(());
