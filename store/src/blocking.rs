@@ -101,7 +101,8 @@ macro_rules! __call {
 
 /// Make a backend written as plain blocking methods a [`crate::Log`] (and [`crate::LogRead`]).
 ///
-/// `blocking_log!(MyLog, mode, commit_mode)` implements both traits for `MyLog` by calling its
+/// `blocking_log!(MyLog, read_mode, write_mode, commit_mode)` implements both traits for
+/// `MyLog` by calling its
 /// inherent methods of the same names, with the arguments borrowed (`create_stream(&meta)`,
 /// `commit(&writes, durable)`, `commit_with(&side, &writes, durable)`, `put_key(&key, entry)`,
 /// ...; see [`crate::MemLog`]'s for the whole list). Each is called `inline` (on the calling task: for a backend that never waits,
@@ -109,10 +110,10 @@ macro_rules! __call {
 /// for one that waits on a disk, like [`crate::SledLog`]), or `nudged` (the same, waking the
 /// caller through the IO reactor; the type provides
 /// `fn commit_wakeup(&self) -> &tokio::sync::Mutex<Option<Wakeup>>`, for sled's commits).
-/// Reads and side writes use the first mode, commits and syncs the second.
+/// Reads use the first mode, the other writes the second, commits and syncs the third.
 #[macro_export]
 macro_rules! blocking_log {
-    ($ty:ty, $mode:ident, $commit:ident) => {
+    ($ty:ty, $read:ident, $mode:ident, $commit:ident) => {
         #[async_trait::async_trait]
         impl $crate::Log for $ty {
             async fn create_stream(
@@ -199,36 +200,36 @@ macro_rules! blocking_log {
                 from: $crate::Seq,
                 max: usize,
             ) -> $crate::Result<Vec<($crate::Seq, $crate::Bytes)>> {
-                $crate::__call!($mode, self, |this| this.read(stream, from, max))
+                $crate::__call!($read, self, |this| this.read(stream, from, max))
             }
             async fn version(&self, stream: $crate::StreamId) -> $crate::Result<$crate::Seq> {
-                $crate::__call!($mode, self, |this| this.version(stream))
+                $crate::__call!($read, self, |this| this.version(stream))
             }
             async fn meta(
                 &self,
                 stream: $crate::StreamId,
             ) -> $crate::Result<Option<$crate::StreamMeta>> {
-                $crate::__call!($mode, self, |this| this.meta(stream))
+                $crate::__call!($read, self, |this| this.meta(stream))
             }
             async fn wake(&self, stream: $crate::StreamId) -> $crate::Result<Option<$crate::Wake>> {
-                $crate::__call!($mode, self, |this| this.wake(stream))
+                $crate::__call!($read, self, |this| this.wake(stream))
             }
             async fn find_key(&self, key: &str) -> $crate::Result<Option<$crate::KeyEntry>> {
                 let key = key.to_owned();
-                $crate::__call!($mode, self, |this| this.find_key(&key))
+                $crate::__call!($read, self, |this| this.find_key(&key))
             }
             async fn load_snapshot(
                 &self,
                 stream: $crate::StreamId,
             ) -> $crate::Result<Option<($crate::Seq, Vec<u8>)>> {
-                $crate::__call!($mode, self, |this| this.load_snapshot(stream))
+                $crate::__call!($read, self, |this| this.load_snapshot(stream))
             }
             async fn load_session(
                 &self,
                 token: &str,
             ) -> $crate::Result<Option<$crate::SessionEntry>> {
                 let token = token.to_owned();
-                $crate::__call!($mode, self, |this| this.load_session(&token))
+                $crate::__call!($read, self, |this| this.load_session(&token))
             }
             async fn due(
                 &self,
@@ -236,32 +237,32 @@ macro_rules! blocking_log {
                 after: Option<(u64, $crate::StreamId)>,
                 max: usize,
             ) -> $crate::Result<Vec<($crate::StreamId, $crate::Wake)>> {
-                $crate::__call!($mode, self, |this| this.due(until, after, max))
+                $crate::__call!($read, self, |this| this.due(until, after, max))
             }
             async fn live_games(&self, creator: &str, max: usize) -> $crate::Result<usize> {
                 let creator = creator.to_owned();
-                $crate::__call!($mode, self, |this| this.live_games(&creator, max))
+                $crate::__call!($read, self, |this| this.live_games(&creator, max))
             }
             async fn finished_before(
                 &self,
                 before: u64,
                 max: usize,
             ) -> $crate::Result<Vec<$crate::StreamId>> {
-                $crate::__call!($mode, self, |this| this.finished_before(before, max))
+                $crate::__call!($read, self, |this| this.finished_before(before, max))
             }
             async fn expired_sessions(
                 &self,
                 before: u64,
                 max: usize,
             ) -> $crate::Result<Vec<String>> {
-                $crate::__call!($mode, self, |this| this.expired_sessions(before, max))
+                $crate::__call!($read, self, |this| this.expired_sessions(before, max))
             }
             async fn session_count(&self) -> $crate::Result<u64> {
-                $crate::__call!($mode, self, |this| this.session_count())
+                $crate::__call!($read, self, |this| this.session_count())
             }
             async fn session_by_sid(&self, sid: &str) -> $crate::Result<Option<String>> {
                 let sid = sid.to_owned();
-                $crate::__call!($mode, self, |this| this.session_by_sid(&sid))
+                $crate::__call!($read, self, |this| this.session_by_sid(&sid))
             }
             async fn keys_with_prefix(
                 &self,
@@ -269,16 +270,16 @@ macro_rules! blocking_log {
                 max: usize,
             ) -> $crate::Result<Vec<(String, $crate::KeyEntry)>> {
                 let prefix = prefix.to_owned();
-                $crate::__call!($mode, self, |this| this.keys_with_prefix(&prefix, max))
+                $crate::__call!($read, self, |this| this.keys_with_prefix(&prefix, max))
             }
             async fn streams(&self) -> $crate::Result<Vec<$crate::StreamInfo>> {
-                $crate::__call!($mode, self, |this| this.streams())
+                $crate::__call!($read, self, |this| this.streams())
             }
             async fn wakes(&self) -> $crate::Result<Vec<($crate::StreamId, $crate::Wake)>> {
-                $crate::__call!($mode, self, |this| this.wakes())
+                $crate::__call!($read, self, |this| this.wakes())
             }
             async fn sessions(&self) -> $crate::Result<Vec<(String, $crate::SessionEntry)>> {
-                $crate::__call!($mode, self, |this| this.sessions())
+                $crate::__call!($read, self, |this| this.sessions())
             }
         }
     };

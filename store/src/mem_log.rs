@@ -456,4 +456,4 @@ impl MemLog {
     }
 }
 
-crate::blocking_log!(MemLog, inline, inline);
+crate::blocking_log!(MemLog, inline, inline, inline);

@@ -248,7 +248,7 @@ impl Breakable {
     }
 }
 
-umpire_store::blocking_log!(Breakable, inline, inline);
+umpire_store::blocking_log!(Breakable, inline, inline, inline);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_the_log_fails_every_request_is_answered_and_the_game_comes_back() {

@@ -258,7 +258,7 @@ impl Flaky {
 }
 
 // Inline: sled's calls block the test's worker threads, which is what a test may do.
-umpire_store::blocking_log!(Flaky, inline, inline);
+umpire_store::blocking_log!(Flaky, inline, inline, inline);
 
 const PLAYERS: usize = 6;
 const ADDS: usize = 60;
