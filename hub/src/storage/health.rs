@@ -7,8 +7,8 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 use bytes::Bytes;
 use umpire_store::{
-    KeyEntry, Log, LogRead, Refused, Seq, SessionEntry, StoreError, StreamId, StreamInfo,
-    StreamMeta, StreamStatus, Wake, Write,
+    KeyEntry, Log, LogRead, Refused, Seq, SessionEntry, SideWrite, StoreError, StreamId,
+    StreamInfo, StreamMeta, StreamStatus, Wake, Write,
 };
 
 /// The hub's health, as [`crate::Hub::health`] reports it.
@@ -135,6 +135,15 @@ impl Log for Watched {
         durable: bool,
     ) -> Result<Vec<Result<Seq, Refused>>, StoreError> {
         self.seen(self.log.commit(writes, durable).await)
+    }
+    async fn commit_with(
+        &self,
+        side: Vec<SideWrite>,
+        writes: Vec<Write>,
+        durable: bool,
+    ) -> Result<Vec<Result<Seq, Refused>>, StoreError> {
+        // The log's own: one call for all of it (the default would make one per side write).
+        self.seen(self.log.commit_with(side, writes, durable).await)
     }
     async fn set_status(
         &self,
