@@ -330,12 +330,21 @@ async fn a_game_whose_stream_another_process_took_asks_to_retry_and_writes_nothi
         other => panic!("expected an error, got {other:?}"),
     }
     assert_eq!(log.version(game.game).unwrap(), before, "nothing written");
-    // The game's task stopped on the refusal: the retry loads it again from the log (here
-    // the same process owns it again) and goes through.
+    // The game's task stopped on the refusal: a retry (the answer said to) loads it again
+    // from the log (here the same process owns it again) and goes through. One sent while
+    // the stopped task is still closing is answered overloaded too: the client retries.
     log.taken_over.store(false, Ordering::SeqCst);
-    let seq = within(player.command(game.game, json!({"add": 2})))
-        .await
-        .unwrap();
+    let mut tries = 0;
+    let seq = loop {
+        tries += 1;
+        match within(player.command(game.game, json!({"add": 2}))).await {
+            Ok(seq) => break seq,
+            Err(e) if e.code() == Some(ErrorCode::Overloaded) && tries < 50 => {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            Err(e) => panic!("the retry failed: {e}"),
+        }
+    };
     assert!(seq > before);
     assert_eq!(
         hub.inspect(game.game).await.unwrap().state["total"],
