@@ -521,11 +521,15 @@ fn upgrade(
             WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(ws_config))
                 .await;
         let socket = Socket::new(ws, config, metrics, slot, hub.shutdown_token());
-        let session = hub.session(Peer {
+        let mut session = hub.session(Peer {
             user: None,
             label: addr.to_string(),
             address: Some(ip),
         });
+        if tutorial {
+            // The tutorial's protocol never gives a client its resume token.
+            session.never_resumed();
+        }
         // Held for as long as the connection: its place under the address's cap.
         let _address_slot = address_slot;
         // This task is the connection's only one: it reads the client into the session and

@@ -142,6 +142,8 @@ pub struct Session {
     token: String,
     /// Whether a record of this session is in the log.
     saved: bool,
+    /// Whether it may be kept for resuming at all (see [`Session::never_resumed`]).
+    resumable: bool,
     /// Rematches this session is creating: new game -> the finished game to tell.
     rematches: HashMap<GameId, GameId>,
     /// Rematches to start (the finished game's plan came), in order: each waits for the log
@@ -204,6 +206,7 @@ impl Session {
             guest: crate::game::keys::guest_name(),
             token,
             saved: false,
+            resumable: true,
             rematches: HashMap::new(),
             rematching: VecDeque::new(),
             sid,
@@ -230,6 +233,13 @@ impl Session {
     /// The session's number in this process, as logs name it.
     pub fn id(&self) -> u64 {
         self.id
+    }
+
+    /// Tell the hub that this session's client can never resume it (its protocol does not
+    /// give the client its token, as the `websockets` tutorial's does not): nothing is kept
+    /// for resuming it. Call before the first request.
+    pub fn never_resumed(&mut self) {
+        self.resumable = false;
     }
 
     /// What every game task runs on: the settings, the clock, the metrics.
