@@ -176,7 +176,10 @@ pub struct SessionEntry {
     /// When it may be forgotten, in ms since the epoch: listed by
     /// [`LogRead::expired_sessions`] from then on.
     pub expires: u64,
-    /// The hub's record, in the hub's own encoding.
+    /// The hub's record, in the hub's own encoding. (Stored as one byte string: read past
+    /// without copying when only the session's id and expiry are wanted; entries written as
+    /// a list of numbers still read.)
+    #[serde(with = "serde_bytes")]
     pub record: Vec<u8>,
 }
 

@@ -58,5 +58,9 @@ pub fn fuzz_record(stored: &[u8]) {
     if let Ok(key) = decode::<KeyEntry>("key", stored) {
         assert_eq!(decode::<KeyEntry>("key", &encode(&key)).ok(), Some(key));
     }
+    if let Ok(session) = crate::sled_log::decode_session(stored) {
+        let again = crate::sled_log::encode_session(&session);
+        assert_eq!(crate::sled_log::decode_session(&again).ok(), Some(session));
+    }
     let _ = unwrap("event", stored);
 }

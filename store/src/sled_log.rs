@@ -518,7 +518,7 @@ fn take_session_in(o: &Open, counted: &AtomicU64, token: &str) -> Result<Option<
     counted.fetch_sub(1, Ordering::AcqRel);
     // One that does not decode goes all the same (its index entries, if any, stay: an
     // expiry that finds nothing to take).
-    let Ok(entry) = decode::<SessionEntry>("session", &stored) else {
+    let Ok(entry) = decode_session(&stored) else {
         return Ok(None);
     };
     o.index.remove(expiry_key(entry.expires, token))?;
@@ -544,6 +544,70 @@ fn put_session_in(
     Ok(())
 }
 
+/// The first byte of a kept session written as its parts: expiry (8 bytes, big-endian), the
+/// id's length (2 bytes) and the id, then the hub's record as it is. (Sessions written as one
+/// MessagePack value, first byte [`FORMAT_VERSION`], still read.) Its id and expiry are read
+/// without touching the record, and the record is copied once, not encoded.
+const SESSION_PARTS: u8 = 2;
+
+pub(crate) fn encode_session(session: &SessionEntry) -> Vec<u8> {
+    let sid = session.sid.as_bytes();
+    // Public ids are short; one too long to say in two bytes is kept the old way.
+    let Ok(len) = u16::try_from(sid.len()) else {
+        return encode(session);
+    };
+    let mut value = Vec::with_capacity(11 + sid.len() + session.record.len());
+    value.push(SESSION_PARTS);
+    value.extend_from_slice(&session.expires.to_be_bytes());
+    value.extend_from_slice(&len.to_be_bytes());
+    value.extend_from_slice(sid);
+    value.extend_from_slice(&session.record);
+    value
+}
+
+/// A kept session's id, expiry and record, the record still in `value`.
+fn session_parts(value: &[u8]) -> Result<(&str, u64, &[u8])> {
+    let corrupt = |detail: &str| StoreError::Corrupt {
+        what: "session",
+        detail: detail.to_owned(),
+    };
+    let rest = value.get(1..).ok_or_else(|| corrupt("empty value"))?;
+    let (expires, rest) = rest
+        .split_at_checked(8)
+        .ok_or_else(|| corrupt("no expiry"))?;
+    let (len, rest) = rest
+        .split_at_checked(2)
+        .ok_or_else(|| corrupt("no id length"))?;
+    let len = usize::from(u16::from_be_bytes([len[0], len[1]]));
+    let (sid, record) = rest
+        .split_at_checked(len)
+        .ok_or_else(|| corrupt("id cut short"))?;
+    let sid = std::str::from_utf8(sid).map_err(|_| corrupt("id is not UTF-8"))?;
+    Ok((sid, be_u64("session", expires)?, record))
+}
+
+pub(crate) fn decode_session(value: &[u8]) -> Result<SessionEntry> {
+    if value.first() != Some(&SESSION_PARTS) {
+        return decode("session", value);
+    }
+    let (sid, expires, record) = session_parts(value)?;
+    Ok(SessionEntry {
+        sid: sid.to_owned(),
+        expires,
+        record: record.to_vec(),
+    })
+}
+
+/// A kept session's id and expiry.
+fn session_head(value: &[u8]) -> Result<(String, u64)> {
+    if value.first() != Some(&SESSION_PARTS) {
+        let entry = decode_session(value)?;
+        return Ok((entry.sid, entry.expires));
+    }
+    let (sid, expires, _) = session_parts(value)?;
+    Ok((sid.to_owned(), expires))
+}
+
 /// Keep `session` under `token`, replacing what was there. The same session saved again (the
 /// same public id) keeps its id entry: with the same expiry (saved again within the hub's
 /// expiry step) only the record is rewritten; with another its expiry entry moves first, in
@@ -555,18 +619,18 @@ fn save_session_in(
     token: &str,
     session: &SessionEntry,
 ) -> Result<()> {
-    let value = encode(session);
+    let value = encode_session(session);
     let old = o
         .kept
         .get(token.as_bytes())?
-        .and_then(|old| decode::<SessionEntry>("session", &old).ok())
-        .filter(|old| old.sid == session.sid);
+        .and_then(|old| session_head(&old).ok())
+        .filter(|(sid, _)| *sid == session.sid);
     match old {
-        Some(old) if old.expires == session.expires => {}
-        Some(old) => {
+        Some((_, expires)) if expires == session.expires => {}
+        Some((_, expires)) => {
             let mut moved = sled::Batch::default();
             moved.insert(&expiry_key(session.expires, token)[..], &[]);
-            moved.remove(&expiry_key(old.expires, token)[..]);
+            moved.remove(&expiry_key(expires, token)[..]);
             o.index.apply_batch(moved)?;
         }
         None => {
@@ -979,7 +1043,7 @@ impl SledLog {
         self.open_now()?
             .kept
             .get(token.as_bytes())?
-            .map(|v| decode("session", &v))
+            .map(|v| decode_session(&v))
             .transpose()
     }
 
@@ -1135,7 +1199,7 @@ impl SledLog {
             let (k, v) = item?;
             out.push((
                 String::from_utf8_lossy(&k).into_owned(),
-                decode("session", &v)?,
+                decode_session(&v)?,
             ));
         }
         Ok(out)
@@ -1148,3 +1212,51 @@ impl SledLog {
 // pool's lock; hopping writes cost 50x2 fan-out 12% of its moves/s). Commits, which wait for
 // the disk, on the blocking pool, waking the writer through the reactor.
 crate::blocking_log!(SledLog, inline, inline, nudged);
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+    use super::{decode_session, encode_session, SESSION_PARTS};
+    use crate::record::encode;
+    use crate::SessionEntry;
+
+    fn entry() -> SessionEntry {
+        SessionEntry {
+            sid: "s-42".into(),
+            expires: 1_700_000_123_000,
+            record: (0..=255).collect(),
+        }
+    }
+
+    #[test]
+    fn a_kept_session_reads_back_in_either_layout() {
+        let session = entry();
+        let parts = encode_session(&session);
+        assert_eq!(parts[0], SESSION_PARTS);
+        assert_eq!(decode_session(&parts).unwrap(), session);
+        // As one MessagePack value, the record a byte string or (as older builds wrote it)
+        // a list of numbers.
+        assert_eq!(decode_session(&encode(&session)).unwrap(), session);
+        #[derive(serde::Serialize)]
+        struct Older<'a> {
+            sid: &'a str,
+            expires: u64,
+            record: &'a Vec<u8>,
+        }
+        let older = encode(&Older {
+            sid: &session.sid,
+            expires: session.expires,
+            record: &session.record,
+        });
+        assert_eq!(decode_session(&older).unwrap(), session);
+    }
+
+    #[test]
+    fn a_kept_session_cut_short_is_an_error() {
+        let parts = encode_session(&entry());
+        for len in 0..15 {
+            assert!(decode_session(&parts[..len]).is_err(), "{len} bytes read");
+        }
+    }
+}

@@ -49,40 +49,49 @@ impl End {
 pub(crate) const BATCH: usize = 64;
 
 /// Serve one native-protocol connection until either side ends it.
-pub(crate) async fn serve<S>(mut socket: Socket<S>, mut session: Session, encoding: Encoding)
+#[allow(clippy::manual_async_fn)] // deliberately not an async fn: see the body
+pub(crate) fn serve<S>(
+    mut socket: Socket<S>,
+    mut session: Session,
+    encoding: Encoding,
+) -> impl std::future::Future<Output = ()>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    let end = loop {
-        tokio::select! {
-            biased;
-            out = session.next() => {
-                let encode = |frame, _: &mut Session| {
-                    encode(frame, encoding).map(Some).ok_or_else(|| {
-                        End::Close(CloseCode::Internal, "an event could not be encoded".into())
-                    })
-                };
-                if let Err(end) = write_batch(&mut socket, &mut session, out, encode).await {
-                    break end;
+    // An async block, not an async fn: an async fn's future keeps its arguments twice (as
+    // passed and as moved into its body), a kilobyte more for every connection.
+    async move {
+        let end = loop {
+            tokio::select! {
+                biased;
+                out = session.next() => {
+                    let encode = |frame, _: &mut Session| {
+                        encode(frame, encoding).map(Some).ok_or_else(|| {
+                            End::Close(CloseCode::Internal, "an event could not be encoded".into())
+                        })
+                    };
+                    if let Err(end) = write_batch(&mut socket, &mut session, out, encode).await {
+                        break end;
+                    }
+                }
+                inbound = socket.recv(), if session.ready_for_input() => {
+                    let decoded = match inbound {
+                        Inbound::Text(text) => decode_json(text.as_str()),
+                        Inbound::Binary(bytes) => decode_msgpack(&bytes),
+                        Inbound::Gone => break End::Gone,
+                        Inbound::Violation(code, reason) => break End::Close(code, reason),
+                    };
+                    if let Err(end) = admit(&mut socket, &mut session, decoded).await {
+                        break end;
+                    }
                 }
             }
-            inbound = socket.recv(), if session.ready_for_input() => {
-                let decoded = match inbound {
-                    Inbound::Text(text) => decode_json(text.as_str()),
-                    Inbound::Binary(bytes) => decode_msgpack(&bytes),
-                    Inbound::Gone => break End::Gone,
-                    Inbound::Violation(code, reason) => break End::Close(code, reason),
-                };
-                if let Err(end) = admit(&mut socket, &mut session, decoded).await {
-                    break end;
-                }
-            }
+        };
+        end.log(session.id());
+        if let End::Close(code, reason) = end {
+            // Boxed: its timers take room only when a connection closes.
+            Box::pin(socket.close(code, &reason)).await;
         }
-    };
-    end.log(session.id());
-    if let End::Close(code, reason) = end {
-        // Boxed: its timers take room only when a connection closes.
-        Box::pin(socket.close(code, &reason)).await;
     }
 }
 

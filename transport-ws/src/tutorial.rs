@@ -184,68 +184,75 @@ fn translate(event: &Published) -> Option<Bytes> {
 }
 
 /// Serve one tutorial connection until either side ends it.
-pub(crate) async fn serve<S>(mut socket: Socket<S>, mut session: Session)
+#[allow(clippy::manual_async_fn)] // deliberately not an async fn: see the body
+pub(crate) fn serve<S>(
+    mut socket: Socket<S>,
+    mut session: Session,
+) -> impl std::future::Future<Output = ()>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    let mut layer = Layer::default();
-    let end = loop {
-        tokio::select! {
-            biased;
-            out = session.next() => {
-                let mut release = Vec::new();
-                let translate = |frame: Frame, _: &mut Session| {
-                    let text = layer.encode(&frame, &mut release);
-                    match text {
-                        Some(text) => Ok(Some(Message::Text(Utf8Bytes::try_from(text).map_err(|_| End::Gone)?))),
-                        None => Ok(None),
-                    }
-                };
-                let written = write_batch(&mut socket, &mut session, out, translate).await;
-                // An answer that named the game lets the plays held for it go.
-                for msg in release {
-                    session.handle(msg).await;
-                }
-                if let Err(end) = written {
-                    break end;
-                }
-            }
-            inbound = socket.recv(), if session.ready_for_input() => {
-                let text = match inbound {
-                    Inbound::Text(text) => Some(text),
-                    Inbound::Binary(_) => None,
-                    Inbound::Gone => break End::Gone,
-                    Inbound::Violation(code, reason) => break End::Close(code, reason),
-                };
-                // Every message counts against the rate limit, even one that never reaches
-                // the hub.
-                match within_rate(&mut socket, &mut session, None) {
-                    Err(end) => break end,
-                    Ok(false) => continue,
-                    Ok(true) => {}
-                }
-                let refusal = match text.map(|t| layer.decode(t.as_str())) {
-                    Some(Ok(Some(msg))) => {
+    // An async block, not an async fn: see `conn::serve`.
+    async move {
+        let mut layer = Layer::default();
+        let end = loop {
+            tokio::select! {
+                biased;
+                out = session.next() => {
+                    let mut release = Vec::new();
+                    let translate = |frame: Frame, _: &mut Session| {
+                        let text = layer.encode(&frame, &mut release);
+                        match text {
+                            Some(text) => Ok(Some(Message::Text(Utf8Bytes::try_from(text).map_err(|_| End::Gone)?))),
+                            None => Ok(None),
+                        }
+                    };
+                    let written = write_batch(&mut socket, &mut session, out, translate).await;
+                    // An answer that named the game lets the plays held for it go.
+                    for msg in release {
                         session.handle(msg).await;
-                        continue;
                     }
-                    Some(Ok(None)) => continue,
-                    Some(Err(Refusal::Bad(why))) => (ErrorCode::BadMessage, why),
-                    Some(Err(Refusal::NoGame)) => {
-                        (ErrorCode::NotFound, "Start or join a game first.".into())
+                    if let Err(end) = written {
+                        break end;
                     }
-                    None => (
-                        ErrorCode::BadMessage,
-                        "the tutorial protocol is JSON text only".into(),
-                    ),
-                };
-                session.refuse(refusal.0, refusal.1, None);
+                }
+                inbound = socket.recv(), if session.ready_for_input() => {
+                    let text = match inbound {
+                        Inbound::Text(text) => Some(text),
+                        Inbound::Binary(_) => None,
+                        Inbound::Gone => break End::Gone,
+                        Inbound::Violation(code, reason) => break End::Close(code, reason),
+                    };
+                    // Every message counts against the rate limit, even one that never reaches
+                    // the hub.
+                    match within_rate(&mut socket, &mut session, None) {
+                        Err(end) => break end,
+                        Ok(false) => continue,
+                        Ok(true) => {}
+                    }
+                    let refusal = match text.map(|t| layer.decode(t.as_str())) {
+                        Some(Ok(Some(msg))) => {
+                            session.handle(msg).await;
+                            continue;
+                        }
+                        Some(Ok(None)) => continue,
+                        Some(Err(Refusal::Bad(why))) => (ErrorCode::BadMessage, why),
+                        Some(Err(Refusal::NoGame)) => {
+                            (ErrorCode::NotFound, "Start or join a game first.".into())
+                        }
+                        None => (
+                            ErrorCode::BadMessage,
+                            "the tutorial protocol is JSON text only".into(),
+                        ),
+                    };
+                    session.refuse(refusal.0, refusal.1, None);
+                }
             }
+        };
+        end.log(session.id());
+        if let End::Close(code, reason) = end {
+            Box::pin(socket.close(code, &reason)).await;
         }
-    };
-    end.log(session.id());
-    if let End::Close(code, reason) = end {
-        Box::pin(socket.close(code, &reason)).await;
     }
 }
 
