@@ -110,7 +110,8 @@ macro_rules! __call {
 /// for one that waits on a disk, like [`crate::SledLog`]), or `nudged` (the same, waking the
 /// caller through the IO reactor; the type provides
 /// `fn commit_wakeup(&self) -> &tokio::sync::Mutex<Option<Wakeup>>`, for sled's commits).
-/// Reads use the first mode, the other writes the second, commits and syncs the third.
+/// Reads use the first mode, the other writes the second, commits and syncs the third (a
+/// commit that is not to be made durable, the second).
 #[macro_export]
 macro_rules! blocking_log {
     ($ty:ty, $read:ident, $mode:ident, $commit:ident) => {
@@ -127,7 +128,12 @@ macro_rules! blocking_log {
                 writes: Vec<$crate::Write>,
                 durable: bool,
             ) -> $crate::Result<Vec<$crate::Result<$crate::Seq, $crate::Refused>>> {
-                $crate::__call!($commit, self, |this| this.commit(&writes, durable))
+                // A commit that waits for no disk is a write like the others.
+                if durable {
+                    $crate::__call!($commit, self, |this| this.commit(&writes, durable))
+                } else {
+                    $crate::__call!($mode, self, |this| this.commit(&writes, durable))
+                }
             }
             async fn commit_with(
                 &self,
@@ -135,8 +141,13 @@ macro_rules! blocking_log {
                 writes: Vec<$crate::Write>,
                 durable: bool,
             ) -> $crate::Result<Vec<$crate::Result<$crate::Seq, $crate::Refused>>> {
-                $crate::__call!($commit, self, |this| this
-                    .commit_with(&side, &writes, durable))
+                if durable {
+                    $crate::__call!($commit, self, |this| this
+                        .commit_with(&side, &writes, durable))
+                } else {
+                    $crate::__call!($mode, self, |this| this
+                        .commit_with(&side, &writes, durable))
+                }
             }
             async fn set_status(
                 &self,

@@ -169,6 +169,12 @@ where
         written += 1;
         if written < BATCH {
             out = session.try_next();
+            if out.is_none() && session.reading() {
+                // What follows needs a page of the log: read it now, and send it in this
+                // batch rather than the next (one write to the socket, not two).
+                session.read_ahead().await;
+                out = session.try_next();
+            }
         }
     }
     socket.flush().await.map_err(|_| End::Gone)

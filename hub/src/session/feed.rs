@@ -41,6 +41,24 @@ enum Step {
 }
 
 impl Session {
+    /// Whether frames are waiting for a page of the log to be read (a client catching up):
+    /// a transport about to flush what it has may call [`Session::read_ahead`] first, so that
+    /// an answer and the events it leads to go out together.
+    pub fn reading(&self) -> bool {
+        self.to_read.is_some() && self.page.is_none()
+    }
+
+    /// Read the page of the log that frames are waiting for, if any; then
+    /// [`Session::try_next`] gives them. Waits for the log and nothing else. Cancel-safe: a
+    /// read cancelled is asked for again.
+    pub async fn read_ahead(&mut self) {
+        if let (Some((game, from, want)), None) = (self.to_read, &self.page) {
+            let log = std::sync::Arc::clone(&self.rt().log);
+            let page = log.read(game, from, want).await;
+            self.page = Some(((game, from), page));
+        }
+    }
+
     /// The next thing to send. Cancel-safe: everything it has taken is kept in the session.
     pub async fn next(&mut self) -> Outgoing {
         loop {
@@ -55,11 +73,8 @@ impl Session {
                 }
                 continue;
             }
-            if let Some((game, from, want)) = self.to_read {
-                // Cancelled, the read is asked for again on the next call.
-                let log = std::sync::Arc::clone(&self.rt().log);
-                let page = log.read(game, from, want).await;
-                self.page = Some(((game, from), page));
+            if self.reading() {
+                self.read_ahead().await;
                 continue;
             }
             match self.stage {

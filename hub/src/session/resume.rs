@@ -54,11 +54,9 @@ impl Saved {
     }
 
     /// When the record may be forgotten: `resume_for` after it was written, or
-    /// `resume_channels_for` for a session in channels only, rounded up to a whole step of a
-    /// 64th of that (at least [`EXPIRY_STEP`]): a session saved again within a step keeps its
-    /// place in the log's expiry index, and only its record is rewritten. (Kept a day, a
-    /// session is kept at most 23 minutes longer; a spectator of a busy table, saved at every
-    /// rematch, rewrites its record alone.)
+    /// `resume_channels_for` for a session in channels only, rounded up to the next
+    /// [`EXPIRY_STEP`]: a session saved again within a step keeps its place in the log's
+    /// expiry index, and only its record is rewritten.
     fn expires(&self, config: &crate::HubConfig) -> Millis {
         let keep_for = if self.games.iter().all(|g| g.channel.is_some()) {
             config.resume_channels_for
@@ -66,8 +64,7 @@ impl Saved {
             config.resume_for
         };
         let keep = u64::try_from(keep_for.as_millis()).unwrap_or(u64::MAX);
-        let least = u64::try_from(EXPIRY_STEP.as_millis()).unwrap_or(1).max(1);
-        let step = (keep / 64).max(least);
+        let step = u64::try_from(EXPIRY_STEP.as_millis()).unwrap_or(1).max(1);
         self.touched
             .saturating_add(keep)
             .div_ceil(step)
@@ -75,8 +72,8 @@ impl Saved {
     }
 }
 
-/// Kept sessions expire on whole steps of at least this, and of a 64th of their keeping time:
-/// a session saved again and again keeps one place in the expiry index.
+/// Kept sessions expire on whole steps of this (at most this much later than asked): a
+/// session saved again and again keeps one place in the expiry index.
 const EXPIRY_STEP: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Expired sessions taken per query.
