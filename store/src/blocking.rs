@@ -111,7 +111,8 @@ macro_rules! __call {
 /// caller through the IO reactor; the type provides
 /// `fn commit_wakeup(&self) -> &tokio::sync::Mutex<Option<Wakeup>>`, for sled's commits).
 /// Reads use the first mode, the other writes the second, commits and syncs the third (a
-/// commit that is not to be made durable, the second).
+/// commit of no records that is not to be made durable, the second: the writes nobody waits
+/// for).
 #[macro_export]
 macro_rules! blocking_log {
     ($ty:ty, $read:ident, $mode:ident, $commit:ident) => {
@@ -128,8 +129,8 @@ macro_rules! blocking_log {
                 writes: Vec<$crate::Write>,
                 durable: bool,
             ) -> $crate::Result<Vec<$crate::Result<$crate::Seq, $crate::Refused>>> {
-                // A commit that waits for no disk is a write like the others.
-                if durable {
+                // A commit of writes nobody waits for alone is a write like the others.
+                if durable || !writes.is_empty() {
                     $crate::__call!($commit, self, |this| this.commit(&writes, durable))
                 } else {
                     $crate::__call!($mode, self, |this| this.commit(&writes, durable))
@@ -141,7 +142,7 @@ macro_rules! blocking_log {
                 writes: Vec<$crate::Write>,
                 durable: bool,
             ) -> $crate::Result<Vec<$crate::Result<$crate::Seq, $crate::Refused>>> {
-                if durable {
+                if durable || !writes.is_empty() {
                     $crate::__call!($commit, self, |this| this
                         .commit_with(&side, &writes, durable))
                 } else {
