@@ -221,6 +221,8 @@ pub trait Log: LogRead {
     /// [`Log::commit`], with the writes nobody waits for (`side`) made first, in order, in the
     /// same call: one hop to the disk or one round trip for all of them. They fail only when
     /// the log does (a stored value they replace that does not decode is replaced anyway).
+    /// Required, with no default made of the single writes: a wrapper must hand the call on
+    /// whole, or every side write becomes a hop of its own.
     ///
     /// # Errors
     /// As [`Log::commit`].
@@ -229,25 +231,7 @@ pub trait Log: LogRead {
         side: Vec<SideWrite>,
         writes: Vec<Write>,
         durable: bool,
-    ) -> Result<Vec<Result<Seq, Refused>>> {
-        for write in side {
-            match write {
-                SideWrite::Snapshot {
-                    stream,
-                    version,
-                    state,
-                } => self.save_snapshot(stream, version, state).await?,
-                SideWrite::Wake { stream, wake } => self.set_wake(stream, wake).await?,
-                SideWrite::SaveSession { token, session } => {
-                    self.save_session(token, session).await?;
-                }
-                SideWrite::TakeSession { token } => {
-                    self.take_session(token).await?;
-                }
-            }
-        }
-        self.commit(writes, durable).await
-    }
+    ) -> Result<Vec<Result<Seq, Refused>>>;
 
     /// Append `records` after seq `expected` and make them durable: a [`Log::commit`] of one
     /// stream's records.
