@@ -41,6 +41,15 @@ pub enum StoreError {
     /// The log's folder is not open: reopening it after a failure did not succeed yet.
     #[error("the log in {0} is not open")]
     Closed(String),
+    /// A networked store could not be reached, or answered with an error: the request may or
+    /// may not have been applied (a write's outcome is then read back from the log).
+    #[error("{0}")]
+    Unavailable(String),
+    /// The store holds less than it acknowledged: it was wiped, or restored from an older
+    /// copy. Serving it would serve a shorter log than clients were told was durable, so the
+    /// server stops writing instead.
+    #[error("the store lost acknowledged data: {0}")]
+    Lost(String),
     /// Another process holds the folder (sled locks it): two servers must not share a log.
     #[error(
         "the data folder {0} is in use by another process (another umpire?): stop it, or \
@@ -56,7 +65,11 @@ impl StoreError {
     pub fn is_io(&self) -> bool {
         matches!(
             self,
-            StoreError::Sled(_) | StoreError::Io(_) | StoreError::Closed(_)
+            StoreError::Sled(_)
+                | StoreError::Io(_)
+                | StoreError::Closed(_)
+                | StoreError::Unavailable(_)
+                | StoreError::Lost(_)
         )
     }
 }

@@ -1,0 +1,18 @@
+//! umpire on Redis: the log of every game in one Redis (or Valkey) that several umpire nodes
+//! share.
+//!
+//! - [`RedisLog`]: an [`umpire_store::Log`] whose every change is one Lua script, atomic and,
+//!   with `appendfsync always`, fsynced before Redis answers. Writes are fenced: each checks
+//!   the stream's expected version and that no other node holds the stream's lease.
+//! - `settings`: the start-up check of Redis's persistence settings.
+//! - [`testing`]: a `redis-server` of a test's own.
+//!
+//! The key layout is described in the `scripts` module.
+
+mod log;
+mod scripts;
+mod settings;
+#[doc(hidden)]
+pub mod testing;
+
+pub use log::{OpenError, RedisLog, RedisOptions};

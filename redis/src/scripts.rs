@@ -1,0 +1,280 @@
+//! The Lua scripts that make each change to the log one atomic step inside Redis.
+//!
+//! Every script starts with [`PRELUDE`] (helpers over the key layout) and takes the key prefix
+//! as `ARGV[1]`. Keys are built inside the scripts, so the layout below is a single Redis
+//! primary's (Redis Cluster would need every key declared; not supported).
+//!
+//! # Layout (prefix `u`)
+//! - `u:{g<id>}:m` hash: `kind`, `created`, `status` (`live`/`over`), `creator`, `ij`/`iw` (the
+//!   invite keys), `fin` (finished at), `v` (version), `wd`/`wt` (wake-up due and timers).
+//! - `u:{g<id>}:log` stream: one entry per record, id `<seq>-0`, field `r`.
+//! - `u:{g<id>}:snap` hash `v`, `s`; `u:{g<id>}:own` the lease (a node's id, with a time
+//!   limit); `u:{g<id>}:keys` set of the keys leading to the stream.
+//! - `u:next_id` (stream ids), `u:streams` (zset of every stream), `u:wakes` (zset of due
+//!   times), `u:finished` (zset of finish times), `u:live:<creator>` (set of live streams),
+//!   `u:keys` (hash key -> `<stream>:<role>`), `u:keylex` (the same keys, for prefix queries),
+//!   `u:sess:<token>` (hash `sid`, `exp`, `rec`), `u:sessexp` (zset token -> expiry),
+//!   `u:sids` (hash sid -> token), `u:epoch` and `u:clock` (finding a store that lost data).
+//!
+//! Stream ids in sorted sets are zero-padded to 20 digits, so that ties in time sort by id.
+
+/// Helpers every script shares.
+pub const PRELUDE: &str = r#"
+local p = ARGV[1]
+local function g(s) return p .. ':{g' .. s .. '}' end
+local function pad(s) return string.format('%020d', tonumber(s)) end
+local function lost_unless(epoch)
+  if redis.call('GET', p .. ':epoch') ~= epoch then
+    return redis.error_reply('UMPIRE_LOST the epoch key is gone or changed: this Redis was wiped or replaced')
+  end
+  return nil
+end
+local function set_wake(s, due, timers)
+  local m = g(s) .. ':m'
+  if redis.call('EXISTS', m) == 0 then return end
+  if due == '' then
+    redis.call('HDEL', m, 'wd', 'wt')
+    redis.call('ZREM', p .. ':wakes', pad(s))
+  else
+    redis.call('HSET', m, 'wd', due, 'wt', timers)
+    redis.call('ZADD', p .. ':wakes', due, pad(s))
+  end
+end
+local function set_status(s, status, at)
+  local m = g(s) .. ':m'
+  local creator = redis.call('HGET', m, 'creator') or ''
+  if status == 'over' then
+    redis.call('HSET', m, 'status', 'over', 'fin', at)
+    redis.call('SREM', p .. ':live:' .. creator, s)
+    redis.call('ZADD', p .. ':finished', at, pad(s))
+  else
+    redis.call('HSET', m, 'status', 'live')
+    redis.call('HDEL', m, 'fin')
+    redis.call('SADD', p .. ':live:' .. creator, s)
+    redis.call('ZREM', p .. ':finished', pad(s))
+  end
+end
+local function put_key(key, s, role)
+  redis.call('HSET', p .. ':keys', key, s .. ':' .. role)
+  redis.call('ZADD', p .. ':keylex', 0, key)
+  redis.call('SADD', g(s) .. ':keys', key)
+end
+local function save_snapshot(s, version, state)
+  local k = g(s) .. ':snap'
+  local cur = redis.call('HGET', k, 'v')
+  if (not cur) or tonumber(cur) <= tonumber(version) then
+    redis.call('HSET', k, 'v', version, 's', state)
+  end
+end
+local function save_session(token, sid, expires, record)
+  local k = p .. ':sess:' .. token
+  local old = redis.call('HGET', k, 'sid')
+  if old and old ~= sid and redis.call('HGET', p .. ':sids', old) == token then
+    redis.call('HDEL', p .. ':sids', old)
+  end
+  redis.call('HSET', k, 'sid', sid, 'exp', expires, 'rec', record)
+  redis.call('ZADD', p .. ':sessexp', expires, token)
+  redis.call('HSET', p .. ':sids', sid, token)
+end
+local function take_session(token)
+  local k = p .. ':sess:' .. token
+  local v = redis.call('HMGET', k, 'sid', 'exp', 'rec')
+  if not v[1] then return false end
+  redis.call('DEL', k)
+  redis.call('ZREM', p .. ':sessexp', token)
+  if redis.call('HGET', p .. ':sids', v[1]) == token then
+    redis.call('HDEL', p .. ':sids', v[1])
+  end
+  return v
+end
+"#;
+
+/// `commit_with`. ARGV: prefix, node, epoch, side writes, writes, then each side write (`snap`
+/// stream version state | `wake` stream due timers | `save` token sid expires record | `take`
+/// token), then each write (stream, expected, status, forget, wake kind `k`/`s`/`c`, due,
+/// timers, at, record count, records..., key count, (key, stream, role)...).
+///
+/// Checks every stream exists first (else nothing is written), then applies the side writes
+/// and every write whose stream is at its expected version and not leased to another node.
+/// Returns `{code, version}` per write (0 applied, 1 stale, 2 leased elsewhere) and, last, the
+/// store's commit clock.
+pub const COMMIT: &str = r#"
+local node, epoch = ARGV[2], ARGV[3]
+local bad = lost_unless(epoch)
+if bad then return bad end
+local nside, nwrites = tonumber(ARGV[4]), tonumber(ARGV[5])
+local i = 6
+local sides = {}
+for _ = 1, nside do
+  local op = ARGV[i]
+  if op == 'snap' or op == 'wake' then
+    table.insert(sides, {op, ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]}); i = i + 4
+  elseif op == 'save' then
+    table.insert(sides, {op, ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]}); i = i + 5
+  elseif op == 'take' then
+    table.insert(sides, {op, ARGV[i + 1]}); i = i + 2
+  else
+    return redis.error_reply('UMPIRE_BAD unknown side write ' .. tostring(op))
+  end
+end
+local writes = {}
+for _ = 1, nwrites do
+  local w = {s = ARGV[i], expected = tonumber(ARGV[i + 1]), status = ARGV[i + 2],
+    forget = ARGV[i + 3], wk = ARGV[i + 4], wd = ARGV[i + 5], wt = ARGV[i + 6], at = ARGV[i + 7]}
+  w.nrec = tonumber(ARGV[i + 8]); w.recs = i + 9; i = i + 9 + w.nrec
+  w.nkeys = tonumber(ARGV[i]); w.keys = i + 1; i = i + 1 + 3 * w.nkeys
+  if redis.call('EXISTS', g(w.s) .. ':m') == 0 then
+    return redis.error_reply('UMPIRE_NOSTREAM ' .. w.s)
+  end
+  table.insert(writes, w)
+end
+for _, op in ipairs(sides) do
+  if op[1] == 'snap' then save_snapshot(op[2], op[3], op[4])
+  elseif op[1] == 'wake' then set_wake(op[2], op[3], op[4])
+  elseif op[1] == 'save' then save_session(op[2], op[3], op[4], op[5])
+  else take_session(op[2]) end
+end
+local out = {}
+for _, w in ipairs(writes) do
+  local b = g(w.s)
+  local m = b .. ':m'
+  local v = tonumber(redis.call('HGET', m, 'v'))
+  local own = redis.call('GET', b .. ':own')
+  if own and own ~= node then
+    table.insert(out, {2, v})
+  elseif v ~= w.expected then
+    table.insert(out, {1, v})
+  else
+    for r = 0, w.nrec - 1 do
+      v = v + 1
+      redis.call('XADD', b .. ':log', string.format('%d-0', v), 'r', ARGV[w.recs + r])
+    end
+    redis.call('HSET', m, 'v', v)
+    for k = 0, w.nkeys - 1 do
+      local j = w.keys + 3 * k
+      put_key(ARGV[j], ARGV[j + 1], ARGV[j + 2])
+    end
+    if w.status ~= '' then set_status(w.s, w.status, w.at) end
+    if w.forget ~= '' then redis.call('XTRIM', b .. ':log', 'MINID', w.forget .. '-0') end
+    if w.wk == 's' then set_wake(w.s, w.wd, w.wt) elseif w.wk == 'c' then set_wake(w.s, '', '') end
+    table.insert(out, {0, v})
+  end
+end
+table.insert(out, redis.call('INCR', p .. ':clock'))
+return out
+"#;
+
+/// `create_stream`. ARGV: prefix, epoch, kind, created, creator, invite join, invite watch
+/// (both empty for none), status, finished, node, lease ms (empty: take no lease).
+pub const CREATE: &str = r#"
+local bad = lost_unless(ARGV[2])
+if bad then return bad end
+local id = redis.call('INCR', p .. ':next_id')
+local m = g(id) .. ':m'
+redis.call('HSET', m, 'kind', ARGV[3], 'created', ARGV[4], 'creator', ARGV[5], 'v', 0)
+if ARGV[6] ~= '' or ARGV[7] ~= '' then redis.call('HSET', m, 'ij', ARGV[6], 'iw', ARGV[7], 'inv', 1) end
+set_status(id, ARGV[8], ARGV[9])
+redis.call('ZADD', p .. ':streams', id, pad(id))
+if ARGV[11] ~= '' then redis.call('SET', g(id) .. ':own', ARGV[10], 'PX', ARGV[11]) end
+return id
+"#;
+
+/// Side writes made alone (the same ops as in [`COMMIT`]), and `status` stream status at,
+/// `key` key stream role. ARGV: prefix, then one op. Returns a taken session's fields.
+pub const ONE: &str = r#"
+local op = ARGV[2]
+if op == 'snap' then save_snapshot(ARGV[3], ARGV[4], ARGV[5])
+elseif op == 'wake' then set_wake(ARGV[3], ARGV[4], ARGV[5])
+elseif op == 'save' then save_session(ARGV[3], ARGV[4], ARGV[5], ARGV[6])
+elseif op == 'take' then return take_session(ARGV[3])
+elseif op == 'key' then put_key(ARGV[3], ARGV[4], ARGV[5])
+elseif op == 'status' then
+  if redis.call('EXISTS', g(ARGV[3]) .. ':m') == 0 then
+    return redis.error_reply('UMPIRE_NOSTREAM ' .. ARGV[3])
+  end
+  set_status(ARGV[3], ARGV[4], ARGV[5])
+else
+  return redis.error_reply('UMPIRE_BAD unknown op ' .. tostring(op))
+end
+return false
+"#;
+
+/// `remove_streams`. ARGV: prefix, then the streams.
+pub const REMOVE: &str = r#"
+for i = 2, #ARGV do
+  local s = ARGV[i]
+  local b = g(s)
+  local creator = redis.call('HGET', b .. ':m', 'creator')
+  if creator then redis.call('SREM', p .. ':live:' .. creator, s) end
+  for _, key in ipairs(redis.call('SMEMBERS', b .. ':keys')) do
+    redis.call('HDEL', p .. ':keys', key)
+    redis.call('ZREM', p .. ':keylex', key)
+  end
+  redis.call('DEL', b .. ':m', b .. ':log', b .. ':snap', b .. ':keys', b .. ':own')
+  redis.call('ZREM', p .. ':wakes', pad(s))
+  redis.call('ZREM', p .. ':finished', pad(s))
+  redis.call('ZREM', p .. ':streams', pad(s))
+end
+return false
+"#;
+
+/// `due`. ARGV: prefix, until, after due (empty: from the start), after stream, max.
+/// Returns stream, due, timers triples.
+pub const DUE: &str = r#"
+local upto, adue, astream, max = ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
+local lo = '-inf'
+local apad = nil
+if adue ~= '' then lo = adue; apad = pad(astream) end
+local out = {}
+local off = 0
+while #out < 3 * max do
+  local page = redis.call('ZRANGEBYSCORE', p .. ':wakes', lo, upto, 'WITHSCORES', 'LIMIT', off, max)
+  if #page == 0 then break end
+  for j = 1, #page, 2 do
+    local member, score = page[j], page[j + 1]
+    if #out < 3 * max and (apad == nil or tonumber(score) > tonumber(adue) or member > apad) then
+      local s = tostring(tonumber(member))
+      table.insert(out, s)
+      table.insert(out, score)
+      table.insert(out, redis.call('HGET', g(s) .. ':m', 'wt') or '0')
+    end
+  end
+  off = off + #page / 2
+end
+return out
+"#;
+
+/// Leases. ARGV: prefix, node, ms, then streams. `ACQUIRE` takes (or renews) one stream's
+/// lease and returns `{1}` or `{0, holder}`; `RENEW` renews those this node holds, returning
+/// 1 or 0 for each; `RELEASE` drops those this node holds.
+pub const ACQUIRE: &str = r#"
+local k = g(ARGV[4]) .. ':own'
+local own = redis.call('GET', k)
+if own and own ~= ARGV[2] then return {0, own} end
+redis.call('SET', k, ARGV[2], 'PX', ARGV[3])
+return {1, ARGV[2]}
+"#;
+
+/// See [`ACQUIRE`].
+pub const RENEW: &str = r#"
+local out = {}
+for i = 4, #ARGV do
+  local k = g(ARGV[i]) .. ':own'
+  if redis.call('GET', k) == ARGV[2] then
+    redis.call('PEXPIRE', k, ARGV[3])
+    table.insert(out, 1)
+  else
+    table.insert(out, 0)
+  end
+end
+return out
+"#;
+
+/// See [`ACQUIRE`].
+pub const RELEASE: &str = r#"
+for i = 4, #ARGV do
+  local k = g(ARGV[i]) .. ':own'
+  if redis.call('GET', k) == ARGV[2] then redis.call('DEL', k) end
+end
+return false
+"#;
