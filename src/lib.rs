@@ -75,8 +75,25 @@ pub struct Serve {
     data: PathBuf,
     /// Keep the log in memory instead: nothing is written to disk and nothing survives a
     /// restart. For trying umpire out, and for measuring it without its storage.
-    #[arg(long, conflicts_with = "data")]
+    #[arg(long, conflicts_with_all = ["data", "redis"])]
     memory: bool,
+    /// Keep the log in Redis (or Valkey) at this URL (`redis://HOST:PORT`) instead of a
+    /// folder: every node started with the same URL serves the same games. Redis must run
+    /// with `appendonly yes`, `appendfsync always` and `maxmemory-policy noeviction`; the node
+    /// refuses to start otherwise (see --unsafe-redis).
+    #[arg(long, conflicts_with = "data", value_name = "URL")]
+    redis: Option<String>,
+    /// With --redis: serve even if Redis's settings could lose acknowledged moves. For
+    /// throwaway setups.
+    #[arg(long, requires = "redis")]
+    unsafe_redis: bool,
+    /// With --redis: this node's name, unique among the running nodes (default: random).
+    #[arg(long, requires = "redis")]
+    node_id: Option<String>,
+    /// With --redis: the prefix of every key umpire writes, so that several deployments can
+    /// share one Redis.
+    #[arg(long, requires = "redis", default_value = "u")]
+    redis_prefix: String,
     /// When a command counts as done.
     #[arg(long, value_enum, default_value = "sync")]
     durability: DurabilityArg,
@@ -359,6 +376,18 @@ pub async fn serve_until_signal(args: Serve) -> anyhow::Result<()> {
     let listener = bind(&args.listen).await?;
     let log: Arc<dyn Log> = if args.memory {
         Arc::new(MemLog::new())
+    } else if let Some(url) = &args.redis {
+        let mut options = umpire_redis::RedisOptions {
+            prefix: args.redis_prefix.clone(),
+            allow_unsafe: args.unsafe_redis,
+            ..umpire_redis::RedisOptions::default()
+        };
+        if let Some(node) = &args.node_id {
+            options.node = node.clone();
+        }
+        let redis = umpire_redis::RedisLog::open(url, options).await?;
+        tracing::info!("the log is in Redis at {url}; this node is {}", redis.node());
+        Arc::new(redis)
     } else {
         // A previous server on this folder may still be letting go of it.
         let options = SledOptions {

@@ -25,10 +25,11 @@ use serde_json::{json, Value};
 use umpire_engine::protocol::{as_shown, ErrorCode};
 use umpire_engine::{Envelope, Match};
 use umpire_games::{Connect4, Tally};
-use umpire_store::SledLog;
+use umpire_redis::testing::RedisServer;
+use umpire_store::LogRead;
 use umpire_ws::client::{connect, Format};
 
-use support::Server;
+use support::{Backend, Server};
 
 const KILLS: usize = 20;
 const PLAYERS: usize = 3;
@@ -228,8 +229,9 @@ async fn watch(url: String, key: String, from: u64) -> Vec<(u64, Value)> {
     shown
 }
 
-fn records(log: &SledLog, game: u64) -> Vec<Value> {
+async fn records(log: &dyn LogRead, game: u64) -> Vec<Value> {
     log.read(game, 1, usize::MAX)
+        .await
         .unwrap()
         .iter()
         .map(|(_, r)| rmp_serde::from_slice(r).unwrap())
@@ -238,18 +240,31 @@ fn records(log: &SledLog, game: u64) -> Vec<Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_at_random_moments_loses_and_repeats_nothing_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    harness(Backend::Data(dir.path().join("data")), KILLS).await;
+}
+
+/// The same on Redis: the node is killed, Redis keeps running, and the node started again
+/// on the same URL finds every acknowledged move.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_of_a_node_on_redis_loses_and_repeats_nothing_acknowledged() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    harness(Backend::Redis(redis.url()), KILLS / 2).await;
+}
+
+async fn harness(backend: Backend, kills: usize) {
     let seed: u64 = std::env::var("UMPIRE_CRASH_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(1);
     let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
     // Games nobody follows leave memory after a second: the colony sleeps between its builds
     // and its timers come back through the wake-up index, across kills.
     let args = ["--rate-limit", "0", "--evict-after-secs", "1"];
 
-    let mut server = Server::start(&data, &args);
+    let mut server = Server::start_on(&backend, &args);
     let mut players = Vec::new();
     for _ in 0..PLAYERS {
         let mut c = connect(&server.ws(), Format::Json).await.unwrap();
@@ -280,7 +295,7 @@ async fn kill_9_at_random_moments_loses_and_repeats_nothing_acknowledged() {
 
     let mut shown: Vec<Vec<(u64, Value)>> = vec![Vec::new(); PLAYERS];
     let mut duos = vec![Duo::default(); DUOS];
-    for _ in 0..KILLS {
+    for _ in 0..kills {
         let url = server.ws();
         let duels: Vec<_> = duos
             .iter()
@@ -316,7 +331,7 @@ async fn kill_9_at_random_moments_loses_and_repeats_nothing_acknowledged() {
                 .expect("a pair hung after the kill")
                 .unwrap();
         }
-        server = Server::start(&data, &args);
+        server = Server::start_on(&backend, &args);
     }
     // Once more without a kill: what was pending is sent again, and every build falls due.
     let url = server.ws();
@@ -338,11 +353,12 @@ async fn kill_9_at_random_moments_loses_and_repeats_nothing_acknowledged() {
     server.terminate();
     tokio::task::block_in_place(|| server.child.wait()).unwrap();
     drop(server);
-    let log = SledLog::open_retrying(&data, Duration::from_secs(10)).unwrap();
+    let opened = backend.open().await;
+    let log = &*opened;
 
     let (mut acked, mut lost, mut duplicated, mut wrong) = (0, 0, 0, 0);
     for (p, seen) in players.iter().zip(&shown) {
-        let logged = records(&log, p.game);
+        let logged = records(log, p.game).await;
         let mut at: HashMap<&str, Vec<u64>> = HashMap::new();
         for env in &logged {
             if let Some(cid) = env["cid"].as_str() {
@@ -368,7 +384,7 @@ async fn kill_9_at_random_moments_loses_and_repeats_nothing_acknowledged() {
     }
     // Every tally, replayed by its rules, holds exactly its player's acknowledged adds.
     for p in &players {
-        let m = replay(&Tally, &records(&log, p.game));
+        let m = replay(&Tally, &records(log, p.game).await);
         assert_eq!(
             m.state().total,
             i64::try_from(p.acked.len()).unwrap(),
@@ -379,7 +395,7 @@ async fn kill_9_at_random_moments_loses_and_repeats_nothing_acknowledged() {
     // Every Connect Four board holds exactly the acknowledged moves, each once.
     let (mut moves, mut c4_games) = (0, 0);
     for board in duos.iter().flat_map(|d| &d.boards) {
-        let logged = records(&log, board.game);
+        let logged = records(log, board.game).await;
         let m = replay(&Connect4, &logged);
         assert_eq!(
             m.state().moves.len(),
@@ -409,22 +425,22 @@ async fn kill_9_at_random_moments_loses_and_repeats_nothing_acknowledged() {
         }
         c4_games += 1;
     }
-    replay(&umpire_games::Colony, &records(&log, colony));
-    let completed: Vec<u64> = records(&log, colony)
+    replay(&umpire_games::Colony, &records(log, colony).await);
+    let completed: Vec<u64> = records(log, colony).await
         .iter()
         .filter_map(|env| env["body"]["game"].get("completed")?["order"].as_u64())
         .collect();
     let shown_total: usize = shown.iter().map(Vec::len).sum();
     // Once more: a spectator who comes now is shown every game from the start, as logged.
-    let mut streams: Vec<(String, Vec<Value>)> = players
-        .iter()
-        .map(|p| (p.watch.clone(), records(&log, p.game)))
-        .collect();
-    for board in duos.iter().flat_map(|d| &d.boards) {
-        streams.push((board.watch.clone(), records(&log, board.game)));
+    let mut streams: Vec<(String, Vec<Value>)> = Vec::new();
+    for p in &players {
+        streams.push((p.watch.clone(), records(log, p.game).await));
     }
-    drop(log);
-    let server = Server::start(&data, &args);
+    for board in duos.iter().flat_map(|d| &d.boards) {
+        streams.push((board.watch.clone(), records(log, board.game).await));
+    }
+    drop(opened);
+    let server = Server::start_on(&backend, &args);
     for (key, logged) in &streams {
         let seen = shown_from_start(&server.ws(), key, logged.len()).await;
         let logged: Vec<Value> = logged.iter().cloned().map(as_shown).collect();
@@ -434,7 +450,7 @@ async fn kill_9_at_random_moments_loses_and_repeats_nothing_acknowledged() {
     }
     drop(server);
     eprintln!(
-        "crash harness: seed {seed}, {KILLS} kills, {acked} acked ({moves} Connect Four moves in \
+        "crash harness ({backend}): seed {seed}, {kills} kills, {acked} acked ({moves} Connect Four moves in \
          {c4_games} games), {lost} lost, {duplicated} duplicated, {shown_total} events shown \
          ({wrong} not as logged), colony builds completed {completed:?}"
     );

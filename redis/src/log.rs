@@ -364,11 +364,6 @@ impl RedisLog {
             .map_err(unavailable)
     }
 
-    /// A connection of its own to the same Redis, for pub/sub.
-    pub(crate) fn connection(&self) -> ConnectionManager {
-        self.conn()
-    }
-
     async fn one(&self, args: Vec<Vec<u8>>) -> Result<Value> {
         self.check_lost()?;
         let mut call = self.scripts.one.prepare_invoke();
@@ -768,7 +763,7 @@ impl LogRead for RedisLog {
             .arg(format!("{from}-0"))
             .arg("+")
             .arg("COUNT")
-            .arg(max)
+            .arg(max.min(i64::MAX as usize))
             .query_async(&mut self.conn())
             .await
             .map_err(unavailable)?;
@@ -887,7 +882,7 @@ impl LogRead for RedisLog {
             .arg(bound(until))
             .arg(adue)
             .arg(astream)
-            .arg(max)
+            .arg(max.min(1 << 20))
             .invoke_async(&mut self.conn())
             .await
             .map_err(unavailable)?;
@@ -924,7 +919,7 @@ impl LogRead for RedisLog {
             .arg(format!("({}", bound(before)))
             .arg("LIMIT")
             .arg(0)
-            .arg(max)
+            .arg(max.min(i64::MAX as usize))
             .query_async(&mut self.conn())
             .await
             .map_err(unavailable)?;
@@ -943,7 +938,7 @@ impl LogRead for RedisLog {
             .arg(format!("({}", bound(before)))
             .arg("LIMIT")
             .arg(0)
-            .arg(max)
+            .arg(max.min(i64::MAX as usize))
             .query_async(&mut self.conn())
             .await
             .map_err(unavailable)
@@ -979,7 +974,7 @@ impl LogRead for RedisLog {
             .arg(hi)
             .arg("LIMIT")
             .arg(0)
-            .arg(max)
+            .arg(max.min(i64::MAX as usize))
             .query_async(&mut self.conn())
             .await
             .map_err(unavailable)?;

@@ -18,13 +18,63 @@ pub struct Server {
     pub addr: String,
 }
 
+/// Where a server keeps its log.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    /// `--data DIR`.
+    Data(std::path::PathBuf),
+    /// `--redis URL`.
+    Redis(String),
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Backend::Data(_) => f.write_str("sled"),
+            Backend::Redis(_) => f.write_str("redis"),
+        }
+    }
+}
+
+impl Backend {
+    /// The log, opened by the test once no server holds it (sled) or beside the servers
+    /// (Redis).
+    pub async fn open(&self) -> Box<dyn umpire_store::LogRead> {
+        match self {
+            Backend::Data(dir) => Box::new(
+                umpire_store::SledLog::open_retrying(dir, std::time::Duration::from_secs(10))
+                    .unwrap(),
+            ),
+            Backend::Redis(url) => Box::new(
+                umpire_redis::RedisLog::open(url, umpire_redis::RedisOptions::default())
+                    .await
+                    .unwrap(),
+            ),
+        }
+    }
+}
+
 impl Server {
+    /// Start `umpire serve --listen 127.0.0.1:0` on `backend` with `args`.
+    pub fn start_on(backend: &Backend, args: &[&str]) -> Self {
+        match backend {
+            Backend::Data(dir) => Self::start(dir, args),
+            Backend::Redis(url) => Self::start_args(&[&["--redis", url], args].concat()),
+        }
+    }
+
     /// Start `umpire serve --listen 127.0.0.1:0 --data DATA ARGS...` and wait for the line
     /// that gives its URL.
     pub fn start(data: &Path, args: &[&str]) -> Self {
+        let data = path(data);
+        Self::start_args(&[&["--data", data], args].concat())
+    }
+
+    /// Start `umpire serve --listen 127.0.0.1:0 ARGS...` and wait for the line that gives its
+    /// URL.
+    pub fn start_args(args: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_umpire"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
-            .arg(data)
+            .args(["serve", "--listen", "127.0.0.1:0"])
             .args(args)
             .env("RUST_LOG", "error")
             .stdout(Stdio::piped())
