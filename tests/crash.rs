@@ -164,6 +164,11 @@ async fn duel(url: String, mut d: Duo) -> Duo {
         {
             Ok(seq) => board.acked.push((cid, seq)),
             Err(e) if e.code() == Some(ErrorCode::GameOver) => board.over = true,
+            // Not made durable (the store failed under the node): sent again later.
+            Err(e) if matches!(e.code(), Some(ErrorCode::Internal | ErrorCode::Overloaded)) => {
+                d.pending = Some(cid);
+                return d;
+            }
             // The moves alternate by what was acknowledged: a refusal means an acknowledged
             // move is missing (or one was applied twice).
             Err(e) if e.code().is_some() => {
@@ -215,7 +220,14 @@ fn replay<G: umpire_engine::Game>(game: &G, logged: &[Value]) -> Match<G> {
 }
 
 /// Watch `game` from `from` until the connection drops; what was shown, by seq.
-async fn watch(url: String, key: String, from: u64) -> Vec<(u64, Value)> {
+/// Record what a spectator is shown until the connection drops, or `stop` (the server was
+/// not the one killed, so the connection stays).
+async fn watch(
+    url: String,
+    key: String,
+    from: u64,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> Vec<(u64, Value)> {
     let mut shown = Vec::new();
     let Ok(mut client) = connect(&url, Format::Json).await else {
         return shown;
@@ -223,10 +235,36 @@ async fn watch(url: String, key: String, from: u64) -> Vec<(u64, Value)> {
     let Ok(game) = client.watch(&key, Some(from)).await else {
         return shown;
     };
-    while let Ok(env) = client.next_event(game).await {
-        shown.push((env["seq"].as_u64().unwrap(), env));
+    loop {
+        tokio::select! {
+            event = client.next_event(game) => match event {
+                Ok(env) => shown.push((env["seq"].as_u64().unwrap(), env)),
+                Err(_) => return shown,
+            },
+            _ = stop.wait_for(|s| *s) => return shown,
+        }
     }
-    shown
+}
+
+/// What each round kills.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Victim {
+    /// The umpire node (and starts it again).
+    Node,
+    /// The Redis the node uses (and starts it again on the same append-only folder); the
+    /// node keeps running.
+    Store,
+}
+
+/// Wait for `/healthz` to say 200 (the node found its store again).
+async fn wait_until_healthy(server: &Server) {
+    for _ in 0..200 {
+        if server.get("/healthz").await.0 == 200 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the node did not become healthy again");
 }
 
 async fn records(log: &dyn LogRead, game: u64) -> Vec<Value> {
@@ -241,7 +279,7 @@ async fn records(log: &dyn LogRead, game: u64) -> Vec<Value> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_at_random_moments_loses_and_repeats_nothing_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
-    harness(Backend::Data(dir.path().join("data")), KILLS).await;
+    harness(Backend::Data(dir.path().join("data")), KILLS, Victim::Node, None).await;
 }
 
 /// The same on Redis: the node is killed, Redis keeps running, and the node started again
@@ -251,10 +289,27 @@ async fn kill_9_of_a_node_on_redis_loses_and_repeats_nothing_acknowledged() {
     let Some(redis) = RedisServer::start() else {
         return;
     };
-    harness(Backend::Redis(redis.url()), KILLS / 2).await;
+    harness(Backend::Redis(redis.url()), KILLS / 2, Victim::Node, None).await;
 }
 
-async fn harness(backend: Backend, kills: usize) {
+/// Redis killed with SIGKILL under a running node, and started again on the same
+/// append-only folder: the node answers what it could not make durable with an error, serves
+/// again once Redis is back, and nothing acknowledged is lost or applied twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_of_redis_under_a_node_loses_and_repeats_nothing_acknowledged() {
+    let Some(mut redis) = RedisServer::start() else {
+        return;
+    };
+    let url = redis.url();
+    harness(Backend::Redis(url), 5, Victim::Store, Some(&mut redis)).await;
+}
+
+async fn harness(
+    backend: Backend,
+    kills: usize,
+    victim: Victim,
+    mut redis: Option<&mut RedisServer>,
+) {
     let seed: u64 = std::env::var("UMPIRE_CRASH_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -296,6 +351,7 @@ async fn harness(backend: Backend, kills: usize) {
     let mut shown: Vec<Vec<(u64, Value)>> = vec![Vec::new(); PLAYERS];
     let mut duos = vec![Duo::default(); DUOS];
     for _ in 0..kills {
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
         let url = server.ws();
         let duels: Vec<_> = duos
             .iter()
@@ -310,17 +366,27 @@ async fn harness(backend: Backend, kills: usize) {
             .zip(&shown)
             .map(|(p, seen)| {
                 let from = seen.last().map_or(1, |(seq, _)| seq + 1);
-                tokio::spawn(watch(url.clone(), p.watch.clone(), from))
+                tokio::spawn(watch(url.clone(), p.watch.clone(), from, stop_rx.clone()))
             })
             .collect();
         tokio::time::sleep(Duration::from_millis(30 + rng.below(300))).await;
-        server.child.kill().unwrap(); // SIGKILL
-        server.child.wait().unwrap();
+        match (victim, redis.as_deref_mut()) {
+            (Victim::Store, Some(redis)) => redis.kill(),
+            _ => {
+                server.child.kill().unwrap(); // SIGKILL
+                server.child.wait().unwrap();
+            }
+        }
         for (p, run) in players.iter_mut().zip(runs) {
             *p = tokio::time::timeout(Duration::from_secs(30), run)
                 .await
                 .expect("a client hung after the kill")
                 .unwrap();
+        }
+        if victim == Victim::Store {
+            // Spectators of a node that kept running stay connected: they have seen what
+            // they will see of this round once the players stopped.
+            let _ = stop.send(true);
         }
         for (seen, watcher) in shown.iter_mut().zip(watchers) {
             seen.extend(watcher.await.unwrap());
@@ -331,7 +397,13 @@ async fn harness(backend: Backend, kills: usize) {
                 .expect("a pair hung after the kill")
                 .unwrap();
         }
-        server = Server::start_on(&backend, &args);
+        match (victim, redis.as_deref_mut()) {
+            (Victim::Store, Some(redis)) => {
+                redis.restart();
+                wait_until_healthy(&server).await;
+            }
+            _ => server = Server::start_on(&backend, &args),
+        }
     }
     // Once more without a kill: what was pending is sent again, and every build falls due.
     let url = server.ws();
@@ -450,7 +522,7 @@ async fn harness(backend: Backend, kills: usize) {
     }
     drop(server);
     eprintln!(
-        "crash harness ({backend}): seed {seed}, {kills} kills, {acked} acked ({moves} Connect Four moves in \
+        "crash harness ({backend}, {victim:?} killed): seed {seed}, {kills} kills, {acked} acked ({moves} Connect Four moves in \
          {c4_games} games), {lost} lost, {duplicated} duplicated, {shown_total} events shown \
          ({wrong} not as logged), colony builds completed {completed:?}"
     );
