@@ -54,6 +54,15 @@ pub enum HubError {
         /// The node that runs it, as the bus names it.
         node: String,
     },
+    /// The node that runs the game answered with this error (a request forwarded to it).
+    /// Handling: its code.
+    #[error("{message}")]
+    Remote {
+        /// The code the other node gave.
+        code: ErrorCode,
+        /// Its message.
+        message: String,
+    },
     /// The log failed. Handling: `internal`; the game reloads from the log on next use.
     #[error("storage failed: {0}")]
     Store(#[from] StoreError),
@@ -95,6 +104,7 @@ impl HubError {
             | HubError::Elsewhere { .. }
             | HubError::Refused(Refused::NotOwner { .. }) => ErrorCode::Overloaded,
             HubError::TooFast(_) => ErrorCode::RateLimited,
+            HubError::Remote { code, .. } => *code,
             HubError::Limit(_) => ErrorCode::LimitReached,
             HubError::Store(_)
             | HubError::Refused(Refused::Stale { .. })

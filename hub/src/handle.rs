@@ -75,6 +75,10 @@ impl RoomMsg {
             ),
             // Nobody waits for these, or the waiter sees its channel dropped.
             RoomMsg::Unsubscribe { .. }
+            | RoomMsg::Announced { .. }
+            | RoomMsg::Answered { .. }
+            | RoomMsg::Lost
+            | RoomMsg::Presence { .. }
             | RoomMsg::RematchReady { .. }
             | RoomMsg::Inspect { .. }
             | RoomMsg::Summary { .. } => return,
@@ -136,6 +140,21 @@ pub(crate) enum RoomMsg {
     Unsubscribe { session: SessionId },
     /// Report the game's state.
     Inspect { reply: oneshot::Sender<Inspection> },
+    /// (A follower) the stream is durable up to `version`, as node `by` said.
+    Announced { version: Seq, by: String },
+    /// (A follower) the leader answered forwarded request `id`.
+    Answered {
+        id: u64,
+        answer: crate::game::remote::WireAnswer,
+    },
+    /// (The leader) this node no longer holds the game: another node took it over.
+    Lost,
+    /// (The leader) node `node` plays `seats` of the game, until `until`.
+    Presence {
+        node: String,
+        seats: std::collections::BTreeSet<Seat>,
+        until: u64,
+    },
     /// Report what the monitor lists (`created` is filled in by the hub, from the log).
     Summary {
         reply: oneshot::Sender<crate::admin::GameSummary>,

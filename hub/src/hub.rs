@@ -141,6 +141,7 @@ impl HubBuilder {
             retired: std::sync::Mutex::default(),
             wakes: Arc::default(),
             panicked: std::sync::Mutex::default(),
+            pending: crate::game::remote::Pending::default(),
         });
         let registry = Registry::new(rt, self.kinds.into_iter().map(|k| k.0).collect());
         let started = std::time::Instant::now();
@@ -157,7 +158,7 @@ impl HubBuilder {
             "hub started; games load on first use or when due"
         );
         let kept_gauge = registry.rt.metrics.kept_sessions.clone();
-        let inner = Arc::new(Inner {
+        let inner = Arc::new_cyclic(|weak| Inner {
             registry,
             auth: self.auth,
             groups: self.groups,
@@ -165,7 +166,12 @@ impl HubBuilder {
             creates: crate::session::quota::PerUser::default(),
             address_creates: crate::session::quota::PerUser::default(),
             address_subscribes: crate::session::quota::PerUser::default(),
+            hears: Arc::new(Hears {
+                inner: weak.clone(),
+            }),
         });
+        let hears: std::sync::Weak<dyn crate::bus::Inbound> = Arc::downgrade(&inner.hears);
+        inner.registry.rt.bus.attach(hears);
         inner
             .sessions
             .set_kept(usize::try_from(sessions).unwrap_or(usize::MAX));
@@ -481,5 +487,80 @@ impl Hub {
         rt.writer.sync().await?;
         tracing::info!("hub stopped; log flushed");
         Ok(())
+    }
+}
+
+/// What the bus delivers, handed to the game tasks: announcements and answers to the
+/// followers, requests and presence to the leaders, a lost lease to its task.
+#[derive(Debug)]
+struct Hears {
+    inner: std::sync::Weak<Inner>,
+}
+
+impl Hears {
+    /// Queue `msg` for `game`'s task if it runs here.
+    fn tell(&self, game: umpire_engine::protocol::GameId, msg: crate::handle::RoomMsg) {
+        if let Some(handle) = self
+            .inner
+            .upgrade()
+            .and_then(|inner| inner.registry.loaded(game))
+        {
+            let _ = handle.try_send(msg);
+        }
+    }
+}
+
+impl crate::bus::Inbound for Hears {
+    fn announced(&self, stream: umpire_engine::protocol::GameId, version: Seq, by: &str) {
+        let by = by.to_owned();
+        self.tell(stream, crate::handle::RoomMsg::Announced { version, by });
+    }
+
+    fn received(&self, msg: Vec<u8>) {
+        use crate::game::remote::{BusMsg, WireAnswer, WireError};
+        let Some(inner) = self.inner.upgrade() else {
+            return;
+        };
+        match BusMsg::decode(&msg) {
+            Some(BusMsg::Request {
+                from,
+                id,
+                game,
+                req,
+            }) => {
+                let bus = Arc::clone(&inner.registry.rt.bus);
+                tokio::spawn(async move {
+                    let reply = crate::outbox::ReplyTo::remote(Arc::clone(&bus), from.clone(), id);
+                    if let Err(e) = inner.registry.send(game, req.into_msg(reply)).await {
+                        // The message (and its reply) went with the failure: answer here.
+                        let msg = BusMsg::Reply {
+                            id,
+                            answer: WireAnswer::Command(Err(WireError::from(&e))),
+                        };
+                        bus.send(&from, msg.encode());
+                    }
+                });
+            }
+            Some(BusMsg::Reply { id, answer }) => {
+                if let Some(game) = inner.registry.rt.pending.close(id) {
+                    self.tell(game, crate::handle::RoomMsg::Answered { id, answer });
+                }
+            }
+            Some(BusMsg::Presence {
+                node,
+                game,
+                seats,
+                for_ms,
+            }) => {
+                let until = inner.registry.rt.clock.now().saturating_add(for_ms);
+                let seats = seats.into_iter().map(umpire_engine::Seat).collect();
+                self.tell(game, crate::handle::RoomMsg::Presence { node, seats, until });
+            }
+            None => tracing::warn!(bytes = msg.len(), "a message from another node does not decode"),
+        }
+    }
+
+    fn lost(&self, stream: umpire_engine::protocol::GameId) {
+        self.tell(stream, crate::handle::RoomMsg::Lost);
     }
 }

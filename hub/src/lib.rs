@@ -88,7 +88,7 @@ pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, 
 }
 
 pub use admin::{ConnectionSummary, GameSummary, History};
-pub use bus::{Bus, LocalBus, Placement};
+pub use bus::{Bus, Inbound, LocalBus, MemBus, MemNode, Placement};
 pub use clock::{Clock, TokioClock};
 pub use config::{Durability, HubConfig, Limits};
 pub use error::{HubError, Result};

@@ -384,6 +384,12 @@ enum Target {
         outbox: Arc<Outbox>,
         r#ref: Option<Value>,
     },
+    /// Back over the bus to request `id` of node `node`.
+    Remote {
+        bus: Arc<dyn crate::bus::Bus>,
+        node: String,
+        id: u64,
+    },
 }
 
 impl ReplyTo {
@@ -397,8 +403,21 @@ impl ReplyTo {
         ReplyTo(Some(Target::Session { outbox, r#ref }))
     }
 
+    /// Back over `bus` to request `id` of node `node`.
+    pub(crate) fn remote(bus: Arc<dyn crate::bus::Bus>, node: String, id: u64) -> Self {
+        ReplyTo(Some(Target::Remote { bus, node, id }))
+    }
+
+    /// Whether the request came from another node (a follower must not forward it again).
+    pub(crate) fn is_remote(&self) -> bool {
+        matches!(self.0, Some(Target::Remote { .. }))
+    }
+
     pub(crate) fn send(mut self, answer: Answer) {
         match self.0.take() {
+            Some(Target::Remote { bus, node, id }) => {
+                crate::game::remote::reply(&bus, &node, id, answer);
+            }
             Some(Target::Caller(tx)) => {
                 let _ = tx.send(answer);
             }

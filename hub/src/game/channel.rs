@@ -226,6 +226,7 @@ impl Channel {
             &joiners,
             answers,
             &self.rt,
+            true,
         );
         Ok(())
     }

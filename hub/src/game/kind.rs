@@ -41,6 +41,7 @@ pub(crate) trait Kind: Send + Sync + 'static {
         rt: &Arc<Runtime>,
         id: GameId,
         invite: Option<(String, String)>,
+        leader: Option<String>,
     ) -> Result<RoomHandle>;
     /// The game's state after seq `at`, replayed from the log by its rules, as JSON.
     async fn state_at(&self, log: &dyn umpire_store::LogRead, id: GameId, at: u64)
@@ -61,8 +62,6 @@ fn corrupt(id: GameId, e: &dyn std::fmt::Display) -> HubError {
 }
 
 impl<G: Game> Registered<G> {
-    /// The match after seq `upto` (or its last record): `from` (a snapshot) plus the records
-    /// after it, read a page at a time.
     async fn replay(
         &self,
         log: &dyn umpire_store::LogRead,
@@ -70,6 +69,20 @@ impl<G: Game> Registered<G> {
         from: Option<Match<G>>,
         upto: u64,
     ) -> Result<Match<G>> {
+        replay(&*self.game, log, id, from, upto).await
+    }
+}
+
+/// The match after seq `upto` (or its last record): `from` (a snapshot) plus the records
+/// after it, read a page at a time.
+pub(crate) async fn replay<G: Game>(
+    game: &G,
+    log: &dyn umpire_store::LogRead,
+    id: GameId,
+    from: Option<Match<G>>,
+    upto: u64,
+) -> Result<Match<G>> {
+    {
         let mut m = from;
         let mut next = m.as_ref().map_or(1, |m| m.version() + 1);
         while next <= upto {
@@ -81,9 +94,9 @@ impl<G: Game> Registered<G> {
             for (_, bytes) in &page {
                 let env: Envelope<G> = rmp_serde::from_slice(bytes).map_err(|e| corrupt(id, &e))?;
                 match &mut m {
-                    None => m = Some(Match::start(&*self.game, &env).map_err(|e| corrupt(id, &e))?),
+                    None => m = Some(Match::start(game, &env).map_err(|e| corrupt(id, &e))?),
                     Some(m) => m
-                        .replay_one(&*self.game, &env)
+                        .replay_one(game, &env)
                         .map_err(|e| corrupt(id, &e))?,
                 }
             }
@@ -133,12 +146,16 @@ impl<G: Game> Kind for Registered<G> {
             finished: None,
         };
         let id = rt.writer.create_stream(meta).await?;
+        // A new stream: this node takes it (nobody else knows of it yet).
+        if let crate::bus::Placement::Elsewhere(node) = rt.bus.place(id).await? {
+            return Err(HubError::Elsewhere { game: id, node });
+        }
         let first = FirstTurn {
             created: Bytes::from(created),
             invite: invite.clone(),
         };
         let game = Arc::clone(&self.game);
-        let handle = Room::spawn(rt, game, id, m, Some(first), None, None);
+        let handle = Room::spawn(rt, game, id, m, Some(first), None, None, None);
         Ok((handle, invite))
     }
 
@@ -157,8 +174,14 @@ impl<G: Game> Kind for Registered<G> {
         rt: &Arc<Runtime>,
         id: GameId,
         invite: Option<(String, String)>,
+        leader: Option<String>,
     ) -> Result<RoomHandle> {
         let log = &rt.log;
+        if leader.is_some() {
+            // Hear the leader's announcements from before the match is read: the task
+            // catches up from where the read ended.
+            rt.bus.follow(id);
+        }
         let mut snapshot: Option<Match<G>> = None;
         if let Some((version, bytes)) = log.load_snapshot(id).await? {
             match rmp_serde::from_slice::<Match<G>>(&bytes) {
@@ -173,7 +196,7 @@ impl<G: Game> Kind for Registered<G> {
             }
         }
         let m = self.replay(&**log, id, snapshot, u64::MAX).await?;
-        if m.is_over() {
+        if m.is_over() && leader.is_none() {
             rt.writer
                 .set_status(id, StreamStatus::Over, rt.clock.now())
                 .await?;
@@ -181,6 +204,6 @@ impl<G: Game> Kind for Registered<G> {
         // Unreadable: the next write writes what the game needs.
         let wake = log.wake(id).await.unwrap_or(None);
         let game = Arc::clone(&self.game);
-        Ok(Room::spawn(rt, game, id, m, None, invite, wake))
+        Ok(Room::spawn(rt, game, id, m, None, invite, wake, leader))
     }
 }

@@ -9,6 +9,7 @@ pub(crate) mod kind;
 pub(crate) mod owners;
 pub(crate) mod publish;
 pub(crate) mod registry;
+pub(crate) mod remote;
 pub(crate) mod retention;
 pub(crate) mod room;
 pub(crate) mod runtime;

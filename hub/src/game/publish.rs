@@ -16,7 +16,9 @@ use crate::outbox::{Answer, ReplyTo};
 /// count them, move the head, announce the new version to other nodes, publish each event to
 /// every subscriber, then add `joiners` (they read this turn's events from the log, not from
 /// here), then answer each request with the head. Returns whether a subscriber's session was
-/// gone.
+/// gone. `wrote`: this task wrote the events (a follower publishes what its leader wrote:
+/// neither counted nor announced again).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn publish(
     subscribers: &mut Vec<Subscriber>,
     head: &AtomicU64,
@@ -25,12 +27,15 @@ pub(crate) fn publish(
     joiners: &[Subscriber],
     answers: Vec<(ReplyTo, Answer)>,
     rt: &Runtime,
+    wrote: bool,
 ) -> bool {
     let metrics = &*rt.metrics;
-    metrics.events_appended.inc_by(events.len() as u64);
     head.store(durable, Ordering::Release);
-    if let Some(first) = events.first() {
-        rt.bus.announce(first.game, durable);
+    if wrote {
+        metrics.events_appended.inc_by(events.len() as u64);
+        if let Some(first) = events.first() {
+            rt.bus.announce(first.game, durable);
+        }
     }
     let gone = fan_out(subscribers, events, metrics);
     register(subscribers, joiners);

@@ -354,30 +354,32 @@ impl Registry {
         if self.rt.has_panicked(game) {
             return Err(HubError::panicked(game));
         }
-        // Another node's task alone may write the stream.
-        if let crate::bus::Placement::Elsewhere(node) = self.rt.bus.placement(game) {
-            return Err(HubError::Elsewhere { game, node });
-        }
         let not_found = || HubError::NotFound(format!("no game {game}"));
         let meta = self.rt.log.meta(game).await?.ok_or_else(not_found)?;
         if meta.kind == crate::game::channel::KIND {
             return self.channel_task(game, &meta.creator).await;
         }
+        // Led here, or followed here while another node leads it.
+        let leader = match self.rt.bus.place(game).await? {
+            crate::bus::Placement::Here => None,
+            crate::bus::Placement::Elsewhere(node) => Some(node),
+        };
         let kind = self.kinds.get(&meta.kind).ok_or_else(not_found)?;
-        if reloading {
+        if reloading && leader.is_none() {
             // Its task stopped on a storage failure, perhaps after writing records it never
             // made durable: make them durable before they are served to anyone.
             self.rt.writer.sync().await?;
         }
         let invite = meta.invite.clone();
-        let loaded = AssertUnwindSafe(kind.load(&self.rt, game, invite.clone()))
+        let follower = leader.is_some();
+        let loaded = AssertUnwindSafe(kind.load(&self.rt, game, invite.clone(), leader))
             .catch_unwind()
             .await;
         let handle = loaded.map_err(|_| {
             self.rt.quarantine(game);
             HubError::panicked(game)
         })??;
-        tracing::info!(game, kind = %meta.kind, version = handle.head(), "game loaded");
+        tracing::info!(game, kind = %meta.kind, version = handle.head(), follower, "game loaded");
         self.rooms().insert(game, handle.clone());
         if let Some(invite) = invite {
             crate::lock(&self.invites).add(game, invite);

@@ -9,7 +9,7 @@
 //! If the log fails, the task stops ("fail-stop"): its match is ahead of the log, so it must
 //! not serve anyone again. The registry loads the game afresh on its next use.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,10 +18,12 @@ use bytes::Bytes;
 use serde_json::Value;
 use umpire_engine::protocol::GameId;
 use umpire_engine::{Action, Actor, Body, Envelope, Game, Match, MatchError, Millis, Seat, Seq};
-use umpire_store::{KeyEntry, Role, StoreError, StreamStatus, Wake, WakeChange, Write};
+use umpire_store::{KeyEntry, Refused, Role, StoreError, StreamStatus, Wake, WakeChange, Write};
 
+use crate::bus::Placement;
 use crate::error::{HubError, Result};
 use crate::frames::Published;
+use crate::game::remote::{BusMsg, Forwarded, RemoteSeats, WireAnswer};
 use crate::game::keys::{is_guest, new_key};
 use crate::game::runtime::Runtime;
 use crate::handle::{Inbox, RoomHandle, RoomMsg, SessionId, Subscriber};
@@ -75,6 +77,52 @@ pub(crate) struct Room<G: Game> {
     audience_due: Option<Millis>,
     /// This finished game's rematch, once a player asked for one.
     rematch: Rematch,
+    /// `None` while this node leads the game (its task alone writes the stream); the leading
+    /// node's name while this task follows it (see `crate::bus`).
+    leader: Option<String>,
+    /// (Following) requests forwarded to the leader, waiting for their answers.
+    forwarded: HashMap<u64, Forward>,
+    /// (Following) the highest version announced, and the answers come in: handled after
+    /// the messages of a turn, once the records they rest on are read.
+    announced: Seq,
+    answered: Vec<(u64, WireAnswer)>,
+    /// (Following) the leader may be gone (a request went unanswered): ask who leads.
+    suspect: bool,
+    /// (Following) the seats played here, as last told to the leader, and when.
+    told_seats: (BTreeSet<Seat>, Millis),
+    /// (Leading) the seats played on other nodes.
+    remote: RemoteSeats,
+    /// (Leading) this node lost the game to another.
+    lost: bool,
+}
+
+/// A request forwarded to the leader.
+#[derive(Debug)]
+struct Forward {
+    reply: ReplyTo,
+    /// Subscribed here, in the seat the answer gives, once it comes.
+    sub: Option<Subscriber>,
+    /// What the session waits for.
+    expect: Expect,
+    /// Answered `overloaded` (retry) if no answer came by then.
+    deadline: Millis,
+}
+
+/// The kind of answer a forwarded request waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Expect {
+    Command,
+    Seated,
+    Left,
+    Rematch,
+}
+
+/// Why a turn ended the task's leading.
+enum Stop {
+    /// The log failed: the task stops and the game reloads on next use.
+    Stop,
+    /// Another node holds the game now: follow it.
+    Demote,
 }
 
 /// Where a finished game's rematch stands.
@@ -99,6 +147,7 @@ enum Woke {
     Idle,
     Evict,
     Audience,
+    Poll,
 }
 
 /// Everything one turn produced.
@@ -128,6 +177,7 @@ impl<G: Game> Room<G> {
         first: Option<FirstTurn>,
         keys: Option<(String, String)>,
         wake: Option<Wake>,
+        leader: Option<String>,
     ) -> RoomHandle {
         let inbox = Arc::new(Inbox::default());
         let durable = if first.is_some() { 0 } else { m.version() };
@@ -167,8 +217,18 @@ impl<G: Game> Room<G> {
             told: (0, 0),
             audience_due: None,
             rematch: Rematch::None,
+            leader,
+            forwarded: HashMap::new(),
+            announced: 0,
+            answered: Vec::new(),
+            suspect: false,
+            told_seats: (BTreeSet::new(), 0),
+            remote: RemoteSeats::default(),
+            lost: false,
         };
-        if room.durable > 0 {
+        if room.leader.is_some() {
+            rt.bus.follow(id);
+        } else if room.durable > 0 {
             // Loaded from the log: nobody is connected yet, whatever its last presence said.
             room.reconcile(&mut turn);
         }
@@ -185,11 +245,13 @@ impl<G: Game> Room<G> {
         let mut msgs = VecDeque::new();
         loop {
             self.inbox.take(max_batch, &mut msgs);
-            if msgs.is_empty() && turn.records.is_empty() {
+            if msgs.is_empty() && turn.records.is_empty() && turn.answers.is_empty() {
                 let due = self
                     .m
                     .next_due()
+                    .filter(|_| self.leader.is_none())
                     .map(|(at, _)| Duration::from_millis(at.saturating_sub(self.rt.clock.now())));
+                let poll = self.poll_in();
                 let idle = self.idle_for();
                 let evict = self.evict_for();
                 let audience = self
@@ -203,6 +265,7 @@ impl<G: Game> Room<G> {
                     () = sleep_opt(audience) => Woke::Audience,
                     () = sleep_opt(idle) => Woke::Idle,
                     () = sleep_opt(evict) => Woke::Evict,
+                    () = sleep_opt(poll) => Woke::Poll,
                 };
                 match woke {
                     Woke::Shutdown => break,
@@ -215,18 +278,34 @@ impl<G: Game> Room<G> {
                     Woke::Idle => return self.retire().await,
                     Woke::Evict if self.evict() => return,
                     Woke::Evict => continue,
+                    Woke::Poll => {
+                        if self.poll(&mut turn).await.is_err() {
+                            return;
+                        }
+                    }
                 }
             }
             for msg in msgs.drain(..) {
                 self.take(msg, &mut turn);
             }
+            if self.follow_up(&mut turn).await.is_err() {
+                return;
+            }
             if self.roster_changed {
                 self.reconcile(&mut turn);
             }
-            self.fire_due(&mut turn, max_batch);
+            if self.leader.is_none() {
+                self.fire_due(&mut turn, max_batch);
+            }
             // Never raced against shutdown: a turn that started is written and answered.
-            if self.finish(std::mem::take(&mut turn)).await.is_err() {
-                return;
+            match self.finish(std::mem::take(&mut turn)).await {
+                Ok(()) => {}
+                Err(Stop::Stop) => return,
+                Err(Stop::Demote) => {
+                    if self.demote().await.is_err() {
+                        return;
+                    }
+                }
             }
             self.quiet_since = self.rt.clock.now();
         }
@@ -240,6 +319,10 @@ impl<G: Game> Room<G> {
     /// How long until the game has sat idle long enough to expire; `None` while a timer is
     /// pending (it will fire and make the game active) or if games never expire.
     fn idle_for(&self) -> Option<Duration> {
+        if self.leader.is_some() {
+            // The leader expires the game; a follower hears it.
+            return None;
+        }
         let expire = self.rt.config.limits.expire_idle_games?;
         if !self.m.timers().is_empty() {
             return None;
@@ -262,8 +345,16 @@ impl<G: Game> Room<G> {
     /// How long until the game leaves memory for sitting unfollowed and quiet; `None` while
     /// someone follows it, a rematch is being started, or if games never leave.
     fn evict_for(&self) -> Option<Duration> {
-        let after = self.rt.config.evict_after?;
-        if !self.subscribers.is_empty() || matches!(self.rematch, Rematch::Creating) {
+        let after = match (self.rt.config.evict_after, &self.leader) {
+            (Some(after), _) => after,
+            // A follower nobody here follows is not kept for ever.
+            (None, Some(_)) => Duration::from_secs(60),
+            (None, None) => return None,
+        };
+        if !self.subscribers.is_empty()
+            || !self.forwarded.is_empty()
+            || matches!(self.rematch, Rematch::Creating)
+        {
             return None;
         }
         let quiet = self.rt.clock.now().saturating_sub(self.quiet_since);
@@ -287,6 +378,11 @@ impl<G: Game> Room<G> {
     fn evict(&mut self) -> bool {
         if !self.inbox.evict() {
             return false;
+        }
+        if self.leader.is_some() {
+            // The leader keeps the wake-up index.
+            self.rt.retire(self.id);
+            return true;
         }
         let needed = self.wake_needed(self.active);
         if needed != self.wake {
@@ -330,6 +426,17 @@ impl<G: Game> Room<G> {
     /// Decide one message into `turn`: one method per message that decides anything.
     fn take(&mut self, msg: RoomMsg, turn: &mut Turn) {
         let game = self.id;
+        let msg = match self.cross(msg) {
+            Some(msg) => msg,
+            None => return,
+        };
+        let msg = match &self.leader {
+            Some(_) => match self.forward(msg, turn) {
+                Some(msg) => msg,
+                None => return,
+            },
+            None => msg,
+        };
         match msg {
             RoomMsg::Submit {
                 by,
@@ -394,6 +501,345 @@ impl<G: Game> Room<G> {
             }
             RoomMsg::Inspect { reply } => {
                 let _ = reply.send(self.inspect());
+            }
+            // Handled by `cross`.
+            RoomMsg::Announced { .. }
+            | RoomMsg::Answered { .. }
+            | RoomMsg::Lost
+            | RoomMsg::Presence { .. } => {}
+        }
+    }
+
+    /// The messages between nodes, whichever way this task runs: kept for after the turn's
+    /// messages (they need the log), or applied. Gives back every other message.
+    fn cross(&mut self, msg: RoomMsg) -> Option<RoomMsg> {
+        match msg {
+            RoomMsg::Announced { version, by } => {
+                self.announced = self.announced.max(version);
+                if let Some(leader) = self.leader.as_mut().filter(|l| **l != by) {
+                    // A new leader: tell it who plays here.
+                    *leader = by;
+                    self.told_seats.1 = 0;
+                }
+            }
+            RoomMsg::Answered { id, answer } => self.answered.push((id, answer)),
+            RoomMsg::Lost => self.lost = true,
+            RoomMsg::Presence { node, seats, until } => {
+                if self.leader.is_none() && self.remote.set(node, seats, until) {
+                    self.roster_changed = true;
+                }
+            }
+            msg => return Some(msg),
+        }
+        None
+    }
+
+    /// (Following) send what only the leader may decide to it; give back what this task
+    /// serves itself (watching, following, reports).
+    fn forward(&mut self, msg: RoomMsg, turn: &mut Turn) -> Option<RoomMsg> {
+        let (req, reply, sub, expect) = match msg {
+            RoomMsg::Submit {
+                by,
+                cmd,
+                cid,
+                reply,
+            } => {
+                let cmd = cmd.to_string();
+                (Forwarded::Submit { by, cmd, cid }, reply, None, Expect::Command)
+            }
+            RoomMsg::Join { player, sub, reply } => {
+                (Forwarded::Join { player }, reply, sub, Expect::Seated)
+            }
+            RoomMsg::Reclaim {
+                seat,
+                token,
+                player,
+                sub,
+                reply,
+            } => {
+                let req = Forwarded::Reclaim {
+                    seat: seat.0,
+                    token,
+                    player,
+                };
+                (req, reply, sub, Expect::Seated)
+            }
+            RoomMsg::Leave {
+                seat,
+                session,
+                reply,
+            } => {
+                self.unsubscribe(session, turn);
+                (Forwarded::Leave { seat: seat.0 }, reply, None, Expect::Left)
+            }
+            RoomMsg::Rematch { reply } => (Forwarded::Rematch, reply, None, Expect::Rematch),
+            RoomMsg::RematchReady { next } => {
+                // Told here at once, and to the leader for everyone else.
+                self.rematch_ready(next.clone());
+                self.send_leader(0, Forwarded::RematchReady { next });
+                return None;
+            }
+            msg => return Some(msg),
+        };
+        if reply.is_remote() {
+            // Sent here by a node that took this one for the leader: it asks again.
+            let node = self.leader.clone().unwrap_or_default();
+            let mut answer = expect.failed(self.id);
+            answer.fail(&HubError::Elsewhere {
+                game: self.id,
+                node,
+            });
+            turn.answers.push((reply, answer));
+            return None;
+        }
+        let id = self.rt.pending.open(self.id);
+        let deadline = self.rt.clock.now() + self.forward_timeout();
+        self.forwarded.insert(
+            id,
+            Forward {
+                reply,
+                sub,
+                expect,
+                deadline,
+            },
+        );
+        self.send_leader(id, req);
+        None
+    }
+
+    fn send_leader(&self, id: u64, req: Forwarded) {
+        let Some(leader) = &self.leader else {
+            return;
+        };
+        let msg = BusMsg::Request {
+            from: self.rt.bus.node().to_owned(),
+            id,
+            game: self.id,
+            req,
+        };
+        self.rt.bus.send(leader, msg.encode());
+    }
+
+    /// How long a forwarded request waits for its answer.
+    fn forward_timeout(&self) -> Millis {
+        let lease = u64::try_from(self.rt.bus.lease().as_millis()).unwrap_or(u64::MAX);
+        (lease / 2).clamp(200, 5_000)
+    }
+
+    /// How often a follower looks at the log and its leader.
+    fn poll_every(&self) -> Millis {
+        let lease = u64::try_from(self.rt.bus.lease().as_millis()).unwrap_or(u64::MAX);
+        (lease / 4).clamp(50, 1_000)
+    }
+
+    /// When the next poll is due: a follower's regular look; a leader's next remote seat to
+    /// run out.
+    fn poll_in(&self) -> Option<Duration> {
+        let now = self.rt.clock.now();
+        let at = match &self.leader {
+            Some(_) => now + self.poll_every(),
+            None => self.remote.next_expiry()?,
+        };
+        Some(Duration::from_millis(at.saturating_sub(now)))
+    }
+
+    /// A follower's regular look: requests not answered in time, what the log holds (an
+    /// announcement may have been lost), whether the leader is still there, and presence.
+    /// A leader forgets the remote seats that ran out.
+    async fn poll(&mut self, turn: &mut Turn) -> std::result::Result<(), ()> {
+        let now = self.rt.clock.now();
+        if self.leader.is_none() {
+            if self.remote.expire(now) {
+                self.roster_changed = true;
+            }
+            return Ok(());
+        }
+        let late: Vec<u64> = self
+            .forwarded
+            .iter()
+            .filter(|(_, f)| f.deadline <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in late {
+            if let Some(f) = self.forwarded.remove(&id) {
+                self.rt.pending.close(id);
+                let mut answer = f.expect.failed(self.id);
+                answer.fail(&HubError::Unavailable);
+                turn.answers.push((f.reply, answer));
+                self.suspect = true;
+            }
+        }
+        if let Ok(version) = self.rt.log.version(self.id).await {
+            self.announced = self.announced.max(version);
+        }
+        let lease = u64::try_from(self.rt.bus.lease().as_millis()).unwrap_or(u64::MAX);
+        let overdue = self
+            .m
+            .next_due()
+            .is_some_and(|(at, _)| at.saturating_add(lease) <= now);
+        if std::mem::take(&mut self.suspect) || overdue {
+            match self.rt.bus.place(self.id).await {
+                Ok(Placement::Here) => return self.promote(turn).await,
+                Ok(Placement::Elsewhere(node)) => {
+                    if self.leader.as_ref() != Some(&node) {
+                        self.leader = Some(node);
+                        self.told_seats.1 = 0;
+                    }
+                }
+                Err(e) => tracing::warn!(game = self.id, error = %e, "cannot ask who leads the game"),
+            }
+        }
+        if now >= self.told_seats.1 + lease / 3 {
+            self.roster_changed = true;
+        }
+        Ok(())
+    }
+
+    /// After a turn's messages: a leader that lost the game follows it; a follower reads what
+    /// was announced and what its answers rest on, then answers.
+    async fn follow_up(&mut self, turn: &mut Turn) -> std::result::Result<(), ()> {
+        if std::mem::take(&mut self.lost) && self.leader.is_none() {
+            self.demote().await?;
+        }
+        if self.leader.is_some() {
+            let upto = self
+                .answered
+                .iter()
+                .map(|(_, a)| a.head())
+                .chain([self.announced])
+                .max()
+                .unwrap_or(0);
+            if upto > self.durable {
+                self.catch_up(upto).await?;
+            }
+        }
+        for (id, answer) in std::mem::take(&mut self.answered) {
+            let Some(f) = self.forwarded.remove(&id) else {
+                continue;
+            };
+            let answer = answer.into_answer(self.id, f.expect);
+            if let (Some(mut sub), Answer::Seated { result: Ok(s), .. }) = (f.sub, &answer) {
+                sub.seat = Some(s.joined.seat);
+                self.roster_changed = true;
+                turn.joiners.push(sub);
+            }
+            turn.answers.push((f.reply, answer));
+        }
+        Ok(())
+    }
+
+    /// (Following) read the log from the head up to `upto` (or its end), apply each record
+    /// to the match, and send it to this node's subscribers.
+    async fn catch_up(&mut self, upto: Seq) -> std::result::Result<(), ()> {
+        const PAGE: usize = 256;
+        while self.durable < upto {
+            let want = usize::try_from(upto - self.durable).unwrap_or(PAGE).min(PAGE);
+            let page = match self.rt.log.read(self.id, self.durable + 1, want).await {
+                Ok(page) => page,
+                Err(e) => {
+                    tracing::warn!(game = self.id, error = %e, "cannot read what the leader wrote");
+                    return Ok(());
+                }
+            };
+            let Some(&(last, _)) = page.last() else {
+                break;
+            };
+            let mut published = Vec::with_capacity(page.len());
+            for (seq, bytes) in page {
+                let applied = rmp_serde::from_slice::<Envelope<G>>(&bytes)
+                    .map_err(|e| e.to_string())
+                    .and_then(|env| {
+                        (env.seq == self.m.version() + 1)
+                            .then_some(env)
+                            .ok_or_else(|| format!("seq {seq} does not follow {}", self.m.version()))
+                    })
+                    .and_then(|env| {
+                        self.m
+                            .replay_one(&*self.game, &env)
+                            .map_err(|e| e.to_string())
+                    });
+                if let Err(e) = applied {
+                    tracing::error!(game = self.id, error = %e, "the leader's records do not apply: the game stops here");
+                    return Err(());
+                }
+                published.push(Published::viewed(self.id, seq, bytes, &self.views));
+            }
+            self.durable = last;
+            self.active = self.m.last_at();
+            let gone = crate::game::publish::publish(
+                &mut self.subscribers,
+                &self.head,
+                self.durable,
+                &published,
+                &[],
+                Vec::new(),
+                &self.rt,
+                false,
+            );
+            if gone {
+                self.roster_changed = true;
+                self.recount = true;
+            }
+            if published.len() < want {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// (Following) the leader stopped holding the game and this node took it: read all it
+    /// wrote, then lead. Requests still forwarded to the old leader are answered `overloaded`
+    /// (retry), and presence is brought up to date in the first turn.
+    async fn promote(&mut self, turn: &mut Turn) -> std::result::Result<(), ()> {
+        self.catch_up(Seq::MAX).await?;
+        tracing::info!(
+            game = self.id,
+            from = self.leader.as_deref().unwrap_or(""),
+            version = self.durable,
+            "took the game over: its leader stopped holding it"
+        );
+        self.leader = None;
+        self.rt.bus.unfollow(self.id);
+        self.wake = self.rt.log.wake(self.id).await.unwrap_or(None);
+        self.active = self.m.last_at();
+        self.roster_changed = true;
+        self.remote = RemoteSeats::default();
+        for (id, f) in self.forwarded.drain() {
+            self.rt.pending.close(id);
+            let mut answer = f.expect.failed(self.id);
+            answer.fail(&HubError::Unavailable);
+            turn.answers.push((f.reply, answer));
+        }
+        Ok(())
+    }
+
+    /// (Leading) another node holds the game now (this one stalled past its lease): rebuild
+    /// the match at what is durable (a refused turn is not in the log) and follow the new
+    /// leader, or lead on if the game is free again.
+    async fn demote(&mut self) -> std::result::Result<(), ()> {
+        let rebuilt =
+            crate::game::kind::replay(&*self.game, &*self.rt.log, self.id, None, self.durable)
+                .await;
+        match rebuilt {
+            Ok(m) => self.m = m,
+            Err(e) => {
+                tracing::error!(game = self.id, error = %e, "cannot rebuild the game");
+                return Err(());
+            }
+        }
+        match self.rt.bus.place(self.id).await {
+            Ok(Placement::Here) => Ok(()),
+            Ok(Placement::Elsewhere(node)) => {
+                tracing::warn!(game = self.id, leader = %node, "another node took the game over; following it");
+                self.leader = Some(node);
+                self.told_seats = (BTreeSet::new(), 0);
+                self.roster_changed = true;
+                self.rt.bus.follow(self.id);
+                self.catch_up(Seq::MAX).await
+            }
+            Err(e) => {
+                tracing::error!(game = self.id, error = %e, "cannot ask who leads the game");
+                Err(())
             }
         }
     }
@@ -567,12 +1013,31 @@ impl<G: Game> Room<G> {
         if self.m.is_over() {
             return;
         }
-        let present: std::collections::BTreeSet<Seat> = self
+        let mut present: BTreeSet<Seat> = self
             .subscribers
             .iter()
             .chain(&turn.joiners)
             .filter_map(|s| s.seat)
             .collect();
+        if self.leader.is_some() {
+            // The leader logs presence: tell it the seats played here.
+            let now = self.rt.clock.now();
+            let lease = u64::try_from(self.rt.bus.lease().as_millis()).unwrap_or(u64::MAX);
+            if present != self.told_seats.0 || now >= self.told_seats.1 + lease / 3 {
+                if let Some(leader) = &self.leader {
+                    let msg = BusMsg::Presence {
+                        node: self.rt.bus.node().to_owned(),
+                        game: self.id,
+                        seats: present.iter().map(|s| s.0).collect(),
+                        for_ms: lease,
+                    };
+                    self.rt.bus.send(leader, msg.encode());
+                }
+                self.told_seats = (present, now);
+            }
+            return;
+        }
+        present.extend(self.remote.seats());
         let gone = self.m.online().iter().filter(|s| !present.contains(s));
         let changes: Vec<(Seat, bool)> = gone
             .map(|&s| (s, false))
@@ -680,7 +1145,7 @@ impl<G: Game> Room<G> {
 
     /// Write, wait until durable, publish, answer. On a storage failure every sender is told
     /// and the task must stop.
-    async fn finish(&mut self, turn: Turn) -> std::result::Result<(), ()> {
+    async fn finish(&mut self, turn: Turn) -> std::result::Result<(), Stop> {
         let Turn {
             records,
             keys,
@@ -744,10 +1209,14 @@ impl<G: Game> Room<G> {
                         );
                     }
                 }
+                Err(e @ HubError::Refused(Refused::NotOwner { .. })) => {
+                    crate::outbox::fail_all(answers, &e);
+                    return Err(Stop::Demote);
+                }
                 Err(e) => {
                     tracing::error!(game = self.id, error = %e, "the game stops: its events could not be made durable");
                     crate::outbox::fail_all(answers, &e);
-                    return Err(());
+                    return Err(Stop::Stop);
                 }
             }
         }
@@ -759,6 +1228,7 @@ impl<G: Game> Room<G> {
             &joiners,
             answers,
             &self.rt,
+            true,
         );
         if gone {
             self.roster_changed = true;
@@ -810,6 +1280,13 @@ impl<G: Game> Drop for Room<G> {
             self.rt.quarantine(self.id);
         }
         self.rt.metrics.live_games.dec();
+        match &self.leader {
+            None => self.rt.bus.release(self.id),
+            Some(_) => self.rt.bus.unfollow(self.id),
+        }
+        for (id, _) in self.forwarded.drain() {
+            self.rt.pending.close(id);
+        }
         for msg in self.inbox.close() {
             msg.fail(self.id, &HubError::Unavailable);
         }
@@ -828,6 +1305,27 @@ fn audience_plan(count: u64, told: (u64, Millis), now: Millis) -> (Option<u64>, 
         (Some(count), None)
     } else {
         (None, Some(next))
+    }
+}
+
+impl Expect {
+    /// An answer of this kind, to be failed.
+    pub(crate) fn failed(self, game: GameId) -> Answer {
+        match self {
+            Expect::Command => Answer::Command { game, result: Ok(0) },
+            Expect::Seated => Answer::Seated {
+                game,
+                result: Err(HubError::Unavailable),
+            },
+            Expect::Left => Answer::Left {
+                game,
+                result: Ok(None),
+            },
+            Expect::Rematch => Answer::Rematch {
+                game,
+                result: Err(HubError::Unavailable),
+            },
+        }
     }
 }
 

@@ -26,6 +26,8 @@ pub(crate) struct Runtime {
     pub(crate) writer: Writer,
     /// What crosses to other nodes serving the same log.
     pub(crate) bus: Arc<dyn crate::bus::Bus>,
+    /// Requests forwarded to other nodes, waiting for their answers.
+    pub(crate) pending: crate::game::remote::Pending,
     pub(crate) clock: Arc<dyn Clock>,
     /// Where new games' rng seeds come from.
     pub(crate) seeds: Seeds,

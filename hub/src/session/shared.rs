@@ -38,6 +38,8 @@ pub(crate) struct Inner {
     pub(crate) address_creates: crate::session::quota::PerUser,
     /// Channel subscriptions from each client address in the last minute.
     pub(crate) address_subscribes: crate::session::quota::PerUser,
+    /// What the bus delivers to this hub (the bus holds it weakly).
+    pub(crate) hears: Arc<dyn crate::bus::Inbound>,
 }
 
 /// The open sessions, so that shutdown can wake each one: a session waits on its outbox

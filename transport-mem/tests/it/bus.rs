@@ -1,39 +1,42 @@
-//! The seam between nodes (`umpire_hub::Bus`): every durable version is announced, in order,
-//! for followers elsewhere; a game placed on another node is not loaded here, and its
-//! requests are refused with a retry.
+//! Several nodes over one log (`umpire_hub::Bus`): every durable version is announced in
+//! order; hubs joined by a `MemBus` play one game with players and spectators on different
+//! nodes, each request forwarded to the node that leads the game; a node that dies or
+//! stalls loses its games to another within its lease, and nothing forks.
 
-use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
 
-use serde_json::json;
+use async_trait::async_trait;
+use serde_json::{json, Value};
 use umpire_engine::protocol::{ErrorCode, GameId};
 use umpire_engine::Seq;
-use umpire_hub::{Bus, HubConfig, Placement};
-use umpire_store::{Log, MemLog};
+use umpire_hub::{Bus, HubConfig, Inbound, MemBus, Placement};
+use umpire_store::{Log, MemLog, StoreError};
 
-use crate::common::within;
+use crate::common::{records, within};
 
-/// A bus that remembers what was announced and places some games on "node-b".
+/// A single node's bus that remembers what was announced.
 #[derive(Debug, Default)]
 struct Recording {
     announced: Mutex<Vec<(GameId, Seq)>>,
-    elsewhere: Mutex<HashSet<GameId>>,
-    asked: AtomicBool,
 }
 
+#[async_trait]
 impl Bus for Recording {
+    fn node(&self) -> &str {
+        "only"
+    }
+    async fn place(&self, _stream: GameId) -> Result<Placement, StoreError> {
+        Ok(Placement::Here)
+    }
+    fn release(&self, _stream: GameId) {}
     fn announce(&self, stream: GameId, version: Seq) {
         self.announced.lock().unwrap().push((stream, version));
     }
-
-    fn placement(&self, stream: GameId) -> Placement {
-        self.asked.store(true, Ordering::SeqCst);
-        match self.elsewhere.lock().unwrap().contains(&stream) {
-            true => Placement::Elsewhere("node-b".into()),
-            false => Placement::Here,
-        }
-    }
+    fn follow(&self, _stream: GameId) {}
+    fn unfollow(&self, _stream: GameId) {}
+    fn send(&self, _node: &str, _msg: Vec<u8>) {}
+    fn attach(&self, _inbound: Weak<dyn Inbound>) {}
 }
 
 impl Recording {
@@ -49,12 +52,13 @@ impl Recording {
 
 async fn hub_with(
     log: &Arc<MemLog>,
-    bus: &Arc<Recording>,
+    bus: Arc<dyn Bus>,
 ) -> (umpire_hub::Hub, umpire_mem::MemConnector) {
     let hub = umpire_hub::Hub::builder(Arc::clone(log) as Arc<dyn Log>)
         .config(HubConfig::default())
         .register(umpire_games::Tally)
-        .bus(Arc::clone(bus) as Arc<dyn Bus>)
+        .register(umpire_games::Colony)
+        .bus(bus)
         .start()
         .await
         .unwrap();
@@ -66,7 +70,7 @@ async fn hub_with(
 async fn every_durable_version_is_announced_in_order_for_games_and_channels() {
     let log = Arc::new(MemLog::new());
     let bus = Arc::new(Recording::default());
-    let (hub, net) = hub_with(&log, &bus).await;
+    let (hub, net) = hub_with(&log, Arc::clone(&bus) as Arc<dyn Bus>).await;
     let mut player = net.connect().await.unwrap();
     let game = within(player.create("tally", json!({"seats": 2})))
         .await
@@ -100,34 +104,169 @@ async fn every_durable_version_is_announced_in_order_for_games_and_channels() {
     hub.shutdown().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_game_placed_on_another_node_is_not_loaded_here_and_asks_for_a_retry() {
+const LEASE: Duration = Duration::from_secs(2);
+
+/// Three hubs over one memory log, joined by one `MemBus`.
+async fn three_nodes(
+    log: &Arc<MemLog>,
+) -> (MemBus, Vec<(umpire_hub::Hub, umpire_mem::MemConnector)>) {
+    let bus = MemBus::new();
+    let mut nodes = Vec::new();
+    for name in ["a", "b", "c"] {
+        let node: Arc<dyn Bus> = bus.node(name, LEASE);
+        nodes.push(hub_with(log, node).await);
+    }
+    (bus, nodes)
+}
+
+/// Seqs of the log, checked contiguous from 1, and each cid's seqs.
+async fn checked(log: &MemLog, game: GameId) -> (Vec<Value>, std::collections::HashMap<String, usize>) {
+    let logged = records(log, game).await;
+    for (i, env) in logged.iter().enumerate() {
+        assert_eq!(env["seq"].as_u64(), Some(i as u64 + 1), "one contiguous history");
+    }
+    let mut cids = std::collections::HashMap::new();
+    for env in &logged {
+        if let Some(cid) = env["cid"].as_str() {
+            *cids.entry(cid.to_owned()).or_insert(0) += 1;
+        }
+    }
+    (logged, cids)
+}
+
+#[tokio::test(start_paused = true)]
+async fn players_on_two_nodes_play_one_game_and_a_spectator_on_a_third_sees_it_all() {
     let log = Arc::new(MemLog::new());
-    let first = Arc::new(Recording::default());
-    let key = {
-        let (hub, net) = hub_with(&log, &first).await;
-        let mut player = net.connect().await.unwrap();
-        let game = within(player.create("tally", json!({"seats": 2})))
+    let (bus, nodes) = three_nodes(&log).await;
+    let mut ada = nodes[0].1.connect().await.unwrap();
+    let mut bo = nodes[1].1.connect().await.unwrap();
+    let mut eve = nodes[2].1.connect().await.unwrap();
+    let game = within(ada.create("tally", json!({"seats": 2}))).await.unwrap();
+    assert_eq!(bus.holder(game.game).as_deref(), Some("a"), "its creator's node leads it");
+    let joined = within(bo.join(game.join.as_deref().unwrap())).await.unwrap();
+    assert_eq!(joined.game, game.game, "a join forwarded from b to a");
+    let watched = within(eve.watch(game.watch.as_deref().unwrap(), Some(1)))
+        .await
+        .unwrap();
+    let mut acked = Vec::new();
+    for n in 0..10 {
+        let (who, cid) = if n % 2 == 0 { (&mut ada, format!("a{n}")) } else { (&mut bo, format!("b{n}")) };
+        let seq = within(who.command_with_cid(game.game, json!({"add": 1}), Some(cid.clone())))
             .await
             .unwrap();
-        drop(player);
-        hub.shutdown().await.unwrap();
-        (game.game, game.join.unwrap())
+        acked.push((cid, seq));
+    }
+    // Sent again (an answer lost on the way): applied once, answered with its first seq.
+    let again = within(bo.command_with_cid(game.game, json!({"add": 1}), Some("b1".into())))
+        .await
+        .unwrap();
+    assert_eq!(again, acked[1].1);
+    let (logged, cids) = checked(&log, game.game).await;
+    for (cid, seq) in &acked {
+        assert_eq!(cids.get(cid), Some(&1), "{cid} applied once");
+        assert_eq!(logged[(*seq - 1) as usize]["cid"].as_str(), Some(cid.as_str()));
+    }
+    // The spectator on c is shown exactly the log, in order.
+    let last = logged.len() as u64;
+    let shown = within(eve.events(watched, logged.len())).await.unwrap();
+    let seqs: Vec<u64> = shown.iter().filter_map(|e| e["seq"].as_u64()).collect();
+    assert_eq!(seqs, (1..=last).collect::<Vec<_>>());
+    for (env, logged) in shown.iter().zip(&logged) {
+        assert_eq!(*env, umpire_engine::protocol::as_shown(logged.clone()), "shown as logged");
+    }
+    // The player on b is online for the leader on a (presence crossed the bus).
+    let online = within(async {
+        loop {
+            let inspected = nodes[0].0.inspect(game.game).await.unwrap();
+            if inspected.whole["online"].as_array().is_some_and(|o| o.len() == 2) {
+                return inspected.whole["online"].clone();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    assert_eq!(online, json!([0, 1]));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_node_that_dies_loses_its_games_to_another_within_its_lease() {
+    let log = Arc::new(MemLog::new());
+    let (bus, nodes) = three_nodes(&log).await;
+    let mut ada = nodes[0].1.connect().await.unwrap();
+    let mut bo = nodes[1].1.connect().await.unwrap();
+    let game = within(ada.create("tally", json!({"seats": 2}))).await.unwrap();
+    within(bo.join(game.join.as_deref().unwrap())).await.unwrap();
+    within(bo.command_with_cid(game.game, json!({"add": 1}), Some("b0".into())))
+        .await
+        .unwrap();
+    // Node a dies: it hears nothing, renews nothing, sends nothing.
+    bus.freeze("a", true);
+    drop(ada);
+    let died = tokio::time::Instant::now();
+    let mut tries = 0;
+    let seq = loop {
+        tries += 1;
+        match within(bo.command_with_cid(game.game, json!({"add": 1}), Some("b1".into()))).await {
+            Ok(seq) => break seq,
+            Err(e) => {
+                assert_eq!(e.code(), Some(ErrorCode::Overloaded), "{e}");
+                assert!(tries < 50, "nobody took the game over: {e}");
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    let (game, join) = key;
-    let before = log.version(game).unwrap();
-    // Another hub over the same log, whose bus says the game runs on node-b.
-    let bus = Arc::new(Recording::default());
-    bus.elsewhere.lock().unwrap().insert(game);
-    let (_hub, net) = hub_with(&log, &bus).await;
-    let mut other = net.connect().await.unwrap();
-    let refused = within(other.join(&join)).await.unwrap_err();
-    assert_eq!(refused.code(), Some(ErrorCode::Overloaded), "{refused}");
-    assert!(refused.to_string().contains("node-b"), "{refused}");
-    assert!(bus.asked.load(Ordering::SeqCst));
-    assert_eq!(log.version(game).unwrap(), before, "nothing written here");
-    // Placed here again (node-b let go of it): the same request goes through.
-    bus.elsewhere.lock().unwrap().clear();
-    let joined = within(other.join(&join)).await.unwrap();
-    assert_eq!(joined.game, game);
+    let took = died.elapsed();
+    assert!(took <= LEASE + Duration::from_secs(1), "took over after {took:?} ({tries} tries)");
+    assert_eq!(bus.holder(game.game).as_deref(), Some("b"));
+    let (logged, cids) = checked(&log, game.game).await;
+    assert_eq!(logged.len() as u64, seq.max(logged.len() as u64));
+    assert_eq!(cids.get("b0"), Some(&1));
+    assert_eq!(cids.get("b1"), Some(&1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_node_that_stalls_past_its_lease_follows_the_new_leader_and_nothing_forks() {
+    let log = Arc::new(MemLog::new());
+    let (bus, nodes) = three_nodes(&log).await;
+    let mut ada = nodes[0].1.connect().await.unwrap();
+    let mut bo = nodes[1].1.connect().await.unwrap();
+    let game = within(ada.create("tally", json!({"seats": 2}))).await.unwrap();
+    within(bo.join(game.join.as_deref().unwrap())).await.unwrap();
+    bus.freeze("a", true);
+    // b takes the game over once a's lease ran out.
+    let mut n = 0;
+    loop {
+        n += 1;
+        assert!(n < 50, "b never took the game over");
+        if within(bo.command_with_cid(game.game, json!({"add": 1}), Some("b-first".into())))
+            .await
+            .is_ok()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(n > 1, "a still led the game at first");
+    bus.freeze("a", false);
+    // a's next renewal finds the lease gone; its player's commands now cross to b.
+    tokio::time::sleep(LEASE).await;
+    for i in 0..3 {
+        let cid = format!("a{i}");
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match within(ada.command_with_cid(game.game, json!({"add": 1}), Some(cid.clone()))).await {
+                Ok(_) => break,
+                Err(e) => {
+                    assert_eq!(e.code(), Some(ErrorCode::Overloaded), "{e}");
+                    assert!(tries < 20, "a never found the new leader: {e}");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+    }
+    assert_eq!(bus.holder(game.game).as_deref(), Some("b"));
+    let (_, cids) = checked(&log, game.game).await;
+    assert!(cids.values().all(|n| *n == 1), "no cid twice: {cids:?}");
+    assert_eq!(cids.len(), 4);
 }

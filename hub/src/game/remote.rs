@@ -1,0 +1,338 @@
+//! Requests that cross to the node leading a game, and their answers: what the hub puts on
+//! the bus (`crate::bus`), in MessagePack. A follower forwards what it cannot decide; the
+//! leader answers through a [`ReplyTo`] that sends the answer back over the bus.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use umpire_engine::protocol::{ErrorCode, GameId};
+use umpire_engine::{Actor, Seat, Seq};
+
+use crate::error::{HubError, Result};
+use crate::handle::RoomMsg;
+use crate::outbox::{Answer, Joined, RematchPlan, ReplyTo, Seated};
+
+/// The session id the leader uses for a request that came from another node: no local
+/// subscriber has it.
+pub(crate) const REMOTE_SESSION: u64 = u64::MAX;
+
+/// What crosses the bus.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum BusMsg {
+    /// A request for the leader of `game`, from node `from`; `id` names its answer.
+    Request {
+        from: String,
+        id: u64,
+        game: GameId,
+        req: Forwarded,
+    },
+    /// The answer to request `id`.
+    Reply { id: u64, answer: WireAnswer },
+    /// The seats played by sessions on node `node`, for the leader's presence. Sent when
+    /// they change and again every few seconds; they count until `for_ms` after it came.
+    Presence {
+        node: String,
+        game: GameId,
+        seats: Vec<u16>,
+        for_ms: u64,
+    },
+}
+
+impl BusMsg {
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        // Every field is plain data: encoding cannot fail.
+        rmp_serde::to_vec_named(self).unwrap_or_default()
+    }
+
+    pub(crate) fn decode(bytes: &[u8]) -> Option<Self> {
+        rmp_serde::from_slice(bytes).ok()
+    }
+}
+
+/// A request a follower forwards.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum Forwarded {
+    Submit {
+        by: Actor,
+        /// The command as JSON text (MessagePack cannot carry every JSON value untyped).
+        cmd: String,
+        cid: Option<String>,
+    },
+    Join {
+        player: String,
+    },
+    Reclaim {
+        seat: u16,
+        token: String,
+        player: String,
+    },
+    Leave {
+        seat: u16,
+    },
+    Rematch,
+    RematchReady {
+        next: Option<(GameId, String, String)>,
+    },
+}
+
+impl Forwarded {
+    /// The message for the leader's task, answered through `reply`.
+    pub(crate) fn into_msg(self, reply: ReplyTo) -> RoomMsg {
+        match self {
+            Forwarded::Submit { by, cmd, cid } => RoomMsg::Submit {
+                by,
+                cmd: serde_json::from_str(&cmd).unwrap_or(Value::Null),
+                cid,
+                reply,
+            },
+            Forwarded::Join { player } => RoomMsg::Join {
+                player,
+                sub: None,
+                reply,
+            },
+            Forwarded::Reclaim {
+                seat,
+                token,
+                player,
+            } => RoomMsg::Reclaim {
+                seat: Seat(seat),
+                token,
+                player,
+                sub: None,
+                reply,
+            },
+            Forwarded::Leave { seat } => RoomMsg::Leave {
+                seat: Seat(seat),
+                session: REMOTE_SESSION,
+                reply,
+            },
+            Forwarded::Rematch => RoomMsg::Rematch { reply },
+            Forwarded::RematchReady { next } => {
+                drop(reply);
+                RoomMsg::RematchReady { next }
+            }
+        }
+    }
+}
+
+/// An error as it crosses: its code and message.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct WireError {
+    code: ErrorCode,
+    message: String,
+}
+
+impl From<&HubError> for WireError {
+    fn from(e: &HubError) -> Self {
+        WireError {
+            code: e.code(),
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<WireError> for HubError {
+    fn from(e: WireError) -> Self {
+        HubError::Remote {
+            code: e.code,
+            message: e.message,
+        }
+    }
+}
+
+/// A seat taken, as it crosses.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct WireSeated {
+    game: GameId,
+    kind: String,
+    seat: u16,
+    token: String,
+    invite: Option<(String, String)>,
+    keys: Option<(String, String)>,
+    head: Seq,
+}
+
+/// An answer, as it crosses.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) enum WireAnswer {
+    Command(std::result::Result<Seq, WireError>),
+    Seated(std::result::Result<WireSeated, WireError>),
+    Left(std::result::Result<Option<Seq>, WireError>),
+    Rematch(std::result::Result<(bool, String, String), WireError>),
+    /// Anything else: not forwarded.
+    Other,
+}
+
+fn wire<T, U>(r: Result<T>, f: impl FnOnce(T) -> U) -> std::result::Result<U, WireError> {
+    r.map(f).map_err(|e| WireError::from(&e))
+}
+
+impl From<Answer> for WireAnswer {
+    fn from(answer: Answer) -> Self {
+        match answer {
+            Answer::Command { result, .. } => WireAnswer::Command(wire(result, |s| s)),
+            Answer::Seated { result, .. } => WireAnswer::Seated(wire(result, |s| WireSeated {
+                game: s.joined.game,
+                kind: s.joined.kind,
+                seat: s.joined.seat.0,
+                token: s.joined.token,
+                invite: s.invite,
+                keys: s.keys,
+                head: s.head,
+            })),
+            Answer::Left { result, .. } => WireAnswer::Left(wire(result, |s| s)),
+            Answer::Rematch { result, .. } => WireAnswer::Rematch(wire(result, |p| match p {
+                RematchPlan::Create { kind, config } => (true, kind, config.to_string()),
+                RematchPlan::Join { key } => (false, key, String::new()),
+            })),
+            Answer::Watching { .. } | Answer::Followed { .. } => WireAnswer::Other,
+        }
+    }
+}
+
+impl WireAnswer {
+    /// The seq the leader's log reached when it answered: the follower catches up to it
+    /// before it answers, so the session is shown what the answer rests on.
+    pub(crate) fn head(&self) -> Seq {
+        match self {
+            WireAnswer::Command(Ok(seq)) | WireAnswer::Left(Ok(Some(seq))) => *seq,
+            WireAnswer::Seated(Ok(s)) => s.head,
+            _ => 0,
+        }
+    }
+
+    /// The answer for the session, in `game`, of the kind it waits for.
+    pub(crate) fn into_answer(self, game: GameId, expect: crate::game::room::Expect) -> Answer {
+        use crate::game::room::Expect;
+        let error = match &self {
+            WireAnswer::Command(Err(e))
+            | WireAnswer::Seated(Err(e))
+            | WireAnswer::Left(Err(e))
+            | WireAnswer::Rematch(Err(e)) => Some(HubError::from(e.clone())),
+            WireAnswer::Other => Some(HubError::Unavailable),
+            _ => None,
+        };
+        let kind = match &self {
+            WireAnswer::Command(_) => Some(Expect::Command),
+            WireAnswer::Seated(_) => Some(Expect::Seated),
+            WireAnswer::Left(_) => Some(Expect::Left),
+            WireAnswer::Rematch(_) => Some(Expect::Rematch),
+            WireAnswer::Other => None,
+        };
+        if let Some(e) = error.filter(|_| kind != Some(expect)).or_else(|| {
+            // An answer of another kind than asked: the request failed on its way.
+            (kind != Some(expect)).then_some(HubError::Unavailable)
+        }) {
+            let mut answer = expect.failed(game);
+            answer.fail(&e);
+            return answer;
+        }
+        match self {
+            WireAnswer::Command(r) => Answer::Command {
+                game,
+                result: r.map_err(HubError::from),
+            },
+            WireAnswer::Seated(r) => Answer::Seated {
+                game,
+                result: r.map_err(HubError::from).map(|s| Seated {
+                    joined: Joined {
+                        game: s.game,
+                        kind: s.kind,
+                        seat: Seat(s.seat),
+                        token: s.token,
+                    },
+                    invite: s.invite,
+                    keys: s.keys,
+                    head: s.head,
+                }),
+            },
+            WireAnswer::Left(r) => Answer::Left {
+                game,
+                result: r.map_err(HubError::from),
+            },
+            WireAnswer::Rematch(r) => Answer::Rematch {
+                game,
+                result: r.map_err(HubError::from).map(|(create, a, b)| match create {
+                    true => RematchPlan::Create {
+                        kind: a,
+                        config: serde_json::from_str(&b).unwrap_or(Value::Null),
+                    },
+                    false => RematchPlan::Join { key: a },
+                }),
+            },
+            WireAnswer::Other => Answer::Command {
+                game,
+                result: Err(HubError::Unavailable),
+            },
+        }
+    }
+}
+
+/// Requests this node forwarded and waits on: which game's task gets each answer.
+#[derive(Debug, Default)]
+pub(crate) struct Pending {
+    next: AtomicU64,
+    games: Mutex<HashMap<u64, GameId>>,
+}
+
+impl Pending {
+    /// A new request id, for `game`.
+    pub(crate) fn open(&self, game: GameId) -> u64 {
+        let id = self.next.fetch_add(1, Ordering::Relaxed) + 1;
+        crate::lock(&self.games).insert(id, game);
+        id
+    }
+
+    /// The game waiting on `id`, forgetting it.
+    pub(crate) fn close(&self, id: u64) -> Option<GameId> {
+        crate::lock(&self.games).remove(&id)
+    }
+}
+
+/// Seats played on other nodes, as their presence messages said, each until a time.
+#[derive(Debug, Default)]
+pub(crate) struct RemoteSeats {
+    by_node: HashMap<String, (BTreeSet<Seat>, u64)>,
+}
+
+impl RemoteSeats {
+    /// Node `node` plays `seats` until `until`. Whether that changed anything.
+    pub(crate) fn set(&mut self, node: String, seats: BTreeSet<Seat>, until: u64) -> bool {
+        let changed = self.by_node.get(&node).map(|(s, _)| s) != Some(&seats);
+        if seats.is_empty() {
+            self.by_node.remove(&node);
+        } else {
+            self.by_node.insert(node, (seats, until));
+        }
+        changed
+    }
+
+    /// Forget what ran out by `now`; whether anything did.
+    pub(crate) fn expire(&mut self, now: u64) -> bool {
+        let before = self.by_node.len();
+        self.by_node.retain(|_, (_, until)| *until > now);
+        self.by_node.len() != before
+    }
+
+    /// The seats online elsewhere.
+    pub(crate) fn seats(&self) -> impl Iterator<Item = Seat> + '_ {
+        self.by_node.values().flat_map(|(s, _)| s.iter().copied())
+    }
+
+    /// When the next entry runs out.
+    pub(crate) fn next_expiry(&self) -> Option<u64> {
+        self.by_node.values().map(|(_, until)| *until).min()
+    }
+}
+
+/// Send `answer` to request `id` of node `node`.
+pub(crate) fn reply(bus: &Arc<dyn crate::bus::Bus>, node: &str, id: u64, answer: Answer) {
+    let msg = BusMsg::Reply {
+        id,
+        answer: WireAnswer::from(answer),
+    };
+    bus.send(node, msg.encode());
+}
