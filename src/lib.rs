@@ -87,9 +87,15 @@ pub struct Serve {
     /// throwaway setups.
     #[arg(long, requires = "redis")]
     unsafe_redis: bool,
-    /// With --redis: this node's name, unique among the running nodes (default: random).
+    /// With --redis: this node's name, unique among the running nodes (default: the host's
+    /// name and the port it listens on). A node started again under the same name takes its
+    /// games back at once; under another, they wait for its leases to run out.
     #[arg(long, requires = "redis")]
     node_id: Option<String>,
+    /// With --redis: how long a node holds a game it leads without renewing: a node that dies
+    /// or stalls loses its games to the others after this.
+    #[arg(long, requires = "redis", default_value_t = 10_000)]
+    lease_ms: u64,
     /// With --redis: the prefix of every key umpire writes, so that several deployments can
     /// share one Redis.
     #[arg(long, requires = "redis", default_value = "u")]
@@ -374,6 +380,7 @@ pub async fn serve_until_signal(args: Serve) -> anyhow::Result<()> {
     }
     // The port first: a server that cannot listen says so before restoring anything.
     let listener = bind(&args.listen).await?;
+    let mut bus: Option<Arc<dyn umpire_hub::Bus>> = None;
     let log: Arc<dyn Log> = if args.memory {
         Arc::new(MemLog::new())
     } else if let Some(url) = &args.redis {
@@ -382,11 +389,24 @@ pub async fn serve_until_signal(args: Serve) -> anyhow::Result<()> {
             allow_unsafe: args.unsafe_redis,
             ..umpire_redis::RedisOptions::default()
         };
-        if let Some(node) = &args.node_id {
-            options.node = node.clone();
-        }
+        options.node = match &args.node_id {
+            Some(node) => node.clone(),
+            None => {
+                let host = std::fs::read_to_string("/etc/hostname")
+                    .map(|h| h.trim().to_owned())
+                    .ok()
+                    .filter(|h| !h.is_empty())
+                    .unwrap_or_else(|| "umpire".into());
+                let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+                format!("{host}:{port}")
+            }
+        };
         let redis = umpire_redis::RedisLog::open(url, options).await?;
         tracing::info!("the log is in Redis at {url}; this node is {}", redis.node());
+        let lease = Duration::from_millis(args.lease_ms.max(100));
+        let node_bus = umpire_redis::RedisBus::new(url, redis.clone(), lease)
+            .with_context(|| format!("the Redis URL {url}"))?;
+        bus = Some(Arc::new(node_bus));
         Arc::new(redis)
     } else {
         // A previous server on this folder may still be letting go of it.
@@ -443,6 +463,9 @@ pub async fn serve_until_signal(args: Serve) -> anyhow::Result<()> {
         .register(Tally)
         .register(Colony)
         .register(HighCard);
+    if let Some(bus) = bus {
+        builder = builder.bus(bus);
+    }
     if let Some(secret) = &args.jwt_secret {
         builder = builder.authenticator(Arc::new(JwtAuth::hs256(secret.as_bytes())));
     }

@@ -317,7 +317,11 @@ async fn harness(
     let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
     // Games nobody follows leave memory after a second: the colony sleeps between its builds
     // and its timers come back through the wake-up index, across kills.
-    let args = ["--rate-limit", "0", "--evict-after-secs", "1"];
+    let mut args = vec!["--rate-limit", "0", "--evict-after-secs", "1"];
+    if let Backend::Redis(_) = backend {
+        // The node started again takes its games back at once, under the same name.
+        args.extend(["--node-id", "crash-node", "--lease-ms", "2000"]);
+    }
 
     let mut server = Server::start_on(&backend, &args);
     let mut players = Vec::new();

@@ -352,6 +352,11 @@ impl RedisLog {
         Ok(())
     }
 
+    /// A connection to the same Redis (shared, multiplexed).
+    pub(crate) fn connection(&self) -> ConnectionManager {
+        self.conn()
+    }
+
     /// The node holding `stream`'s lease, if any does.
     ///
     /// # Errors

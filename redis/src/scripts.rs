@@ -255,13 +255,14 @@ redis.call('SET', k, ARGV[2], 'PX', ARGV[3])
 return {1, ARGV[2]}
 "#;
 
-/// See [`ACQUIRE`].
+/// See [`ACQUIRE`]. A lease that ran out and nobody took is taken again.
 pub const RENEW: &str = r#"
 local out = {}
 for i = 4, #ARGV do
   local k = g(ARGV[i]) .. ':own'
-  if redis.call('GET', k) == ARGV[2] then
-    redis.call('PEXPIRE', k, ARGV[3])
+  local own = redis.call('GET', k)
+  if own == ARGV[2] or not own then
+    redis.call('SET', k, ARGV[2], 'PX', ARGV[3])
     table.insert(out, 1)
   else
     table.insert(out, 0)

@@ -1,0 +1,286 @@
+//! [`RedisBus`]: the seam between umpire nodes sharing one Redis (`umpire_hub::Bus`).
+//!
+//! - Leases: `u:{g<id>}:own` holds the leading node's name with a time limit, taken with
+//!   [`RedisLog::acquire`] and renewed every third of the lease by one script for all the
+//!   node's games; a game found taken by another node at renewal is reported lost, and the
+//!   log refuses that node's writes to it anyway.
+//! - Announcements: `PUBLISH u:ev:<id> "<version>:<node>"` after every durable turn, sent in
+//!   batches by one task; followers `SUBSCRIBE` to the games they follow.
+//! - Requests and answers between nodes: `PUBLISH u:node:<name> <bytes>`, each node
+//!   subscribed to its own channel.
+//!
+//! Pub/sub is at most once: a lost announcement is caught up by the followers' own look at
+//! the log, a lost request times out and is retried by the client. When the subscriber
+//! connection drops (Redis restarted) it is opened again and every channel subscribed anew.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures_util::StreamExt as _;
+use tokio::sync::mpsc;
+use umpire_hub::{Bus, Inbound, Placement};
+use umpire_store::{Seq, StoreError};
+
+use crate::RedisLog;
+
+/// What the subscriber task is asked.
+#[derive(Debug)]
+enum Sub {
+    Follow(u64),
+    Unfollow(u64),
+}
+
+/// The bus of one node over Redis. See the module's notes.
+#[derive(Debug)]
+pub struct RedisBus {
+    log: RedisLog,
+    client: redis::Client,
+    ttl: Duration,
+    held: Arc<Mutex<HashSet<u64>>>,
+    subs: mpsc::UnboundedSender<Sub>,
+    subs_rx: Mutex<Option<mpsc::UnboundedReceiver<Sub>>>,
+    out: mpsc::UnboundedSender<(String, Vec<u8>)>,
+    out_rx: Mutex<Option<mpsc::UnboundedReceiver<(String, Vec<u8>)>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl RedisBus {
+    /// The bus of the node `log` names, on the Redis at `url` (the log's), with leases
+    /// `ttl` long. Its tasks start when a hub attaches to it.
+    ///
+    /// # Errors
+    /// The URL does not parse.
+    pub fn new(url: &str, log: RedisLog, ttl: Duration) -> Result<Self, redis::RedisError> {
+        let client = redis::Client::open(url)?;
+        let (subs, subs_rx) = mpsc::unbounded_channel();
+        let (out, out_rx) = mpsc::unbounded_channel();
+        Ok(RedisBus {
+            log,
+            client,
+            ttl,
+            held: Arc::default(),
+            subs,
+            subs_rx: Mutex::new(Some(subs_rx)),
+            out,
+            out_rx: Mutex::new(Some(out_rx)),
+        })
+    }
+
+    fn channel(&self, rest: &str) -> String {
+        format!("{}:{rest}", self.log.options().prefix)
+    }
+}
+
+#[async_trait]
+impl Bus for RedisBus {
+    fn node(&self) -> &str {
+        self.log.node()
+    }
+
+    async fn place(&self, stream: u64) -> Result<Placement, StoreError> {
+        match self.log.acquire(stream, self.ttl).await? {
+            Ok(()) => {
+                lock(&self.held).insert(stream);
+                Ok(Placement::Here)
+            }
+            Err(holder) => Ok(Placement::Elsewhere(holder)),
+        }
+    }
+
+    fn release(&self, stream: u64) {
+        lock(&self.held).remove(&stream);
+        let log = self.log.clone();
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                if let Err(e) = log.release(&[stream]).await {
+                    tracing::debug!(stream, error = %e, "a lease was not released; it runs out");
+                }
+            });
+        }
+    }
+
+    fn announce(&self, stream: u64, version: Seq) {
+        let payload = format!("{version}:{}", self.log.node()).into_bytes();
+        let _ = self.out.send((self.channel(&format!("ev:{stream}")), payload));
+    }
+
+    fn follow(&self, stream: u64) {
+        let _ = self.subs.send(Sub::Follow(stream));
+    }
+
+    fn unfollow(&self, stream: u64) {
+        let _ = self.subs.send(Sub::Unfollow(stream));
+    }
+
+    fn send(&self, node: &str, msg: Vec<u8>) {
+        let _ = self.out.send((self.channel(&format!("node:{node}")), msg));
+    }
+
+    fn lease(&self) -> Duration {
+        self.ttl
+    }
+
+    fn attach(&self, inbound: Weak<dyn Inbound>) {
+        let (Some(subs), Some(out)) = (lock(&self.subs_rx).take(), lock(&self.out_rx).take())
+        else {
+            tracing::warn!("the Redis bus was attached twice; the second hub hears nothing");
+            return;
+        };
+        tokio::spawn(publish(self.log.clone(), out));
+        tokio::spawn(subscribe(
+            self.client.clone(),
+            self.channel(""),
+            self.log.node().to_owned(),
+            subs,
+            inbound.clone(),
+        ));
+        tokio::spawn(renew(
+            self.log.clone(),
+            Arc::clone(&self.held),
+            self.ttl,
+            inbound,
+        ));
+    }
+}
+
+/// Send what waits, a batch at a time, in one pipeline.
+async fn publish(log: RedisLog, mut out: mpsc::UnboundedReceiver<(String, Vec<u8>)>) {
+    let mut conn = log.connection();
+    let mut batch = Vec::new();
+    while out.recv_many(&mut batch, 256).await > 0 {
+        let mut pipe = redis::pipe();
+        for (channel, msg) in batch.drain(..) {
+            pipe.cmd("PUBLISH").arg(channel).arg(msg).ignore();
+        }
+        if let Err(e) = pipe.query_async::<()>(&mut conn).await {
+            tracing::debug!(error = %e, "messages to other nodes were lost (they are caught up)");
+        }
+    }
+}
+
+/// Hear this node's channel and the games it follows; open the connection again when it
+/// drops, and subscribe to everything anew.
+async fn subscribe(
+    client: redis::Client,
+    prefix: String,
+    node: String,
+    mut subs: mpsc::UnboundedReceiver<Sub>,
+    inbound: Weak<dyn Inbound>,
+) {
+    let mine = format!("{prefix}node:{node}");
+    let ev = format!("{prefix}ev:");
+    let mut following: HashMap<u64, usize> = HashMap::new();
+    loop {
+        if inbound.strong_count() == 0 {
+            return;
+        }
+        let pubsub = match client.get_async_pubsub().await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot subscribe to Redis; trying again");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+        };
+        let (mut sink, mut stream) = pubsub.split();
+        let mut ok = sink.subscribe(&mine).await.is_ok();
+        for stream_id in following.keys() {
+            ok &= sink.subscribe(format!("{ev}{stream_id}")).await.is_ok();
+        }
+        if !ok {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            continue;
+        }
+        loop {
+            tokio::select! {
+                cmd = subs.recv() => {
+                    let Some(cmd) = cmd else { return };
+                    let done = match cmd {
+                        Sub::Follow(s) => {
+                            let n = following.entry(s).or_insert(0);
+                            *n += 1;
+                            if *n == 1 { sink.subscribe(format!("{ev}{s}")).await.is_ok() } else { true }
+                        }
+                        Sub::Unfollow(s) => match following.get_mut(&s) {
+                            Some(n) if *n > 1 => { *n -= 1; true }
+                            Some(_) => {
+                                following.remove(&s);
+                                sink.unsubscribe(format!("{ev}{s}")).await.is_ok()
+                            }
+                            None => true,
+                        },
+                    };
+                    if !done {
+                        break;
+                    }
+                }
+                msg = stream.next() => {
+                    let Some(msg) = msg else { break };
+                    let Some(inbound) = inbound.upgrade() else { return };
+                    let channel = msg.get_channel_name();
+                    if channel == mine {
+                        inbound.received(msg.get_payload_bytes().to_vec());
+                    } else if let Some(id) = channel.strip_prefix(&ev).and_then(|s| s.parse().ok()) {
+                        let text = String::from_utf8_lossy(msg.get_payload_bytes()).into_owned();
+                        if let Some((version, by)) = text.split_once(':') {
+                            if let Ok(version) = version.parse() {
+                                inbound.announced(id, version, by);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        tracing::warn!("the Redis subscription dropped; subscribing again");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Renew the node's leases every third of their time; report those another node took.
+async fn renew(
+    log: RedisLog,
+    held: Arc<Mutex<HashSet<u64>>>,
+    ttl: Duration,
+    inbound: Weak<dyn Inbound>,
+) {
+    loop {
+        tokio::time::sleep(ttl / 3).await;
+        if inbound.strong_count() == 0 {
+            return;
+        }
+        let streams: Vec<u64> = lock(&held).iter().copied().collect();
+        let still = match log.renew(&streams, ttl).await {
+            Ok(still) => still,
+            Err(e) => {
+                tracing::warn!(error = %e, "leases not renewed; trying again");
+                continue;
+            }
+        };
+        let lost: Vec<u64> = streams
+            .iter()
+            .zip(still)
+            .filter(|(_, held)| !held)
+            .map(|(s, _)| *s)
+            .collect();
+        if lost.is_empty() {
+            continue;
+        }
+        {
+            let mut held = lock(&held);
+            for s in &lost {
+                held.remove(s);
+            }
+        }
+        if let Some(inbound) = inbound.upgrade() {
+            for s in lost {
+                tracing::warn!(game = s, "another node took the game over");
+                inbound.lost(s);
+            }
+        }
+    }
+}
