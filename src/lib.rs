@@ -402,7 +402,10 @@ pub async fn serve_until_signal(args: Serve) -> anyhow::Result<()> {
             }
         };
         let redis = umpire_redis::RedisLog::open(url, options).await?;
-        tracing::info!("the log is in Redis at {url}; this node is {}", redis.node());
+        tracing::info!(
+            "the log is in Redis at {url}; this node is {}",
+            redis.node()
+        );
         let lease = Duration::from_millis(args.lease_ms.max(100));
         let node_bus = umpire_redis::RedisBus::new(url, redis.clone(), lease)
             .with_context(|| format!("the Redis URL {url}"))?;

@@ -153,7 +153,7 @@ async fn duel(url: String, mut d: Duo) -> Duo {
             continue;
         };
         let board = d.boards.last_mut().unwrap();
-        let mover = if board.acked.len() % 2 == 0 {
+        let mover = if board.acked.len().is_multiple_of(2) {
             &mut red
         } else {
             &mut yellow
@@ -279,7 +279,13 @@ async fn records(log: &dyn LogRead, game: u64) -> Vec<Value> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_at_random_moments_loses_and_repeats_nothing_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
-    harness(Backend::Data(dir.path().join("data")), KILLS, Victim::Node, None).await;
+    harness(
+        Backend::Data(dir.path().join("data")),
+        KILLS,
+        Victim::Node,
+        None,
+    )
+    .await;
 }
 
 /// The same on Redis: the node is killed, Redis keeps running, and the node started again
@@ -502,7 +508,8 @@ async fn harness(
         c4_games += 1;
     }
     replay(&umpire_games::Colony, &records(log, colony).await);
-    let completed: Vec<u64> = records(log, colony).await
+    let completed: Vec<u64> = records(log, colony)
+        .await
         .iter()
         .filter_map(|env| env["body"]["game"].get("completed")?["order"].as_u64())
         .collect();

@@ -15,6 +15,7 @@
 //! - [`protocol`]: the wire messages in both directions and their JSON/MessagePack codecs.
 //! - `testing` (feature `testing`): the given/when/then harness.
 
+mod cids;
 mod ctx;
 mod envelope;
 mod game;
@@ -30,7 +31,10 @@ pub mod doc;
 pub use ctx::{Ctx, DetRng, TimerId};
 pub use envelope::{Body, Envelope, NoticeBody, NoticeEnvelope};
 pub use game::{Actor, Game, Millis, Outcome, Seat, Seq, Viewer};
-pub use matches::{Action, Match, MatchError, PendingTimer, ReplayError, RECENT_CIDS};
+pub use matches::{
+    Action, Match, MatchError, PendingTimer, ReplayError, CIDS_KEPT_MS, RECENT_CIDS,
+    RECENT_CIDS_PER_PLAYER,
+};
 pub use rand_core;
 
 impl From<Seat> for Actor {

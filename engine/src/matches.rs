@@ -1,6 +1,6 @@
 //! `Match<G>`: the aggregate around one game: its version, seats, pending timers and status.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -8,9 +8,7 @@ use crate::ctx::{Ctx, TimerId};
 use crate::envelope::{Body, Envelope};
 use crate::game::{Actor, Game, Millis, Outcome, Seat, Seq};
 
-/// How many recent client command ids a match remembers for de-duplication. Eviction is by
-/// count, in log order, so a replay remembers exactly the same ids as the live match did.
-pub const RECENT_CIDS: usize = 256;
+pub use crate::cids::{CIDS_KEPT_MS, RECENT_CIDS, RECENT_CIDS_PER_PLAYER};
 
 /// What can be asked of a match.
 #[derive(Clone, Debug, PartialEq)]
@@ -130,7 +128,7 @@ pub struct Match<G: Game> {
     online: Vec<Seat>,
     next_timer: u64,
     over: Option<Outcome>,
-    recent: VecDeque<(Actor, String, Seq)>,
+    recent: crate::cids::Cids,
     state: G::State,
     /// When the last record happened (its `at`): how long the game has sat idle.
     #[serde(default)]
@@ -219,7 +217,7 @@ impl<G: Game> Match<G> {
             online: Vec::new(),
             next_timer: 0,
             over: None,
-            recent: VecDeque::new(),
+            recent: crate::cids::Cids::default(),
             state: game.setup(config),
             last_at: created.at,
         })
@@ -493,32 +491,14 @@ impl<G: Game> Match<G> {
             Body::Game(event) => game.apply(&mut self.state, event),
         }
         if let Some(cid) = &env.cid {
-            self.remember_cid(env.by, cid, env.seq);
+            self.recent.remember(env.by, cid, env.seq, env.at);
         }
         self.version = env.seq;
         self.last_at = env.at;
     }
 
     fn recent_cid(&self, by: Actor, cid: &str) -> Option<Seq> {
-        self.recent
-            .iter()
-            .find(|(a, c, _)| *a == by && c == cid)
-            .map(|(_, _, seq)| *seq)
-    }
-
-    fn remember_cid(&mut self, by: Actor, cid: &str, seq: Seq) {
-        if let Some(entry) = self
-            .recent
-            .iter_mut()
-            .find(|(a, c, _)| *a == by && c == cid)
-        {
-            entry.2 = seq;
-            return;
-        }
-        if self.recent.len() == RECENT_CIDS {
-            self.recent.pop_front();
-        }
-        self.recent.push_back((by, cid.to_owned(), seq));
+        self.recent.find(by, cid)
     }
 
     /// The seq of the last applied record.

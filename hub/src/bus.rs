@@ -222,7 +222,11 @@ impl Bus for MemNode {
 
     fn release(&self, stream: GameId) {
         let mut shared = crate::lock(&self.bus.shared);
-        if shared.leases.get(&stream).is_some_and(|(n, _)| *n == self.name) {
+        if shared
+            .leases
+            .get(&stream)
+            .is_some_and(|(n, _)| *n == self.name)
+        {
             shared.leases.remove(&stream);
         }
         if let Some(held) = shared.held.get_mut(&self.name) {

@@ -145,7 +145,7 @@ pub(crate) enum RoomMsg {
     /// (A follower) the leader answered forwarded request `id`.
     Answered {
         id: u64,
-        answer: crate::game::remote::WireAnswer,
+        answer: Box<crate::game::remote::WireAnswer>,
     },
     /// (The leader) this node no longer holds the game: another node took it over.
     Lost,

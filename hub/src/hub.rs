@@ -543,6 +543,7 @@ impl crate::bus::Inbound for Hears {
             }
             Some(BusMsg::Reply { id, answer }) => {
                 if let Some(game) = inner.registry.rt.pending.close(id) {
+                    let answer = Box::new(answer);
                     self.tell(game, crate::handle::RoomMsg::Answered { id, answer });
                 }
             }
@@ -554,9 +555,15 @@ impl crate::bus::Inbound for Hears {
             }) => {
                 let until = inner.registry.rt.clock.now().saturating_add(for_ms);
                 let seats = seats.into_iter().map(umpire_engine::Seat).collect();
-                self.tell(game, crate::handle::RoomMsg::Presence { node, seats, until });
+                self.tell(
+                    game,
+                    crate::handle::RoomMsg::Presence { node, seats, until },
+                );
             }
-            None => tracing::warn!(bytes = msg.len(), "a message from another node does not decode"),
+            None => tracing::warn!(
+                bytes = msg.len(),
+                "a message from another node does not decode"
+            ),
         }
     }
 

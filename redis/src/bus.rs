@@ -32,6 +32,9 @@ enum Sub {
     Unfollow(u64),
 }
 
+/// Messages for other nodes: the channel and the bytes.
+type Outgoing = mpsc::UnboundedReceiver<(String, Vec<u8>)>;
+
 /// The bus of one node over Redis. See the module's notes.
 #[derive(Debug)]
 pub struct RedisBus {
@@ -42,7 +45,7 @@ pub struct RedisBus {
     subs: mpsc::UnboundedSender<Sub>,
     subs_rx: Mutex<Option<mpsc::UnboundedReceiver<Sub>>>,
     out: mpsc::UnboundedSender<(String, Vec<u8>)>,
-    out_rx: Mutex<Option<mpsc::UnboundedReceiver<(String, Vec<u8>)>>>,
+    out_rx: Mutex<Option<Outgoing>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -106,7 +109,9 @@ impl Bus for RedisBus {
 
     fn announce(&self, stream: u64, version: Seq) {
         let payload = format!("{version}:{}", self.log.node()).into_bytes();
-        let _ = self.out.send((self.channel(&format!("ev:{stream}")), payload));
+        let _ = self
+            .out
+            .send((self.channel(&format!("ev:{stream}")), payload));
     }
 
     fn follow(&self, stream: u64) {
@@ -149,7 +154,7 @@ impl Bus for RedisBus {
 }
 
 /// Send what waits, a batch at a time, in one pipeline.
-async fn publish(log: RedisLog, mut out: mpsc::UnboundedReceiver<(String, Vec<u8>)>) {
+async fn publish(log: RedisLog, mut out: Outgoing) {
     let mut conn = log.connection();
     let mut batch = Vec::new();
     while out.recv_many(&mut batch, 256).await > 0 {

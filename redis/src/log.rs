@@ -695,11 +695,9 @@ fn session_from(value: Value) -> Result<Option<SessionEntry>> {
         Value::BulkString(b) => Some(b.clone()),
         _ => None,
     };
-    let (Some(sid), Some(expires), Some(record)) = (
-        bytes(&fields[0]),
-        to_u64(&fields[1]),
-        bytes(&fields[2]),
-    ) else {
+    let (Some(sid), Some(expires), Some(record)) =
+        (bytes(&fields[0]), to_u64(&fields[1]), bytes(&fields[2]))
+    else {
         if matches!(fields[0], Value::Nil) {
             return Ok(None);
         }

@@ -23,9 +23,7 @@ pub async fn problems(conn: &mut ConnectionManager) -> redis::RedisResult<Vec<St
     };
     let appendonly = match get("appendonly").await {
         Ok(v) => v,
-        Err(e) if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() => {
-            return Err(e)
-        }
+        Err(e) if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() => return Err(e),
         Err(e) => {
             tracing::warn!(
                 "Redis refuses CONFIG GET ({e}): cannot check that it keeps acknowledged writes \

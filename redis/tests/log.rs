@@ -162,7 +162,13 @@ async fn a_redis_wiped_or_restored_from_an_older_file_stops_the_node() {
     // Wiped: a second node, opened before, finds the epoch gone at its next commit.
     let other = RedisLog::open(&server.url(), opts("b")).await.unwrap();
     let _: () = redis::cmd("FLUSHALL")
-        .query_async(&mut redis::Client::open(server.url()).unwrap().get_multiplexed_async_connection().await.unwrap())
+        .query_async(
+            &mut redis::Client::open(server.url())
+                .unwrap()
+                .get_multiplexed_async_connection()
+                .await
+                .unwrap(),
+        )
         .await
         .unwrap();
     assert!(matches!(

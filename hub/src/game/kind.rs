@@ -95,9 +95,7 @@ pub(crate) async fn replay<G: Game>(
                 let env: Envelope<G> = rmp_serde::from_slice(bytes).map_err(|e| corrupt(id, &e))?;
                 match &mut m {
                     None => m = Some(Match::start(game, &env).map_err(|e| corrupt(id, &e))?),
-                    Some(m) => m
-                        .replay_one(game, &env)
-                        .map_err(|e| corrupt(id, &e))?,
+                    Some(m) => m.replay_one(game, &env).map_err(|e| corrupt(id, &e))?,
                 }
             }
             next = last + 1;

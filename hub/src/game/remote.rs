@@ -255,13 +255,15 @@ impl WireAnswer {
             },
             WireAnswer::Rematch(r) => Answer::Rematch {
                 game,
-                result: r.map_err(HubError::from).map(|(create, a, b)| match create {
-                    true => RematchPlan::Create {
-                        kind: a,
-                        config: serde_json::from_str(&b).unwrap_or(Value::Null),
-                    },
-                    false => RematchPlan::Join { key: a },
-                }),
+                result: r
+                    .map_err(HubError::from)
+                    .map(|(create, a, b)| match create {
+                        true => RematchPlan::Create {
+                            kind: a,
+                            config: serde_json::from_str(&b).unwrap_or(Value::Null),
+                        },
+                        false => RematchPlan::Join { key: a },
+                    }),
             },
             WireAnswer::Other => Answer::Command {
                 game,

@@ -23,8 +23,8 @@ use umpire_store::{KeyEntry, Refused, Role, StoreError, StreamStatus, Wake, Wake
 use crate::bus::Placement;
 use crate::error::{HubError, Result};
 use crate::frames::Published;
-use crate::game::remote::{BusMsg, Forwarded, RemoteSeats, WireAnswer};
 use crate::game::keys::{is_guest, new_key};
+use crate::game::remote::{BusMsg, Forwarded, RemoteSeats, WireAnswer};
 use crate::game::runtime::Runtime;
 use crate::handle::{Inbox, RoomHandle, RoomMsg, SessionId, Subscriber};
 use crate::outbox::{Answer, Inspection, Joined, ReplyTo, Seated};
@@ -168,7 +168,9 @@ struct Turn {
 
 impl<G: Game> Room<G> {
     /// Start the task for `m`, whose events up to `durable` are durable in the log. A new game
-    /// (`first`) starts at `durable` 0 with its `Created` record still to write.
+    /// (`first`) starts at `durable` 0 with its `Created` record still to write. `leader`:
+    /// the node that leads the game, if not this one (the task follows it).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn spawn(
         rt: &Arc<Runtime>,
         game: Arc<G>,
@@ -522,7 +524,7 @@ impl<G: Game> Room<G> {
                     self.told_seats.1 = 0;
                 }
             }
-            RoomMsg::Answered { id, answer } => self.answered.push((id, answer)),
+            RoomMsg::Answered { id, answer } => self.answered.push((id, *answer)),
             RoomMsg::Lost => self.lost = true,
             RoomMsg::Presence { node, seats, until } => {
                 if self.leader.is_none() && self.remote.set(node, seats, until) {
@@ -545,7 +547,12 @@ impl<G: Game> Room<G> {
                 reply,
             } => {
                 let cmd = cmd.to_string();
-                (Forwarded::Submit { by, cmd, cid }, reply, None, Expect::Command)
+                (
+                    Forwarded::Submit { by, cmd, cid },
+                    reply,
+                    None,
+                    Expect::Command,
+                )
             }
             RoomMsg::Join { player, sub, reply } => {
                 (Forwarded::Join { player }, reply, sub, Expect::Seated)
@@ -632,12 +639,20 @@ impl<G: Game> Room<G> {
         (lease / 4).clamp(50, 1_000)
     }
 
-    /// When the next poll is due: a follower's regular look; a leader's next remote seat to
-    /// run out.
+    /// When the next poll is due: a follower's regular look (sooner while it suspects its
+    /// leader is gone, and at the first forwarded request's deadline); a leader's next remote
+    /// seat to run out.
     fn poll_in(&self) -> Option<Duration> {
         let now = self.rt.clock.now();
         let at = match &self.leader {
-            Some(_) => now + self.poll_every(),
+            Some(_) => {
+                let every = match self.suspect {
+                    true => (self.poll_every() / 2).max(25),
+                    false => self.poll_every(),
+                };
+                let first = self.forwarded.values().map(|f| f.deadline).min();
+                first.map_or(now + every, |d| d.min(now + every))
+            }
             None => self.remote.next_expiry()?,
         };
         Some(Duration::from_millis(at.saturating_sub(now)))
@@ -677,16 +692,23 @@ impl<G: Game> Room<G> {
             .m
             .next_due()
             .is_some_and(|(at, _)| at.saturating_add(lease) <= now);
-        if std::mem::take(&mut self.suspect) || overdue {
+        if self.suspect || overdue {
+            // Asked again at every look until the game is free or led by another node.
             match self.rt.bus.place(self.id).await {
-                Ok(Placement::Here) => return self.promote(turn).await,
+                Ok(Placement::Here) => {
+                    self.suspect = false;
+                    return self.promote(turn).await;
+                }
                 Ok(Placement::Elsewhere(node)) => {
                     if self.leader.as_ref() != Some(&node) {
+                        self.suspect = false;
                         self.leader = Some(node);
                         self.told_seats.1 = 0;
                     }
                 }
-                Err(e) => tracing::warn!(game = self.id, error = %e, "cannot ask who leads the game"),
+                Err(e) => {
+                    tracing::warn!(game = self.id, error = %e, "cannot ask who leads the game")
+                }
             }
         }
         if now >= self.told_seats.1 + lease / 3 {
@@ -717,6 +739,8 @@ impl<G: Game> Room<G> {
             let Some(f) = self.forwarded.remove(&id) else {
                 continue;
             };
+            // The leader answers: it is there.
+            self.suspect = false;
             let answer = answer.into_answer(self.id, f.expect);
             if let (Some(mut sub), Answer::Seated { result: Ok(s), .. }) = (f.sub, &answer) {
                 sub.seat = Some(s.joined.seat);
@@ -733,7 +757,9 @@ impl<G: Game> Room<G> {
     async fn catch_up(&mut self, upto: Seq) -> std::result::Result<(), ()> {
         const PAGE: usize = 256;
         while self.durable < upto {
-            let want = usize::try_from(upto - self.durable).unwrap_or(PAGE).min(PAGE);
+            let want = usize::try_from(upto - self.durable)
+                .unwrap_or(PAGE)
+                .min(PAGE);
             let page = match self.rt.log.read(self.id, self.durable + 1, want).await {
                 Ok(page) => page,
                 Err(e) => {
@@ -751,7 +777,9 @@ impl<G: Game> Room<G> {
                     .and_then(|env| {
                         (env.seq == self.m.version() + 1)
                             .then_some(env)
-                            .ok_or_else(|| format!("seq {seq} does not follow {}", self.m.version()))
+                            .ok_or_else(|| {
+                                format!("seq {seq} does not follow {}", self.m.version())
+                            })
                     })
                     .and_then(|env| {
                         self.m
@@ -1312,7 +1340,10 @@ impl Expect {
     /// An answer of this kind, to be failed.
     pub(crate) fn failed(self, game: GameId) -> Answer {
         match self {
-            Expect::Command => Answer::Command { game, result: Ok(0) },
+            Expect::Command => Answer::Command {
+                game,
+                result: Ok(0),
+            },
             Expect::Seated => Answer::Seated {
                 game,
                 result: Err(HubError::Unavailable),

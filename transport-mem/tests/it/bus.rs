@@ -120,10 +120,17 @@ async fn three_nodes(
 }
 
 /// Seqs of the log, checked contiguous from 1, and each cid's seqs.
-async fn checked(log: &MemLog, game: GameId) -> (Vec<Value>, std::collections::HashMap<String, usize>) {
+async fn checked(
+    log: &MemLog,
+    game: GameId,
+) -> (Vec<Value>, std::collections::HashMap<String, usize>) {
     let logged = records(log, game).await;
     for (i, env) in logged.iter().enumerate() {
-        assert_eq!(env["seq"].as_u64(), Some(i as u64 + 1), "one contiguous history");
+        assert_eq!(
+            env["seq"].as_u64(),
+            Some(i as u64 + 1),
+            "one contiguous history"
+        );
     }
     let mut cids = std::collections::HashMap::new();
     for env in &logged {
@@ -141,16 +148,28 @@ async fn players_on_two_nodes_play_one_game_and_a_spectator_on_a_third_sees_it_a
     let mut ada = nodes[0].1.connect().await.unwrap();
     let mut bo = nodes[1].1.connect().await.unwrap();
     let mut eve = nodes[2].1.connect().await.unwrap();
-    let game = within(ada.create("tally", json!({"seats": 2}))).await.unwrap();
-    assert_eq!(bus.holder(game.game).as_deref(), Some("a"), "its creator's node leads it");
-    let joined = within(bo.join(game.join.as_deref().unwrap())).await.unwrap();
+    let game = within(ada.create("tally", json!({"seats": 2})))
+        .await
+        .unwrap();
+    assert_eq!(
+        bus.holder(game.game).as_deref(),
+        Some("a"),
+        "its creator's node leads it"
+    );
+    let joined = within(bo.join(game.join.as_deref().unwrap()))
+        .await
+        .unwrap();
     assert_eq!(joined.game, game.game, "a join forwarded from b to a");
     let watched = within(eve.watch(game.watch.as_deref().unwrap(), Some(1)))
         .await
         .unwrap();
     let mut acked = Vec::new();
     for n in 0..10 {
-        let (who, cid) = if n % 2 == 0 { (&mut ada, format!("a{n}")) } else { (&mut bo, format!("b{n}")) };
+        let (who, cid) = if n % 2 == 0 {
+            (&mut ada, format!("a{n}"))
+        } else {
+            (&mut bo, format!("b{n}"))
+        };
         let seq = within(who.command_with_cid(game.game, json!({"add": 1}), Some(cid.clone())))
             .await
             .unwrap();
@@ -164,7 +183,10 @@ async fn players_on_two_nodes_play_one_game_and_a_spectator_on_a_third_sees_it_a
     let (logged, cids) = checked(&log, game.game).await;
     for (cid, seq) in &acked {
         assert_eq!(cids.get(cid), Some(&1), "{cid} applied once");
-        assert_eq!(logged[(*seq - 1) as usize]["cid"].as_str(), Some(cid.as_str()));
+        assert_eq!(
+            logged[(*seq - 1) as usize]["cid"].as_str(),
+            Some(cid.as_str())
+        );
     }
     // The spectator on c is shown exactly the log, in order.
     let last = logged.len() as u64;
@@ -172,13 +194,20 @@ async fn players_on_two_nodes_play_one_game_and_a_spectator_on_a_third_sees_it_a
     let seqs: Vec<u64> = shown.iter().filter_map(|e| e["seq"].as_u64()).collect();
     assert_eq!(seqs, (1..=last).collect::<Vec<_>>());
     for (env, logged) in shown.iter().zip(&logged) {
-        assert_eq!(*env, umpire_engine::protocol::as_shown(logged.clone()), "shown as logged");
+        assert_eq!(
+            *env,
+            umpire_engine::protocol::as_shown(logged.clone()),
+            "shown as logged"
+        );
     }
     // The player on b is online for the leader on a (presence crossed the bus).
     let online = within(async {
         loop {
             let inspected = nodes[0].0.inspect(game.game).await.unwrap();
-            if inspected.whole["online"].as_array().is_some_and(|o| o.len() == 2) {
+            if inspected.whole["online"]
+                .as_array()
+                .is_some_and(|o| o.len() == 2)
+            {
                 return inspected.whole["online"].clone();
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -194,8 +223,12 @@ async fn a_node_that_dies_loses_its_games_to_another_within_its_lease() {
     let (bus, nodes) = three_nodes(&log).await;
     let mut ada = nodes[0].1.connect().await.unwrap();
     let mut bo = nodes[1].1.connect().await.unwrap();
-    let game = within(ada.create("tally", json!({"seats": 2}))).await.unwrap();
-    within(bo.join(game.join.as_deref().unwrap())).await.unwrap();
+    let game = within(ada.create("tally", json!({"seats": 2})))
+        .await
+        .unwrap();
+    within(bo.join(game.join.as_deref().unwrap()))
+        .await
+        .unwrap();
     within(bo.command_with_cid(game.game, json!({"add": 1}), Some("b0".into())))
         .await
         .unwrap();
@@ -216,7 +249,10 @@ async fn a_node_that_dies_loses_its_games_to_another_within_its_lease() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     let took = died.elapsed();
-    assert!(took <= LEASE + Duration::from_secs(1), "took over after {took:?} ({tries} tries)");
+    assert!(
+        took <= LEASE + Duration::from_secs(1),
+        "took over after {took:?} ({tries} tries)"
+    );
     assert_eq!(bus.holder(game.game).as_deref(), Some("b"));
     let (logged, cids) = checked(&log, game.game).await;
     assert_eq!(logged.len() as u64, seq.max(logged.len() as u64));
@@ -230,8 +266,12 @@ async fn a_node_that_stalls_past_its_lease_follows_the_new_leader_and_nothing_fo
     let (bus, nodes) = three_nodes(&log).await;
     let mut ada = nodes[0].1.connect().await.unwrap();
     let mut bo = nodes[1].1.connect().await.unwrap();
-    let game = within(ada.create("tally", json!({"seats": 2}))).await.unwrap();
-    within(bo.join(game.join.as_deref().unwrap())).await.unwrap();
+    let game = within(ada.create("tally", json!({"seats": 2})))
+        .await
+        .unwrap();
+    within(bo.join(game.join.as_deref().unwrap()))
+        .await
+        .unwrap();
     bus.freeze("a", true);
     // b takes the game over once a's lease ran out.
     let mut n = 0;
@@ -255,7 +295,9 @@ async fn a_node_that_stalls_past_its_lease_follows_the_new_leader_and_nothing_fo
         let mut tries = 0;
         loop {
             tries += 1;
-            match within(ada.command_with_cid(game.game, json!({"add": 1}), Some(cid.clone()))).await {
+            match within(ada.command_with_cid(game.game, json!({"add": 1}), Some(cid.clone())))
+                .await
+            {
                 Ok(_) => break,
                 Err(e) => {
                     assert_eq!(e.code(), Some(ErrorCode::Overloaded), "{e}");

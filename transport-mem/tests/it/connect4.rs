@@ -20,7 +20,7 @@ async fn play(
     first: usize,
 ) {
     for (i, column) in columns.iter().enumerate() {
-        let mover = if (first + i) % 2 == 0 {
+        let mover = if (first + i).is_multiple_of(2) {
             &mut *red
         } else {
             &mut *yellow
