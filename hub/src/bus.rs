@@ -80,6 +80,12 @@ pub trait Bus: Send + Sync + std::fmt::Debug + 'static {
     /// Deliver what comes in to `inbound` from now on (the hub calls it once, as it starts).
     fn attach(&self, inbound: Weak<dyn Inbound>);
 
+    /// Whether other nodes may exist: stream tasks look at the log for what they may have
+    /// missed only then.
+    fn shared(&self) -> bool {
+        true
+    }
+
     /// How long a lease lasts: a node that stops renewing loses its games to others after
     /// this. Followers time their looks at the log and their requests by it.
     fn lease(&self) -> Duration {
@@ -112,6 +118,10 @@ impl Bus for LocalBus {
     fn send(&self, _node: &str, _msg: Vec<u8>) {}
 
     fn attach(&self, _inbound: Weak<dyn Inbound>) {}
+
+    fn shared(&self) -> bool {
+        false
+    }
 }
 
 /// Several hubs in one process, sharing one log: the in-memory twin of the Redis bus, for

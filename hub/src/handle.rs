@@ -79,6 +79,7 @@ impl RoomMsg {
             | RoomMsg::Answered { .. }
             | RoomMsg::Lost
             | RoomMsg::Presence { .. }
+            | RoomMsg::Audience { .. }
             | RoomMsg::RematchReady { .. }
             | RoomMsg::Inspect { .. }
             | RoomMsg::Summary { .. } => return,
@@ -149,12 +150,16 @@ pub(crate) enum RoomMsg {
     },
     /// (The leader) this node no longer holds the game: another node took it over.
     Lost,
-    /// (The leader) node `node` plays `seats` of the game, until `until`.
+    /// (The leader) node `node` plays `seats` of the game and has `spectators`, until
+    /// `until`.
     Presence {
         node: String,
         seats: std::collections::BTreeSet<Seat>,
+        spectators: u64,
         until: u64,
     },
+    /// (A follower) the spectator count, all nodes together.
+    Audience { spectators: u64 },
     /// Report what the monitor lists (`created` is filled in by the hub, from the log).
     Summary {
         reply: oneshot::Sender<crate::admin::GameSummary>,

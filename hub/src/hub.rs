@@ -503,7 +503,7 @@ impl Hears {
         if let Some(handle) = self
             .inner
             .upgrade()
-            .and_then(|inner| inner.registry.loaded(game))
+            .and_then(|inner| inner.registry.task(game))
         {
             let _ = handle.try_send(msg);
         }
@@ -551,14 +551,21 @@ impl crate::bus::Inbound for Hears {
                 node,
                 game,
                 seats,
+                spectators,
                 for_ms,
             }) => {
                 let until = inner.registry.rt.clock.now().saturating_add(for_ms);
                 let seats = seats.into_iter().map(umpire_engine::Seat).collect();
-                self.tell(
-                    game,
-                    crate::handle::RoomMsg::Presence { node, seats, until },
-                );
+                let msg = crate::handle::RoomMsg::Presence {
+                    node,
+                    seats,
+                    spectators,
+                    until,
+                };
+                self.tell(game, msg);
+            }
+            Some(BusMsg::Audience { game, spectators }) => {
+                self.tell(game, crate::handle::RoomMsg::Audience { spectators });
             }
             None => tracing::warn!(
                 bytes = msg.len(),

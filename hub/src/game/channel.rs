@@ -82,7 +82,16 @@ struct Channel {
     subscribers: Vec<Subscriber>,
     head: Arc<AtomicU64>,
     durable: Seq,
+    /// The highest version another node announced: read from the log before the next turn.
+    announced: Seq,
 }
+
+/// How often a channel with subscribers here looks at the log for notices other nodes
+/// published (an announcement lost on the way), when other nodes may exist.
+const POLL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// How many times a publish is tried again after another node appended first.
+const RETRIES: usize = 16;
 
 /// Start the task of channel `name`, stream `id`, whose log ends at `version`.
 pub(crate) fn spawn(rt: &Arc<Runtime>, id: GameId, name: String, version: Seq) -> RoomHandle {
@@ -96,7 +105,10 @@ pub(crate) fn spawn(rt: &Arc<Runtime>, id: GameId, name: String, version: Seq) -
         subscribers: Vec::new(),
         head: Arc::clone(&head),
         durable: version,
+        announced: version,
     };
+    // Any node may publish to a channel: each node's task hears the others' notices.
+    rt.bus.follow(id);
     rt.tracker.spawn(channel.run());
     RoomHandle::new(id, inbox, head, None)
 }
@@ -112,10 +124,18 @@ impl Channel {
                 return;
             }
             if msgs.is_empty() {
+                let poll = self.rt.bus.shared() && !self.subscribers.is_empty();
                 tokio::select! {
                     biased;
                     () = self.rt.shutdown.cancelled() => break,
                     () = self.inbox.ready() => continue,
+                    () = tokio::time::sleep(POLL), if poll => {
+                        if let Ok(version) = self.rt.log.version(self.id).await {
+                            self.announced = self.announced.max(version);
+                        }
+                        self.catch_up().await;
+                        continue;
+                    }
                 }
             }
             let batch: Vec<RoomMsg> = msgs.drain(..).collect();
@@ -127,41 +147,54 @@ impl Channel {
         let _ = self.turn(rest).await;
     }
 
+    /// Read what other nodes published, up to what was announced (or the log's end), and
+    /// send it to the subscribers here.
+    async fn catch_up(&mut self) {
+        while self.announced > self.durable {
+            let page = match self.rt.log.read(self.id, self.durable + 1, 256).await {
+                Ok(page) => page,
+                Err(e) => {
+                    tracing::warn!(channel = %self.name, error = %e, "cannot read other nodes' notices");
+                    return;
+                }
+            };
+            let Some(&(last, _)) = page.last() else {
+                // Forgotten already (history is bounded): nothing to send.
+                self.durable = self.announced;
+                break;
+            };
+            let published: Vec<Arc<Published>> = page
+                .into_iter()
+                .map(|(seq, record)| Published::new(self.id, seq, record))
+                .collect();
+            self.durable = last;
+            crate::game::publish::publish(
+                &mut self.subscribers,
+                &self.head,
+                self.durable,
+                &published,
+                &[],
+                Vec::new(),
+                &self.rt,
+                false,
+            );
+        }
+        self.head
+            .store(self.durable, std::sync::atomic::Ordering::Release);
+    }
+
     /// Take `msgs`, write what they publish as one write, then publish, subscribe, answer.
     async fn turn(&mut self, msgs: Vec<RoomMsg>) -> Result<(), ()> {
-        let mut records = Vec::new();
+        let mut notices = Vec::new();
         let mut joiners = Vec::new();
         let mut answers = Vec::new();
         let now = self.rt.clock.now();
         let game = self.id;
         for msg in msgs {
             match msg {
-                RoomMsg::Publish { data, reply } => {
-                    let seq = self.durable + records.len() as u64 + 1;
-                    let env = NoticeEnvelope::new(seq, now, self.name.clone(), data);
-                    match rmp_serde::to_vec_named(&env) {
-                        Ok(bytes) => {
-                            records.push(Bytes::from(bytes));
-                            answers.push((
-                                reply,
-                                Answer::Command {
-                                    game,
-                                    result: Ok(seq),
-                                },
-                            ));
-                        }
-                        Err(e) => {
-                            let e =
-                                HubError::BadCommand(format!("the notice does not encode: {e}"));
-                            answers.push((
-                                reply,
-                                Answer::Command {
-                                    game,
-                                    result: Err(e),
-                                },
-                            ));
-                        }
-                    }
+                RoomMsg::Publish { data, reply } => notices.push((data, reply)),
+                RoomMsg::Announced { version, .. } => {
+                    self.announced = self.announced.max(version);
                 }
                 RoomMsg::Watch { sub, from, reply } => {
                     joiners.push(sub);
@@ -193,26 +226,78 @@ impl Channel {
                 ),
             }
         }
-        let first = self.durable + 1;
-        let published: Vec<Arc<Published>> = records
-            .iter()
-            .zip(first..)
-            .map(|(record, seq)| Published::new(self.id, seq, record.clone()))
-            .collect();
-        if !records.is_empty() {
+        self.catch_up().await;
+        let mut published = Vec::new();
+        let mut tries = 0;
+        while !notices.is_empty() {
+            // Numbered from where the log is: another node may have appended since.
+            let first = self.durable + 1;
+            let mut records = Vec::with_capacity(notices.len());
+            let mut encoded = Vec::with_capacity(notices.len());
+            for (data, reply) in std::mem::take(&mut notices) {
+                let seq = first + records.len() as u64;
+                let env = NoticeEnvelope::new(seq, now, self.name.clone(), data.clone());
+                match rmp_serde::to_vec_named(&env) {
+                    Ok(bytes) => {
+                        records.push(Bytes::from(bytes));
+                        encoded.push((data, reply));
+                    }
+                    Err(e) => {
+                        let e = HubError::BadCommand(format!("the notice does not encode: {e}"));
+                        let result = Err(e);
+                        answers.push((reply, Answer::Command { game, result }));
+                    }
+                }
+            }
+            if records.is_empty() {
+                break;
+            }
             let version = self.durable + records.len() as u64;
             let history = self.rt.config.channel_history.max(1);
             let write = Write {
                 stream: self.id,
                 expected: self.durable,
-                records,
+                records: records.clone(),
                 forget_before: (version > history).then(|| version - history + 1),
                 ..Write::default()
             };
             match self.rt.writer.write(write).await {
-                Ok(version) => self.durable = version,
+                Ok(version) => {
+                    self.durable = version;
+                    for (seq, ((_, reply), record)) in
+                        (first..).zip(encoded.into_iter().zip(records))
+                    {
+                        published.push(Published::new(self.id, seq, record));
+                        answers.push((
+                            reply,
+                            Answer::Command {
+                                game,
+                                result: Ok(seq),
+                            },
+                        ));
+                    }
+                }
+                // Another node published first: send its notices, number these after them.
+                Err(HubError::Refused(umpire_store::Refused::Stale { actual, .. }))
+                    if tries < RETRIES =>
+                {
+                    tries += 1;
+                    self.announced = self.announced.max(actual);
+                    self.catch_up().await;
+                    notices = encoded;
+                }
                 Err(e) => {
                     tracing::error!(channel = %self.name, error = %e, "the channel stops: a notice could not be made durable");
+                    let failed = encoded.into_iter().map(|(_, reply)| {
+                        (
+                            reply,
+                            Answer::Command {
+                                game,
+                                result: Ok(0),
+                            },
+                        )
+                    });
+                    answers.extend(failed);
                     crate::outbox::fail_all(answers, &e);
                     return Err(());
                 }
@@ -229,6 +314,12 @@ impl Channel {
             true,
         );
         Ok(())
+    }
+}
+
+impl Drop for Channel {
+    fn drop(&mut self) {
+        self.rt.bus.unfollow(self.id);
     }
 }
 

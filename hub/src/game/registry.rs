@@ -611,6 +611,12 @@ impl Registry {
         self.rooms().get(&game).filter(|h| !h.is_closed()).cloned()
     }
 
+    /// The running task of stream `id`, a game's or a channel's; never loads it.
+    pub(crate) fn task(&self, id: GameId) -> Option<RoomHandle> {
+        self.loaded(id)
+            .or_else(|| self.channels().get(&id).filter(|h| !h.is_closed()).cloned())
+    }
+
     /// Ids of the games with a running task.
     pub(crate) fn live(&self) -> Vec<GameId> {
         self.forget_retired();

@@ -37,8 +37,13 @@ pub(crate) enum BusMsg {
         node: String,
         game: GameId,
         seats: Vec<u16>,
+        /// Spectators watching there.
+        #[serde(default)]
+        spectators: u64,
         for_ms: u64,
     },
+    /// The leader's spectator count, all nodes together, for the subscribers on this one.
+    Audience { game: GameId, spectators: u64 },
 }
 
 impl BusMsg {
@@ -294,39 +299,61 @@ impl Pending {
     }
 }
 
-/// Seats played on other nodes, as their presence messages said, each until a time.
+/// Seats played and spectators watching on other nodes, as their presence messages said,
+/// each until a time.
 #[derive(Debug, Default)]
 pub(crate) struct RemoteSeats {
-    by_node: HashMap<String, (BTreeSet<Seat>, u64)>,
+    by_node: HashMap<String, (BTreeSet<Seat>, u64, u64)>,
 }
 
 impl RemoteSeats {
-    /// Node `node` plays `seats` until `until`. Whether that changed anything.
-    pub(crate) fn set(&mut self, node: String, seats: BTreeSet<Seat>, until: u64) -> bool {
-        let changed = self.by_node.get(&node).map(|(s, _)| s) != Some(&seats);
-        if seats.is_empty() {
+    /// Node `node` plays `seats` and has `spectators` until `until`. Whether the seats
+    /// changed, and whether the count did.
+    pub(crate) fn set(
+        &mut self,
+        node: String,
+        seats: BTreeSet<Seat>,
+        spectators: u64,
+        until: u64,
+    ) -> (bool, bool) {
+        let before = self.by_node.get(&node);
+        let seats_changed = before.map(|(s, _, _)| s) != Some(&seats);
+        let count_changed = before.map_or(0, |(_, n, _)| *n) != spectators;
+        if seats.is_empty() && spectators == 0 {
             self.by_node.remove(&node);
         } else {
-            self.by_node.insert(node, (seats, until));
+            self.by_node.insert(node, (seats, spectators, until));
         }
-        changed
+        (seats_changed, count_changed)
+    }
+
+    /// Spectators on other nodes.
+    pub(crate) fn spectators(&self) -> u64 {
+        self.by_node.values().map(|(_, n, _)| *n).sum()
+    }
+
+    /// The nodes that told.
+    pub(crate) fn nodes(&self) -> impl Iterator<Item = &str> + '_ {
+        self.by_node.keys().map(String::as_str)
     }
 
     /// Forget what ran out by `now`; whether anything did.
     pub(crate) fn expire(&mut self, now: u64) -> bool {
         let before = self.by_node.len();
-        self.by_node.retain(|_, (_, until)| *until > now);
+        self.by_node.retain(|_, (_, _, until)| *until > now);
         self.by_node.len() != before
     }
 
     /// The seats online elsewhere.
     pub(crate) fn seats(&self) -> impl Iterator<Item = Seat> + '_ {
-        self.by_node.values().flat_map(|(s, _)| s.iter().copied())
+        self.by_node
+            .values()
+            .flat_map(|(s, _, _)| s.iter().copied())
     }
 
     /// When the next entry runs out.
     pub(crate) fn next_expiry(&self) -> Option<u64> {
-        self.by_node.values().map(|(_, until)| *until).min()
+        self.by_node.values().map(|(_, _, until)| *until).min()
     }
 }
 

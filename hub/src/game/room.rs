@@ -90,6 +90,8 @@ pub(crate) struct Room<G: Game> {
     suspect: bool,
     /// (Following) the seats played here, as last told to the leader, and when.
     told_seats: (BTreeSet<Seat>, Millis),
+    /// (Following) the spectators here, as last told to the leader.
+    told_count: u64,
     /// (Leading) the seats played on other nodes.
     remote: RemoteSeats,
     /// (Leading) this node lost the game to another.
@@ -225,6 +227,7 @@ impl<G: Game> Room<G> {
             answered: Vec::new(),
             suspect: false,
             told_seats: (BTreeSet::new(), 0),
+            told_count: 0,
             remote: RemoteSeats::default(),
             lost: false,
         };
@@ -508,7 +511,8 @@ impl<G: Game> Room<G> {
             RoomMsg::Announced { .. }
             | RoomMsg::Answered { .. }
             | RoomMsg::Lost
-            | RoomMsg::Presence { .. } => {}
+            | RoomMsg::Presence { .. }
+            | RoomMsg::Audience { .. } => {}
         }
     }
 
@@ -526,9 +530,28 @@ impl<G: Game> Room<G> {
             }
             RoomMsg::Answered { id, answer } => self.answered.push((id, *answer)),
             RoomMsg::Lost => self.lost = true,
-            RoomMsg::Presence { node, seats, until } => {
-                if self.leader.is_none() && self.remote.set(node, seats, until) {
-                    self.roster_changed = true;
+            RoomMsg::Presence {
+                node,
+                seats,
+                spectators,
+                until,
+            } => {
+                if self.leader.is_none() {
+                    let (seats, count) = self.remote.set(node, seats, spectators, until);
+                    self.roster_changed |= seats;
+                    self.recount |= count;
+                }
+            }
+            RoomMsg::Audience { spectators } => {
+                if self.leader.is_some() {
+                    let notice = Arc::new(umpire_engine::protocol::ServerMsg::Audience {
+                        game: self.id,
+                        spectators,
+                    });
+                    for sub in &self.subscribers {
+                        sub.outbox.push_notice(&notice);
+                    }
+                    self.told = (spectators, self.rt.clock.now());
                 }
             }
             msg => return Some(msg),
@@ -1051,17 +1074,23 @@ impl<G: Game> Room<G> {
             // The leader logs presence: tell it the seats played here.
             let now = self.rt.clock.now();
             let lease = u64::try_from(self.rt.bus.lease().as_millis()).unwrap_or(u64::MAX);
-            if present != self.told_seats.0 || now >= self.told_seats.1 + lease / 3 {
+            let count = self.spectators();
+            if present != self.told_seats.0
+                || count != self.told_count
+                || now >= self.told_seats.1 + lease / 3
+            {
                 if let Some(leader) = &self.leader {
                     let msg = BusMsg::Presence {
                         node: self.rt.bus.node().to_owned(),
                         game: self.id,
                         seats: present.iter().map(|s| s.0).collect(),
+                        spectators: count,
                         for_ms: lease,
                     };
                     self.rt.bus.send(leader, msg.encode());
                 }
                 self.told_seats = (present, now);
+                self.told_count = count;
             }
             return;
         }
@@ -1090,11 +1119,33 @@ impl<G: Game> Room<G> {
         self.subscribers.iter().filter(|s| s.seat.is_none()).count() as u64
     }
 
+    /// How many watch without a seat, on every node (the leader adds what the others told).
+    fn audience_count(&self) -> u64 {
+        match self.leader {
+            None => self.spectators() + self.remote.spectators(),
+            Some(_) => self.spectators(),
+        }
+    }
+
     /// Tell everyone the spectator count if it changed (at most once every
     /// [`AUDIENCE_EVERY`]; a change in between is told when that time is up), and tell
     /// `newcomers` the count if there is one.
     fn audience(&mut self, newcomers: &[Subscriber]) {
-        let count = self.spectators();
+        if self.leader.is_some() {
+            // The leader counts every node's and tells; the count here goes to it.
+            self.roster_changed = true;
+            if self.told.0 > 0 && !newcomers.is_empty() {
+                let notice = Arc::new(umpire_engine::protocol::ServerMsg::Audience {
+                    game: self.id,
+                    spectators: self.told.0,
+                });
+                for sub in newcomers {
+                    sub.outbox.push_notice(&notice);
+                }
+            }
+            return;
+        }
+        let count = self.audience_count();
         let now = self.rt.clock.now();
         let notice = |spectators| {
             Arc::new(umpire_engine::protocol::ServerMsg::Audience {
@@ -1109,6 +1160,14 @@ impl<G: Game> Room<G> {
             let notice = notice(count);
             for sub in &self.subscribers {
                 sub.outbox.push_notice(&notice);
+            }
+            let msg = BusMsg::Audience {
+                game: self.id,
+                spectators: count,
+            };
+            let bytes = msg.encode();
+            for node in self.remote.nodes() {
+                self.rt.bus.send(node, bytes.clone());
             }
             return;
         }

@@ -215,6 +215,15 @@ async fn players_on_two_nodes_play_one_game_and_a_spectator_on_a_third_sees_it_a
     })
     .await;
     assert_eq!(online, json!([0, 1]));
+    // Spectators are counted on every node: one on c, one more on b; told to all.
+    let mut finn = nodes[1].1.connect().await.unwrap();
+    within(finn.watch(game.watch.as_deref().unwrap(), None))
+        .await
+        .unwrap();
+    within(ada.await_spectators(game.game, 2)).await.unwrap();
+    within(eve.await_spectators(watched, 2)).await.unwrap();
+    drop(finn);
+    within(bo.await_spectators(game.game, 1)).await.unwrap();
 }
 
 #[tokio::test(start_paused = true)]
@@ -311,4 +320,50 @@ async fn a_node_that_stalls_past_its_lease_follows_the_new_leader_and_nothing_fo
     let (_, cids) = checked(&log, game.game).await;
     assert!(cids.values().all(|n| *n == 1), "no cid twice: {cids:?}");
     assert_eq!(cids.len(), 4);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_channel_works_across_nodes_publishers_on_two_a_subscriber_on_the_third() {
+    let log = Arc::new(MemLog::new());
+    let (_bus, nodes) = three_nodes(&log).await;
+    let mut eve = nodes[2].1.connect().await.unwrap();
+    let (_, stream) = within(eve.subscribe("broadcast", None)).await.unwrap();
+    // Both publish at once, each through its own node's task: every notice gets its own seq.
+    let (a, b) = (nodes[0].0.clone(), nodes[1].0.clone());
+    let from_a = tokio::spawn(async move {
+        let mut seqs = Vec::new();
+        for n in 0..20 {
+            seqs.push(a.publish("broadcast", json!({"a": n})).await.unwrap());
+        }
+        seqs
+    });
+    let from_b = tokio::spawn(async move {
+        let mut seqs = Vec::new();
+        for n in 0..20 {
+            seqs.push(b.publish("broadcast", json!({"b": n})).await.unwrap());
+        }
+        seqs
+    });
+    let mut seqs = from_a.await.unwrap();
+    seqs.extend(from_b.await.unwrap());
+    seqs.sort_unstable();
+    assert_eq!(
+        seqs,
+        (1..=40).collect::<Vec<_>>(),
+        "40 notices, 40 seqs, none twice"
+    );
+    // The subscriber on c is shown all of them, in order, each from its publisher.
+    let shown = within(eve.events(stream, 40)).await.unwrap();
+    let shown_seqs: Vec<u64> = shown.iter().filter_map(|e| e["seq"].as_u64()).collect();
+    assert_eq!(shown_seqs, (1..=40).collect::<Vec<_>>());
+    let logged = records(&*log, stream).await;
+    for (env, logged) in shown.iter().zip(&logged) {
+        assert_eq!(env["body"], logged["body"]);
+    }
+    // A late subscriber on a reads the history there.
+    let mut late = nodes[0].1.connect().await.unwrap();
+    let (_, again) = within(late.subscribe("broadcast", Some(35))).await.unwrap();
+    assert_eq!(again, stream, "one stream per channel across nodes");
+    let history = within(late.events(stream, 6)).await.unwrap();
+    assert_eq!(history[0]["seq"], json!(35));
 }
