@@ -5,6 +5,11 @@
 //! The raw limit is sled itself: records of the same size, inserted in the batch sizes umpire
 //! produced (its events per flush), with one flush and one `fdatasync` of sled's file per batch
 //! (as umpire's `sync` does), or none for `none`.
+//!
+//! With `--redis`, the same load runs on a node whose log is in Redis (one mode: Redis makes
+//! every answer durable itself), against Redis's own limit: the same records appended to one
+//! stream per game with `XADD`, a batch of umpire's size per pipelined round trip, on one
+//! connection.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -137,9 +142,66 @@ pub(crate) fn run(common: &Common, args: &DurableArgs) -> anyhow::Result<bool> {
             }
         }
     }
+    if let Some((url, _server)) = common.redis()? {
+        for &games in &args.games {
+            let clients = games.max(100);
+            let store = Store::Redis(url.clone());
+            let ours = match umpire_on(
+                common,
+                &store,
+                Durability::Sync,
+                games,
+                clients,
+                warmup,
+                measured,
+            ) {
+                Ok(outcome) => outcome,
+                Err(e) => {
+                    clean = false;
+                    eprintln!("durable redis {games}: {e:#}");
+                    continue;
+                }
+            };
+            let batch = ours.batch.round().max(1.0) as usize;
+            let raw = raw_redis(common, &url, games, batch, warmup, measured)?;
+            for (name, o) in [("umpire on redis", &ours), ("raw redis", &raw)] {
+                table.row(vec![
+                    "redis".into(),
+                    games.to_string(),
+                    if name == "raw redis" {
+                        "-".into()
+                    } else {
+                        clients.to_string()
+                    },
+                    name.into(),
+                    count(o.per_sec()),
+                    ms(o.latency.p50),
+                    ms(o.latency.p99),
+                    format!("{:.1}", o.batch),
+                    if name == "raw redis" {
+                        String::new()
+                    } else {
+                        ratio(o.per_sec(), raw.per_sec())
+                    },
+                ]);
+                rows.push(json!({
+                    "mode": "redis", "games": games, "server": name,
+                    "commands_per_sec": o.per_sec().round(),
+                    "p50_ms": ms_f(o.latency.p50), "p99_ms": ms_f(o.latency.p99),
+                    "batch": o.batch,
+                }));
+            }
+        }
+    }
     table.print();
     crate::report::json_line("durable", rows);
     Ok(clean)
+}
+
+/// Where the hub's log is.
+enum Store {
+    Sled,
+    Redis(String),
 }
 
 /// A runtime for the hub on the server CPU: one worker, and every thread it starts pinned.
@@ -162,21 +224,48 @@ fn umpire(
     warmup: Duration,
     measured: Duration,
 ) -> anyhow::Result<Outcome> {
+    umpire_on(
+        common,
+        &Store::Sled,
+        durability,
+        games,
+        clients,
+        warmup,
+        measured,
+    )
+}
+
+fn umpire_on(
+    common: &Common,
+    store: &Store,
+    durability: Durability,
+    games: usize,
+    clients: usize,
+    warmup: Duration,
+    measured: Duration,
+) -> anyhow::Result<Outcome> {
     let data = tempfile::tempdir()?;
     let server = server_runtime(common.server_cpu)?;
     let per_game = clients.div_ceil(games);
     let (hub, seats) = server.block_on(async {
-        // Opened on a server thread: sled's own threads inherit its pinning.
-        let log = SledLog::open(data.path())?;
         let config = HubConfig {
             durability,
             ..HubConfig::default()
         };
-        let hub = Hub::builder(Arc::new(log))
-            .config(config)
-            .register(Tally)
-            .start()
-            .await?;
+        let builder = match store {
+            // Opened on a server thread: sled's own threads inherit its pinning.
+            Store::Sled => Hub::builder(Arc::new(SledLog::open(data.path())?)),
+            Store::Redis(url) => {
+                let options = umpire_redis::RedisOptions {
+                    prefix: crate::fresh_prefix("durable"),
+                    ..umpire_redis::RedisOptions::default()
+                };
+                let log = umpire_redis::RedisLog::open(url, options).await?;
+                let bus = umpire_redis::RedisBus::new(url, log.clone(), Duration::from_secs(10))?;
+                Hub::builder(Arc::new(log)).bus(Arc::new(bus))
+            }
+        };
+        let hub = builder.config(config).register(Tally).start().await?;
         let mut seats = Vec::with_capacity(clients);
         for _ in 0..games {
             let created = hub
@@ -274,29 +363,7 @@ fn raw_sled(
     warmup: Duration,
     measured: Duration,
 ) -> anyhow::Result<Outcome> {
-    // The record a tally add logs, encoded as umpire encodes it.
-    let (mut m, _) = Match::create(&Tally, umpire_games::tally::TallyConfig { seats: 2 }, 7, 1);
-    m.execute(
-        &Tally,
-        Actor::System,
-        Action::Join {
-            player: "p0".into(),
-        },
-        1,
-        None,
-    )
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let env = m
-        .execute(
-            &Tally,
-            Actor::Seat(umpire_engine::Seat(0)),
-            Action::Play(umpire_games::tally::TallyCommand::Add(1)),
-            1_700_000_000_000,
-            None,
-        )
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let mut record = vec![umpire_store::FORMAT_VERSION];
-    record.extend(rmp_serde::to_vec_named(&env[0])?);
+    let record = tally_record()?;
     on_cpu(common.server_cpu, move || {
         let data = tempfile::tempdir()?;
         let db = sled::Config::new().path(data.path()).open()?;
@@ -337,4 +404,85 @@ fn raw_sled(
         })
     })
     .context("raw sled")
+}
+
+/// Redis alone: the same records, `batch` XADDs to the games' streams per pipelined round
+/// trip, on one connection; with `appendfsync always` each answer comes after the fsync.
+fn raw_redis(
+    common: &Common,
+    url: &str,
+    streams: usize,
+    batch: usize,
+    warmup: Duration,
+    measured: Duration,
+) -> anyhow::Result<Outcome> {
+    let record = tally_record()?;
+    let url = url.to_owned();
+    on_cpu(common.server_cpu, move || {
+        local_runtime()?.block_on(async move {
+            let client = redis::Client::open(url.as_str())?;
+            let mut conn = client.get_multiplexed_async_connection().await?;
+            let prefix = crate::fresh_prefix("raw");
+            let mut seqs = vec![0u64; streams];
+            let mut next_stream = 0;
+            let start = Instant::now() + warmup;
+            let window = (start, start + measured);
+            let (mut acked, mut latencies) = (0, Vec::new());
+            while Instant::now() < window.1 {
+                let sent = Instant::now();
+                let mut pipe = redis::pipe();
+                for _ in 0..batch {
+                    let stream = next_stream % streams;
+                    next_stream += 1;
+                    seqs[stream] += 1;
+                    pipe.cmd("XADD")
+                        .arg(format!("{prefix}:{{g{stream}}}:log"))
+                        .arg(format!("{}-0", seqs[stream]))
+                        .arg("r")
+                        .arg(record.as_slice())
+                        .ignore();
+                }
+                pipe.query_async::<()>(&mut conn).await?;
+                let now = Instant::now();
+                if sent >= window.0 && now < window.1 {
+                    acked += batch as u64;
+                    latencies.extend(std::iter::repeat_n(now - sent, batch));
+                }
+            }
+            anyhow::Ok(Outcome {
+                acked,
+                latency: Percentiles::of(&mut latencies),
+                batch: batch as f64,
+                window: measured,
+            })
+        })
+    })
+    .context("raw redis")
+}
+
+/// The record a tally add logs, encoded as umpire encodes it.
+fn tally_record() -> anyhow::Result<Vec<u8>> {
+    let (mut m, _) = Match::create(&Tally, umpire_games::tally::TallyConfig { seats: 2 }, 7, 1);
+    m.execute(
+        &Tally,
+        Actor::System,
+        Action::Join {
+            player: "p0".into(),
+        },
+        1,
+        None,
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let env = m
+        .execute(
+            &Tally,
+            Actor::Seat(umpire_engine::Seat(0)),
+            Action::Play(umpire_games::tally::TallyCommand::Add(1)),
+            1_700_000_000_000,
+            None,
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut record = vec![umpire_store::FORMAT_VERSION];
+    record.extend(rmp_serde::to_vec_named(&env[0])?);
+    Ok(record)
 }

@@ -4,6 +4,7 @@
 //! ```text
 //! cargo run --release -p umpire-bench -- fanout --server-cpu 1 --client-cpu 0
 //! cargo run --release -p umpire-bench -- all --smoke        # seconds; checks nothing was lost
+//! cargo run --release -p umpire-bench -- durable --redis auto # also on a redis-server of its own
 //! ```
 //!
 //! Every scenario starts real servers (umpire, and a raw server written for the comparison) in
@@ -62,6 +63,49 @@ pub(crate) struct Common {
     /// that matters.
     #[arg(long, global = true)]
     pub(crate) smoke: bool,
+    /// Also measure umpire on Redis (`durable`, `fanout`), against Redis's own limit: a URL
+    /// (`redis://127.0.0.1:6379/`; it must run with `appendonly yes` and `appendfsync
+    /// always`), or `auto` to start a `redis-server` of its own in a temporary folder.
+    #[arg(long, global = true)]
+    pub(crate) redis: Option<String>,
+}
+
+impl Common {
+    /// The Redis to measure on, started here for `auto` (kept running while the handle
+    /// lives), or `None` without `--redis`.
+    pub(crate) fn redis(
+        &self,
+    ) -> anyhow::Result<Option<(String, Option<umpire_redis::testing::RedisServer>)>> {
+        match self.redis.as_deref() {
+            None => Ok(None),
+            Some("auto") => {
+                let server = umpire_redis::testing::RedisServer::start().ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "--redis auto needs redis-server installed (scripts/install-test-deps.sh)"
+                    )
+                })?;
+                // On the servers' CPU, beside umpire (and beside the raw client): both pay
+                // for sharing it alike.
+                if let (Some(cpu), Some(pid)) = (self.server_cpu, server.pid()) {
+                    let _ = std::process::Command::new("taskset")
+                        .args(["-a", "-cp", &cpu.to_string(), &pid.to_string()])
+                        .stdout(std::process::Stdio::null())
+                        .status();
+                }
+                Ok(Some((server.url(), Some(server))))
+            }
+            Some(url) => Ok(Some((url.to_owned(), None))),
+        }
+    }
+}
+
+/// A key prefix no earlier run used, so runs on one Redis do not meet.
+pub(crate) fn fresh_prefix(what: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("bench-{what}-{nanos}")
 }
 
 #[derive(Debug, Subcommand)]

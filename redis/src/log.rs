@@ -116,6 +116,7 @@ struct Scripts {
     acquire: Script,
     renew: Script,
     release: Script,
+    holder: Script,
 }
 
 impl Scripts {
@@ -130,6 +131,7 @@ impl Scripts {
             acquire: s(scripts::ACQUIRE),
             renew: s(scripts::RENEW),
             release: s(scripts::RELEASE),
+            holder: s(scripts::HOLDER),
         }
     }
 }
@@ -362,9 +364,13 @@ impl RedisLog {
     /// # Errors
     /// Redis could not be reached.
     pub async fn holder(&self, stream: StreamId) -> Result<Option<String>> {
-        redis::cmd("GET")
-            .arg(self.game(stream, "own"))
-            .query_async(&mut self.conn())
+        self.scripts
+            .holder
+            .arg(&self.opts.prefix)
+            .arg(&self.opts.node)
+            .arg(0)
+            .arg(stream)
+            .invoke_async(&mut self.conn())
             .await
             .map_err(unavailable)
     }
@@ -643,6 +649,12 @@ impl Log for RedisLog {
     async fn take_session(&self, token: String) -> Result<Option<SessionEntry>> {
         let value = self.one(vec![b"take".to_vec(), token.into_bytes()]).await?;
         session_from(value)
+    }
+
+    fn concurrent_commits(&self) -> usize {
+        // Redis runs each commit's script in the order sent and fsyncs once for all it ran
+        // before answering: several in flight share the round trip and the fsync.
+        4
     }
 
     async fn sync(&self) -> Result<()> {

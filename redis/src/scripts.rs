@@ -8,8 +8,11 @@
 //! - `u:{g<id>}:m` hash: `kind`, `created`, `status` (`live`/`over`), `creator`, `ij`/`iw` (the
 //!   invite keys), `fin` (finished at), `v` (version), `wd`/`wt` (wake-up due and timers).
 //! - `u:{g<id>}:log` stream: one entry per record, id `<seq>-0`, field `r`.
-//! - `u:{g<id>}:snap` hash `v`, `s`; `u:{g<id>}:own` the lease (a node's id, with a time
-//!   limit); `u:{g<id>}:keys` set of the keys leading to the stream.
+//!   The lease is in the same hash: `own` (the leading node) and `oexp` (until when, in ms of
+//!   Redis's own clock), so that one read per write gives the version and the lease (three
+//!   calls per write, not five: measured, a commit of 50 one-record writes spent 8 µs a
+//!   write in the script with separate keys).
+//! - `u:{g<id>}:snap` hash `v`, `s`; `u:{g<id>}:keys` set of the keys leading to the stream.
 //! - `u:next_id` (stream ids), `u:streams` (zset of every stream), `u:wakes` (zset of due
 //!   times), `u:finished` (zset of finish times), `u:live:<creator>` (set of live streams),
 //!   `u:keys` (hash key -> `<stream>:<role>`), `u:keylex` (the same keys, for prefix queries),
@@ -22,6 +25,14 @@
 pub const PRELUDE: &str = r#"
 local p = ARGV[1]
 local function g(s) return p .. ':{g' .. s .. '}' end
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+-- Whether a lease held by `own` until `oexp` keeps `node` out at `now`.
+local function held_by_other(own, oexp, node, now)
+  return own and own ~= node and tonumber(oexp or 0) > now
+end
 local function pad(s) return string.format('%020d', tonumber(s)) end
 local function lost_unless(epoch)
   if redis.call('GET', p .. ':epoch') ~= epoch then
@@ -123,11 +134,17 @@ for _ = 1, nwrites do
     forget = ARGV[i + 3], wk = ARGV[i + 4], wd = ARGV[i + 5], wt = ARGV[i + 6], at = ARGV[i + 7]}
   w.nrec = tonumber(ARGV[i + 8]); w.recs = i + 9; i = i + 9 + w.nrec
   w.nkeys = tonumber(ARGV[i]); w.keys = i + 1; i = i + 1 + 3 * w.nkeys
-  if redis.call('EXISTS', g(w.s) .. ':m') == 0 then
+  w.b = g(w.s)
+  w.m = w.b .. ':m'
+  w.found = redis.call('HMGET', w.m, 'v', 'own', 'oexp')
+  if not w.found[1] then
     return redis.error_reply('UMPIRE_NOSTREAM ' .. w.s)
   end
   table.insert(writes, w)
 end
+local now = now_ms()
+-- Versions as this script leaves them (a stream may be written twice in one commit).
+local cur = {}
 for _, op in ipairs(sides) do
   if op[1] == 'snap' then save_snapshot(op[2], op[3], op[4])
   elseif op[1] == 'wake' then set_wake(op[2], op[3], op[4])
@@ -136,11 +153,9 @@ for _, op in ipairs(sides) do
 end
 local out = {}
 for _, w in ipairs(writes) do
-  local b = g(w.s)
-  local m = b .. ':m'
-  local v = tonumber(redis.call('HGET', m, 'v'))
-  local own = redis.call('GET', b .. ':own')
-  if own and own ~= node then
+  local b, m = w.b, w.m
+  local v = cur[w.s] or tonumber(w.found[1])
+  if held_by_other(w.found[2], w.found[3], node, now) then
     table.insert(out, {2, v})
   elseif v ~= w.expected then
     table.insert(out, {1, v})
@@ -157,6 +172,7 @@ for _, w in ipairs(writes) do
     if w.status ~= '' then set_status(w.s, w.status, w.at) end
     if w.forget ~= '' then redis.call('XTRIM', b .. ':log', 'MINID', w.forget .. '-0') end
     if w.wk == 's' then set_wake(w.s, w.wd, w.wt) elseif w.wk == 'c' then set_wake(w.s, '', '') end
+    cur[w.s] = v
     table.insert(out, {0, v})
   end
 end
@@ -175,7 +191,7 @@ redis.call('HSET', m, 'kind', ARGV[3], 'created', ARGV[4], 'creator', ARGV[5], '
 if ARGV[6] ~= '' or ARGV[7] ~= '' then redis.call('HSET', m, 'ij', ARGV[6], 'iw', ARGV[7], 'inv', 1) end
 set_status(id, ARGV[8], ARGV[9])
 redis.call('ZADD', p .. ':streams', id, pad(id))
-if ARGV[11] ~= '' then redis.call('SET', g(id) .. ':own', ARGV[10], 'PX', ARGV[11]) end
+if ARGV[11] ~= '' then redis.call('HSET', m, 'own', ARGV[10], 'oexp', now_ms() + tonumber(ARGV[11])) end
 return id
 "#;
 
@@ -210,7 +226,7 @@ for i = 2, #ARGV do
     redis.call('HDEL', p .. ':keys', key)
     redis.call('ZREM', p .. ':keylex', key)
   end
-  redis.call('DEL', b .. ':m', b .. ':log', b .. ':snap', b .. ':keys', b .. ':own')
+  redis.call('DEL', b .. ':m', b .. ':log', b .. ':snap', b .. ':keys')
   redis.call('ZREM', p .. ':wakes', pad(s))
   redis.call('ZREM', p .. ':finished', pad(s))
   redis.call('ZREM', p .. ':streams', pad(s))
@@ -245,24 +261,29 @@ return out
 "#;
 
 /// Leases. ARGV: prefix, node, ms, then streams. `ACQUIRE` takes (or renews) one stream's
-/// lease and returns `{1}` or `{0, holder}`; `RENEW` renews those this node holds, returning
-/// 1 or 0 for each; `RELEASE` drops those this node holds.
+/// lease and returns `{1, node}` or `{0, holder}` (a stream that does not exist is not
+/// leased: `{1}`, and loading it finds nothing); `RENEW` renews those this node holds (and
+/// takes again those whose lease ran out and nobody took), returning 1 or 0 for each;
+/// `RELEASE` drops those this node holds; `HOLDER` names the holder, if any.
 pub const ACQUIRE: &str = r#"
-local k = g(ARGV[4]) .. ':own'
-local own = redis.call('GET', k)
-if own and own ~= ARGV[2] then return {0, own} end
-redis.call('SET', k, ARGV[2], 'PX', ARGV[3])
+local m = g(ARGV[4]) .. ':m'
+local f = redis.call('HMGET', m, 'v', 'own', 'oexp')
+if not f[1] then return {1, ARGV[2]} end
+local now = now_ms()
+if held_by_other(f[2], f[3], ARGV[2], now) then return {0, f[2]} end
+redis.call('HSET', m, 'own', ARGV[2], 'oexp', now + tonumber(ARGV[3]))
 return {1, ARGV[2]}
 "#;
 
-/// See [`ACQUIRE`]. A lease that ran out and nobody took is taken again.
+/// See [`ACQUIRE`].
 pub const RENEW: &str = r#"
 local out = {}
+local now = now_ms()
 for i = 4, #ARGV do
-  local k = g(ARGV[i]) .. ':own'
-  local own = redis.call('GET', k)
-  if own == ARGV[2] or not own then
-    redis.call('SET', k, ARGV[2], 'PX', ARGV[3])
+  local m = g(ARGV[i]) .. ':m'
+  local f = redis.call('HMGET', m, 'v', 'own', 'oexp')
+  if f[1] and not held_by_other(f[2], f[3], ARGV[2], now) then
+    redis.call('HSET', m, 'own', ARGV[2], 'oexp', now + tonumber(ARGV[3]))
     table.insert(out, 1)
   else
     table.insert(out, 0)
@@ -274,8 +295,15 @@ return out
 /// See [`ACQUIRE`].
 pub const RELEASE: &str = r#"
 for i = 4, #ARGV do
-  local k = g(ARGV[i]) .. ':own'
-  if redis.call('GET', k) == ARGV[2] then redis.call('DEL', k) end
+  local m = g(ARGV[i]) .. ':m'
+  if redis.call('HGET', m, 'own') == ARGV[2] then redis.call('HDEL', m, 'own', 'oexp') end
 end
+return false
+"#;
+
+/// See [`ACQUIRE`].
+pub const HOLDER: &str = r#"
+local f = redis.call('HMGET', g(ARGV[4]) .. ':m', 'own', 'oexp')
+if f[1] and tonumber(f[2] or 0) > now_ms() then return f[1] end
 return false
 "#;
