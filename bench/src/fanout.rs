@@ -98,11 +98,14 @@ pub(crate) struct FanoutArgs {
 
 /// A server to measure: where it listens, its process (for CPU time), whether it is umpire
 /// (for its flush count).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Target {
     addr: SocketAddr,
     pid: Option<u32>,
     umpire: bool,
+    /// Other nodes serving the same games (umpire on Redis): each game's second player
+    /// connects to the next node, its spectators round the nodes.
+    others: Vec<(SocketAddr, u32)>,
 }
 
 impl Target {
@@ -111,7 +114,14 @@ impl Target {
             addr: server.addr,
             pid: Some(server.pid()),
             umpire,
+            others: Vec::new(),
         }
+    }
+
+    fn addrs(&self) -> Vec<SocketAddr> {
+        std::iter::once(self.addr)
+            .chain(self.others.iter().map(|(a, _)| *a))
+            .collect()
     }
 }
 
@@ -177,6 +187,7 @@ pub(crate) fn run(common: &Common, args: &FanoutArgs) -> anyhow::Result<bool> {
     );
     let mut json_rows = Vec::new();
     let mut clean = true;
+    let redis = common.redis()?;
     for &shape in &args.shapes {
         for &proto in &args.protocols {
             if let Some(addr) = args.external {
@@ -184,6 +195,7 @@ pub(crate) fn run(common: &Common, args: &FanoutArgs) -> anyhow::Result<bool> {
                     addr,
                     pid: args.external_pid,
                     umpire: false,
+                    others: Vec::new(),
                 };
                 let o = measure(common, target, proto, shape, warmup, measured)?;
                 clean &= report(
@@ -224,9 +236,45 @@ pub(crate) fn run(common: &Common, args: &FanoutArgs) -> anyhow::Result<bool> {
             } else {
                 None
             };
+            // On Redis: one node, then three sharing the games.
+            let (on_redis, three_nodes) = match &redis {
+                Some((url, _)) => {
+                    let prefix = crate::fresh_prefix("fanout");
+                    let nodes = |n: usize| -> anyhow::Result<Outcome> {
+                        let prefix = format!("{prefix}-{n}");
+                        let mut servers = Vec::new();
+                        for i in 0..n {
+                            let node = format!("n{i}");
+                            let extra = [
+                                "--redis",
+                                url.as_str(),
+                                "--redis-prefix",
+                                prefix.as_str(),
+                                "--node-id",
+                                node.as_str(),
+                            ];
+                            let flags = umpire_args(None, &args.durability, &extra);
+                            // `--memory` is not wanted beside `--redis`.
+                            let flags: Vec<String> =
+                                flags.into_iter().filter(|f| f != "--memory").collect();
+                            servers.push(Server::start("umpire", &flags, common.server_cpu)?);
+                        }
+                        let mut target = Target::of(&servers[0], true);
+                        target.others = servers[1..]
+                            .iter()
+                            .map(|s| (s.addr, s.pid()))
+                            .collect();
+                        measure(common, target, proto, shape, warmup, measured)
+                    };
+                    (Some(nodes(1)?), Some(nodes(3)?))
+                }
+                None => (None, None),
+            };
             let rows = [
                 ("umpire", Some(&ours)),
                 ("umpire, memory log", memory.as_ref()),
+                ("umpire on redis", on_redis.as_ref()),
+                ("umpire on redis, 3 nodes", three_nodes.as_ref()),
                 ("raw", raw.as_ref()),
             ];
             for (name, outcome) in rows {
@@ -309,14 +357,14 @@ fn measure(
     warmup: Duration,
     measured: Duration,
 ) -> anyhow::Result<Outcome> {
-    let addr = target.addr;
+    let addrs = target.addrs();
     let (tell_window, window) = std::sync::mpsc::channel();
     std::thread::scope(|scope| {
         let load = scope.spawn(move || {
             on_cpu(common.client_cpu, move || {
                 let local = tokio::task::LocalSet::new();
                 local_runtime()?.block_on(local.run_until(load(
-                    addr,
+                    addrs,
                     proto,
                     shape,
                     (warmup, measured),
@@ -329,13 +377,24 @@ fn measure(
             if !target.umpire {
                 return None;
             }
-            crate::child::metrics(addr)
-                .ok()
-                .and_then(|m| m.get("umpire_flush_seconds_count").copied())
+            let mut total = 0.0;
+            for addr in target.addrs() {
+                total += crate::child::metrics(addr)
+                    .ok()
+                    .and_then(|m| m.get("umpire_flush_seconds_count").copied())?;
+            }
+            Some(total)
         };
-        let cpu = || match target.pid {
-            Some(pid) => crate::child::cpu_time(pid).map(Some),
-            None => Ok(None),
+        // Every node's CPU time together.
+        let cpu = || -> anyhow::Result<Option<Duration>> {
+            let Some(pid) = target.pid else {
+                return Ok(None);
+            };
+            let mut total = crate::child::cpu_time(pid)?;
+            for (_, pid) in &target.others {
+                total += crate::child::cpu_time(*pid)?;
+            }
+            Ok(Some(total))
         };
         let sampled = window.recv().ok().map(|(start, end): (Instant, Instant)| {
             let sleep_until =
@@ -412,7 +471,7 @@ impl Run {
 /// Connect (for the native protocol, every connection up front), then play until the end of
 /// the window, which starts `warmup` after the connections are open.
 async fn load(
-    addr: SocketAddr,
+    addrs: Vec<SocketAddr>,
     proto: Proto,
     shape: Shape,
     (warmup, measured): (Duration, Duration),
@@ -423,9 +482,16 @@ async fn load(
         let seats = [Some(0), Some(1)]
             .into_iter()
             .chain((0..shape.spectators).map(|_| None));
-        let all: Vec<Option<usize>> = (0..shape.games).flat_map(|_| seats.clone()).collect();
+        let all: Vec<(usize, Option<usize>)> = (0..shape.games)
+            .flat_map(|_| seats.clone().enumerate())
+            .collect();
+        let addrs = &addrs;
         let opened: Vec<anyhow::Result<Seated>> = futures_util::stream::iter(all)
-            .map(|seat| async move { Ok((seat, connect(addr, proto).await?)) })
+            .map(|(k, seat)| async move {
+                // Player 0 on the first node, player 1 on the next, spectators round them.
+                let addr = addrs[k % addrs.len()];
+                Ok((seat, connect(addr, proto).await?))
+            })
             .buffered(64)
             .collect()
             .await;
@@ -449,10 +515,11 @@ async fn load(
     for i in 0..shape.games {
         let run = Rc::clone(&run);
         let conns = slots_conns.get_mut(i).map(std::mem::take);
+        let addrs = addrs.clone();
         slots.push(tokio::task::spawn_local(async move {
             let result = match conns {
                 Some(conns) => native_slot(&run, conns).await,
-                None => tutorial_slot(addr, &run, shape.spectators).await,
+                None => tutorial_slot(&addrs, &run, shape.spectators).await,
             };
             if let Err(e) = result {
                 run.problem(format!("{e:#}"));
@@ -593,10 +660,15 @@ async fn native_slot(run: &Rc<Run>, mut conns: Vec<Seated>) -> anyhow::Result<()
 
 /// One slot over the tutorial protocol: a tutorial connection plays one game, so every game
 /// opens new connections for both players and every spectator.
-async fn tutorial_slot(addr: SocketAddr, run: &Rc<Run>, spectators: usize) -> anyhow::Result<()> {
+async fn tutorial_slot(
+    addrs: &[SocketAddr],
+    run: &Rc<Run>,
+    spectators: usize,
+) -> anyhow::Result<()> {
     let proto = Proto::Tutorial;
+    let addr = |k: usize| addrs[k % addrs.len()];
     while Instant::now() < run.window.1 {
-        let mut first = connect(addr, proto).await?;
+        let mut first = connect(addr(0), proto).await?;
         first.send(Message::text(r#"{"type":"init"}"#)).await?;
         let (join, watch) = loop {
             match next(&mut first, proto).await? {
@@ -606,12 +678,12 @@ async fn tutorial_slot(addr: SocketAddr, run: &Rc<Run>, spectators: usize) -> an
             }
         };
         let mut conns: Vec<Seated> = vec![(Some(0), first)];
-        let mut second = connect(addr, proto).await?;
+        let mut second = connect(addr(1), proto).await?;
         let init = json!({"type": "init", "join": join}).to_string();
         second.send(Message::text(init)).await?;
         conns.push((Some(1), second));
-        for _ in 0..spectators {
-            let mut w = connect(addr, proto).await?;
+        for k in 0..spectators {
+            let mut w = connect(addr(2 + k), proto).await?;
             let init = json!({"type": "init", "watch": watch}).to_string();
             w.send(Message::text(init)).await?;
             conns.push((None, w));
