@@ -260,10 +260,7 @@ pub(crate) fn run(common: &Common, args: &FanoutArgs) -> anyhow::Result<bool> {
                             servers.push(Server::start("umpire", &flags, common.server_cpu)?);
                         }
                         let mut target = Target::of(&servers[0], true);
-                        target.others = servers[1..]
-                            .iter()
-                            .map(|s| (s.addr, s.pid()))
-                            .collect();
+                        target.others = servers[1..].iter().map(|s| (s.addr, s.pid())).collect();
                         measure(common, target, proto, shape, warmup, measured)
                     };
                     (Some(nodes(1)?), Some(nodes(3)?))
