@@ -232,6 +232,10 @@ impl Bus for MemNode {
 
     fn release(&self, stream: GameId) {
         let mut shared = crate::lock(&self.bus.shared);
+        if shared.frozen.contains(&self.name) {
+            // A dead or stalled node lets nothing go: its leases run out.
+            return;
+        }
         if shared
             .leases
             .get(&stream)

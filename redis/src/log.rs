@@ -273,12 +273,14 @@ impl RedisLog {
         }
     }
 
-    /// The store's commit clock moved to `now`: it must be past every value seen before.
-    fn observe_clock(&self, now: u64) -> Result<()> {
-        let seen = self.clock.fetch_max(now, Ordering::AcqRel);
-        if now <= seen {
+    /// A commit sent when this node had seen the store's commit clock at `before` got `now`:
+    /// it must be past `before` (answers of commits in flight together may come in any
+    /// order, so only what was seen before sending counts).
+    fn observe_clock(&self, before: u64, now: u64) -> Result<()> {
+        self.clock.fetch_max(now, Ordering::AcqRel);
+        if now <= before {
             return Err(self.mark_lost(format!(
-                "its commit clock went back from {seen} to {now}: it was restored from an \
+                "its commit clock went back from {before} to {now}: it was restored from an \
                  older file"
             )));
         }
@@ -295,6 +297,8 @@ impl RedisLog {
         stream: StreamId,
         ttl: Duration,
     ) -> Result<std::result::Result<(), String>> {
+        // A node that found the store lost data takes no game (and renews none below).
+        self.check_lost()?;
         let (got, holder): (u8, Option<String>) = self
             .scripts
             .acquire
@@ -317,6 +321,7 @@ impl RedisLog {
     /// # Errors
     /// Redis could not be reached.
     pub async fn renew(&self, streams: &[StreamId], ttl: Duration) -> Result<Vec<bool>> {
+        self.check_lost()?;
         if streams.is_empty() {
             return Ok(Vec::new());
         }
@@ -547,6 +552,7 @@ impl Log for RedisLog {
         for w in writes {
             write_args(w, &mut args);
         }
+        let before = self.clock.load(Ordering::Acquire);
         let mut call = self.scripts.commit.prepare_invoke();
         call.arg(&self.opts.prefix)
             .arg(&self.opts.node)
@@ -560,7 +566,7 @@ impl Log for RedisLog {
             .map_err(|e| self.script_error(e))?;
         let bad = || corrupt("commit answer", format!("{answer:?}"));
         let (clock, results) = answer.split_last().ok_or_else(bad)?;
-        self.observe_clock(to_u64(clock).ok_or_else(bad)?)?;
+        self.observe_clock(before, to_u64(clock).ok_or_else(bad)?)?;
         if results.len() != streams.len() {
             return Err(bad());
         }

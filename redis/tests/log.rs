@@ -184,3 +184,27 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
         std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commits_in_flight_together_are_not_taken_for_a_rolled_back_store() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let log = RedisLog::open(&server.url(), opts("a")).await.unwrap();
+    let mut streams = Vec::new();
+    for _ in 0..16 {
+        streams.push(log.create_stream(meta("tally")).await.unwrap());
+    }
+    // Their answers come back in whatever order the tasks run: each must only be past what
+    // was seen before it was sent.
+    for round in 0..20u64 {
+        let commits = streams.iter().map(|&s| {
+            let log = log.clone();
+            tokio::spawn(async move { log.append(s, round, records(0..1)).await })
+        });
+        for done in futures_util::future::join_all(commits).await {
+            assert_eq!(done.unwrap().unwrap(), Ok(round + 1));
+        }
+    }
+    log.probe().await.unwrap();
+}

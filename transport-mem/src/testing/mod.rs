@@ -162,6 +162,7 @@ impl<G: Game + Clone> Check<G> {
             1 => Just(Step::Watch),
             1 => (0..players).prop_map(Step::Drop),
             1 => Just(Step::Restart),
+            1 => Just(Step::NodeDies),
         ];
         let every = prop_oneof![1u64..=4, Just(1_000)];
         (proptest::collection::vec(step, 0..=self.steps), every).prop_map(

@@ -184,7 +184,7 @@ impl<G: Game + Clone> Check<G> {
                         None => continue,
                     }
                 }
-                Step::Watch | Step::Restart => continue,
+                Step::Watch | Step::Restart | Step::NodeDies => continue,
             };
             // The game's events among the records before the decision's.
             let given = typed
@@ -298,5 +298,6 @@ fn describe<C: Serialize + std::fmt::Debug>(step: &Step<C>) -> String {
         Step::Watch => "a spectator comes".into(),
         Step::Drop(p) => format!("player {p}'s connection drops"),
         Step::Restart => "the server restarts".into(),
+        Step::NodeDies => "the node serving the game dies; another takes it over".into(),
     }
 }

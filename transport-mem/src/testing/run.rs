@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::Value;
 use umpire_engine::protocol::{ErrorCode, GameId};
 use umpire_engine::{Action, Actor, Envelope, Game, Match, MatchError, Millis, Seat, Seq, Viewer};
-use umpire_hub::{Clock, Durability, Hub, HubConfig, HubError, TokioClock};
+use umpire_hub::{Bus, Clock, Durability, Hub, HubConfig, HubError, MemBus, TokioClock};
 use umpire_store::{Log, MemLog};
 
 use super::Check;
@@ -41,6 +41,18 @@ pub(crate) enum Step<C> {
     Drop(u16),
     /// The server stops and starts again on the same log; everyone connected reconnects.
     Restart,
+    /// The node serving the game dies (it lets go of nothing); another node on the same log
+    /// takes the game over once the dead one's lease runs out, and everyone connected
+    /// reconnects to it.
+    NodeDies,
+}
+
+/// How long a node of the kit holds a game without renewing (virtual time).
+const LEASE: Duration = Duration::from_secs(1);
+
+/// The name of the kit's `n`th node.
+fn node_name(n: usize) -> String {
+    format!("node-{n}")
 }
 
 /// A rule of the kit broken: at which step (`None`: before the first), and how.
@@ -231,6 +243,9 @@ struct World<'a, G: Game + Clone> {
     clock: Arc<dyn Clock>,
     hub: Hub,
     net: MemConnector,
+    /// The nodes' seam, and which node serves now.
+    bus: MemBus,
+    node: usize,
     id: GameId,
     watch_key: String,
     players: Vec<Player>,
@@ -247,7 +262,15 @@ impl<'a, G: Game + Clone> World<'a, G> {
         settings: HubConfig,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, String> {
-        let hub = start(check, &log, &settings, &clock).await?;
+        let bus = MemBus::new();
+        let hub = start(
+            check,
+            &log,
+            &settings,
+            &clock,
+            bus.node(&node_name(0), LEASE),
+        )
+        .await?;
         let net = crate::connector(&hub);
         let config = serde_json::to_value(&check.config)
             .map_err(|e| format!("the config does not encode as JSON: {e}"))?;
@@ -284,6 +307,8 @@ impl<'a, G: Game + Clone> World<'a, G> {
             clock,
             hub,
             net,
+            bus,
+            node: 0,
             id: created.game,
             watch_key,
             players,
@@ -321,6 +346,7 @@ impl<'a, G: Game + Clone> World<'a, G> {
                 self.settle().await
             }
             Step::Restart => self.restart().await,
+            Step::NodeDies => self.node_dies().await,
         }
     }
 
@@ -394,9 +420,19 @@ impl<'a, G: Game + Clone> World<'a, G> {
         }
         let name = self.players[p].name.clone();
         let mut client = connect(&self.net, &name).await?;
-        patient(client.join(&self.players[p].token))
-            .await?
-            .map_err(|e| format!("{name} could not take their seat back: {e}"))?;
+        // While another node still holds the game (it died and its lease has not run out),
+        // the answer is `overloaded`: ask again a little later, as a client would.
+        let mut tries = 0;
+        loop {
+            match patient(client.join(&self.players[p].token)).await? {
+                Ok(_) => break,
+                Err(e) if e.code() == Some(ErrorCode::Overloaded) && tries < 100 => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => return Err(format!("{name} could not take their seat back: {e}")),
+            }
+        }
         let seat = self.players[p].seat;
         self.players[p].follower = Some(follower(client, Viewer::Seat(seat), &name));
         Ok(())
@@ -408,7 +444,42 @@ impl<'a, G: Game + Clone> World<'a, G> {
             .shutdown()
             .await
             .map_err(|e| format!("the server did not stop cleanly: {e}"))?;
-        self.hub = start(self.check, &self.log, &self.settings, &self.clock).await?;
+        let node = self.bus.node(&node_name(self.node), LEASE);
+        self.hub = start(self.check, &self.log, &self.settings, &self.clock, node).await?;
+        self.back().await
+    }
+
+    /// The node dies: everyone's connections to it drop (its game logs them gone), then it
+    /// hears, renews and lets go of nothing and its tasks stop; another node on the same log
+    /// takes over once the lease runs out (no time passes before: the players' first requests
+    /// reach a node that only follows the game, and wait for it to take over), and everyone
+    /// comes back to it.
+    async fn node_dies(&mut self) -> Result<(), String> {
+        let connected: Vec<usize> = (0..self.players.len())
+            .filter(|&p| self.players[p].follower.take().is_some())
+            .collect();
+        let spectators = std::mem::take(&mut self.spectators).len();
+        self.settle().await?;
+        self.bus.freeze(&node_name(self.node), true);
+        self.hub
+            .shutdown()
+            .await
+            .map_err(|e| format!("the dying node did not stop: {e}"))?;
+        self.node += 1;
+        let node = self.bus.node(&node_name(self.node), LEASE);
+        self.hub = start(self.check, &self.log, &self.settings, &self.clock, node).await?;
+        self.net = crate::connector(&self.hub);
+        for p in connected {
+            self.reconnect(p).await?;
+        }
+        for _ in 0..spectators {
+            self.watch().await?;
+        }
+        self.settle().await
+    }
+
+    /// Everyone connected before comes back to the hub now serving.
+    async fn back(&mut self) -> Result<(), String> {
         self.net = crate::connector(&self.hub);
         let connected: Vec<usize> = (0..self.players.len())
             .filter(|&p| self.players[p].follower.take().is_some())
@@ -639,16 +710,18 @@ fn restores<G: Game>(
     Ok(())
 }
 
-/// A hub with just this game, drawing seeds from the kit's seed.
+/// A hub with just this game, drawing seeds from the kit's seed, as node `node`.
 async fn start<G: Game + Clone>(
     check: &Check<G>,
     log: &Arc<MemLog>,
     settings: &HubConfig,
     clock: &Arc<dyn Clock>,
+    node: Arc<umpire_hub::MemNode>,
 ) -> Result<Hub, String> {
     Hub::builder(Arc::clone(log) as Arc<dyn Log>)
         .config(settings.clone())
         .clock(Arc::clone(clock))
+        .bus(node as Arc<dyn Bus>)
         .seeds(check.seed)
         .register(check.game.clone())
         .start()
