@@ -657,12 +657,6 @@ impl Log for RedisLog {
         session_from(value)
     }
 
-    fn concurrent_commits(&self) -> usize {
-        // Redis runs each commit's script in the order sent and fsyncs once for all it ran
-        // before answering: several in flight share the round trip and the fsync.
-        4
-    }
-
     async fn sync(&self) -> Result<()> {
         // With `appendfsync always` Redis answered each write after its fsync.
         self.check_lost()

@@ -316,15 +316,6 @@ pub trait Log: LogRead {
     /// # Errors
     /// The log still cannot be written.
     async fn probe(&self) -> Result<()>;
-
-    /// How many commits the writer may have in flight at once: 1 for a local log (one flush
-    /// serves everything written before it), more for a networked one, where a commit waits
-    /// mostly for the round trip and the next can be on its way meanwhile. Commits in flight
-    /// together touch different streams (a stream's next write waits for its last), and the
-    /// log applies them in the order they were started.
-    fn concurrent_commits(&self) -> usize {
-        1
-    }
 }
 
 /// The read half of a [`Log`]: what every part of a server may hold. Writing needs the whole

@@ -182,10 +182,6 @@ impl Log for Watched {
     async fn recover(&self) -> Result<(), StoreError> {
         self.seen(self.log.recover().await)
     }
-    fn concurrent_commits(&self) -> usize {
-        self.log.concurrent_commits()
-    }
-
     async fn probe(&self) -> Result<(), StoreError> {
         self.seen(self.log.probe().await)
     }

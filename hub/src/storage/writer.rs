@@ -262,26 +262,8 @@ async fn next_job(shared: &Shared, queue: &mut mpsc::UnboundedReceiver<Job>) -> 
 }
 
 async fn run(shared: Arc<Shared>, mut queue: mpsc::UnboundedReceiver<Job>) {
-    use futures_util::StreamExt as _;
-    let most = shared.log.concurrent_commits().max(1);
     let mut jobs = Vec::new();
-    // Commits on their way (a networked log: see `Log::concurrent_commits`).
-    let mut flying = futures_util::stream::FuturesUnordered::new();
-    loop {
-        let first = if flying.len() >= most {
-            flying.next().await;
-            continue;
-        } else if flying.is_empty() {
-            next_job(&shared, &mut queue).await
-        } else {
-            tokio::select! {
-                job = next_job(&shared, &mut queue) => job,
-                Some(()) = flying.next() => continue,
-            }
-        };
-        let Some(first) = first else {
-            break;
-        };
+    while let Some(first) = next_job(&shared, &mut queue).await {
         if let Durability::Batched(window) = shared.durability {
             tokio::time::sleep(window).await;
         }
@@ -292,25 +274,8 @@ async fn run(shared: Arc<Shared>, mut queue: mpsc::UnboundedReceiver<Job>) {
                 Err(_) => break,
             }
         }
-        if most == 1 {
-            commit(&shared, &mut jobs, false).await;
-            continue;
-        }
-        // A flush or a barrier someone waits for covers everything before it: the commits on
-        // their way end first.
-        if jobs
-            .iter()
-            .any(|j| matches!(j, Job::Barrier(_) | Job::Sync(_)))
-        {
-            while flying.next().await.is_some() {}
-            commit(&shared, &mut jobs, true).await;
-            continue;
-        }
-        let mut batch = std::mem::take(&mut jobs);
-        let shared = Arc::clone(&shared);
-        flying.push(async move { commit(&shared, &mut batch, true).await });
+        commit(&shared, &mut jobs).await;
     }
-    while flying.next().await.is_some() {}
 }
 
 impl Shared {
@@ -375,10 +340,8 @@ async fn write_later(shared: &Shared, later: Vec<SideWrite>) {
 /// Write and flush one batch of jobs, answering each: the writes someone waits for are started
 /// beside it, each on its own; every turn is one write with one flush, answered at once; then,
 /// in one call, the writes nobody waits for, in order (durable with the next flush). Leaves
-/// `jobs` empty, its allocation kept. `together`: the writes nobody waits for go in the same
-/// call as the turns, first (a networked log with commits in flight side by side: one round
-/// trip, and in the order the batches were started).
-async fn commit(shared: &Arc<Shared>, jobs: &mut Vec<Job>, together: bool) {
+/// `jobs` empty, its allocation kept.
+async fn commit(shared: &Arc<Shared>, jobs: &mut Vec<Job>) {
     let Shared {
         log,
         durability,
@@ -430,14 +393,9 @@ async fn commit(shared: &Arc<Shared>, jobs: &mut Vec<Job>, together: bool) {
         }
     }
     let started = Instant::now();
-    let side = match together {
-        true => later.take().unwrap_or_default(),
-        false => Vec::new(),
-    };
-    let committed = match writes.is_empty() && !flush && side.is_empty() {
+    let committed = match writes.is_empty() && !flush {
         true => Ok(Vec::new()),
-        false if side.is_empty() => guarded(log.commit(writes, flush)).await,
-        false => guarded(log.commit_with(side, writes, flush)).await,
+        false => guarded(log.commit(writes, flush)).await,
     };
     if flush && !waiting.is_empty() {
         metrics.flushed(started.elapsed(), waiting.len());
