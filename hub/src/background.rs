@@ -54,6 +54,8 @@ pub(crate) async fn wake(inner: Weak<Inner>) {
         if ask {
             if let Err(e) = hub.registry.arm_due(now.saturating_add(ahead)).await {
                 tracing::warn!(error = %e, "the wake-up index could not be read; trying again");
+                // In a second, not in half a minute: timers due meanwhile are waiting.
+                ask_at = now.saturating_add(1_000);
             }
         }
         let due = hub.registry.take_due();

@@ -29,6 +29,9 @@ pub(crate) struct Found {
     pub(crate) due: usize,
 }
 
+/// How soon a game due to wake that did not load is tried again, in ms.
+const RETRY_WAKE_MS: Millis = 1_000;
+
 /// The most wake-ups due at start that [`Registry::index`] counts.
 const DUE_REPORTED: usize = 10_000;
 
@@ -514,13 +517,18 @@ impl Registry {
         due
     }
 
-    /// Load `due` games, one after another.
+    /// Load `due` games, one after another. One that does not load (the log failing) is
+    /// tried again a second later: its timers must not wait for the next look at the index.
     pub(crate) async fn wake(&self, due: Vec<GameId>) {
         for game in due {
             match self.room(game).await {
                 // Finished and removed meanwhile, say: nothing left to wake.
                 Ok(_) | Err(HubError::NotFound(_)) => {}
-                Err(e) => tracing::error!(game, error = %e, "a game due to wake did not load"),
+                Err(e) => {
+                    tracing::error!(game, error = %e, "a game due to wake did not load; trying again in a second");
+                    let again = self.rt.clock.now().saturating_add(RETRY_WAKE_MS);
+                    self.rt.wakes.schedule(game, again);
+                }
             }
         }
     }
