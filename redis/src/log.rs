@@ -287,6 +287,23 @@ impl RedisLog {
         Ok(())
     }
 
+    /// Run one of the lease scripts (ARGV: prefix, node, ms, streams).
+    async fn lease<T: redis::FromRedisValue>(
+        &self,
+        script: &Script,
+        ttl: Duration,
+        streams: &[StreamId],
+    ) -> Result<T> {
+        script
+            .arg(&self.opts.prefix)
+            .arg(&self.opts.node)
+            .arg(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX))
+            .arg(streams)
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(unavailable)
+    }
+
     /// Take `stream`'s lease for `ttl`, or renew it if this node holds it. `Err(holder)` if
     /// another node holds it.
     ///
@@ -299,16 +316,8 @@ impl RedisLog {
     ) -> Result<std::result::Result<(), String>> {
         // A node that found the store lost data takes no game (and renews none below).
         self.check_lost()?;
-        let (got, holder): (u8, Option<String>) = self
-            .scripts
-            .acquire
-            .arg(&self.opts.prefix)
-            .arg(&self.opts.node)
-            .arg(ttl.as_millis() as u64)
-            .arg(stream)
-            .invoke_async(&mut self.conn())
-            .await
-            .map_err(unavailable)?;
+        let (got, holder): (u8, Option<String>) =
+            self.lease(&self.scripts.acquire, ttl, &[stream]).await?;
         Ok(match got {
             1 => Ok(()),
             _ => Err(holder.unwrap_or_default()),
@@ -325,16 +334,7 @@ impl RedisLog {
         if streams.is_empty() {
             return Ok(Vec::new());
         }
-        let held: Vec<u8> = self
-            .scripts
-            .renew
-            .arg(&self.opts.prefix)
-            .arg(&self.opts.node)
-            .arg(ttl.as_millis() as u64)
-            .arg(streams)
-            .invoke_async(&mut self.conn())
-            .await
-            .map_err(unavailable)?;
+        let held: Vec<u8> = self.lease(&self.scripts.renew, ttl, streams).await?;
         Ok(held.into_iter().map(|h| h == 1).collect())
     }
 
@@ -347,15 +347,8 @@ impl RedisLog {
             return Ok(());
         }
         let _: Value = self
-            .scripts
-            .release
-            .arg(&self.opts.prefix)
-            .arg(&self.opts.node)
-            .arg(0)
-            .arg(streams)
-            .invoke_async(&mut self.conn())
-            .await
-            .map_err(unavailable)?;
+            .lease(&self.scripts.release, Duration::ZERO, streams)
+            .await?;
         Ok(())
     }
 
@@ -369,15 +362,8 @@ impl RedisLog {
     /// # Errors
     /// Redis could not be reached.
     pub async fn holder(&self, stream: StreamId) -> Result<Option<String>> {
-        self.scripts
-            .holder
-            .arg(&self.opts.prefix)
-            .arg(&self.opts.node)
-            .arg(0)
-            .arg(stream)
-            .invoke_async(&mut self.conn())
+        self.lease(&self.scripts.holder, Duration::ZERO, &[stream])
             .await
-            .map_err(unavailable)
     }
 
     async fn one(&self, args: Vec<Vec<u8>>) -> Result<Value> {
