@@ -80,6 +80,7 @@ impl RoomMsg {
             | RoomMsg::Lost
             | RoomMsg::Presence { .. }
             | RoomMsg::Audience { .. }
+            | RoomMsg::RematchTold { .. }
             | RoomMsg::RematchReady { .. }
             | RoomMsg::Inspect { .. }
             | RoomMsg::Summary { .. } => return,
@@ -160,6 +161,8 @@ pub(crate) enum RoomMsg {
     },
     /// (A follower) the spectator count, all nodes together.
     Audience { spectators: u64 },
+    /// (A follower) the leader says the rematch exists.
+    RematchTold { next: (GameId, String, String) },
     /// Report what the monitor lists (`created` is filled in by the hub, from the log).
     Summary {
         reply: oneshot::Sender<crate::admin::GameSummary>,

@@ -567,6 +567,9 @@ impl crate::bus::Inbound for Hears {
             Some(BusMsg::Audience { game, spectators }) => {
                 self.tell(game, crate::handle::RoomMsg::Audience { spectators });
             }
+            Some(BusMsg::Rematch { game, next }) => {
+                self.tell(game, crate::handle::RoomMsg::RematchTold { next });
+            }
             None => tracing::warn!(
                 bytes = msg.len(),
                 "a message from another node does not decode"

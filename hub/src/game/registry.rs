@@ -308,8 +308,15 @@ impl Registry {
         Ok(handle)
     }
 
-    /// The live game `game`, loading it from the log if its task is not running.
+    /// The live game `game`, loading it from the log if its task is not running (as a
+    /// follower if another node leads it).
     pub(crate) async fn room(&self, game: GameId) -> Result<RoomHandle> {
+        self.room_with(game, true).await
+    }
+
+    /// [`Self::room`]; with `follow` false, a game another node leads is not loaded here
+    /// (`HubError::Elsewhere`): a wake-up is the leader's to serve.
+    async fn room_with(&self, game: GameId, follow: bool) -> Result<RoomHandle> {
         self.open()?;
         if let Some(handle) = self.rooms().get(&game).filter(|h| !h.is_closed()) {
             return Ok(handle.clone());
@@ -320,7 +327,7 @@ impl Registry {
         let gate = self.gate(game);
         let loaded = {
             let _turn = gate.lock().await;
-            self.load(game).await
+            self.load(game, follow).await
         };
         self.leave_gate(game, gate);
         loaded
@@ -346,7 +353,7 @@ impl Registry {
 
     /// Start `game`'s task from the log, unless another loader did meanwhile. Called at the
     /// game's gate: two tasks never run one game.
-    async fn load(&self, game: GameId) -> Result<RoomHandle> {
+    async fn load(&self, game: GameId, follow: bool) -> Result<RoomHandle> {
         let reloading = match self.rooms().get(&game) {
             Some(handle) if !handle.is_closed() => return Ok(handle.clone()),
             Some(handle) => !handle.is_retired(),
@@ -365,6 +372,9 @@ impl Registry {
         // Led here, or followed here while another node leads it.
         let leader = match self.rt.bus.place(game).await? {
             crate::bus::Placement::Here => None,
+            crate::bus::Placement::Elsewhere(node) if !follow => {
+                return Err(HubError::Elsewhere { game, node });
+            }
             crate::bus::Placement::Elsewhere(node) => Some(node),
         };
         let kind = self.kinds.get(&meta.kind).ok_or_else(not_found)?;
@@ -521,9 +531,10 @@ impl Registry {
     /// tried again a second later: its timers must not wait for the next look at the index.
     pub(crate) async fn wake(&self, due: Vec<GameId>) {
         for game in due {
-            match self.room(game).await {
-                // Finished and removed meanwhile, say: nothing left to wake.
-                Ok(_) | Err(HubError::NotFound(_)) => {}
+            match self.room_with(game, false).await {
+                // Finished and removed meanwhile, say: nothing left to wake. Or led by a
+                // live node, whose task fires it.
+                Ok(_) | Err(HubError::NotFound(_) | HubError::Elsewhere { .. }) => {}
                 Err(e) => {
                     tracing::error!(game, error = %e, "a game due to wake did not load; trying again in a second");
                     let again = self.rt.clock.now().saturating_add(RETRY_WAKE_MS);

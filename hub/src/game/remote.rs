@@ -44,6 +44,12 @@ pub(crate) enum BusMsg {
     },
     /// The leader's spectator count, all nodes together, for the subscribers on this one.
     Audience { game: GameId, spectators: u64 },
+    /// The finished game's rematch exists (its id, join and watch keys): tell the
+    /// subscribers on this node.
+    Rematch {
+        game: GameId,
+        next: (GameId, String, String),
+    },
 }
 
 impl BusMsg {

@@ -512,7 +512,8 @@ impl<G: Game> Room<G> {
             | RoomMsg::Answered { .. }
             | RoomMsg::Lost
             | RoomMsg::Presence { .. }
-            | RoomMsg::Audience { .. } => {}
+            | RoomMsg::Audience { .. }
+            | RoomMsg::RematchTold { .. } => {}
         }
     }
 
@@ -540,6 +541,11 @@ impl<G: Game> Room<G> {
                     let (seats, count) = self.remote.set(node, seats, spectators, until);
                     self.roster_changed |= seats;
                     self.recount |= count;
+                }
+            }
+            RoomMsg::RematchTold { next } => {
+                if self.leader.is_some() {
+                    self.rematch_ready(Some(next));
                 }
             }
             RoomMsg::Audience { spectators } => {
@@ -604,8 +610,7 @@ impl<G: Game> Room<G> {
             }
             RoomMsg::Rematch { reply } => (Forwarded::Rematch, reply, None, Expect::Rematch),
             RoomMsg::RematchReady { next } => {
-                // Told here at once, and to the leader for everyone else.
-                self.rematch_ready(next.clone());
+                // The leader tells every node, this one included.
                 self.send_leader(0, Forwarded::RematchReady { next });
                 return None;
             }
@@ -986,8 +991,19 @@ impl<G: Game> Room<G> {
             self.rematch = Rematch::None;
             return;
         };
-        self.rematch = Rematch::Ready(join);
+        self.rematch = Rematch::Ready(join.clone());
         let game = self.id;
+        if self.leader.is_none() {
+            // The subscribers on other nodes hear it from theirs.
+            let msg = BusMsg::Rematch {
+                game,
+                next: (next, join, watch.clone()),
+            };
+            let bytes = msg.encode();
+            for node in self.remote.nodes() {
+                self.rt.bus.send(node, bytes.clone());
+            }
+        }
         let notice = Arc::new(umpire_engine::protocol::ServerMsg::Rematch { game, next, watch });
         for sub in &self.subscribers {
             sub.outbox.push_notice(&notice);

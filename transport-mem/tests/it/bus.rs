@@ -58,6 +58,7 @@ async fn hub_with(
         .config(HubConfig::default())
         .register(umpire_games::Tally)
         .register(umpire_games::Colony)
+        .register(umpire_games::Connect4)
         .bus(bus)
         .start()
         .await
@@ -366,4 +367,51 @@ async fn a_channel_works_across_nodes_publishers_on_two_a_subscriber_on_the_thir
     assert_eq!(again, stream, "one stream per channel across nodes");
     let history = within(late.events(stream, 6)).await.unwrap();
     assert_eq!(history[0]["seq"], json!(35));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rematch_across_nodes_reaches_everyone_in_the_old_game() {
+    use umpire_engine::protocol::{ClientMsg, ServerMsg};
+    let log = Arc::new(MemLog::new());
+    let (_bus, nodes) = three_nodes(&log).await;
+    let mut red = nodes[0].1.connect().await.unwrap();
+    let mut yellow = nodes[1].1.connect().await.unwrap();
+    let mut fan = nodes[2].1.connect().await.unwrap();
+    let game = within(red.create("connect4", Value::Null)).await.unwrap();
+    within(yellow.join(game.join.as_deref().unwrap()))
+        .await
+        .unwrap();
+    within(fan.watch(game.watch.as_deref().unwrap(), None))
+        .await
+        .unwrap();
+    for (i, column) in [0, 1, 0, 1, 0, 1, 0].into_iter().enumerate() {
+        let mover = if i % 2 == 0 { &mut red } else { &mut yellow };
+        within(mover.command(game.game, json!({ "column": column })))
+            .await
+            .unwrap();
+    }
+    let rematch = |game| ClientMsg::Rematch { game, r#ref: None };
+    // Yellow, on a node that only follows the game, asks first and creates it.
+    let ServerMsg::Created { game: next, .. } =
+        within(yellow.request(rematch(game.game))).await.unwrap()
+    else {
+        panic!("yellow should create the rematch")
+    };
+    // The spectator on the third node is told, with the watch key.
+    let told = within(async {
+        loop {
+            if let ServerMsg::Rematch { next, watch, .. } = fan.recv().await.unwrap() {
+                return (next, watch);
+            }
+        }
+    })
+    .await;
+    assert_eq!(told.0, next);
+    assert_eq!(within(fan.watch(&told.1, None)).await.unwrap(), next);
+    // Red, on the old game's leader, takes the other seat of that same game.
+    let answer = within(red.request(rematch(game.game))).await.unwrap();
+    assert!(
+        matches!(answer, ServerMsg::Joined { game, .. } if game == next),
+        "{answer:?}"
+    );
 }
