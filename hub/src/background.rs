@@ -52,9 +52,7 @@ pub(crate) async fn wake(inner: Weak<Inner>) {
             // With other nodes, as often as a lease: a node that died leaves its games' wake-ups
             // in the index, and no node has them armed.
             let every = match hub.registry.rt.bus.shared() {
-                true => u64::try_from(hub.registry.rt.bus.lease().as_millis())
-                    .unwrap_or(u64::MAX)
-                    .min(ahead / 2),
+                true => hub.registry.rt.lease_ms().min(ahead / 2),
                 false => ahead / 2,
             };
             ask_at = now.saturating_add(every);

@@ -218,14 +218,6 @@ impl WireAnswer {
     /// The answer for the session, in `game`, of the kind it waits for.
     pub(crate) fn into_answer(self, game: GameId, expect: crate::game::room::Expect) -> Answer {
         use crate::game::room::Expect;
-        let error = match &self {
-            WireAnswer::Command(Err(e))
-            | WireAnswer::Seated(Err(e))
-            | WireAnswer::Left(Err(e))
-            | WireAnswer::Rematch(Err(e)) => Some(HubError::from(e.clone())),
-            WireAnswer::Other => Some(HubError::Unavailable),
-            _ => None,
-        };
         let kind = match &self {
             WireAnswer::Command(_) => Some(Expect::Command),
             WireAnswer::Seated(_) => Some(Expect::Seated),
@@ -233,10 +225,16 @@ impl WireAnswer {
             WireAnswer::Rematch(_) => Some(Expect::Rematch),
             WireAnswer::Other => None,
         };
-        if let Some(e) = error.filter(|_| kind != Some(expect)).or_else(|| {
-            // An answer of another kind than asked: the request failed on its way.
-            (kind != Some(expect)).then_some(HubError::Unavailable)
-        }) {
+        if kind != Some(expect) {
+            // Another kind than asked (the request failed on its way, answered by whoever
+            // had it): the session gets the kind it waits for, failed.
+            let e = match self {
+                WireAnswer::Command(Err(e))
+                | WireAnswer::Seated(Err(e))
+                | WireAnswer::Left(Err(e))
+                | WireAnswer::Rematch(Err(e)) => HubError::from(e),
+                _ => HubError::Unavailable,
+            };
             let mut answer = expect.failed(game);
             answer.fail(&e);
             return answer;

@@ -550,13 +550,7 @@ impl<G: Game> Room<G> {
             }
             RoomMsg::Audience { spectators } => {
                 if self.leader.is_some() {
-                    let notice = Arc::new(umpire_engine::protocol::ServerMsg::Audience {
-                        game: self.id,
-                        spectators,
-                    });
-                    for sub in &self.subscribers {
-                        sub.outbox.push_notice(&notice);
-                    }
+                    tell_audience(self.id, &self.subscribers, spectators);
                     self.told = (spectators, self.rt.clock.now());
                 }
             }
@@ -657,13 +651,13 @@ impl<G: Game> Room<G> {
 
     /// How long a forwarded request waits for its answer.
     fn forward_timeout(&self) -> Millis {
-        let lease = u64::try_from(self.rt.bus.lease().as_millis()).unwrap_or(u64::MAX);
+        let lease = self.rt.lease_ms();
         (lease / 2).clamp(200, 5_000)
     }
 
     /// How often a follower looks at the log and its leader.
     fn poll_every(&self) -> Millis {
-        let lease = u64::try_from(self.rt.bus.lease().as_millis()).unwrap_or(u64::MAX);
+        let lease = self.rt.lease_ms();
         (lease / 4).clamp(50, 1_000)
     }
 
@@ -715,7 +709,7 @@ impl<G: Game> Room<G> {
         if let Ok(version) = self.rt.log.version(self.id).await {
             self.announced = self.announced.max(version);
         }
-        let lease = u64::try_from(self.rt.bus.lease().as_millis()).unwrap_or(u64::MAX);
+        let lease = self.rt.lease_ms();
         let overdue = self
             .m
             .next_due()
@@ -995,14 +989,10 @@ impl<G: Game> Room<G> {
         let game = self.id;
         if self.leader.is_none() {
             // The subscribers on other nodes hear it from theirs.
-            let msg = BusMsg::Rematch {
+            self.to_followers(&BusMsg::Rematch {
                 game,
                 next: (next, join, watch.clone()),
-            };
-            let bytes = msg.encode();
-            for node in self.remote.nodes() {
-                self.rt.bus.send(node, bytes.clone());
-            }
+            });
         }
         let notice = Arc::new(umpire_engine::protocol::ServerMsg::Rematch { game, next, watch });
         for sub in &self.subscribers {
@@ -1089,7 +1079,7 @@ impl<G: Game> Room<G> {
         if self.leader.is_some() {
             // The leader logs presence: tell it the seats played here.
             let now = self.rt.clock.now();
-            let lease = u64::try_from(self.rt.bus.lease().as_millis()).unwrap_or(u64::MAX);
+            let lease = self.rt.lease_ms();
             let count = self.spectators();
             if present != self.told_seats.0
                 || count != self.told_count
@@ -1147,51 +1137,33 @@ impl<G: Game> Room<G> {
     /// [`AUDIENCE_EVERY`]; a change in between is told when that time is up), and tell
     /// `newcomers` the count if there is one.
     fn audience(&mut self, newcomers: &[Subscriber]) {
-        if self.leader.is_some() {
+        if self.leader.is_none() {
+            let now = self.rt.clock.now();
+            let (tell, due) = audience_plan(self.audience_count(), self.told, now);
+            self.audience_due = due;
+            if let Some(count) = tell {
+                self.told = (count, now);
+                tell_audience(self.id, &self.subscribers, count);
+                self.to_followers(&BusMsg::Audience {
+                    game: self.id,
+                    spectators: count,
+                });
+                return;
+            }
+        } else {
             // The leader counts every node's and tells; the count here goes to it.
             self.roster_changed = true;
-            if self.told.0 > 0 && !newcomers.is_empty() {
-                let notice = Arc::new(umpire_engine::protocol::ServerMsg::Audience {
-                    game: self.id,
-                    spectators: self.told.0,
-                });
-                for sub in newcomers {
-                    sub.outbox.push_notice(&notice);
-                }
-            }
-            return;
         }
-        let count = self.audience_count();
-        let now = self.rt.clock.now();
-        let notice = |spectators| {
-            Arc::new(umpire_engine::protocol::ServerMsg::Audience {
-                game: self.id,
-                spectators,
-            })
-        };
-        let (tell, due) = audience_plan(count, self.told, now);
-        self.audience_due = due;
-        if let Some(count) = tell {
-            self.told = (count, now);
-            let notice = notice(count);
-            for sub in &self.subscribers {
-                sub.outbox.push_notice(&notice);
-            }
-            let msg = BusMsg::Audience {
-                game: self.id,
-                spectators: count,
-            };
-            let bytes = msg.encode();
-            for node in self.remote.nodes() {
-                self.rt.bus.send(node, bytes.clone());
-            }
-            return;
+        if self.told.0 > 0 {
+            tell_audience(self.id, newcomers, self.told.0);
         }
-        if self.told.0 > 0 && !newcomers.is_empty() {
-            let notice = notice(self.told.0);
-            for sub in newcomers {
-                sub.outbox.push_notice(&notice);
-            }
+    }
+
+    /// (Leading) send `msg` to every node that told it has subscribers here.
+    fn to_followers(&self, msg: &BusMsg) {
+        let bytes = msg.encode();
+        for node in self.remote.nodes() {
+            self.rt.bus.send(node, bytes.clone());
         }
     }
 
@@ -1432,6 +1404,17 @@ impl Expect {
                 result: Err(HubError::Unavailable),
             },
         }
+    }
+}
+
+/// Tell `subs` that `spectators` watch `game` (one shared notice).
+fn tell_audience(game: GameId, subs: &[Subscriber], spectators: u64) {
+    if subs.is_empty() {
+        return;
+    }
+    let notice = Arc::new(umpire_engine::protocol::ServerMsg::Audience { game, spectators });
+    for sub in subs {
+        sub.outbox.push_notice(&notice);
     }
 }
 

@@ -67,6 +67,11 @@ impl Runtime {
         crate::lock(&self.panicked).insert(game);
     }
 
+    /// How long a node holds a game it leads without renewing, in ms (see `crate::bus`).
+    pub(crate) fn lease_ms(&self) -> umpire_engine::Millis {
+        u64::try_from(self.bus.lease().as_millis()).unwrap_or(u64::MAX)
+    }
+
     /// Whether a panic stopped `game`.
     pub(crate) fn has_panicked(&self, game: GameId) -> bool {
         crate::lock(&self.panicked).contains(&game)
