@@ -15,7 +15,11 @@ pub const CIDS_KEPT_MS: Millis = 60_000;
 pub const RECENT_CIDS_PER_PLAYER: usize = 64;
 
 /// Each player's ids are remembered up to this many, however recent (memory stays bounded
-/// for a player who sends thousands a minute).
+/// for a player who sends thousands a minute: 1,024 ids of at most 64 bytes).
+pub const RECENT_CIDS_PER_PLAYER_MOST: usize = 1_024;
+
+/// A match remembers this many ids in all, at most: past it, the player with the most loses
+/// its oldest (a game of many seats stays bounded however its players send).
 pub const RECENT_CIDS: usize = 4_096;
 
 /// One actor's remembered ids, oldest first.
@@ -56,11 +60,25 @@ impl Cids {
         while let Some((oldest, when)) = ids.order.front() {
             let many = ids.order.len() > RECENT_CIDS_PER_PLAYER;
             let old = when.saturating_add(CIDS_KEPT_MS) < at;
-            if !(ids.order.len() > RECENT_CIDS || (many && old)) {
+            if !(ids.order.len() > RECENT_CIDS_PER_PLAYER_MOST || (many && old)) {
                 break;
             }
             ids.seq.remove(oldest);
             ids.order.pop_front();
+        }
+        while self.by.values().map(|ids| ids.order.len()).sum::<usize>() > RECENT_CIDS {
+            // The player with the most (ties: the greatest actor, so a replay picks the same).
+            let Some(ids) = self
+                .by
+                .iter_mut()
+                .max_by_key(|(actor, ids)| (ids.order.len(), **actor))
+                .map(|(_, ids)| ids)
+            else {
+                break;
+            };
+            if let Some((oldest, _)) = ids.order.pop_front() {
+                ids.seq.remove(&oldest);
+            }
         }
     }
 }
@@ -105,7 +123,7 @@ mod tests {
         let mut cids = Cids::default();
         let (a, b) = (Actor::Seat(Seat(0)), Actor::Seat(Seat(1)));
         cids.remember(a, "a-1", 1, 1_000);
-        for n in 0..3_000u64 {
+        for n in 0..1_000u64 {
             cids.remember(b, &format!("b-{n}"), n + 2, 1_000 + n);
         }
         assert_eq!(
@@ -116,13 +134,37 @@ mod tests {
         assert_eq!(
             cids.find(b, "b-0"),
             Some(2),
-            "3,000 in three seconds are all kept"
+            "1,000 in a second are all kept"
         );
         assert_eq!(cids.find(a, "b-0"), None, "ids are per player");
     }
 
     #[test]
-    fn old_ids_go_once_a_player_has_more_than_its_last_64_and_none_past_4096() {
+    fn a_match_of_many_players_keeps_4096_in_all_taken_from_the_player_with_most() {
+        let mut cids = Cids::default();
+        for seat in 0..8u16 {
+            for n in 0..1_000u64 {
+                cids.remember(Actor::Seat(Seat(seat)), &format!("{seat}-{n}"), n + 1, 5);
+            }
+        }
+        let total: usize = cids.by.values().map(|ids| ids.order.len()).sum();
+        assert_eq!(total, RECENT_CIDS);
+        assert!(
+            cids.by
+                .values()
+                .all(|ids| ids.order.len() == RECENT_CIDS / 8),
+            "evenly"
+        );
+        assert_eq!(
+            cids.find(Actor::Seat(Seat(7)), "7-999"),
+            Some(1_000),
+            "the newest stay"
+        );
+        assert_eq!(cids.find(Actor::Seat(Seat(0)), "0-0"), None);
+    }
+
+    #[test]
+    fn old_ids_go_once_a_player_has_more_than_its_last_64_and_none_past_1024() {
         let mut cids = Cids::default();
         let a = Actor::Seat(Seat(0));
         for n in 0..100u64 {
@@ -139,7 +181,11 @@ mod tests {
         for n in 0..5_000u64 {
             cids.remember(a, &format!("fast-{n}"), 200 + n, CIDS_KEPT_MS + 2);
         }
-        assert_eq!(cids.by[&a].order.len(), RECENT_CIDS, "bounded");
+        assert_eq!(
+            cids.by[&a].order.len(),
+            RECENT_CIDS_PER_PLAYER_MOST,
+            "bounded"
+        );
         assert_eq!(cids.find(a, "fast-4999"), Some(5_199));
     }
 

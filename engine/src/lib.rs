@@ -33,7 +33,7 @@ pub use envelope::{Body, Envelope, NoticeBody, NoticeEnvelope};
 pub use game::{Actor, Game, Millis, Outcome, Seat, Seq, Viewer};
 pub use matches::{
     Action, Match, MatchError, PendingTimer, ReplayError, CIDS_KEPT_MS, RECENT_CIDS,
-    RECENT_CIDS_PER_PLAYER,
+    RECENT_CIDS_PER_PLAYER, RECENT_CIDS_PER_PLAYER_MOST,
 };
 pub use rand_core;
 

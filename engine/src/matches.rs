@@ -8,7 +8,9 @@ use crate::ctx::{Ctx, TimerId};
 use crate::envelope::{Body, Envelope};
 use crate::game::{Actor, Game, Millis, Outcome, Seat, Seq};
 
-pub use crate::cids::{CIDS_KEPT_MS, RECENT_CIDS, RECENT_CIDS_PER_PLAYER};
+pub use crate::cids::{
+    CIDS_KEPT_MS, RECENT_CIDS, RECENT_CIDS_PER_PLAYER, RECENT_CIDS_PER_PLAYER_MOST,
+};
 
 /// What can be asked of a match.
 #[derive(Clone, Debug, PartialEq)]
