@@ -443,24 +443,40 @@ fn side_args(side: SideWrite, out: &mut Vec<Vec<u8>>) {
 fn write_args(w: Write, out: &mut Vec<Vec<u8>>) {
     out.push(num(w.stream));
     out.push(num(w.expected));
-    out.push(w.status.map(status_code).unwrap_or("").into());
-    out.push(w.forget_before.map(num).unwrap_or_default());
-    match w.wake {
-        WakeChange::Keep => out.extend([b"k".to_vec(), Vec::new(), Vec::new()]),
-        WakeChange::Clear => out.extend([b"c".to_vec(), Vec::new(), Vec::new()]),
-        WakeChange::Set(wake) => out.extend([b"s".to_vec(), num(wake.due), num(wake.timers)]),
+    out.push(num(w.expected + w.records.len() as u64));
+    let mut flags = Vec::new();
+    let mut extra = Vec::new();
+    if let Some(status) = w.status {
+        flags.push(b's');
+        extra.extend([status_code(status).into(), num(w.at)]);
     }
-    out.push(num(w.at));
+    if let Some(before) = w.forget_before {
+        flags.push(b'f');
+        extra.push(num(before));
+    }
+    match w.wake {
+        WakeChange::Keep => {}
+        WakeChange::Set(wake) => {
+            flags.push(b'w');
+            extra.extend([num(wake.due), num(wake.timers)]);
+        }
+        WakeChange::Clear => flags.push(b'c'),
+    }
+    if !w.keys.is_empty() {
+        flags.push(b'k');
+        extra.push(num(w.keys.len()));
+        for (key, entry) in w.keys {
+            extra.extend([
+                key.into_bytes(),
+                num(entry.stream),
+                role_code(entry.role).into_bytes(),
+            ]);
+        }
+    }
+    out.push(flags);
     out.push(num(w.records.len()));
     out.extend(w.records.into_iter().map(|r| r.to_vec()));
-    out.push(num(w.keys.len()));
-    for (key, entry) in w.keys {
-        out.extend([
-            key.into_bytes(),
-            num(entry.stream),
-            role_code(entry.role).into_bytes(),
-        ]);
-    }
+    out.append(&mut extra);
 }
 
 /// A score or number as Redis sends it back (integer, or text of one).
@@ -534,6 +550,10 @@ impl Log for RedisLog {
         for s in side {
             side_args(s, &mut args);
         }
+        let mut out: Vec<Result<Seq, Refused>> = writes
+            .iter()
+            .map(|w| Ok(w.expected + w.records.len() as u64))
+            .collect();
         let streams: Vec<(StreamId, Seq)> = writes.iter().map(|w| (w.stream, w.expected)).collect();
         for w in writes {
             write_args(w, &mut args);
@@ -551,26 +571,27 @@ impl Log for RedisLog {
             .await
             .map_err(|e| self.script_error(e))?;
         let bad = || corrupt("commit answer", format!("{answer:?}"));
-        let (clock, results) = answer.split_last().ok_or_else(bad)?;
+        let (clock, refused) = answer.split_first().ok_or_else(bad)?;
         self.observe_clock(before, to_u64(clock).ok_or_else(bad)?)?;
-        if results.len() != streams.len() {
+        if refused.len() % 3 != 0 {
             return Err(bad());
         }
-        let mut out = Vec::with_capacity(results.len());
-        for (r, (stream, expected)) in results.iter().zip(streams) {
-            let Value::Array(pair) = r else {
-                return Err(bad());
-            };
-            let code = pair.first().and_then(to_u64).ok_or_else(bad)?;
-            let version = pair.get(1).and_then(to_u64).unwrap_or(0);
-            out.push(match code {
-                0 => Ok(version),
-                1 => Err(Refused::Stale {
+        for r in refused.chunks(3) {
+            let index = to_u64(&r[0])
+                .and_then(|i| usize::try_from(i).ok())
+                .and_then(|i| i.checked_sub(1))
+                .filter(|&i| i < streams.len())
+                .ok_or_else(bad)?;
+            let version = to_u64(&r[2]).ok_or_else(bad)?;
+            let (stream, expected) = streams[index];
+            out[index] = match to_u64(&r[1]) {
+                Some(1) => Err(Refused::Stale {
                     expected,
                     actual: version,
                 }),
-                _ => Err(Refused::NotOwner { stream }),
-            });
+                Some(2) => Err(Refused::NotOwner { stream }),
+                _ => return Err(bad()),
+            };
         }
         Ok(out)
     }
@@ -799,8 +820,8 @@ impl LogRead for RedisLog {
 
     async fn version(&self, stream: StreamId) -> Result<Seq> {
         let v: Option<u64> = redis::cmd("HGET")
-            .arg(self.game(stream, "m"))
-            .arg("v")
+            .arg(self.key("ver"))
+            .arg(stream)
             .query_async(&mut self.conn())
             .await
             .map_err(unavailable)?;
