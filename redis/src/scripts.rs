@@ -151,22 +151,24 @@ for _ = 1, nside do
     return redis.error_reply('UMPIRE_BAD unknown side write ' .. tostring(op))
   end
 end
-local writes, ids = {}, {}
+-- Where each write's arguments start, its stream, and what its flags carry (common writes
+-- have none: no table is made for them).
+local at, ids, extra = {}, {}, {}
 for k = 1, nwrites do
-  local w = {s = ARGV[i], expected = ARGV[i + 1], new = ARGV[i + 2], flags = ARGV[i + 3],
-    nrec = tonumber(ARGV[i + 4]), recs = i + 5}
-  i = i + 5 + w.nrec
-  local f = w.flags
+  at[k] = i; ids[k] = ARGV[i]
+  local f = ARGV[i + 3]
+  i = i + 5 + tonumber(ARGV[i + 4])
   if f ~= '' then
-    if string.find(f, 's', 1, true) then w.status, w.at = ARGV[i], ARGV[i + 1]; i = i + 2 end
-    if string.find(f, 'f', 1, true) then w.forget = ARGV[i]; i = i + 1 end
-    if string.find(f, 'w', 1, true) then w.wd, w.wt = ARGV[i], ARGV[i + 1]; i = i + 2 end
-    if string.find(f, 'c', 1, true) then w.clear = true end
+    local x = {}
+    if string.find(f, 's', 1, true) then x.status, x.at = ARGV[i], ARGV[i + 1]; i = i + 2 end
+    if string.find(f, 'f', 1, true) then x.forget = ARGV[i]; i = i + 1 end
+    if string.find(f, 'w', 1, true) then x.wd, x.wt = ARGV[i], ARGV[i + 1]; i = i + 2 end
+    if string.find(f, 'c', 1, true) then x.clear = true end
     if string.find(f, 'k', 1, true) then
-      w.nkeys = tonumber(ARGV[i]); w.keys = i + 1; i = i + 1 + 3 * w.nkeys
+      x.nkeys = tonumber(ARGV[i]); x.keys = i + 1; i = i + 1 + 3 * x.nkeys
     end
+    extra[k] = x
   end
-  writes[k] = w; ids[k] = w.s
 end
 local vers = hmget(p .. ':ver', ids)
 local owns = hmget(p .. ':own', ids)
@@ -182,35 +184,40 @@ end
 -- Versions as this script leaves them (a stream may be written twice in one commit).
 local cur, set = {}, {}
 local out = {redis.call('INCR', p .. ':clock')}
-for k, w in ipairs(writes) do
-  local s = w.s
+local logs = p .. ':{g'
+for k = 1, nwrites do
+  local a, s = at[k], ids[k]
   local v = cur[s] or vers[k]
   local own = owns[k]
   if own and own ~= node then
     out[#out + 1] = k; out[#out + 1] = 2; out[#out + 1] = v
-  elseif v ~= w.expected then
+  elseif v ~= ARGV[a + 1] then
     out[#out + 1] = k; out[#out + 1] = 1; out[#out + 1] = v
   else
-    local log = g(s) .. ':log'
-    if w.nrec == 1 then
-      redis.call('XADD', log, w.new .. '-0', 'r', ARGV[w.recs])
+    local log = logs .. s .. '}:log'
+    local new, nrec = ARGV[a + 2], tonumber(ARGV[a + 4])
+    if nrec == 1 then
+      redis.call('XADD', log, new .. '-0', 'r', ARGV[a + 5])
     else
-      local first = tonumber(w.expected)
-      for r = 0, w.nrec - 1 do
-        redis.call('XADD', log, string.format('%d-0', first + r + 1), 'r', ARGV[w.recs + r])
+      local first = tonumber(ARGV[a + 1])
+      for r = 0, nrec - 1 do
+        redis.call('XADD', log, string.format('%d-0', first + r + 1), 'r', ARGV[a + 5 + r])
       end
     end
-    set[#set + 1] = s; set[#set + 1] = w.new
-    cur[s] = w.new
-    if w.nkeys then
-      for j = 0, w.nkeys - 1 do
-        local a = w.keys + 3 * j
-        put_key(ARGV[a], ARGV[a + 1], ARGV[a + 2])
+    set[#set + 1] = s; set[#set + 1] = new
+    cur[s] = new
+    local x = extra[k]
+    if x then
+      if x.nkeys then
+        for j = 0, x.nkeys - 1 do
+          local c = x.keys + 3 * j
+          put_key(ARGV[c], ARGV[c + 1], ARGV[c + 2])
+        end
       end
+      if x.status then set_status(s, x.status, x.at) end
+      if x.forget then redis.call('XTRIM', log, 'MINID', x.forget .. '-0') end
+      if x.wd then set_wake(s, x.wd, x.wt) elseif x.clear then set_wake(s, '', '') end
     end
-    if w.status then set_status(s, w.status, w.at) end
-    if w.forget then redis.call('XTRIM', log, 'MINID', w.forget .. '-0') end
-    if w.wd then set_wake(s, w.wd, w.wt) elseif w.clear then set_wake(s, '', '') end
   end
 end
 hset(p .. ':ver', set)
