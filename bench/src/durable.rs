@@ -4,7 +4,8 @@
 //!
 //! The raw limit is sled itself: records of the same size, inserted in the batch sizes umpire
 //! produced (its events per flush), with one flush and one `fdatasync` of sled's file per batch
-//! (as umpire's `sync` does), or none for `none`.
+//! (as umpire's `sync` does), or none for `none`. Below it, the physical limit ("raw file"):
+//! the same bytes appended to a plain file, one `write` and one `fdatasync` per batch.
 //!
 //! With `--redis`, the same load runs on a node whose log is in Redis (one mode: Redis makes
 //! every answer durable itself), against Redis's own limit: the same records appended to one
@@ -81,6 +82,7 @@ pub(crate) fn run(common: &Common, args: &DurableArgs) -> anyhow::Result<bool> {
             "p99",
             "batch",
             "vs raw",
+            "vs file",
         ],
     );
     let mut rows = Vec::new();
@@ -113,7 +115,8 @@ pub(crate) fn run(common: &Common, args: &DurableArgs) -> anyhow::Result<bool> {
                 1
             };
             let raw = raw_sled(common, games, batch, flush, warmup, measured)?;
-            for (name, o) in [("umpire", &ours), ("raw sled", &raw)] {
+            let file = raw_file(common, games, batch, flush, warmup, measured)?;
+            for (name, o) in [("umpire", &ours), ("raw sled", &raw), ("raw file", &file)] {
                 table.row(vec![
                     mode.clone(),
                     games.to_string(),
@@ -131,6 +134,11 @@ pub(crate) fn run(common: &Common, args: &DurableArgs) -> anyhow::Result<bool> {
                         ratio(o.per_sec(), raw.per_sec())
                     } else {
                         String::new()
+                    },
+                    if name == "raw file" {
+                        String::new()
+                    } else {
+                        ratio(o.per_sec(), file.per_sec())
                     },
                 ]);
                 rows.push(json!({
@@ -183,6 +191,7 @@ pub(crate) fn run(common: &Common, args: &DurableArgs) -> anyhow::Result<bool> {
                     } else {
                         ratio(o.per_sec(), raw.per_sec())
                     },
+                    String::new(),
                 ]);
                 rows.push(json!({
                     "mode": "redis", "games": games, "server": name,
@@ -404,6 +413,61 @@ fn raw_sled(
         })
     })
     .context("raw sled")
+}
+
+/// The physical limit: the same records, each after its 16-byte key, appended to a plain
+/// file, `batch` per `write` and one `fdatasync` per batch (none for `none`).
+fn raw_file(
+    common: &Common,
+    streams: usize,
+    batch: usize,
+    flush: bool,
+    warmup: Duration,
+    measured: Duration,
+) -> anyhow::Result<Outcome> {
+    use std::io::Write as _;
+    let record = tally_record()?;
+    on_cpu(common.server_cpu, move || {
+        let data = tempfile::tempdir()?;
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(data.path().join("log"))?;
+        let mut seqs = vec![0u64; streams];
+        let mut next_stream = 0;
+        let mut buf = Vec::with_capacity(batch * (16 + record.len()));
+        let start = Instant::now() + warmup;
+        let window = (start, start + measured);
+        let (mut acked, mut latencies) = (0, Vec::new());
+        while Instant::now() < window.1 {
+            let sent = Instant::now();
+            buf.clear();
+            for _ in 0..batch {
+                let stream = next_stream % streams;
+                next_stream += 1;
+                seqs[stream] += 1;
+                buf.extend_from_slice(&(stream as u64 + 1).to_be_bytes());
+                buf.extend_from_slice(&seqs[stream].to_be_bytes());
+                buf.extend_from_slice(&record);
+            }
+            file.write_all(&buf)?;
+            if flush {
+                file.sync_data()?;
+            }
+            let now = Instant::now();
+            if sent >= window.0 && now < window.1 {
+                acked += batch as u64;
+                latencies.extend(std::iter::repeat_n(now - sent, batch));
+            }
+        }
+        Ok(Outcome {
+            acked,
+            latency: Percentiles::of(&mut latencies),
+            batch: batch as f64,
+            window: measured,
+        })
+    })
+    .context("raw file")
 }
 
 /// Redis alone: the same records, `batch` XADDs to the games' streams per pipelined round
