@@ -366,6 +366,25 @@ impl RedisLog {
             .await
     }
 
+    /// Run `cmd`, an `EVALSHA` of `script`; load the script first if Redis does not know it
+    /// (restarted, or flushed its scripts) and run it again.
+    async fn eval<T: redis::FromRedisValue>(&self, script: &Script, cmd: &redis::Cmd) -> Result<T> {
+        let mut conn = self.conn();
+        match cmd.query_async(&mut conn).await {
+            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+                script
+                    .prepare_invoke()
+                    .load_async(&mut conn)
+                    .await
+                    .map_err(|e| self.script_error(e))?;
+                cmd.query_async(&mut conn)
+                    .await
+                    .map_err(|e| self.script_error(e))
+            }
+            answer => answer.map_err(|e| self.script_error(e)),
+        }
+    }
+
     async fn one(&self, args: Vec<Vec<u8>>) -> Result<Value> {
         self.check_lost()?;
         let mut call = self.scripts.one.prepare_invoke();
@@ -415,68 +434,107 @@ fn status_code(status: StreamStatus) -> &'static str {
     }
 }
 
-fn side_args(side: SideWrite, out: &mut Vec<Vec<u8>>) {
+/// Where a script's arguments go: a list (the rare calls) or straight into the command
+/// (commits: each record is copied once, into the request).
+trait Args {
+    fn push<T: redis::ToRedisArgs>(&mut self, arg: T);
+}
+
+impl Args for Vec<Vec<u8>> {
+    fn push<T: redis::ToRedisArgs>(&mut self, arg: T) {
+        self.extend(arg.to_redis_args());
+    }
+}
+
+impl Args for redis::Cmd {
+    fn push<T: redis::ToRedisArgs>(&mut self, arg: T) {
+        self.arg(arg);
+    }
+}
+
+fn side_args(side: SideWrite, out: &mut impl Args) {
     match side {
         SideWrite::Snapshot {
             stream,
             version,
             state,
-        } => out.extend([b"snap".to_vec(), num(stream), num(version), state]),
+        } => {
+            out.push("snap");
+            out.push(stream);
+            out.push(version);
+            out.push(state.as_slice());
+        }
         SideWrite::Wake { stream, wake } => {
-            out.extend([b"wake".to_vec(), num(stream)]);
+            out.push("wake");
+            out.push(stream);
             match wake {
-                Some(w) => out.extend([num(w.due), num(w.timers)]),
-                None => out.extend([Vec::new(), Vec::new()]),
+                Some(w) => {
+                    out.push(w.due);
+                    out.push(w.timers);
+                }
+                None => {
+                    out.push("");
+                    out.push("");
+                }
             }
         }
-        SideWrite::SaveSession { token, session } => out.extend([
-            b"save".to_vec(),
-            token.into_bytes(),
-            session.sid.into_bytes(),
-            num(session.expires),
-            session.record,
-        ]),
-        SideWrite::TakeSession { token } => out.extend([b"take".to_vec(), token.into_bytes()]),
+        SideWrite::SaveSession { token, session } => {
+            out.push("save");
+            out.push(token);
+            out.push(session.sid);
+            out.push(session.expires);
+            out.push(session.record.as_slice());
+        }
+        SideWrite::TakeSession { token } => {
+            out.push("take");
+            out.push(token);
+        }
     }
 }
 
-fn write_args(w: Write, out: &mut Vec<Vec<u8>>) {
-    out.push(num(w.stream));
-    out.push(num(w.expected));
-    out.push(num(w.expected + w.records.len() as u64));
-    let mut flags = Vec::new();
-    let mut extra = Vec::new();
-    if let Some(status) = w.status {
-        flags.push(b's');
-        extra.extend([status_code(status).into(), num(w.at)]);
+fn write_args(w: Write, out: &mut impl Args) {
+    out.push(w.stream);
+    out.push(w.expected);
+    out.push(w.expected + w.records.len() as u64);
+    let mut flags = String::new();
+    if w.status.is_some() {
+        flags.push('s');
     }
-    if let Some(before) = w.forget_before {
-        flags.push(b'f');
-        extra.push(num(before));
+    if w.forget_before.is_some() {
+        flags.push('f');
     }
     match w.wake {
         WakeChange::Keep => {}
-        WakeChange::Set(wake) => {
-            flags.push(b'w');
-            extra.extend([num(wake.due), num(wake.timers)]);
-        }
-        WakeChange::Clear => flags.push(b'c'),
+        WakeChange::Set(_) => flags.push('w'),
+        WakeChange::Clear => flags.push('c'),
     }
     if !w.keys.is_empty() {
-        flags.push(b'k');
-        extra.push(num(w.keys.len()));
-        for (key, entry) in w.keys {
-            extra.extend([
-                key.into_bytes(),
-                num(entry.stream),
-                role_code(entry.role).into_bytes(),
-            ]);
-        }
+        flags.push('k');
     }
     out.push(flags);
-    out.push(num(w.records.len()));
-    out.extend(w.records.into_iter().map(|r| r.to_vec()));
-    out.append(&mut extra);
+    out.push(w.records.len());
+    for r in &w.records {
+        out.push(&r[..]);
+    }
+    if let Some(status) = w.status {
+        out.push(status_code(status));
+        out.push(w.at);
+    }
+    if let Some(before) = w.forget_before {
+        out.push(before);
+    }
+    if let WakeChange::Set(wake) = w.wake {
+        out.push(wake.due);
+        out.push(wake.timers);
+    }
+    if !w.keys.is_empty() {
+        out.push(w.keys.len());
+        for (key, entry) in w.keys {
+            out.push(key);
+            out.push(entry.stream);
+            out.push(role_code(entry.role));
+        }
+    }
 }
 
 /// A score or number as Redis sends it back (integer, or text of one).
@@ -544,11 +602,16 @@ impl Log for RedisLog {
         if side.is_empty() && writes.is_empty() {
             return Ok(Vec::new());
         }
-        let mut args = Vec::with_capacity(8 + writes.len() * 12);
-        args.push(num(side.len()));
-        args.push(num(writes.len()));
+        let mut cmd = redis::cmd("EVALSHA");
+        cmd.arg(self.scripts.commit.get_hash())
+            .arg(0)
+            .arg(&self.opts.prefix)
+            .arg(&self.opts.node)
+            .arg(&*self.epoch)
+            .arg(side.len())
+            .arg(writes.len());
         for s in side {
-            side_args(s, &mut args);
+            side_args(s, &mut cmd);
         }
         let mut out: Vec<Result<Seq, Refused>> = writes
             .iter()
@@ -556,20 +619,10 @@ impl Log for RedisLog {
             .collect();
         let streams: Vec<(StreamId, Seq)> = writes.iter().map(|w| (w.stream, w.expected)).collect();
         for w in writes {
-            write_args(w, &mut args);
+            write_args(w, &mut cmd);
         }
         let before = self.clock.load(Ordering::Acquire);
-        let mut call = self.scripts.commit.prepare_invoke();
-        call.arg(&self.opts.prefix)
-            .arg(&self.opts.node)
-            .arg(&*self.epoch);
-        for a in args {
-            call.arg(a);
-        }
-        let answer: Vec<Value> = call
-            .invoke_async(&mut self.conn())
-            .await
-            .map_err(|e| self.script_error(e))?;
+        let answer: Vec<Value> = self.eval(&self.scripts.commit, &cmd).await?;
         let bad = || corrupt("commit answer", format!("{answer:?}"));
         let (clock, refused) = answer.split_first().ok_or_else(bad)?;
         self.observe_clock(before, to_u64(clock).ok_or_else(bad)?)?;
