@@ -1,6 +1,6 @@
 //! [`RedisBus`]: the seam between umpire nodes sharing one Redis (`umpire_hub::Bus`).
 //!
-//! - Leases: `u:{g<id>}:own` holds the leading node's name with a time limit, taken with
+//! - Leases: the `u:own` hash holds each led game's node and `u:oexp` until when, taken with
 //!   [`RedisLog::acquire`] and renewed every third of the lease by one script for all the
 //!   node's games; a game found taken by another node at renewal is reported lost, and the
 //!   log refuses that node's writes to it anyway.
