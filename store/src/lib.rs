@@ -28,6 +28,7 @@ mod mem_log;
 pub mod nudge;
 mod record;
 mod sled_log;
+mod wal;
 
 pub use bytes::Bytes;
 pub use error::{Refused, Result, StoreError};
