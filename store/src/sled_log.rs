@@ -18,8 +18,13 @@
 //!   from before them is indexed once, on opening). The kept sessions are counted once on
 //!   opening and then as they come and go.
 //!
-//! A commit puts every record of the call into one sled batch, which sled applies and recovers
-//! atomically. Everything else is plain writes in an order that sled's log keeps through a
+//! A commit's records are plain inserts between a marker (`p` ++ a number in `index`, naming
+//! each stream written and the version it was written after) and the marker's removal: sled
+//! recovers a prefix of its writes, so a marker found on opening means that commit may be
+//! there in part, and its streams lose every record after the versions it names (the
+//! write-ahead file then brings back those that were acknowledged). A sled batch would do the
+//! same, but seals and writes sled's I/O buffer twice per commit, on sled's I/O threads: about
+//! a quarter of the server's CPU at one move per commit. Everything else is plain writes in an order that sled's log keeps through a
 //! crash (it recovers a prefix of what was written): keys, statuses and their index entries
 //! after the records, so they never survive without them; a wake-up that comes sooner before
 //! the records, one that comes later after them, and each wake-up's new due entry before the
@@ -119,6 +124,8 @@ struct Shared {
     sessions: AtomicU64,
     /// Where every change goes to be durable (see `wal.rs`).
     wal: Wal,
+    /// Numbers the markers of commits under way (see [`apply_marked`]).
+    commits: AtomicU64,
 }
 
 /// In `index`: the folder's indexes are built.
@@ -295,6 +302,7 @@ impl SledLog {
         let log = SledLog {
             inner: Arc::new(Shared {
                 wal: Wal::new(path.join(wal::FOLDER)),
+                commits: AtomicU64::new(0),
                 path,
                 options: options.clone(),
                 open: RwLock::new(Some(Arc::new(open))),
@@ -312,8 +320,9 @@ impl SledLog {
     /// segment (the old ones deleted).
     fn replay_wal(&self) -> Result<()> {
         let ops = wal::read_all(self.inner.wal.dir())?;
-        if !ops.is_empty() {
-            let o = self.open_now()?;
+        let o = self.open_now()?;
+        let rolled_back = roll_back_unfinished(&o)?;
+        if !ops.is_empty() || rolled_back {
             for op in ops {
                 self.replay(&o, op)?;
             }
@@ -794,6 +803,60 @@ fn count_sessions(o: &Open) -> Result<u64> {
 }
 
 /// Index `key`, and note it under its stream so that removing the stream removes it.
+/// Under `index`: a commit's records being applied, one by one (prefix, then a number).
+const UNFINISHED: u8 = b'p';
+
+/// Apply `changes` to the events: first a marker naming each stream written and the version
+/// it was written after (`marker`: pairs of u64 big-endian), then the changes, then the
+/// marker's removal. sled keeps a prefix of its writes through a crash, so a marker found on
+/// opening means its commit may be there in part ([`roll_back_unfinished`]); the write-ahead
+/// file brings back those that were acknowledged.
+fn apply_marked(
+    o: &Open,
+    commits: &AtomicU64,
+    marker: &[u8],
+    changes: Vec<([u8; 16], Option<Vec<u8>>)>,
+) -> Result<()> {
+    let key = (!marker.is_empty()).then(|| {
+        let mut key = vec![UNFINISHED];
+        key.extend_from_slice(&commits.fetch_add(1, Ordering::Relaxed).to_be_bytes());
+        key
+    });
+    if let Some(key) = &key {
+        o.index.insert(key, marker)?;
+    }
+    for (k, v) in changes {
+        match v {
+            Some(v) => o.events.insert(k, v)?,
+            None => o.events.remove(k)?,
+        };
+    }
+    if let Some(key) = key {
+        o.index.remove(key)?;
+    }
+    Ok(())
+}
+
+/// Remove what commits cut short by a crash left of their records: for each marker, every
+/// record of its streams after the version it names. Whether anything was found.
+fn roll_back_unfinished(o: &Open) -> Result<bool> {
+    let mut any = false;
+    for row in o.index.scan_prefix([UNFINISHED]) {
+        let (key, marker) = row?;
+        for pair in marker.chunks(16) {
+            let stream = be_u64("unfinished commit", pair.get(..8).unwrap_or(&[]))?;
+            let after = be_u64("unfinished commit", pair.get(8..).unwrap_or(&[]))?;
+            let range = event_key(stream, after.saturating_add(1))..=event_key(stream, u64::MAX);
+            for k in o.events.range(range).keys() {
+                o.events.remove(k?)?;
+            }
+        }
+        o.index.remove(key)?;
+        any = true;
+    }
+    Ok(any)
+}
+
 /// A new stream `id` with its index entries.
 fn create_in(o: &Open, id: StreamId, meta: &StreamMeta) -> Result<()> {
     o.meta.insert(id.to_be_bytes(), encode(meta))?;
@@ -917,8 +980,11 @@ impl SledLog {
         // may hold two writes of one stream), then apply the records as one batch.
         let mut staged: HashMap<StreamId, Seq> = HashMap::new();
         let mut results = Vec::with_capacity(writes.len());
-        let mut batch = sled::Batch::default();
-        let mut value = Vec::new();
+        // The records' changes, applied one by one between a marker's insertion and removal
+        // (a sled batch would seal and write sled's I/O buffer twice per commit: more than
+        // the commit's own cost on the disk).
+        let mut changes: Vec<([u8; 16], Option<Vec<u8>>)> = Vec::new();
+        let mut marker = Vec::new();
         for w in writes {
             let actual = match staged.get(&w.stream) {
                 Some(v) => *v,
@@ -934,14 +1000,21 @@ impl SledLog {
             if let Some(before) = w.forget_before {
                 let range = event_key(w.stream, 0)..event_key(w.stream, before);
                 for key in o.events.range(range).keys() {
-                    batch.remove(key?);
+                    let key = key?;
+                    if let Ok(key) = <[u8; 16]>::try_from(&key[..]) {
+                        changes.push((key, None));
+                    }
                 }
             }
+            if !w.records.is_empty() {
+                marker.extend_from_slice(&w.stream.to_be_bytes());
+                marker.extend_from_slice(&w.expected.to_be_bytes());
+            }
             for (record, seq) in w.records.iter().zip(w.expected + 1..) {
-                value.clear();
+                let mut value = Vec::with_capacity(record.len() + 1);
                 value.push(FORMAT_VERSION);
                 value.extend_from_slice(record);
-                batch.insert(&event_key(w.stream, seq)[..], value.as_slice());
+                changes.push((event_key(w.stream, seq), Some(value)));
             }
             let version = w.expected + w.records.len() as u64;
             staged.insert(w.stream, version);
@@ -969,7 +1042,7 @@ impl SledLog {
                     false => after.push((w.stream, new)),
                 }
             }
-            o.events.apply_batch(batch)?;
+            apply_marked(&o, &self.inner.commits, &marker, changes)?;
             for (w, result) in writes.iter().zip(&results) {
                 if result.is_err() {
                     continue;

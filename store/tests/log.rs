@@ -379,3 +379,41 @@ fn a_torn_write_ahead_file_keeps_every_whole_change_before_the_tear() {
     assert_eq!(back.version(id).unwrap(), 3);
     assert_eq!(back.append(id, 3, &records(9..10)).unwrap(), Ok(4));
 }
+
+#[test]
+fn a_commit_cut_short_by_a_crash_is_rolled_back_on_opening() {
+    let dir = tempfile::tempdir().unwrap();
+    let (id, other) = {
+        let log = SledLog::open(dir.path()).unwrap();
+        let id = log.create_stream(&meta("tally")).unwrap();
+        let other = log.create_stream(&meta("tally")).unwrap();
+        log.append(id, 0, &records(0..2)).unwrap().unwrap();
+        log.append(other, 0, &records(0..1)).unwrap().unwrap();
+        log.sync().unwrap();
+        // What a crash in the middle of a commit writing `id` after 2 leaves in sled: its
+        // marker and part of its records (written behind the log's back, as it would have).
+        let db = log.db().unwrap();
+        let mut marker = id.to_be_bytes().to_vec();
+        marker.extend_from_slice(&2u64.to_be_bytes());
+        let mut key = vec![b'p'];
+        key.extend_from_slice(&77u64.to_be_bytes());
+        db.open_tree("index").unwrap().insert(key, marker).unwrap();
+        let mut event = id.to_be_bytes().to_vec();
+        event.extend_from_slice(&3u64.to_be_bytes());
+        db.open_tree("events")
+            .unwrap()
+            .insert(event, vec![umpire_store::FORMAT_VERSION, 9])
+            .unwrap();
+        db.flush().unwrap();
+        (id, other)
+    };
+    let log = SledLog::open_retrying(dir.path(), std::time::Duration::from_secs(10)).unwrap();
+    assert_eq!(log.version(id).unwrap(), 2, "the part written is gone");
+    assert_eq!(log.read(id, 1, 10).unwrap().len(), 2);
+    assert_eq!(
+        log.version(other).unwrap(),
+        1,
+        "other streams are untouched"
+    );
+    assert_eq!(log.append(id, 2, &records(2..3)).unwrap(), Ok(3));
+}
