@@ -131,7 +131,11 @@ async fn every_acknowledged_command_survives_a_power_cut() {
         // Every add once, in order: the total after the k-th add is k.
         for (k, env) in events.iter().enumerate().skip(3) {
             assert_eq!(env["seq"], json!(k + 1));
-            assert_eq!(env["body"]["game"]["total"], json!(k - 2), "game {game}");
+            assert_eq!(
+                env["body"]["game"]["total"],
+                json!(k - 2),
+                "game {game}, event {env}"
+            );
         }
         total += acked - 3;
     }
