@@ -16,7 +16,8 @@ pub(crate) struct ChildArgs {
     /// Pin this process to one CPU.
     #[arg(long)]
     cpu: Option<usize>,
-    /// `umpire` (the rest are `umpire serve` flags), `raw-fanout` or `raw-accept`.
+    /// `umpire` (the rest are `umpire serve` flags), `raw-fanout [--durable DIR]` or
+    /// `raw-accept`.
     kind: String,
     /// The server's own arguments.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -34,7 +35,7 @@ pub(crate) fn run_child(args: ChildArgs) -> anyhow::Result<()> {
             let cli = umpire::Cli::try_parse_from(argv.chain(args.rest))?;
             umpire::run(cli)
         }
-        "raw-fanout" => crate::raw::fanout_server(),
+        "raw-fanout" => crate::raw::fanout_server(&args.rest),
         "raw-accept" => crate::raw::accept_server(&args.rest),
         other => bail!("no server kind {other:?}"),
     }

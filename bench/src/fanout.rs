@@ -5,6 +5,10 @@
 //! Counted over the measured window: moves (whose last receiver got them in the window),
 //! deliveries (move events received by anyone), and the latency from sending a move to its
 //! last receiver. Every receiver must see every move of every game exactly once and in order.
+//!
+//! Beside umpire: `raw`, the minimal server keeping the games in memory, and `raw + file`, the
+//! same server durable the plain way (each event appended to a file, what a batch of moves
+//! sends held back until one `fdatasync`): the physical limit of a durable fan-out.
 
 use std::cell::RefCell;
 use std::net::SocketAddr;
@@ -222,6 +226,22 @@ pub(crate) fn run(common: &Common, args: &FanoutArgs) -> anyhow::Result<bool> {
                     measured,
                 )?)
             };
+            // The raw server made durable the plain way: what a durable fan-out costs at least.
+            let raw_file = if args.no_raw {
+                None
+            } else {
+                let dir = tempfile::tempdir()?;
+                let flags = ["--durable".to_owned(), dir.path().display().to_string()];
+                let server = Server::start("raw-fanout", &flags, common.server_cpu)?;
+                Some(measure(
+                    common,
+                    Target::of(&server, false),
+                    proto,
+                    shape,
+                    warmup,
+                    measured,
+                )?)
+            };
             // umpire on a fresh log folder, and (optionally) with its log in memory.
             let umpire = |data: Option<&std::path::Path>| {
                 let flags = umpire_args(data, &args.durability, &[]);
@@ -273,6 +293,7 @@ pub(crate) fn run(common: &Common, args: &FanoutArgs) -> anyhow::Result<bool> {
                 ("umpire on redis", on_redis.as_ref()),
                 ("umpire on redis, 3 nodes", three_nodes.as_ref()),
                 ("raw", raw.as_ref()),
+                ("raw + file", raw_file.as_ref()),
             ];
             for (name, outcome) in rows {
                 let Some(o) = outcome else { continue };

@@ -6,6 +6,10 @@
 //!   every socket of the game. It speaks the native protocol on `/ws` (the same messages and
 //!   frame shapes umpire sends, so the same load generator drives both) and the tutorial's
 //!   protocol on `/tutorial`.
+//! - `raw-fanout --durable DIR`: the same, durable the plain way: each event's bytes are
+//!   appended to a file in `DIR`, and what a batch of moves sends (events, answers) goes out
+//!   only after one `write` and one `fdatasync` of the file, made by one thread for every
+//!   move waiting (group commit). The physical limit of a durable fan-out server.
 //! - `raw-accept`: accepts WebSockets with the given read buffer and holds them.
 
 use std::collections::HashMap;
@@ -73,8 +77,23 @@ pub(crate) fn accept_server(args: &[String]) -> anyhow::Result<()> {
     })
 }
 
-/// `raw-fanout`: Connect Four in memory over both protocols.
-pub(crate) fn fanout_server() -> anyhow::Result<()> {
+/// `raw-fanout [--durable DIR]`: Connect Four in memory over both protocols.
+pub(crate) fn fanout_server(args: &[String]) -> anyhow::Result<()> {
+    match args {
+        [] => {}
+        [flag, dir] if flag == "--durable" => {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(std::path::Path::new(dir).join("raw.log"))?;
+            let durable = Arc::new(Durable::default());
+            let _ = DURABLE.set(Arc::clone(&durable));
+            std::thread::Builder::new()
+                .name("raw-commit".into())
+                .spawn(move || durable.run(file))?;
+        }
+        other => anyhow::bail!("raw-fanout takes nothing or --durable DIR, not {other:?}"),
+    }
     runtime()?.block_on(async move {
         let listener = listen().await?;
         let state = Arc::new(Shared::default());
@@ -148,8 +167,67 @@ impl Shared {
     }
 }
 
+/// With `--durable`: what waits for the next `fdatasync`.
+#[derive(Debug, Default)]
+struct Pending {
+    bytes: Vec<u8>,
+    sends: Vec<(UnboundedSender<Message>, Message)>,
+}
+
+/// With `--durable`: the group commit (see the module's notes).
+#[derive(Debug, Default)]
+struct Durable {
+    pending: Mutex<Pending>,
+    ready: std::sync::Condvar,
+}
+
+static DURABLE: OnceLock<Arc<Durable>> = OnceLock::new();
+
+impl Durable {
+    fn lock(&self) -> MutexGuard<'_, Pending> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Write what waits, `fdatasync`, then send what it held back; for ever.
+    fn run(&self, mut file: std::fs::File) {
+        use std::io::Write as _;
+        loop {
+            let batch = {
+                let mut pending = self.lock();
+                while pending.sends.is_empty() && pending.bytes.is_empty() {
+                    pending = self.ready.wait(pending).unwrap_or_else(|p| p.into_inner());
+                }
+                std::mem::take(&mut *pending)
+            };
+            if !batch.bytes.is_empty()
+                && (file.write_all(&batch.bytes).is_err() || file.sync_data().is_err())
+            {
+                // A raw server has no recovery: stop answering, and the run reports it.
+                return;
+            }
+            for (tx, message) in batch.sends {
+                let _ = tx.send(message);
+            }
+        }
+    }
+}
+
+/// Send `message` at once, or with `--durable` after the next `fdatasync` (so that nothing
+/// overtakes an event still waiting for it).
+fn deliver(tx: &UnboundedSender<Message>, message: Message) {
+    match DURABLE.get() {
+        Some(durable) => {
+            durable.lock().sends.push((tx.clone(), message));
+            durable.ready.notify_one();
+        }
+        None => {
+            let _ = tx.send(message);
+        }
+    }
+}
+
 fn send(socket: &Socket, event: &Event) {
-    let _ = socket.tx.send(event.frame(socket.mode));
+    deliver(&socket.tx, event.frame(socket.mode));
 }
 
 fn reply(mode: Mode, tx: &UnboundedSender<Message>, msg: &ServerMsg) {
@@ -157,7 +235,7 @@ fn reply(mode: Mode, tx: &UnboundedSender<Message>, msg: &ServerMsg) {
         Mode::MsgPack => Message::binary(encode_msgpack(msg)),
         _ => Message::text(encode_json(msg)),
     };
-    let _ = tx.send(frame);
+    deliver(tx, frame);
 }
 
 fn envelope(game: u64, seq: u64, by: Value, body: Value) -> ServerMsg {
@@ -182,6 +260,15 @@ impl State {
             tutorial,
             frames: Default::default(),
         });
+        if let Some(durable) = DURABLE.get() {
+            // The event as it is logged: its JSON, with the game and seq in front.
+            let mut pending = durable.lock();
+            pending.bytes.extend_from_slice(&game.to_be_bytes());
+            pending.bytes.extend_from_slice(&seq.to_be_bytes());
+            pending
+                .bytes
+                .extend_from_slice(encode_json(&event.msg).as_bytes());
+        }
         for socket in &g.sockets {
             send(socket, &event);
         }
@@ -332,14 +419,14 @@ async fn connection(shared: Arc<Shared>, stream: TcpStream) {
                             } else {
                                 let (game, join, watch) = state.create(id);
                                 let init = json!({"type": "init", "join": join, "watch": watch});
-                                let _ = tx.send(Message::text(init.to_string()));
+                                deliver(&tx, Message::text(init.to_string()));
                                 game
                             };
                             state.subscribe(game, socket(mode));
                             tutorial_game = Some(game);
                         } else if let (Some(game), Some(column)) = (tutorial_game, msg["column"].as_i64()) {
                             if let Err(e) = state.play(game, id, column) {
-                                let _ = tx.send(Message::text(json!({"type": "error", "message": e}).to_string()));
+                                deliver(&tx, Message::text(json!({"type": "error", "message": e}).to_string()));
                             }
                         }
                     }
