@@ -411,8 +411,8 @@ impl Registry {
             let handle = self.room(game).await?;
             match handle.try_send(msg) {
                 Ok(()) => return Ok(handle),
-                // Evicted in between: the next lookup loads it.
-                Err(back) if handle.is_retired() => msg = back,
+                // Evicted or stopped in between: the next lookup loads it.
+                Err(back) if handle.is_retired() || handle.is_closed() => msg = back,
                 Err(_) => return Err(HubError::Unavailable),
             }
         }

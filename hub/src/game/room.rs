@@ -1290,6 +1290,12 @@ impl<G: Game> Room<G> {
                 }
                 Err(e) => {
                     tracing::error!(game = self.id, error = %e, "the game stops: its events could not be made durable");
+                    // Closed before anyone hears of the failure: who asks again then finds
+                    // the game stopped and loads it afresh, instead of queueing into this
+                    // task as it ends (and being answered `unavailable`).
+                    for msg in self.inbox.close() {
+                        msg.fail(self.id, &HubError::Unavailable);
+                    }
                     crate::outbox::fail_all(answers, &e);
                     return Err(Stop::Stop);
                 }
