@@ -363,7 +363,62 @@ fn flush_counts(hub: &Hub) -> (u64, u64) {
     )
 }
 
-/// sled alone: the same records, `batch` at a time, one flush per batch.
+/// The keys a raw limit appends to: `streams` streams written in turn, each from seq 1, as
+/// 16 bytes (stream + 1 and seq, big-endian), the way umpire's log keys its records.
+struct Keys {
+    seqs: Vec<u64>,
+    next: usize,
+}
+
+impl Keys {
+    fn new(streams: usize) -> Self {
+        Keys {
+            seqs: vec![0; streams.max(1)],
+            next: 0,
+        }
+    }
+
+    fn next(&mut self) -> [u8; 16] {
+        let stream = self.next % self.seqs.len();
+        self.next += 1;
+        self.seqs[stream] += 1;
+        let mut key = [0u8; 16];
+        key[..8].copy_from_slice(&(stream as u64 + 1).to_be_bytes());
+        key[8..].copy_from_slice(&self.seqs[stream].to_be_bytes());
+        key
+    }
+}
+
+/// Run `one` batch of `batch` commands after another for `warmup` and then `measured`,
+/// counting the batches that started and ended inside the measured window.
+fn timed_batches(
+    batch: usize,
+    warmup: Duration,
+    measured: Duration,
+    mut one: impl FnMut() -> anyhow::Result<()>,
+) -> anyhow::Result<Outcome> {
+    let start = Instant::now() + warmup;
+    let window = (start, start + measured);
+    let (mut acked, mut latencies) = (0, Vec::new());
+    while Instant::now() < window.1 {
+        let sent = Instant::now();
+        one()?;
+        let now = Instant::now();
+        if sent >= window.0 && now < window.1 {
+            acked += batch as u64;
+            latencies.extend(std::iter::repeat_n(now - sent, batch));
+        }
+    }
+    Ok(Outcome {
+        acked,
+        latency: Percentiles::of(&mut latencies),
+        batch: batch as f64,
+        window: measured,
+    })
+}
+
+/// sled alone: the same records inserted, `batch` at a time, with sled's flush and an
+/// `fdatasync` of its file per batch (or none for `none`).
 fn raw_sled(
     common: &Common,
     streams: usize,
@@ -378,38 +433,17 @@ fn raw_sled(
         let db = sled::Config::new().path(data.path()).open()?;
         let events = db.open_tree("events")?;
         let file = std::fs::File::open(data.path().join("db"))?;
-        let mut seqs = vec![0u64; streams];
-        let mut next_stream = 0;
-        let start = Instant::now() + warmup;
-        let window = (start, start + measured);
-        let (mut acked, mut latencies) = (0, Vec::new());
-        while Instant::now() < window.1 {
-            let sent = Instant::now();
+        let mut keys = Keys::new(streams);
+        timed_batches(batch, warmup, measured, || {
             for _ in 0..batch {
-                let stream = next_stream % streams;
-                next_stream += 1;
-                seqs[stream] += 1;
-                let mut key = [0u8; 16];
-                key[..8].copy_from_slice(&(stream as u64 + 1).to_be_bytes());
-                key[8..].copy_from_slice(&seqs[stream].to_be_bytes());
-                events.insert(key, record.as_slice())?;
+                events.insert(keys.next(), record.as_slice())?;
             }
             if flush {
-                // What umpire's `sync` does: sled's flush, then what it wrote onto the disk.
+                // sled's own way to durability: its flush, then what it wrote onto the disk.
                 db.flush()?;
                 file.sync_data()?;
             }
-            let now = Instant::now();
-            if sent >= window.0 && now < window.1 {
-                acked += batch as u64;
-                latencies.extend(std::iter::repeat_n(now - sent, batch));
-            }
-        }
-        Ok(Outcome {
-            acked,
-            latency: Percentiles::of(&mut latencies),
-            batch: batch as f64,
-            window: measured,
+            Ok(())
         })
     })
     .context("raw sled")
@@ -433,38 +467,19 @@ fn raw_file(
             .create(true)
             .append(true)
             .open(data.path().join("log"))?;
-        let mut seqs = vec![0u64; streams];
-        let mut next_stream = 0;
+        let mut keys = Keys::new(streams);
         let mut buf = Vec::with_capacity(batch * (16 + record.len()));
-        let start = Instant::now() + warmup;
-        let window = (start, start + measured);
-        let (mut acked, mut latencies) = (0, Vec::new());
-        while Instant::now() < window.1 {
-            let sent = Instant::now();
+        timed_batches(batch, warmup, measured, || {
             buf.clear();
             for _ in 0..batch {
-                let stream = next_stream % streams;
-                next_stream += 1;
-                seqs[stream] += 1;
-                buf.extend_from_slice(&(stream as u64 + 1).to_be_bytes());
-                buf.extend_from_slice(&seqs[stream].to_be_bytes());
+                buf.extend_from_slice(&keys.next());
                 buf.extend_from_slice(&record);
             }
             file.write_all(&buf)?;
             if flush {
                 file.sync_data()?;
             }
-            let now = Instant::now();
-            if sent >= window.0 && now < window.1 {
-                acked += batch as u64;
-                latencies.extend(std::iter::repeat_n(now - sent, batch));
-            }
-        }
-        Ok(Outcome {
-            acked,
-            latency: Percentiles::of(&mut latencies),
-            batch: batch as f64,
-            window: measured,
+            Ok(())
         })
     })
     .context("raw file")

@@ -213,35 +213,19 @@ pub(crate) fn run(common: &Common, args: &FanoutArgs) -> anyhow::Result<bool> {
                 );
                 continue;
             }
-            let raw = if args.no_raw {
-                None
-            } else {
-                let server = Server::start("raw-fanout", &[], common.server_cpu)?;
-                Some(measure(
-                    common,
-                    Target::of(&server, false),
-                    proto,
-                    shape,
-                    warmup,
-                    measured,
-                )?)
+            // The raw server, then the same made durable the plain way (what a durable fan-out
+            // costs at least).
+            let raw_server = |flags: &[String]| -> anyhow::Result<Option<Outcome>> {
+                if args.no_raw {
+                    return Ok(None);
+                }
+                let server = Server::start("raw-fanout", flags, common.server_cpu)?;
+                let target = Target::of(&server, false);
+                measure(common, target, proto, shape, warmup, measured).map(Some)
             };
-            // The raw server made durable the plain way: what a durable fan-out costs at least.
-            let raw_file = if args.no_raw {
-                None
-            } else {
-                let dir = tempfile::tempdir()?;
-                let flags = ["--durable".to_owned(), dir.path().display().to_string()];
-                let server = Server::start("raw-fanout", &flags, common.server_cpu)?;
-                Some(measure(
-                    common,
-                    Target::of(&server, false),
-                    proto,
-                    shape,
-                    warmup,
-                    measured,
-                )?)
-            };
+            let raw = raw_server(&[])?;
+            let dir = tempfile::tempdir()?;
+            let raw_file = raw_server(&["--durable".to_owned(), dir.path().display().to_string()])?;
             // umpire on a fresh log folder, and (optionally) with its log in memory.
             let umpire = |data: Option<&std::path::Path>| {
                 let flags = umpire_args(data, &args.durability, &[]);
