@@ -407,7 +407,9 @@ impl Registry {
     /// # Errors
     /// No such game; it cannot be loaded; its task stopped on a failure.
     pub(crate) async fn send(&self, game: GameId, mut msg: RoomMsg) -> Result<RoomHandle> {
-        loop {
+        // A few times at most: a game that stops again as soon as it is loaded is failing,
+        // and its requests hear so rather than loading it over and over.
+        for _ in 0..3 {
             let handle = self.room(game).await?;
             match handle.try_send(msg) {
                 Ok(()) => return Ok(handle),
@@ -416,6 +418,7 @@ impl Registry {
                 Err(_) => return Err(HubError::Unavailable),
             }
         }
+        Err(HubError::Unavailable)
     }
 
     /// What `key` opens: its role and stream.
