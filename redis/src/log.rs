@@ -385,21 +385,21 @@ impl RedisLog {
         }
     }
 
-    async fn one(&self, args: Vec<Vec<u8>>) -> Result<Value> {
-        self.check_lost()?;
-        let mut call = self.scripts.one.prepare_invoke();
-        call.arg(&self.opts.prefix);
-        for a in args {
-            call.arg(a);
-        }
-        call.invoke_async(&mut self.conn())
-            .await
-            .map_err(|e| self.script_error(e))
+    /// An `EVALSHA` of `script` with the key prefix as its first argument; the caller adds
+    /// the rest and runs it with [`RedisLog::eval`].
+    fn evalsha(&self, script: &Script) -> redis::Cmd {
+        let mut cmd = redis::cmd("EVALSHA");
+        cmd.arg(script.get_hash()).arg(0).arg(&self.opts.prefix);
+        cmd
     }
-}
 
-fn num(n: impl ToString) -> Vec<u8> {
-    n.to_string().into_bytes()
+    /// Run [`scripts::ONE`] with the arguments `args` adds.
+    async fn one(&self, args: impl FnOnce(&mut redis::Cmd)) -> Result<Value> {
+        self.check_lost()?;
+        let mut cmd = self.evalsha(&self.scripts.one);
+        args(&mut cmd);
+        self.eval(&self.scripts.one, &cmd).await
+    }
 }
 
 fn role_code(role: Role) -> String {
@@ -434,68 +434,52 @@ fn status_code(status: StreamStatus) -> &'static str {
     }
 }
 
-/// Where a script's arguments go: a list (the rare calls) or straight into the command
-/// (commits: each record is copied once, into the request).
-trait Args {
-    fn push<T: redis::ToRedisArgs>(&mut self, arg: T);
-}
-
-impl Args for Vec<Vec<u8>> {
-    fn push<T: redis::ToRedisArgs>(&mut self, arg: T) {
-        self.extend(arg.to_redis_args());
-    }
-}
-
-impl Args for redis::Cmd {
-    fn push<T: redis::ToRedisArgs>(&mut self, arg: T) {
-        self.arg(arg);
-    }
-}
-
-fn side_args(side: SideWrite, out: &mut impl Args) {
+/// A side write's arguments, written straight into the command (each value copied once).
+fn side_args(side: SideWrite, out: &mut redis::Cmd) {
     match side {
         SideWrite::Snapshot {
             stream,
             version,
             state,
         } => {
-            out.push("snap");
-            out.push(stream);
-            out.push(version);
-            out.push(state.as_slice());
+            out.arg("snap");
+            out.arg(stream);
+            out.arg(version);
+            out.arg(state.as_slice());
         }
         SideWrite::Wake { stream, wake } => {
-            out.push("wake");
-            out.push(stream);
+            out.arg("wake");
+            out.arg(stream);
             match wake {
                 Some(w) => {
-                    out.push(w.due);
-                    out.push(w.timers);
+                    out.arg(w.due);
+                    out.arg(w.timers);
                 }
                 None => {
-                    out.push("");
-                    out.push("");
+                    out.arg("");
+                    out.arg("");
                 }
             }
         }
         SideWrite::SaveSession { token, session } => {
-            out.push("save");
-            out.push(token);
-            out.push(session.sid);
-            out.push(session.expires);
-            out.push(session.record.as_slice());
+            out.arg("save");
+            out.arg(token);
+            out.arg(session.sid);
+            out.arg(session.expires);
+            out.arg(session.record.as_slice());
         }
         SideWrite::TakeSession { token } => {
-            out.push("take");
-            out.push(token);
+            out.arg("take");
+            out.arg(token);
         }
     }
 }
 
-fn write_args(w: Write, out: &mut impl Args) {
-    out.push(w.stream);
-    out.push(w.expected);
-    out.push(w.expected + w.records.len() as u64);
+/// A write's arguments (see [`scripts::COMMIT`]), written straight into the command.
+fn write_args(w: Write, out: &mut redis::Cmd) {
+    out.arg(w.stream);
+    out.arg(w.expected);
+    out.arg(w.expected + w.records.len() as u64);
     let mut flags = String::new();
     if w.status.is_some() {
         flags.push('s');
@@ -511,28 +495,28 @@ fn write_args(w: Write, out: &mut impl Args) {
     if !w.keys.is_empty() {
         flags.push('k');
     }
-    out.push(flags);
-    out.push(w.records.len());
+    out.arg(flags);
+    out.arg(w.records.len());
     for r in &w.records {
-        out.push(&r[..]);
+        out.arg(&r[..]);
     }
     if let Some(status) = w.status {
-        out.push(status_code(status));
-        out.push(w.at);
+        out.arg(status_code(status));
+        out.arg(w.at);
     }
     if let Some(before) = w.forget_before {
-        out.push(before);
+        out.arg(before);
     }
     if let WakeChange::Set(wake) = w.wake {
-        out.push(wake.due);
-        out.push(wake.timers);
+        out.arg(wake.due);
+        out.arg(wake.timers);
     }
     if !w.keys.is_empty() {
-        out.push(w.keys.len());
+        out.arg(w.keys.len());
         for (key, entry) in w.keys {
-            out.push(key);
-            out.push(entry.stream);
-            out.push(role_code(entry.role));
+            out.arg(key);
+            out.arg(entry.stream);
+            out.arg(role_code(entry.role));
         }
     }
 }
@@ -602,11 +586,8 @@ impl Log for RedisLog {
         if side.is_empty() && writes.is_empty() {
             return Ok(Vec::new());
         }
-        let mut cmd = redis::cmd("EVALSHA");
-        cmd.arg(self.scripts.commit.get_hash())
-            .arg(0)
-            .arg(&self.opts.prefix)
-            .arg(&self.opts.node)
+        let mut cmd = self.evalsha(&self.scripts.commit);
+        cmd.arg(&self.opts.node)
             .arg(&*self.epoch)
             .arg(side.len())
             .arg(writes.len());
@@ -650,12 +631,9 @@ impl Log for RedisLog {
     }
 
     async fn set_status(&self, stream: StreamId, status: StreamStatus, at: u64) -> Result<()> {
-        self.one(vec![
-            b"status".to_vec(),
-            num(stream),
-            status_code(status).into(),
-            num(at),
-        ])
+        self.one(|c| {
+            c.arg("status").arg(stream).arg(status_code(status)).arg(at);
+        })
         .await
         .map(drop)
     }
@@ -677,43 +655,43 @@ impl Log for RedisLog {
     }
 
     async fn set_wake(&self, stream: StreamId, wake: Option<Wake>) -> Result<()> {
-        let mut args = Vec::new();
-        side_args(SideWrite::Wake { stream, wake }, &mut args);
-        self.one(args).await.map(drop)
+        self.one(|c| side_args(SideWrite::Wake { stream, wake }, c))
+            .await
+            .map(drop)
     }
 
     async fn put_key(&self, key: String, entry: KeyEntry) -> Result<()> {
-        self.one(vec![
-            b"key".to_vec(),
-            key.into_bytes(),
-            num(entry.stream),
-            role_code(entry.role).into_bytes(),
-        ])
+        self.one(|c| {
+            c.arg("key")
+                .arg(key)
+                .arg(entry.stream)
+                .arg(role_code(entry.role));
+        })
         .await
         .map(drop)
     }
 
     async fn save_snapshot(&self, stream: StreamId, version: Seq, state: Vec<u8>) -> Result<()> {
-        let mut args = Vec::new();
-        side_args(
-            SideWrite::Snapshot {
-                stream,
-                version,
-                state,
-            },
-            &mut args,
-        );
-        self.one(args).await.map(drop)
+        let snapshot = SideWrite::Snapshot {
+            stream,
+            version,
+            state,
+        };
+        self.one(|c| side_args(snapshot, c)).await.map(drop)
     }
 
     async fn save_session(&self, token: String, session: SessionEntry) -> Result<()> {
-        let mut args = Vec::new();
-        side_args(SideWrite::SaveSession { token, session }, &mut args);
-        self.one(args).await.map(drop)
+        self.one(|c| side_args(SideWrite::SaveSession { token, session }, c))
+            .await
+            .map(drop)
     }
 
     async fn take_session(&self, token: String) -> Result<Option<SessionEntry>> {
-        let value = self.one(vec![b"take".to_vec(), token.into_bytes()]).await?;
+        let value = self
+            .one(|c| {
+                c.arg("take").arg(token);
+            })
+            .await?;
         session_from(value)
     }
 
