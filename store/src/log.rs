@@ -78,7 +78,7 @@ pub struct KeyEntry {
 /// it (its earliest timer, or when it expires for sitting idle), and how many timers it has
 /// pending. The hub arms these at start without loading any game. An entry may be early (the
 /// game is loaded, finds nothing due, and goes back to sleep), never late.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Wake {
     /// When, in ms since the epoch.
     pub due: u64,
@@ -87,7 +87,7 @@ pub struct Wake {
 }
 
 /// What a [`Write`] does to its stream's wake-up entry, atomically with its records.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum WakeChange {
     /// Leave it.
     #[default]
@@ -100,7 +100,7 @@ pub enum WakeChange {
 
 /// What one writer has for one stream at one time: records to append after seq `expected`
 /// (they get seqs `expected + 1` onwards), the keys that lead to the stream, and a new status.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Write {
     /// The stream.
     pub stream: StreamId,

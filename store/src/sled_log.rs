@@ -24,14 +24,15 @@
 //! there in part, and its streams lose every record after the versions it names (the
 //! write-ahead file then brings back those that were acknowledged). A sled batch would do the
 //! same, but seals and writes sled's I/O buffer twice per commit, on sled's I/O threads: about
-//! a quarter of the server's CPU at one move per commit. Everything else is plain writes in an order that sled's log keeps through a
-//! crash (it recovers a prefix of what was written): keys, statuses and their index entries
+//! a quarter of the server's CPU at one move per commit. Everything else is plain writes in
+//! an order that sled's log keeps through a crash: keys, statuses and their index entries
 //! after the records, so they never survive without them; a wake-up that comes sooner before
 //! the records, one that comes later after them, and each wake-up's new due entry before the
 //! old one goes, so a crash leaves a wake-up early, never late (the due query lists only the
 //! entries that match their stream's wake-up). No sled transaction: each one would seal sled's
-//! write buffer and hold every other reader and writer of the folder meanwhile. The expected-version check runs against versions
-//! kept in memory (each stream has one writer, and sled locks its folder to one process).
+//! write buffer and hold every other reader and writer of the folder meanwhile. The
+//! expected-version check runs against versions kept in memory (each stream has one writer,
+//! and sled locks its folder to one process).
 //!
 //! Every change is also framed into the write-ahead file (`wal.rs`, in the folder's
 //! `umpire-wal`), and [`crate::Log::sync`] is one `write` and one `fdatasync` of that file:
@@ -60,7 +61,7 @@ use crate::log::{
 };
 use crate::nudge::Wakeup;
 use crate::record::{decode, encode, unwrap, FORMAT_VERSION};
-use crate::wal::{self, Op, OpRef, Wal};
+use crate::wal::{self, sync_dir, Op, OpRef, Wal};
 use crate::{Refused, Result, Seq, StoreError};
 
 /// Tuning for [`SledLog::open_with`].
@@ -203,11 +204,6 @@ fn be_u64(what: &'static str, bytes: &[u8]) -> Result<u64> {
     Ok(u64::from_be_bytes(array))
 }
 
-/// `fsync` a directory, so that the files created in it survive a power loss.
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
 impl Open {
     fn new(path: &Path, options: &SledOptions) -> Result<Self> {
         let db = sled::Config::new()
@@ -340,10 +336,7 @@ impl SledLog {
                     create_in(o, id, &meta)?;
                 }
             }
-            op @ Op::Write { .. } => {
-                let Some(w) = op.into_write() else {
-                    return Ok(());
-                };
+            Op::Write(w) => {
                 let version = {
                     let known = self.versions();
                     match self.current(o, &known, w.stream) {
@@ -385,15 +378,9 @@ impl SledLog {
                 }
             }
             Op::Remove(streams) => self.remove_unlogged(&streams)?,
-            Op::Wake(stream, wake) => {
-                let wake = wake.map(|(due, timers)| Wake { due, timers });
-                put_wake(o, stream, wake_in(o, stream)?, wake)?;
-            }
+            Op::Wake(stream, wake) => put_wake(o, stream, wake_in(o, stream)?, wake)?,
             Op::Key(key, entry) => put_key_in(o, &key, entry)?,
-            Op::Snapshot(stream, version, state) => {
-                o.snapshots
-                    .insert(stream.to_be_bytes(), snapshot_value(version, &state))?;
-            }
+            Op::Snapshot(stream, version, state) => snapshot_in(o, stream, version, &state)?,
             Op::SaveSession(token, session) => {
                 save_session_in(o, &self.inner.sessions, &token, &session)?;
             }
@@ -406,12 +393,13 @@ impl SledLog {
     }
 
     /// Frame a change just applied for the next sync; sync at once if much waits.
-    fn log(&self, op: &OpRef<'_>) {
-        if self.inner.wal.append(op) {
+    fn log(&self, op: &OpRef<'_>) -> Result<()> {
+        if self.inner.wal.append(op)? {
             // A failure here leaves the file broken: the next sync makes a checkpoint, or
             // fails and says so to the one who asked for durability.
             let _ = self.sync();
         }
+        Ok(())
     }
 
     /// sled's flush, then `fdatasync` of what it wrote: everything applied so far survives
@@ -542,7 +530,7 @@ fn side_op(write: &crate::SideWrite) -> OpRef<'_> {
             version,
             state,
         } => OpRef::Snapshot(*stream, *version, ByteSlice::new(state)),
-        SideWrite::Wake { stream, wake } => OpRef::Wake(*stream, wake.map(|w| (w.due, w.timers))),
+        SideWrite::Wake { stream, wake } => OpRef::Wake(*stream, *wake),
         SideWrite::SaveSession { token, session } => OpRef::SaveSession(token, session),
         SideWrite::TakeSession { token } => OpRef::TakeSession(token),
     }
@@ -784,6 +772,13 @@ fn save_session_in(
 }
 
 /// A snapshot as stored: version byte, the version it is at, the state.
+/// Keep `state` as `stream`'s snapshot at `version`.
+fn snapshot_in(o: &Open, stream: StreamId, version: Seq, state: &[u8]) -> Result<()> {
+    o.snapshots
+        .insert(stream.to_be_bytes(), snapshot_value(version, state))?;
+    Ok(())
+}
+
 fn snapshot_value(version: Seq, state: &[u8]) -> Vec<u8> {
     let mut value = Vec::with_capacity(state.len() + 9);
     value.push(FORMAT_VERSION);
@@ -802,7 +797,6 @@ fn count_sessions(o: &Open) -> Result<u64> {
     Ok(count)
 }
 
-/// Index `key`, and note it under its stream so that removing the stream removes it.
 /// Under `index`: a commit's records being applied, one by one (prefix, then a number).
 const UNFINISHED: u8 = b'p';
 
@@ -872,6 +866,7 @@ fn create_in(o: &Open, id: StreamId, meta: &StreamMeta) -> Result<()> {
     Ok(())
 }
 
+/// Index `key`, and note it under its stream so that removing the stream removes it.
 fn put_key_in(o: &Open, key: &str, entry: KeyEntry) -> Result<()> {
     o.index
         .insert(stream_key_key(entry.stream, key.as_bytes()), &[])?;
@@ -887,7 +882,7 @@ impl SledLog {
         // generate_id is unique across restarts; +1 keeps 0 free to mean "no stream".
         let id = o.db.generate_id()? + 1;
         create_in(&o, id, meta)?;
-        self.log(&OpRef::Create(id, meta));
+        self.log(&OpRef::Create(id, meta))?;
         Ok(id)
     }
 
@@ -939,7 +934,7 @@ impl SledLog {
                 o.snapshots.apply_batch(snapshots)?;
             }
             for write in side {
-                self.log(&side_op(write));
+                self.log(&side_op(write))?;
             }
         }
         self.commit(writes, durable)
@@ -962,7 +957,7 @@ impl SledLog {
         let results = self.write_unlogged(writes)?;
         for (w, result) in writes.iter().zip(&results) {
             if result.is_ok() {
-                self.log(&OpRef::write(w));
+                self.log(&OpRef::Write(w))?;
             }
         }
         Ok(results)
@@ -971,13 +966,13 @@ impl SledLog {
     /// [`SledLog::write`] to sled alone.
     fn write_unlogged(&self, writes: &[Write]) -> Result<Vec<Result<Seq, Refused>>> {
         if writes.is_empty() {
-            // Not even an empty batch: sled seals its write buffer for every batch.
             return Ok(Vec::new());
         }
         let o = self.open_now()?;
         let mut known = self.versions();
         // Decide every write against the versions as they stand, one after another (a call
-        // may hold two writes of one stream), then apply the records as one batch.
+        // may hold two writes of one stream), then apply the records between a marker and its
+        // removal (`apply_marked`).
         let mut staged: HashMap<StreamId, Seq> = HashMap::new();
         let mut results = Vec::with_capacity(writes.len());
         // The records' changes, applied one by one between a marker's insertion and removal
@@ -1083,14 +1078,14 @@ impl SledLog {
     /// [`crate::Log::set_status`], blocking the calling thread.
     pub fn set_status(&self, stream: StreamId, status: StreamStatus, at: u64) -> Result<()> {
         set_status_in(&*self.open_now()?, stream, status, at)?;
-        self.log(&OpRef::Status(stream, status, at));
+        self.log(&OpRef::Status(stream, status, at))?;
         Ok(())
     }
 
     /// [`crate::Log::remove_streams`], blocking the calling thread.
     pub fn remove_streams(&self, streams: &[StreamId]) -> Result<()> {
         self.remove_unlogged(streams)?;
-        self.log(&OpRef::Remove(streams));
+        self.log(&OpRef::Remove(streams))?;
         Ok(())
     }
 
@@ -1132,37 +1127,35 @@ impl SledLog {
     pub fn set_wake(&self, stream: StreamId, wake: Option<Wake>) -> Result<()> {
         let o = self.open_now()?;
         put_wake(&o, stream, wake_in(&o, stream)?, wake)?;
-        self.log(&OpRef::Wake(stream, wake.map(|w| (w.due, w.timers))));
+        self.log(&OpRef::Wake(stream, wake))?;
         Ok(())
     }
 
     /// [`crate::Log::put_key`], blocking the calling thread.
     pub fn put_key(&self, key: &str, entry: KeyEntry) -> Result<()> {
         put_key_in(&*self.open_now()?, key, entry)?;
-        self.log(&OpRef::Key(key, entry));
+        self.log(&OpRef::Key(key, entry))?;
         Ok(())
     }
 
     /// [`crate::Log::save_snapshot`], blocking the calling thread.
     pub fn save_snapshot(&self, stream: StreamId, version: Seq, state: &[u8]) -> Result<()> {
-        self.open_now()?
-            .snapshots
-            .insert(stream.to_be_bytes(), snapshot_value(version, state))?;
-        self.log(&OpRef::Snapshot(stream, version, ByteSlice::new(state)));
+        snapshot_in(&*self.open_now()?, stream, version, state)?;
+        self.log(&OpRef::Snapshot(stream, version, ByteSlice::new(state)))?;
         Ok(())
     }
 
     /// [`crate::Log::save_session`], blocking the calling thread.
     pub fn save_session(&self, token: &str, session: &SessionEntry) -> Result<()> {
         save_session_in(&*self.open_now()?, &self.inner.sessions, token, session)?;
-        self.log(&OpRef::SaveSession(token, session));
+        self.log(&OpRef::SaveSession(token, session))?;
         Ok(())
     }
 
     /// [`crate::Log::take_session`], blocking the calling thread.
     pub fn take_session(&self, token: &str) -> Result<Option<SessionEntry>> {
         let taken = take_session_in(&*self.open_now()?, &self.inner.sessions, token)?;
-        self.log(&OpRef::TakeSession(token));
+        self.log(&OpRef::TakeSession(token))?;
         Ok(taken)
     }
 
@@ -1177,7 +1170,7 @@ impl SledLog {
     pub fn probe(&self) -> Result<()> {
         // As much as a typical commit writes, so that a disk with a few bytes left does not pass.
         self.open_now()?;
-        self.log(&OpRef::Probe(ByteSlice::new(&[0; PROBE_BYTES])));
+        self.log(&OpRef::Probe(ByteSlice::new(&[0; PROBE_BYTES])))?;
         self.sync()
     }
 

@@ -6,7 +6,7 @@
 //! segment file and `fdatasync`s it: from then on the change survives a power cut, sled's own
 //! files holding it or not. A frame is its payload's length and CRC-32 (both u32
 //! little-endian) and the payload, one MessagePack-encoded [`Op`]; a frame cut short or whose
-//! checksum does not match ends the file (a write torn by a crash).
+//! checksum does not match ends its segment (a write torn by a crash).
 //!
 //! When the segment passes [`SEGMENT_BYTES`] (and after opening), a checkpoint starts a new
 //! segment, flushes and syncs sled (everything applied so far is then in sled's files) and
@@ -27,11 +27,11 @@ use std::sync::{Mutex, MutexGuard};
 use serde::{Deserialize, Serialize};
 use serde_bytes::{ByteBuf, Bytes as ByteSlice};
 
-use crate::log::{KeyEntry, SessionEntry, StreamMeta, StreamStatus, Wake, WakeChange, Write};
+use crate::log::{KeyEntry, SessionEntry, StreamMeta, StreamStatus, Wake, Write};
 use crate::{Result, Seq, StreamId};
 
 /// A segment this long gets a checkpoint and a successor.
-pub(crate) const SEGMENT_BYTES: u64 = 64 << 20;
+const SEGMENT_BYTES: u64 = 64 << 20;
 
 /// Buffered frames past this size are synced at once, so that a log never synced (no
 /// durability asked for) does not hold them all in memory.
@@ -40,51 +40,14 @@ const PENDING_BYTES: usize = 1 << 20;
 /// The folder of the segments, inside sled's.
 pub(crate) const FOLDER: &str = "umpire-wal";
 
-/// A wake-up change, as framed.
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub(crate) enum WakeOp {
-    Keep,
-    Set(u64, u32),
-    Clear,
-}
-
-impl From<WakeChange> for WakeOp {
-    fn from(w: WakeChange) -> Self {
-        match w {
-            WakeChange::Keep => WakeOp::Keep,
-            WakeChange::Set(w) => WakeOp::Set(w.due, w.timers),
-            WakeChange::Clear => WakeOp::Clear,
-        }
-    }
-}
-
-impl From<WakeOp> for WakeChange {
-    fn from(w: WakeOp) -> Self {
-        match w {
-            WakeOp::Keep => WakeChange::Keep,
-            WakeOp::Set(due, timers) => WakeChange::Set(Wake { due, timers }),
-            WakeOp::Clear => WakeChange::Clear,
-        }
-    }
-}
-
 /// One change, as it is framed (borrowed from the caller's values).
 #[derive(Debug, Serialize)]
 pub(crate) enum OpRef<'a> {
     Create(StreamId, &'a StreamMeta),
-    Write {
-        stream: StreamId,
-        expected: Seq,
-        records: Vec<&'a ByteSlice>,
-        keys: &'a [(String, KeyEntry)],
-        status: Option<StreamStatus>,
-        forget_before: Option<Seq>,
-        wake: WakeOp,
-        at: u64,
-    },
+    Write(&'a Write),
     Status(StreamId, StreamStatus, u64),
     Remove(&'a [StreamId]),
-    Wake(StreamId, Option<(u64, u32)>),
+    Wake(StreamId, Option<Wake>),
     Key(&'a str, KeyEntry),
     Snapshot(StreamId, Seq, &'a ByteSlice),
     SaveSession(&'a str, &'a SessionEntry),
@@ -93,39 +56,14 @@ pub(crate) enum OpRef<'a> {
     Probe(&'a ByteSlice),
 }
 
-impl<'a> OpRef<'a> {
-    /// The frame of `w`.
-    pub(crate) fn write(w: &'a Write) -> Self {
-        OpRef::Write {
-            stream: w.stream,
-            expected: w.expected,
-            records: w.records.iter().map(|r| ByteSlice::new(r)).collect(),
-            keys: &w.keys,
-            status: w.status,
-            forget_before: w.forget_before,
-            wake: w.wake.into(),
-            at: w.at,
-        }
-    }
-}
-
 /// One change, read back. The same shape as [`OpRef`].
 #[derive(Debug, Deserialize)]
 pub(crate) enum Op {
     Create(StreamId, StreamMeta),
-    Write {
-        stream: StreamId,
-        expected: Seq,
-        records: Vec<ByteBuf>,
-        keys: Vec<(String, KeyEntry)>,
-        status: Option<StreamStatus>,
-        forget_before: Option<Seq>,
-        wake: WakeOp,
-        at: u64,
-    },
+    Write(Write),
     Status(StreamId, StreamStatus, u64),
     Remove(Vec<StreamId>),
-    Wake(StreamId, Option<(u64, u32)>),
+    Wake(StreamId, Option<Wake>),
     Key(String, KeyEntry),
     Snapshot(StreamId, Seq, ByteBuf),
     SaveSession(String, SessionEntry),
@@ -133,78 +71,45 @@ pub(crate) enum Op {
     Probe(serde::de::IgnoredAny),
 }
 
-impl Op {
-    /// The write it holds, as the log takes it.
-    pub(crate) fn into_write(self) -> Option<Write> {
-        match self {
-            Op::Write {
-                stream,
-                expected,
-                records,
-                keys,
-                status,
-                forget_before,
-                wake,
-                at,
-            } => Some(Write {
-                stream,
-                expected,
-                records: records
-                    .into_iter()
-                    .map(|r| bytes::Bytes::from(r.into_vec()))
-                    .collect(),
-                keys,
-                status,
-                forget_before,
-                wake: wake.into(),
-                at,
-            }),
-            _ => None,
-        }
-    }
-}
-
 /// Frame `op` onto `out`.
-fn frame(op: &OpRef<'_>, out: &mut Vec<u8>) {
+fn frame(op: &OpRef<'_>, out: &mut Vec<u8>) -> Result<()> {
     let start = out.len();
     out.extend_from_slice(&[0; 8]);
-    // Encoding into a Vec cannot fail for these types (no maps with non-string keys, no
-    // sequences of unknown length): an error here would be a bug, and the frame is dropped.
-    if rmp_serde::encode::write(out, op).is_err() {
+    if let Err(e) = rmp_serde::encode::write(out, op) {
         out.truncate(start);
-        return;
+        return Err(std::io::Error::other(format!("a change could not be framed: {e}")).into());
     }
     let payload = &out[start + 8..];
     let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
     let crc = crc32fast::hash(payload);
     out[start..start + 4].copy_from_slice(&len.to_le_bytes());
     out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+    Ok(())
 }
 
-/// Read the frames of one segment: every whole one up to the first torn or damaged frame,
-/// and whether the file ended cleanly.
-pub(crate) fn unframe(bytes: &[u8]) -> (Vec<Op>, bool) {
+/// Read the frames of one segment: every whole one up to the first torn or damaged frame.
+fn unframe(bytes: &[u8]) -> Vec<Op> {
     let mut ops = Vec::new();
     let mut at = 0;
     while at < bytes.len() {
         let Some(head) = bytes.get(at..at + 8) else {
-            return (ops, false);
+            break;
         };
         let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
         let crc = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
         let Some(payload) = bytes.get(at + 8..at + 8 + len) else {
-            return (ops, false);
+            break;
         };
         if crc32fast::hash(payload) != crc {
-            return (ops, false);
+            break;
         }
-        match rmp_serde::from_slice::<Op>(payload) {
-            Ok(op) => ops.push(op),
-            Err(_) => return (ops, false),
-        }
+        let Ok(op) = rmp_serde::from_slice::<Op>(payload) else {
+            break;
+        };
+        ops.push(op);
         at += 8 + len;
     }
-    (ops, true)
+    ops
 }
 
 /// The segment being written.
@@ -239,7 +144,7 @@ fn segment_path(dir: &Path, number: u64) -> PathBuf {
 }
 
 /// The segments in `dir`, oldest first.
-pub(crate) fn segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
+fn segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
     let mut out = Vec::new();
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
@@ -269,7 +174,7 @@ pub(crate) fn read_all(dir: &Path) -> Result<Vec<Op>> {
     let mut ops = Vec::new();
     for (_, path) in segments(dir)? {
         let bytes = std::fs::read(path)?;
-        ops.append(&mut unframe(&bytes).0);
+        ops.append(&mut unframe(&bytes));
     }
     Ok(ops)
 }
@@ -280,7 +185,7 @@ fn create_segment(dir: &Path, number: u64) -> Result<Segment> {
         .truncate(true)
         .write(true)
         .open(segment_path(dir, number))?;
-    File::open(dir)?.sync_all()?;
+    sync_dir(dir)?;
     Ok(Segment {
         file,
         number,
@@ -326,10 +231,13 @@ impl Wal {
 
     /// Frame `op`, applied to sled already, for the next sync. Returns whether so much waits
     /// that the caller should sync now.
-    pub(crate) fn append(&self, op: &OpRef<'_>) -> bool {
+    ///
+    /// # Errors
+    /// The change could not be encoded (a bug): it would not be durable.
+    pub(crate) fn append(&self, op: &OpRef<'_>) -> Result<bool> {
         let mut pending = lock(&self.pending);
-        frame(op, &mut pending);
-        pending.len() >= PENDING_BYTES
+        frame(op, &mut pending)?;
+        Ok(pending.len() >= PENDING_BYTES)
     }
 
     /// Make every change appended before the call durable: write them to the segment and
@@ -384,6 +292,11 @@ impl Wal {
     }
 }
 
+/// `fsync` a directory, so that the files created or removed in it stay so after a power loss.
+pub(crate) fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
 /// Delete the segments numbered below `number`, and make that durable.
 fn remove_before(dir: &Path, number: u64) -> Result<()> {
     let mut any = false;
@@ -394,7 +307,7 @@ fn remove_before(dir: &Path, number: u64) -> Result<()> {
         }
     }
     if any {
-        File::open(dir)?.sync_all()?;
+        sync_dir(dir)?;
     }
     Ok(())
 }
@@ -419,28 +332,24 @@ mod tests {
         let m = meta();
         let w = Write::append(3, 4, vec![bytes::Bytes::from_static(b"rec")]);
         let mut buf = Vec::new();
-        frame(&OpRef::Create(3, &m), &mut buf);
-        frame(&OpRef::write(&w), &mut buf);
-        let (ops, clean) = unframe(&buf);
-        assert!(clean);
+        frame(&OpRef::Create(3, &m), &mut buf).unwrap();
+        let first = buf.len();
+        frame(&OpRef::Write(&w), &mut buf).unwrap();
+        let mut ops = unframe(&buf);
         assert_eq!(ops.len(), 2);
         assert!(matches!(&ops[0], Op::Create(3, read) if *read == m));
-        let mut ops = ops;
-        let back = ops.pop().and_then(Op::into_write).expect("a write");
-        assert_eq!(back, w);
-        let mut first = Vec::new();
-        frame(&OpRef::Create(3, &m), &mut first);
+        assert!(matches!(ops.pop(), Some(Op::Write(back)) if back == w));
         for cut in 1..buf.len() {
-            let (ops, clean) = unframe(&buf[..cut]);
-            // Only a cut between frames reads as a whole file.
-            assert_eq!(clean, cut == first.len(), "cut at {cut}");
-            assert_eq!(ops.len(), usize::from(cut >= first.len()), "cut at {cut}");
+            // A cut anywhere in the second frame keeps the first, whole, and nothing more.
+            assert_eq!(
+                unframe(&buf[..cut]).len(),
+                usize::from(cut >= first),
+                "cut at {cut}"
+            );
         }
         let mut damaged = buf.clone();
         let last = damaged.len() - 1;
         damaged[last] ^= 0x40;
-        let (ops, clean) = unframe(&damaged);
-        assert!(!clean);
-        assert_eq!(ops.len(), 1);
+        assert_eq!(unframe(&damaged).len(), 1);
     }
 }
