@@ -378,14 +378,66 @@ impl Keys {
         }
     }
 
-    fn next(&mut self) -> [u8; 16] {
+    /// The next stream (from 0) and its next seq.
+    fn next_seq(&mut self) -> (usize, u64) {
         let stream = self.next % self.seqs.len();
         self.next += 1;
         self.seqs[stream] += 1;
+        (stream, self.seqs[stream])
+    }
+
+    fn next(&mut self) -> [u8; 16] {
+        let (stream, seq) = self.next_seq();
         let mut key = [0u8; 16];
         key[..8].copy_from_slice(&(stream as u64 + 1).to_be_bytes());
-        key[8..].copy_from_slice(&self.seqs[stream].to_be_bytes());
+        key[8..].copy_from_slice(&seq.to_be_bytes());
         key
+    }
+}
+
+/// Batches of `batch` commands run one after another for a warm-up and then the measured
+/// window: those that started and ended inside it are counted.
+struct Timed {
+    batch: usize,
+    window: (Instant, Instant),
+    measured: Duration,
+    acked: u64,
+    latencies: Vec<Duration>,
+}
+
+impl Timed {
+    fn new(batch: usize, warmup: Duration, measured: Duration) -> Self {
+        let start = Instant::now() + warmup;
+        Timed {
+            batch,
+            window: (start, start + measured),
+            measured,
+            acked: 0,
+            latencies: Vec::new(),
+        }
+    }
+
+    fn running(&self) -> bool {
+        Instant::now() < self.window.1
+    }
+
+    /// A batch sent at `sent` is done now.
+    fn done(&mut self, sent: Instant) {
+        let now = Instant::now();
+        if sent >= self.window.0 && now < self.window.1 {
+            self.acked += self.batch as u64;
+            self.latencies
+                .extend(std::iter::repeat_n(now - sent, self.batch));
+        }
+    }
+
+    fn outcome(mut self) -> Outcome {
+        Outcome {
+            acked: self.acked,
+            latency: Percentiles::of(&mut self.latencies),
+            batch: self.batch as f64,
+            window: self.measured,
+        }
     }
 }
 
@@ -397,24 +449,13 @@ fn timed_batches(
     measured: Duration,
     mut one: impl FnMut() -> anyhow::Result<()>,
 ) -> anyhow::Result<Outcome> {
-    let start = Instant::now() + warmup;
-    let window = (start, start + measured);
-    let (mut acked, mut latencies) = (0, Vec::new());
-    while Instant::now() < window.1 {
+    let mut timed = Timed::new(batch, warmup, measured);
+    while timed.running() {
         let sent = Instant::now();
         one()?;
-        let now = Instant::now();
-        if sent >= window.0 && now < window.1 {
-            acked += batch as u64;
-            latencies.extend(std::iter::repeat_n(now - sent, batch));
-        }
+        timed.done(sent);
     }
-    Ok(Outcome {
-        acked,
-        latency: Percentiles::of(&mut latencies),
-        batch: batch as f64,
-        window: measured,
-    })
+    Ok(timed.outcome())
 }
 
 /// sled alone: the same records inserted, `batch` at a time, with sled's flush and an
@@ -502,38 +543,24 @@ fn raw_redis(
             let client = redis::Client::open(url.as_str())?;
             let mut conn = client.get_multiplexed_async_connection().await?;
             let prefix = crate::fresh_prefix("raw");
-            let mut seqs = vec![0u64; streams];
-            let mut next_stream = 0;
-            let start = Instant::now() + warmup;
-            let window = (start, start + measured);
-            let (mut acked, mut latencies) = (0, Vec::new());
-            while Instant::now() < window.1 {
+            let mut keys = Keys::new(streams);
+            let mut timed = Timed::new(batch, warmup, measured);
+            while timed.running() {
                 let sent = Instant::now();
                 let mut pipe = redis::pipe();
                 for _ in 0..batch {
-                    let stream = next_stream % streams;
-                    next_stream += 1;
-                    seqs[stream] += 1;
+                    let (stream, seq) = keys.next_seq();
                     pipe.cmd("XADD")
                         .arg(format!("{prefix}:{{g{stream}}}:log"))
-                        .arg(format!("{}-0", seqs[stream]))
+                        .arg(format!("{seq}-0"))
                         .arg("r")
                         .arg(record.as_slice())
                         .ignore();
                 }
                 pipe.query_async::<()>(&mut conn).await?;
-                let now = Instant::now();
-                if sent >= window.0 && now < window.1 {
-                    acked += batch as u64;
-                    latencies.extend(std::iter::repeat_n(now - sent, batch));
-                }
+                timed.done(sent);
             }
-            anyhow::Ok(Outcome {
-                acked,
-                latency: Percentiles::of(&mut latencies),
-                batch: batch as f64,
-                window: measured,
-            })
+            anyhow::Ok(timed.outcome())
         })
     })
     .context("raw redis")
