@@ -401,11 +401,11 @@ impl Registry {
     }
 
     /// Queue `msg` for `game`, loading the game if it is not in memory. A game that leaves
-    /// memory between the lookup and the send is loaded again: the message is never lost to
-    /// an eviction.
+    /// memory, or stops on a failure, between the lookup and the send is loaded again (up to
+    /// three times in a row).
     ///
     /// # Errors
-    /// No such game; it cannot be loaded; its task stopped on a failure.
+    /// No such game; it cannot be loaded; its task kept stopping.
     pub(crate) async fn send(&self, game: GameId, mut msg: RoomMsg) -> Result<RoomHandle> {
         // A few times at most: a game that stops again as soon as it is loaded is failing,
         // and its requests hear so rather than loading it over and over.

@@ -1293,9 +1293,7 @@ impl<G: Game> Room<G> {
                     // Closed before anyone hears of the failure: who asks again then finds
                     // the game stopped and loads it afresh, instead of queueing into this
                     // task as it ends (and being answered `unavailable`).
-                    for msg in self.inbox.close() {
-                        msg.fail(self.id, &HubError::Unavailable);
-                    }
+                    self.inbox.stop(self.id);
                     crate::outbox::fail_all(answers, &e);
                     return Err(Stop::Stop);
                 }
@@ -1368,9 +1366,7 @@ impl<G: Game> Drop for Room<G> {
         for (id, _) in self.forwarded.drain() {
             self.rt.pending.close(id);
         }
-        for msg in self.inbox.close() {
-            msg.fail(self.id, &HubError::Unavailable);
-        }
+        self.inbox.stop(self.id);
     }
 }
 
