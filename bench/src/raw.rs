@@ -265,9 +265,10 @@ impl State {
             let mut pending = durable.lock();
             pending.bytes.extend_from_slice(&game.to_be_bytes());
             pending.bytes.extend_from_slice(&seq.to_be_bytes());
+            // The JSON frame: encoded once, and kept for the JSON sockets too.
             pending
                 .bytes
-                .extend_from_slice(encode_json(&event.msg).as_bytes());
+                .extend_from_slice(&event.frame(Mode::Json).into_data());
         }
         for socket in &g.sockets {
             send(socket, &event);
