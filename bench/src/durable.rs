@@ -291,7 +291,15 @@ fn umpire_on(
     let flushes_before = flush_counts(&hub);
     let started = hub.metrics().events_appended.get();
     let window_hub = hub.clone();
-    let (acked, mut latencies, all_acked) = on_cpu(common.client_cpu, move || {
+    // With Redis on a CPU of its own (`--redis-cpu`), the load generator joins umpire on the
+    // server CPU: Redis's CPU is Redis's alone, as in the raw run.
+    let load_cpu = match store {
+        Store::Redis(_) if common.redis_cpu.is_some() && common.redis_cpu != common.server_cpu => {
+            common.server_cpu
+        }
+        _ => common.client_cpu,
+    };
+    let (acked, mut latencies, all_acked) = on_cpu(load_cpu, move || {
         local_runtime()?.block_on(async move {
             let start = Instant::now() + warmup;
             let window = (start, start + measured);

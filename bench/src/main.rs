@@ -68,6 +68,13 @@ pub(crate) struct Common {
     /// always`), or `auto` to start a `redis-server` of its own in a temporary folder.
     #[arg(long, global = true)]
     pub(crate) redis: Option<String>,
+    /// The CPU for the `redis-server` that `--redis auto` starts (default: the server CPU,
+    /// beside umpire and the raw client). Given one of its own (`--redis-cpu 0` with
+    /// `--server-cpu 1`), Redis runs as it would on a machine of its own, and `durable` moves
+    /// its load generator onto the server CPU so that Redis's CPU is Redis's alone in both
+    /// runs, umpire's and the raw one.
+    #[arg(long, global = true)]
+    pub(crate) redis_cpu: Option<usize>,
 }
 
 impl Common {
@@ -85,8 +92,8 @@ impl Common {
                     )
                 })?;
                 // On the servers' CPU, beside umpire (and beside the raw client): both pay
-                // for sharing it alike.
-                if let (Some(cpu), Some(pid)) = (self.server_cpu, server.pid()) {
+                // for sharing it alike; or on a CPU of its own.
+                if let (Some(cpu), Some(pid)) = (self.redis_cpu.or(self.server_cpu), server.pid()) {
                     let _ = std::process::Command::new("taskset")
                         .args(["-a", "-cp", &cpu.to_string(), &pid.to_string()])
                         .stdout(std::process::Stdio::null())

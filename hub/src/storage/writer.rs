@@ -338,9 +338,11 @@ async fn write_later(shared: &Shared, later: Vec<SideWrite>) {
 }
 
 /// Write and flush one batch of jobs, answering each: the writes someone waits for are started
-/// beside it, each on its own; every turn is one write with one flush, answered at once; then,
-/// in one call, the writes nobody waits for, in order (durable with the next flush). Leaves
-/// `jobs` empty, its allocation kept.
+/// beside it, each on its own; the writes nobody waits for (snapshots, wake-up entries,
+/// sessions), in order, and every turn go in one call with one flush, answered at once. (Made
+/// on their own, the writes nobody waits for cost the next commit a second hop to the disk, or
+/// on Redis a second round trip and `fsync`, in every batch that had one.) Leaves `jobs`
+/// empty, its allocation kept.
 async fn commit(shared: &Arc<Shared>, jobs: &mut Vec<Job>) {
     let Shared {
         log,
@@ -384,18 +386,16 @@ async fn commit(shared: &Arc<Shared>, jobs: &mut Vec<Job>) {
         }
         return;
     }
-    // Before a flush someone asked for (shutdown, a reload), the writes nobody waits for are
-    // made first, so that it makes them durable too; otherwise after the games are answered.
+    // The writes nobody waits for go first in the commit's call (a flush someone asked for,
+    // at shutdown or a reload, makes them durable too); with no commit, on their own after it.
     let mut later = Some(later).filter(|l| !l.is_empty());
-    if !syncs.is_empty() {
-        if let Some(writes) = later.take() {
-            write_later(shared, writes).await;
-        }
-    }
     let started = Instant::now();
     let committed = match writes.is_empty() && !flush {
         true => Ok(Vec::new()),
-        false => guarded(log.commit(writes, flush)).await,
+        false => {
+            let side = later.take().unwrap_or_default();
+            guarded(log.commit_with(side, writes, flush)).await
+        }
     };
     if flush && !waiting.is_empty() {
         metrics.flushed(started.elapsed(), waiting.len());
