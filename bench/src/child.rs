@@ -94,32 +94,44 @@ impl Server {
         if let Some(cpu) = cpu {
             command.arg("--cpu").arg(cpu.to_string());
         }
+        command.arg(kind).args(args).env("RUST_LOG", "warn");
+        Self::spawn(command, kind)
+    }
+
+    /// Start `command` (a server of another kind: the peer's) and wait until it prints the
+    /// address it listens on, `http://` or `ws://`, skipping whatever it prints before.
+    pub(crate) fn spawn(mut command: Command, what: &str) -> anyhow::Result<Self> {
         let mut child = command
-            .arg(kind)
-            .args(args)
-            .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .context("starting a server child")?;
+            .with_context(|| format!("starting {what}"))?;
         let mut stdout = BufReader::new(child.stdout.take().context("no stdout")?);
-        let mut line = String::new();
-        stdout.read_line(&mut line)?;
-        let addr = line
-            .split_whitespace()
-            .find_map(|word| {
+        let mut printed = String::new();
+        for _ in 0..100 {
+            let mut line = String::new();
+            if stdout.read_line(&mut line)? == 0 {
+                break;
+            }
+            let addr = line.split_whitespace().find_map(|word| {
                 let rest = word
                     .strip_prefix("http://")
                     .or_else(|| word.strip_prefix("ws://"))?;
                 rest.trim_end_matches('/').parse().ok()
-            })
-            .with_context(|| format!("{kind} printed no address: {line:?}"))?;
-        Ok(Server {
-            child,
-            addr,
-            _stdout: stdout,
-        })
+            });
+            if let Some(addr) = addr {
+                return Ok(Server {
+                    child,
+                    addr,
+                    _stdout: stdout,
+                });
+            }
+            printed.push_str(&line);
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        bail!("{what} printed no address: {printed:?}")
     }
 
     /// The child's process id.

@@ -43,8 +43,8 @@ const STUCK: Duration = Duration::from_secs(30);
 /// `GAMESxSPECTATORS`, such as `50x2`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Shape {
-    games: usize,
-    spectators: usize,
+    pub(crate) games: usize,
+    pub(crate) spectators: usize,
 }
 
 impl FromStr for Shape {

@@ -18,6 +18,7 @@
 //! - `restore`: bringing games back from the log, against a raw scan of the same records.
 //! - `connections`: memory per idle connection, spectator and game; new connections per second.
 //! - `lazy`: start-up on a folder of many games, and memory as they load and leave again.
+//! - `peer`: umpire beside Colyseus (Node), one load generator, server CPU per move.
 //! - `raw`: the raw servers the scenarios compare with.
 //! - `wire`: the load generator's WebSocket client and its cheap frame classifier.
 //! - `child`: servers as pinned child processes; their RSS and CPU time.
@@ -33,6 +34,7 @@ mod connections;
 mod durable;
 mod fanout;
 mod lazy;
+mod peer;
 mod raw;
 mod report;
 mod restore;
@@ -127,6 +129,9 @@ enum Scenario {
     Connections(connections::ConnectionsArgs),
     /// Start-up with many games in the log; memory as they load and leave memory again.
     Lazy(lazy::LazyArgs),
+    /// umpire beside Colyseus on Node: one load generator, server CPU per move (installs Node
+    /// 22 and Colyseus with npm on its first run; not part of `all`).
+    Peer(peer::PeerArgs),
     /// Every scenario with its defaults.
     All,
     /// (internal) Run a server in this process: `umpire ARGS...`, `raw-fanout` or `raw-accept`.
@@ -144,6 +149,7 @@ fn main() -> anyhow::Result<()> {
         Scenario::Restore(args) => restore::run(&common, &args)?,
         Scenario::Connections(args) => connections::run(&common, &args)?,
         Scenario::Lazy(args) => lazy::run(&common, &args)?,
+        Scenario::Peer(args) => peer::run(&common, &args)?,
         Scenario::All => {
             // Each runs even if an earlier one found a loss, so one run shows everything.
             let fanout = fanout::run(&common, &fanout::FanoutArgs::parse_default())?;
