@@ -28,24 +28,32 @@ const fail = (why) => {
   throw new Error(why);
 };
 
+// When a slot's next move may go: at once (closed loop), or on a timeline of `pace` moves a
+// second that a late move does not shift (the next ones catch up, up to 50 ms behind).
+class Pacer {
+  constructor() {
+    this.due = performance.now();
+  }
+  async wait() {
+    if (o.pace <= 0) return;
+    const now = performance.now();
+    this.due = Math.max(this.due + 1000 / o.pace, now - 50);
+    if (this.due > now) await new Promise((r) => setTimeout(r, this.due - now));
+  }
+}
+
 // One game's moves: when each was sent and how many receivers have it.
 class Track {
-  constructor() {
+  constructor(pacer) {
     this.sent = new Array(DRAW.length).fill(0);
     this.got = new Array(DRAW.length).fill(0);
-    this.last = -Infinity;
+    this.pacer = pacer;
   }
-  // When the move after `m` may go: at once, or on the game's pace.
-  async wait() {
-    if (o.pace > 0) {
-      const due = this.last + 1000 / o.pace;
-      const now = performance.now();
-      if (due > now) await new Promise((r) => setTimeout(r, due - now));
-    }
+  wait() {
+    return this.pacer.wait();
   }
   sending(m) {
     this.sent[m] = performance.now();
-    this.last = this.sent[m];
   }
   delivered(m) {
     this.got[m] += 1;
@@ -112,6 +120,7 @@ async function umpireSlot() {
   const conns = [];
   for (let k = 0; k < receivers; k++) conns.push(await Conn.open(url));
   let previous = null;
+  const pacer = new Pacer();
   while (performance.now() < end) {
     const created = await conns[0].request({ type: "create", kind: "connect4", config: null, ref: 1 }, "created");
     const game = created.game;
@@ -127,7 +136,7 @@ async function umpireSlot() {
       w.send({ type: "watch", key: created.watch, ref: 3 });
     }
     await Promise.all(setUp);
-    const track = new Track();
+    const track = new Track(pacer);
     const move = (c, m) => {
       track.sending(m);
       c.send({ type: "command", game, cmd: { column: DRAW[m] }, ref: m });
@@ -148,6 +157,7 @@ async function umpireSlot() {
         }
       };
     }));
+    await pacer.wait();
     move(conns[0], 0);
     await Promise.all(done);
     track.check();
@@ -164,11 +174,11 @@ async function colyseusSlot() {
   rooms.push(await client.joinById(rooms[0].roomId, { seat: 1 }));
   for (let k = 0; k < o.spectators; k++) rooms.push(await client.joinById(rooms[0].roomId, {}));
   // The room counts its moves across games: move n is move (n - 1) % 42 of game (n - 1) / 42.
-  let track = new Track();
   let finished = null;
   const games = new Map();
+  const pacer = new Pacer();
   const trackOf = (g) => {
-    if (!games.has(g)) games.set(g, new Track());
+    if (!games.has(g)) games.set(g, new Track(pacer));
     return games.get(g);
   };
   const move = (room, g, m) => {
