@@ -1,6 +1,12 @@
 //! `connections`: N WebSockets opened as fast as the server takes them, then held idle; the
 //! server's resident memory per idle connection, then per spectator when every connection
-//! watches one game, then per idle game when every connection also creates one.
+//! watches one game, then per idle game when every connection also creates one. Then, on a
+//! server of its own, N connections of the tutorial protocol, each watching one game: memory
+//! per watcher, the whole connection counted.
+//!
+//! Every server is warmed up first with a twentieth of N connections (at most 200) doing what
+//! the N will do, kept open: the server's code is paged in as it first runs, a one-time cost
+//! that would otherwise be counted per connection (2.5 MiB, 1.2 KiB a connection of 2,000).
 //!
 //! The raw limit is a bare tokio-tungstenite accept loop with the same read buffer.
 
@@ -10,6 +16,7 @@ use anyhow::{bail, Context as _};
 use clap::Args;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
+use tokio_tungstenite::tungstenite::Message;
 use umpire_engine::protocol::{ClientMsg, ServerMsg};
 
 use crate::child::{local_runtime, on_cpu, rss_of, umpire_args, Server};
@@ -38,6 +45,7 @@ struct Outcome {
     per_connection: f64,
     per_spectator: Option<f64>,
     per_game: Option<f64>,
+    per_tutorial_watcher: Option<f64>,
 }
 
 pub(crate) fn run(common: &Common, args: &ConnectionsArgs) -> anyhow::Result<bool> {
@@ -60,7 +68,20 @@ pub(crate) fn run(common: &Common, args: &ConnectionsArgs) -> anyhow::Result<boo
             ),
             common.server_cpu,
         )?;
-        measure(common, &server, n, args.concurrency, true)?
+        let mut ours = measure(common, &server, n, args.concurrency, true)?;
+        drop(server);
+        let data = tempfile::tempdir()?;
+        let server = Server::start(
+            "umpire",
+            &umpire_args(
+                Some(data.path()),
+                "sync",
+                &["--read-buffer-bytes", &read_buffer.to_string()],
+            ),
+            common.server_cpu,
+        )?;
+        ours.per_tutorial_watcher = Some(tutorial_watchers(common, &server, n, args.concurrency)?);
+        ours
     };
     let mut table = Table::new(
         format!("connections: {n} WebSockets, {read_buffer}-byte read buffers"),
@@ -71,6 +92,7 @@ pub(crate) fn run(common: &Common, args: &ConnectionsArgs) -> anyhow::Result<boo
             "RSS per idle connection",
             "per spectator (+)",
             "per idle game (+)",
+            "per tutorial watcher",
         ],
     );
     let mut rows = Vec::new();
@@ -86,6 +108,7 @@ pub(crate) fn run(common: &Common, args: &ConnectionsArgs) -> anyhow::Result<boo
             kib(o.per_connection),
             o.per_spectator.map(kib).unwrap_or_default(),
             o.per_game.map(kib).unwrap_or_default(),
+            o.per_tutorial_watcher.map(kib).unwrap_or_default(),
         ]);
         rows.push(json!({
             "server": name, "connections": n,
@@ -93,6 +116,7 @@ pub(crate) fn run(common: &Common, args: &ConnectionsArgs) -> anyhow::Result<boo
             "rss_per_connection": o.per_connection.round(),
             "rss_per_spectator": o.per_spectator.map(f64::round),
             "rss_per_game": o.per_game.map(f64::round),
+            "rss_per_tutorial_watcher": o.per_tutorial_watcher.map(f64::round),
         }));
     }
     table.print();
@@ -110,8 +134,13 @@ fn measure(
     let (addr, pid) = (server.addr, server.pid());
     on_cpu(common.client_cpu, move || {
         local_runtime()?.block_on(async move {
-            // Let the server settle, then read its footprint with no connection open.
+            // Warm up (see the module's comment), let the server settle, then read its
+            // footprint.
             let settled = || tokio::time::sleep(Duration::from_millis(500));
+            let mut warm = Vec::new();
+            for _ in 0..warm_up(n) {
+                warm.push(connect(addr, Proto::Json).await?);
+            }
             settled().await;
             let rss0 = rss_of(pid)?;
             let started = Instant::now();
@@ -167,10 +196,92 @@ fn measure(
                 let rss3 = rss_of(pid)?;
                 outcome.per_game = Some((rss3 as f64 - rss2 as f64) / n as f64);
             }
-            for ws in &mut conns {
+            for ws in conns.iter_mut().chain(&mut warm) {
                 let _ = ws.close(None).await;
             }
             Ok(outcome)
+        })
+    })
+}
+
+/// The next frame of a tutorial connection.
+async fn next(ws: &mut Ws) -> anyhow::Result<Seen> {
+    classify(Proto::Tutorial, &ws.next().await.context("closed")??)
+}
+
+/// How many connections warm a server up before `n` are measured.
+fn warm_up(n: usize) -> usize {
+    (n / 20).clamp(1, 200)
+}
+
+/// Memory per connection of the tutorial protocol watching one game: a game with a move in
+/// it, `n` watchers that each got it replayed, after warming up with a few.
+fn tutorial_watchers(
+    common: &Common,
+    server: &Server,
+    n: usize,
+    concurrency: usize,
+) -> anyhow::Result<f64> {
+    let (addr, pid) = (server.addr, server.pid());
+    on_cpu(common.client_cpu, move || {
+        local_runtime()?.block_on(async move {
+            let mut host = connect(addr, Proto::Tutorial).await?;
+            host.send(Message::text(r#"{"type":"init"}"#)).await?;
+            let (join, watch) = loop {
+                match next(&mut host).await? {
+                    Seen::Init { join, watch } => break (join, watch),
+                    Seen::Other => continue,
+                    other => bail!("waiting for init, got {other:?}"),
+                }
+            };
+            let mut guest = connect(addr, Proto::Tutorial).await?;
+            let init = json!({"type": "init", "join": join}).to_string();
+            guest.send(Message::text(init)).await?;
+            host.send(Message::text(r#"{"type":"play","column":3}"#))
+                .await?;
+            // A watcher counts once the move was replayed to it.
+            let watch_msg = json!({"type": "init", "watch": watch}).to_string();
+            let watchers = |count: usize| {
+                let watch_msg = watch_msg.clone();
+                futures_util::stream::iter(0..count)
+                    .map(move |_| {
+                        let watch_msg = watch_msg.clone();
+                        async move {
+                            let mut ws = connect(addr, Proto::Tutorial).await?;
+                            ws.send(Message::text(watch_msg)).await?;
+                            loop {
+                                match next(&mut ws).await? {
+                                    Seen::Play => return anyhow::Ok(ws),
+                                    Seen::Other => continue,
+                                    other => bail!("a watcher got {other:?}"),
+                                }
+                            }
+                        }
+                    })
+                    .buffer_unordered(concurrency)
+                    .collect::<Vec<_>>()
+            };
+            let settled = || tokio::time::sleep(Duration::from_millis(500));
+            let mut warm = watchers(warm_up(n))
+                .await
+                .into_iter()
+                .collect::<anyhow::Result<Vec<Ws>>>()?;
+            settled().await;
+            let rss0 = rss_of(pid)?;
+            let mut conns = watchers(n)
+                .await
+                .into_iter()
+                .collect::<anyhow::Result<Vec<Ws>>>()?;
+            settled().await;
+            let rss1 = rss_of(pid)?;
+            for ws in conns
+                .iter_mut()
+                .chain(&mut warm)
+                .chain([&mut host, &mut guest])
+            {
+                let _ = ws.close(None).await;
+            }
+            Ok((rss1 as f64 - rss0 as f64) / n as f64)
         })
     })
 }

@@ -26,6 +26,7 @@
 mod address;
 mod auth;
 pub mod client;
+mod coalesce;
 mod config;
 mod conn;
 mod limits;

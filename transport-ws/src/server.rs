@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::FutureExt as _;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderValue};
@@ -23,6 +24,7 @@ use tokio_util::task::TaskTracker;
 use umpire_hub::{Health, Hub, Peer};
 
 use crate::address::{client_address, PerAddress};
+use crate::coalesce::Coalesce;
 use crate::config::WsConfig;
 use crate::conn::Encoding;
 use crate::limits::{host_allowed, origin_allowed};
@@ -510,16 +512,20 @@ fn upgrade(
                 return;
             }
         };
-        // Frames fed to tungstenite go out whenever 4 KiB are waiting (and at each flush): its
-        // write buffer, which never shrinks, stays that small after a burst.
+        // tungstenite hands each frame down at once (its own write buffer never shrinks);
+        // `Coalesce` gathers a batch's frames for one write at the flush and frees its buffer
+        // after.
         let ws_config = WebSocketConfig::default()
             .read_buffer_size(config.read_buffer_bytes)
-            .write_buffer_size(4096)
+            .write_buffer_size(0)
             .max_message_size(Some(config.max_message_bytes))
             .max_frame_size(Some(config.max_message_bytes));
-        let ws =
-            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(ws_config))
-                .await;
+        let ws = WebSocketStream::from_raw_socket(
+            Coalesce::new(TokioIo::new(upgraded)),
+            Role::Server,
+            Some(ws_config),
+        )
+        .await;
         let socket = Socket::new(ws, config, metrics, slot, hub.shutdown_token());
         let mut session = hub.session(Peer {
             user: None,
@@ -530,15 +536,17 @@ fn upgrade(
             // The tutorial's protocol never gives a client its resume token.
             session.never_resumed();
         }
-        // Held for as long as the connection: its place under the address's cap.
-        let _address_slot = address_slot;
-        // This task is the connection's only one: it reads the client into the session and
-        // writes what the session gives back. Boxed, so the task is no larger than the one
-        // protocol it runs.
+        // The connection's one task from here on, this one ending: it reads the client into
+        // the session and writes what the session gives back, and holds the connection's place
+        // under the address's cap until it ends. A task of its own, not awaited here: this
+        // task's state (the upgrade, what built the socket) would stay beside it for the
+        // connection's life, 1.3 KiB a connection.
+        let hold = move |()| drop(address_slot);
+        let session = Box::new(session);
         if tutorial {
-            Box::pin(tutorial::serve(socket, session)).await;
+            tokio::spawn(tutorial::serve(socket, session).map(hold));
         } else {
-            Box::pin(conn::serve(socket, session, encoding)).await;
+            tokio::spawn(conn::serve(socket, session, encoding).map(hold));
         }
     });
 

@@ -3,11 +3,13 @@
 //! as messages are admitted; the heartbeat pings, and a connection silent too long, or one
 //! whose writes stop draining, is closed. Every close the server decides is a close handshake.
 
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{Sink, SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WsCloseCode;
@@ -86,9 +88,27 @@ async fn within(
             }
         }
     }
-    match tokio::time::timeout(SHUTDOWN_WRITE, write).await {
+    // Boxed: taken once, at shutdown; inline, its timer would sit in every write's state,
+    // and so in every connection's task.
+    match Box::pin(tokio::time::timeout(SHUTDOWN_WRITE, write)).await {
         Ok(done) => done.map_err(|_| Broken),
         Err(_) => Err(Broken),
+    }
+}
+
+/// `write` if it finishes at once, as a write to a client that keeps up does; else [`within`]
+/// its limit, boxed: the deadline's state (timers, the shutdown signal) would otherwise sit in
+/// every connection's task, waiting or not.
+async fn at_once_or_within(
+    tick: &mut tokio::time::Interval,
+    limit: Duration,
+    shutdown: &CancellationToken,
+    mut write: impl std::future::Future<Output = Result<(), WsError>> + Unpin,
+) -> Result<(), Broken> {
+    let first = std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut write).poll(cx))).await;
+    match first {
+        Poll::Ready(done) => done.map_err(|_| Broken),
+        Poll::Pending => Box::pin(within(tick, limit, shutdown, write)).await,
     }
 }
 
@@ -157,9 +177,12 @@ where
                     if now >= self.last_ping + self.config.ping_every {
                         self.last_ping = now;
                         // Under the write deadline: a client that takes no ping is gone.
+                        // Boxed: once in a heartbeat, and inline it would double the size of
+                        // the read that every connection's task waits in.
                         let ping = self.ws.send(Message::Ping(Bytes::new()));
                         let limit = self.config.write_timeout;
-                        if within(&mut self.tick, limit, &self.shutdown, ping).await.is_err() {
+                        let sent = Box::pin(within(&mut self.tick, limit, &self.shutdown, ping));
+                        if sent.await.is_err() {
                             return Inbound::Gone;
                         }
                     }
@@ -225,8 +248,17 @@ where
             Message::Binary(b) => b.len(),
             _ => 0,
         };
+        // Room for it at once, unless the last write found the client's socket full: then
+        // wait, under the write deadline, for what is buffered to go. The message itself is
+        // not held across the wait (a `SinkExt::feed` would keep it in every connection's
+        // task state).
         let limit = self.config.write_timeout;
-        within(&mut self.tick, limit, &self.shutdown, self.ws.feed(message)).await?;
+        let ws = &mut self.ws;
+        let ready = std::future::poll_fn(|cx| Pin::new(&mut *ws).poll_ready(cx));
+        at_once_or_within(&mut self.tick, limit, &self.shutdown, ready).await?;
+        Pin::new(&mut self.ws)
+            .start_send(message)
+            .map_err(|_| Broken)?;
         self.metrics.messages_out.inc();
         self.metrics.bytes_out.inc_by(size as u64);
         Ok(())
@@ -235,7 +267,7 @@ where
     /// Write everything queued.
     pub(crate) async fn flush(&mut self) -> Result<(), Broken> {
         let limit = self.config.write_timeout;
-        within(&mut self.tick, limit, &self.shutdown, self.ws.flush()).await
+        at_once_or_within(&mut self.tick, limit, &self.shutdown, self.ws.flush()).await
     }
 
     /// Close with `code` and `reason`, at once: the close frame is written and flushed, then

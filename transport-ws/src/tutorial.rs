@@ -187,7 +187,7 @@ fn translate(event: &Published) -> Option<Bytes> {
 #[allow(clippy::manual_async_fn)] // deliberately not an async fn: see the body
 pub(crate) fn serve<S>(
     mut socket: Socket<S>,
-    mut session: Session,
+    mut session: Box<Session>,
 ) -> impl std::future::Future<Output = ()>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,

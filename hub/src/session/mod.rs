@@ -151,7 +151,9 @@ pub struct Session {
     rematching: VecDeque<Rematching>,
     /// The session's public id: its channel is `session:<sid>`.
     sid: String,
-    games: HashMap<GameId, Link>,
+    /// Boxed: a session is mostly in one game, and a map's first allocation holds four
+    /// entries (four links inline were 700 bytes a connection).
+    games: HashMap<GameId, Box<Link>>,
     /// Games this connection created in the last minute.
     creates: crate::session::quota::Window,
     /// The client's address as the per-address quotas count it.
@@ -387,17 +389,19 @@ impl Session {
     /// A request to enter `handle`'s game went out: remember the game, count the answer owed.
     pub(crate) fn sent(&mut self, handle: RoomHandle) -> &mut Link {
         self.in_flight += 1;
-        let link = self.games.entry(handle.game).or_insert(Link {
-            handle,
-            seat: None,
-            watching: false,
-            next: None,
-            entering: 0,
-            from: 1,
-            quiet: false,
-            token: None,
-            kind: String::new(),
-            channel: None,
+        let link = self.games.entry(handle.game).or_insert_with(|| {
+            Box::new(Link {
+                handle,
+                seat: None,
+                watching: false,
+                next: None,
+                entering: 0,
+                from: 1,
+                quiet: false,
+                token: None,
+                kind: String::new(),
+                channel: None,
+            })
         });
         link.entering += 1;
         link
