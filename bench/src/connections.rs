@@ -57,30 +57,21 @@ pub(crate) fn run(common: &Common, args: &ConnectionsArgs) -> anyhow::Result<boo
         let server = Server::start("raw-accept", &[read_buffer.to_string()], common.server_cpu)?;
         measure(common, &server, n, args.concurrency, false)?
     };
-    let data = tempfile::tempdir()?;
+    // Each pass on a fresh umpire with a data folder of its own.
+    let umpire = |data: &tempfile::TempDir| {
+        let flags = ["--read-buffer-bytes", &read_buffer.to_string()];
+        Server::start(
+            "umpire",
+            &umpire_args(Some(data.path()), "sync", &flags),
+            common.server_cpu,
+        )
+    };
     let ours = {
-        let server = Server::start(
-            "umpire",
-            &umpire_args(
-                Some(data.path()),
-                "sync",
-                &["--read-buffer-bytes", &read_buffer.to_string()],
-            ),
-            common.server_cpu,
-        )?;
-        let mut ours = measure(common, &server, n, args.concurrency, true)?;
-        drop(server);
         let data = tempfile::tempdir()?;
-        let server = Server::start(
-            "umpire",
-            &umpire_args(
-                Some(data.path()),
-                "sync",
-                &["--read-buffer-bytes", &read_buffer.to_string()],
-            ),
-            common.server_cpu,
-        )?;
-        ours.per_tutorial_watcher = Some(tutorial_watchers(common, &server, n, args.concurrency)?);
+        let mut ours = measure(common, &umpire(&data)?, n, args.concurrency, true)?;
+        let data = tempfile::tempdir()?;
+        let watchers = tutorial_watchers(common, &umpire(&data)?, n, args.concurrency)?;
+        ours.per_tutorial_watcher = Some(watchers);
         ours
     };
     let mut table = Table::new(
