@@ -22,6 +22,13 @@ const end = start + o.secs * 1000;
 const stats = { moves: 0, games: 0, latencies: [], errors: [] };
 setTimeout(() => console.log("WINDOW start"), start - performance.now());
 setTimeout(() => console.log("WINDOW end"), end - performance.now());
+// What each slot's receivers have seen, for the report of a run that got stuck.
+const progress = [];
+setTimeout(() => {
+  stats.errors.push(`stuck 20 s after the window: each slot's receivers at moves ${JSON.stringify(
+    progress.map((seen) => [Math.min(...seen), Math.max(...seen)]))}`);
+  report();
+}, end - performance.now() + 20000).unref();
 
 const fail = (why) => {
   stats.errors.push(String(why));
@@ -185,40 +192,46 @@ async function colyseusSlot() {
     trackOf(g).sending(m);
     room.send("move", DRAW[m]);
   };
-  let stopped = false;
   const over = new Promise((resolve, reject) => {
     finished = { resolve, reject };
   });
-  let pending = receivers;
+  // The last game is the one seat 0 finishes after the window, and it decides so in its own
+  // handler: the receivers see each move in their own order, so a receiver's clock cannot
+  // tell. Done once every receiver has seen that game's last move.
+  let lastGame = null;
+  const completed = new Array(receivers).fill(-1);
+  const seen = new Array(receivers).fill(0);
+  progress.push(seen);
+  const check = () => {
+    if (lastGame !== null && completed.every((g) => g >= lastGame)) finished.resolve();
+  };
   rooms.forEach((room, k) => {
     let expected = 1;
     room.onMessage("refused", (column) => finished.reject(new Error(`refused column ${column}`)));
     room.onMessage("played", async ([n, seat]) => {
       if (n !== expected) return finished.reject(new Error(`expected move ${expected}, got ${n}`));
       expected += 1;
+      seen[k] = n;
       const g = Math.floor((n - 1) / DRAW.length);
       const m = (n - 1) % DRAW.length;
       const t = trackOf(g);
       t.delivered(m);
-      if (m === DRAW.length - 1) {
+      const last = m === DRAW.length - 1;
+      if (last) {
         if (t.got[m] === receivers) {
           t.check();
           games.delete(g);
         }
-        if (performance.now() >= end) {
-          stopped = true;
-          pending -= 1;
-          if (pending === 0) finished.resolve();
-          return;
-        }
+        completed[k] = g;
+        if (k === 0 && performance.now() >= end) lastGame = g;
+        check();
+        if (lastGame !== null) return;
       }
       // Whose turn: the other seat, or seat 0 to open the next game.
-      const next = m === DRAW.length - 1 ? 0 : 1 - seat;
-      if (k === next && !stopped) {
-        const nextG = m === DRAW.length - 1 ? g + 1 : g;
-        const nextM = m === DRAW.length - 1 ? 0 : m + 1;
+      const next = last ? 0 : 1 - seat;
+      if (k === next) {
         await trackOf(g).wait();
-        move(room, nextG, nextM);
+        move(room, last ? g + 1 : g, last ? 0 : m + 1);
       }
     });
   });
@@ -227,17 +240,21 @@ async function colyseusSlot() {
   for (const room of rooms) await room.leave();
 }
 
+function report() {
+  const sorted = stats.latencies.sort((a, b) => a - b);
+  const pct = (p) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] : 0);
+  console.log(JSON.stringify({
+    moves: stats.moves,
+    games: stats.games,
+    p50_ms: pct(0.5),
+    p99_ms: pct(0.99),
+    errors: stats.errors.slice(0, 5),
+  }));
+  process.exit(0);
+}
+
 const slot = o.target === "umpire" ? umpireSlot : colyseusSlot;
 const slots = [];
 for (let g = 0; g < o.games; g++) slots.push(slot().catch((e) => stats.errors.push(String(e.stack ?? e))));
 await Promise.all(slots);
-const sorted = stats.latencies.sort((a, b) => a - b);
-const pct = (p) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] : 0);
-console.log(JSON.stringify({
-  moves: stats.moves,
-  games: stats.games,
-  p50_ms: pct(0.5),
-  p99_ms: pct(0.99),
-  errors: stats.errors.slice(0, 5),
-}));
-process.exit(0);
+report();
