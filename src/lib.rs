@@ -498,6 +498,7 @@ pub async fn serve_until_signal(args: Serve) -> anyhow::Result<()> {
         read_buffer_bytes: args.read_buffer_bytes.max(64),
         admin_token: args.admin_token.clone().filter(|t| !t.is_empty()),
         web_dir: args.web.clone(),
+        login: None,
     };
     fit_open_files(&mut ws);
     let address = listener.local_addr().context("reading the bound address")?;

@@ -84,7 +84,7 @@ function draw(c) {
 
 let previous = null;
 async function sampleMetrics() {
-  const text = await (await fetch("/metrics")).text();
+  const text = await (await fetch("metrics")).text();
   const now = performance.now();
   const values = parseMetrics(text);
   for (const c of charts) {
@@ -126,7 +126,7 @@ function players(g) {
 }
 
 async function overview() {
-  const o = await api("/api/admin/overview");
+  const o = await api("api/admin/overview");
   const now = Date.now();
   $("#counts").textContent = `${o.live} in memory, ${o.sleeping} asleep`;
   const games = $("#games tbody");
@@ -173,7 +173,7 @@ let shownGame = null;
 
 async function openGame(id, at) {
   const query = at === undefined ? "" : `?at=${at}`;
-  const h = await api(`/api/admin/games/${id}${query}`);
+  const h = await api(`api/admin/games/${id}${query}`);
   shownGame = id;
   $("#game").value = id;
   $("#history").hidden = false;

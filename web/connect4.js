@@ -1,4 +1,4 @@
-import { Umpire, enter, link, showConnection } from "/umpire.js";
+import { Umpire, enter, link, showConnection } from "./umpire.js";
 
 const COLUMNS = 7, ROWS = 6;
 const $ = (s) => document.querySelector(s);
@@ -93,7 +93,7 @@ client.onRematch((g, next, watch) => {
     $("#rematch-offer").textContent = "A rematch has started.";
     $("#rematch").textContent = "Play the rematch";
   } else {
-    rematchWatch = link("/connect4.html", "watch", watch);
+    rematchWatch = link("connect4.html", "watch", watch);
     $("#rematch-watch").href = rematchWatch;
     $("#rematch-watch").hidden = false;
     $("#rematch").hidden = true;
@@ -121,8 +121,8 @@ try {
   }
   if (answer.join) {
     $(".share").hidden = false;
-    $(".join").href = link("/connect4.html", "join", answer.join);
-    $(".watch").href = link("/connect4.html", "watch", answer.watch);
+    $(".join").href = link("connect4.html", "join", answer.join);
+    $(".watch").href = link("connect4.html", "watch", answer.watch);
   }
   render();
 } catch (e) {

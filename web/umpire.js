@@ -7,9 +7,15 @@
 // it, or it expired) the client takes its seats back with their tokens and watches again from
 // the last seq it saw, which gives the same events.
 
-export function serverUrl(path = "/ws") {
-  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-  return `${scheme}//${location.host}${path}`;
+// The WebSocket URL of `path`, taken beside this module (by default `ws`: a page loading
+// umpire.js from `/umpire.js` connects to `/ws`, one that an application serves under
+// `/play/` to `/play/ws`, wherever the page itself is).
+export function serverUrl(path = "ws") {
+  const url = new URL(path, import.meta.url);
+  url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
+  url.search = "";
+  url.hash = "";
+  return url.href;
 }
 
 const closedError = (why) => Object.assign(new Error(why), { code: "closed" });

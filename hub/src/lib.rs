@@ -97,5 +97,5 @@ pub use hub::{Hub, HubBuilder};
 pub use metrics::{CodeLabel, Metrics};
 pub use outbox::{Created, Inspection, Joined};
 pub use session::shared::{Authenticator, GroupPolicy};
-pub use session::{Outgoing, Peer, Session};
+pub use session::{Outgoing, Peer, Session, MAX_USER_BYTES};
 pub use storage::health::Health;

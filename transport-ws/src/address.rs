@@ -11,13 +11,17 @@ use hyper::HeaderMap;
 /// front of us saw) when that header is configured and names one, else the TCP peer's. An
 /// IPv6 address counts by its /64 prefix (one host usually holds the whole prefix), and an
 /// IPv4 address mapped into IPv6 as the IPv4 address.
-pub(crate) fn client_address(headers: &HeaderMap, peer: IpAddr, header: Option<&str>) -> IpAddr {
+pub(crate) fn client_address(
+    headers: &HeaderMap,
+    peer: Option<IpAddr>,
+    header: Option<&str>,
+) -> Option<IpAddr> {
     let named = header
         .and_then(|name| headers.get_all(name).iter().next_back())
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.rsplit(',').next())
         .and_then(|last| parse(last.trim()));
-    prefix(named.unwrap_or(peer))
+    named.or(peer).map(prefix)
 }
 
 /// An address as a proxy writes it: `1.2.3.4`, `1.2.3.4:5678`, `2001:db8::1`, `[2001:db8::1]:5678`.
@@ -106,17 +110,26 @@ mod tests {
 
     #[test]
     fn the_proxy_header_is_read_only_when_configured_and_its_last_address_counts() {
-        let peer: IpAddr = "10.0.0.1".parse().unwrap();
+        let ip = |text: &str| Some(text.parse::<IpAddr>().unwrap());
+        let peer = ip("10.0.0.1");
         let h = headers(&[("x-forwarded-for", "1.1.1.1, 2.2.2.2")]);
         assert_eq!(client_address(&h, peer, None), peer);
-        let named = client_address(&h, peer, Some("X-Forwarded-For"));
-        assert_eq!(named, "2.2.2.2".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            client_address(&h, peer, Some("X-Forwarded-For")),
+            ip("2.2.2.2")
+        );
         // Nothing usable in the header: the peer counts.
         let junk = headers(&[("x-forwarded-for", "not an address")]);
         assert_eq!(client_address(&junk, peer, Some("x-forwarded-for")), peer);
         let ported = headers(&[("x-real-ip", "[2001:db8::7]:443")]);
-        let ip = client_address(&ported, peer, Some("x-real-ip"));
-        assert_eq!(ip, "2001:db8::".parse::<IpAddr>().unwrap());
+        let named = client_address(&ported, peer, Some("x-real-ip"));
+        assert_eq!(named, ip("2001:db8::"));
+        // Mounted in a server that did not say the peer: the header alone, or nothing.
+        assert_eq!(
+            client_address(&h, None, Some("x-forwarded-for")),
+            ip("2.2.2.2")
+        );
+        assert_eq!(client_address(&h, None, None), None);
     }
 
     #[test]

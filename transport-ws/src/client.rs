@@ -48,6 +48,20 @@ pub async fn connect_with(
     format: Format,
     origin: Option<&str>,
 ) -> Result<WsClient, ClientError> {
+    connect_with_headers(url, format, origin.map(|origin| ("Origin", origin))).await
+}
+
+/// Connect with more request headers: a `Cookie` from an application's own sign-in, an
+/// `Origin`.
+///
+/// # Errors
+/// [`ClientError::Connect`], with the HTTP status if the server refused the handshake, or
+/// without one if a header is not a valid header.
+pub async fn connect_with_headers<'a>(
+    url: &str,
+    format: Format,
+    headers: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Result<WsClient, ClientError> {
     let failed = |message: String| ClientError::Connect {
         status: None,
         message,
@@ -62,9 +76,11 @@ pub async fn connect_with(
     request
         .headers_mut()
         .insert("Sec-WebSocket-Protocol", HeaderValue::from_static(protocol));
-    if let Some(origin) = origin {
-        let value = HeaderValue::from_str(origin).map_err(|e| failed(e.to_string()))?;
-        request.headers_mut().insert("Origin", value);
+    for (name, value) in headers {
+        let name = tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(name.as_bytes())
+            .map_err(|e| failed(e.to_string()))?;
+        let value = HeaderValue::from_str(value).map_err(|e| failed(e.to_string()))?;
+        request.headers_mut().append(name, value);
     }
     match tokio_tungstenite::connect_async(request).await {
         Ok((ws, _)) => Ok(Client::new(WsWire {

@@ -60,6 +60,10 @@ pub struct WsConfig {
     /// `/umpire.js` stays available), else 404. Hidden names (`.git`) and links that lead out
     /// of the folder are never served.
     pub web_dir: Option<std::path::PathBuf>,
+    /// Names the user of each WebSocket from its upgrade request (the application's own
+    /// sign-in), or refuses it. `None`: every connection starts as a guest and may sign in with
+    /// `hello`.
+    pub login: Option<std::sync::Arc<dyn crate::Login>>,
 }
 
 impl Default for WsConfig {
@@ -83,6 +87,7 @@ impl Default for WsConfig {
             client_address_header: None,
             admin_token: None,
             web_dir: None,
+            login: None,
         }
     }
 }

@@ -8,8 +8,14 @@
 //!
 //! Frames are only adapted here; sessions, games and rules live in the hub.
 //!
+//! [`serve`] runs umpire's own HTTP server on a listener; [`Endpoints`] puts the same routes
+//! on an application's own server (an axum router, a hyper service), and a [`Login`] lets that
+//! application say who each WebSocket's user is from its own sign-in.
+//!
 //! # Layout
-//! - `server`: [`serve`]: accept loop, routes, handshake checks (Origin, capacity).
+//! - `server`: [`serve`]: accept loop, routes, handshake checks (Origin, login, capacity).
+//! - `mount`: [`Endpoints`], the routes as a tower service for another server.
+//! - `login`: [`Login`], the application's own sign-in for upgrades.
 //! - `socket`: an upgraded WebSocket with umpire's limits (size, UTF-8, rate, heartbeat,
 //!   write deadline) and the close handshake.
 //! - `conn`: the native protocol: a connection's one task, between its socket and its hub
@@ -30,6 +36,8 @@ mod coalesce;
 mod config;
 mod conn;
 mod limits;
+mod login;
+mod mount;
 mod server;
 mod socket;
 mod tls;
@@ -38,6 +46,9 @@ mod web;
 
 pub use auth::JwtAuth;
 pub use config::WsConfig;
-pub use server::{serve, serve_tls};
+pub use hyper::http::request::Parts;
+pub use login::{Login, Refusal};
+pub use mount::Endpoints;
+pub use server::{serve, serve_tls, RequestBody};
 pub use tls::{Tls, TlsError};
 pub use tutorial::fuzz_tutorial;

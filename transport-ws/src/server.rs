@@ -14,6 +14,7 @@ use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
+use hyper::upgrade::OnUpgrade;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
@@ -33,9 +34,9 @@ use crate::tls::Tls;
 use crate::{conn, tutorial, web};
 
 /// What every request handler shares.
-struct Ctx {
+pub(crate) struct Ctx {
     hub: Hub,
-    config: Arc<WsConfig>,
+    pub(crate) config: Arc<WsConfig>,
     /// WebSocket connections open now, counted against `max_connections`.
     open: Arc<AtomicUsize>,
     /// TCP connections not yet upgraded or served, counted against `max_handshakes`.
@@ -79,19 +80,25 @@ pub async fn serve_tls(
     serve_with(listener, hub, config, Some(tls)).await
 }
 
+impl Ctx {
+    pub(crate) fn new(hub: Hub, config: WsConfig) -> Arc<Ctx> {
+        Arc::new(Ctx {
+            hub,
+            config: Arc::new(config),
+            open: Arc::new(AtomicUsize::new(0)),
+            handshaking: AtomicUsize::new(0),
+            per_address: Arc::default(),
+        })
+    }
+}
+
 async fn serve_with(
     listener: TcpListener,
     hub: Hub,
     config: WsConfig,
     tls: Option<Tls>,
 ) -> std::io::Result<()> {
-    let ctx = Arc::new(Ctx {
-        hub,
-        config: Arc::new(config),
-        open: Arc::new(AtomicUsize::new(0)),
-        handshaking: AtomicUsize::new(0),
-        per_address: Arc::default(),
-    });
+    let ctx = Ctx::new(hub, config);
     let stop = ctx.hub.shutdown_token();
     let tracker = TaskTracker::new();
     loop {
@@ -149,27 +156,7 @@ where
 {
     let service = service_fn(move |req: Request<Incoming>| {
         let ctx = Arc::clone(&ctx);
-        async move {
-            if req.method() == Method::POST && req.uri().path() == "/api/publish" {
-                return Ok::<_, Infallible>(publish(&ctx, req, addr).await);
-            }
-            if req.method() == Method::GET && req.uri().path().starts_with("/api/admin/") {
-                return Ok::<_, Infallible>(admin(&ctx, &req, addr).await);
-            }
-            if let Some(dir) = &ctx.config.web_dir {
-                if req.method() == Method::GET
-                    && host_allowed(
-                        header(req.headers(), header::HOST),
-                        &ctx.config.allowed_hosts,
-                    )
-                {
-                    if let Some(page) = web::from_dir(dir, req.uri().path()).await {
-                        return Ok::<_, Infallible>(respond(StatusCode::OK, page.0, page.1));
-                    }
-                }
-            }
-            Ok::<_, Infallible>(route(&ctx, req, addr))
-        }
+        async move { Ok::<_, Infallible>(answer(&ctx, req, Some(addr)).await) }
     });
     // Kept alive for more requests only within `handshake_timeout`, like the upgrade.
     let conn = http1::Builder::new()
@@ -185,6 +172,63 @@ where
         () = stop.cancelled() => {
             conn.as_mut().graceful_shutdown();
             let _ = conn.await;
+        }
+    }
+}
+
+/// A request body umpire can read: hyper's own, axum's, any `http_body::Body` of bytes whose
+/// error converts to a boxed error. Implemented for every such type; nothing to implement.
+pub trait RequestBody: hyper::body::Body<Data = Bytes, Error = Self::E> + Send + 'static {
+    /// The body's error.
+    type E: Into<Box<dyn std::error::Error + Send + Sync>>;
+}
+
+impl<B> RequestBody for B
+where
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type E = B::Error;
+}
+
+/// Answer one request, on this server or mounted in another. `addr`: the client's, when the
+/// server it came through says (per-address limits and logs use it).
+pub(crate) async fn answer<B: RequestBody>(
+    ctx: &Arc<Ctx>,
+    req: Request<B>,
+    addr: Option<SocketAddr>,
+) -> Response<Full<Bytes>> {
+    let from = From(addr);
+    if req.method() == Method::POST && req.uri().path() == "/api/publish" {
+        return publish(ctx, req, from).await;
+    }
+    if req.method() == Method::GET && req.uri().path().starts_with("/api/admin/") {
+        return admin(ctx, &req.into_parts().0, from).await;
+    }
+    if let Some(dir) = &ctx.config.web_dir {
+        if req.method() == Method::GET
+            && host_allowed(
+                header(req.headers(), header::HOST),
+                &ctx.config.allowed_hosts,
+            )
+        {
+            if let Some(page) = web::from_dir(dir, req.uri().path()).await {
+                return respond(StatusCode::OK, page.0, page.1);
+            }
+        }
+    }
+    route(ctx, req, addr).await
+}
+
+/// A client's address in logs, where the server it came through may not have said it.
+#[derive(Clone, Copy)]
+struct From(Option<SocketAddr>);
+
+impl std::fmt::Display for From {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(addr) => addr.fmt(f),
+            None => f.write_str("(address unknown)"),
         }
     }
 }
@@ -206,10 +250,14 @@ fn plain(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
     respond(status, "text/plain; charset=utf-8", body)
 }
 
-fn route(ctx: &Arc<Ctx>, req: Request<Incoming>, addr: SocketAddr) -> Response<Full<Bytes>> {
+async fn route<B: RequestBody>(
+    ctx: &Arc<Ctx>,
+    req: Request<B>,
+    addr: Option<SocketAddr>,
+) -> Response<Full<Bytes>> {
     let host = header(req.headers(), header::HOST);
     if !host_allowed(host, &ctx.config.allowed_hosts) {
-        tracing::info!(%addr, host, "refused a request for another host name");
+        tracing::info!(addr = %From(addr), host, "refused a request for another host name");
         return respond(
             StatusCode::FORBIDDEN,
             "text/plain; charset=utf-8",
@@ -236,8 +284,8 @@ fn route(ctx: &Arc<Ctx>, req: Request<Incoming>, addr: SocketAddr) -> Response<F
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
             ctx.hub.metrics().render(),
         ),
-        "/ws" => upgrade(ctx, req, addr, false),
-        "/tutorial" => upgrade(ctx, req, addr, true),
+        "/ws" => upgrade(ctx, req, addr, false).await,
+        "/tutorial" => upgrade(ctx, req, addr, true).await,
         path => match web::asset(path) {
             Some((content_type, body)) => {
                 respond(StatusCode::OK, content_type, Bytes::from_static(body))
@@ -252,10 +300,10 @@ const MAX_PUBLISH_BODY: usize = 128 * 1024;
 
 /// `POST /api/publish` with `Authorization: Bearer <admin token>` and a body
 /// `{"channel": "...", "data": ...}`: publish a notice; answers `{"channel", "seq"}`.
-async fn publish(
+async fn publish<B: RequestBody>(
     ctx: &Arc<Ctx>,
-    req: Request<Incoming>,
-    addr: SocketAddr,
+    req: Request<B>,
+    addr: From,
 ) -> Response<Full<Bytes>> {
     if let Err(refused) = authorized(ctx, req.headers(), addr, "publishing over HTTP") {
         return refused;
@@ -317,7 +365,7 @@ fn error(status: StatusCode, message: String) -> Response<Full<Bytes>> {
 fn authorized(
     ctx: &Ctx,
     headers: &HeaderMap,
-    addr: SocketAddr,
+    addr: From,
     what: &str,
 ) -> Result<(), Response<Full<Bytes>>> {
     let Some(admin) = ctx.config.admin_token.as_deref() else {
@@ -346,12 +394,16 @@ const ADMIN_EVENTS: usize = 5_000;
 /// The monitor's reads, with the admin token:
 /// - `GET /api/admin/overview`: games in memory, counts, open connections;
 /// - `GET /api/admin/games/ID?at=SEQ`: a game's events and its state after seq `SEQ`.
-async fn admin(ctx: &Arc<Ctx>, req: &Request<Incoming>, addr: SocketAddr) -> Response<Full<Bytes>> {
-    if let Err(refused) = authorized(ctx, req.headers(), addr, "the monitor") {
+async fn admin(
+    ctx: &Arc<Ctx>,
+    req: &hyper::http::request::Parts,
+    addr: From,
+) -> Response<Full<Bytes>> {
+    if let Err(refused) = authorized(ctx, &req.headers, addr, "the monitor") {
         return refused;
     }
     let hub = &ctx.hub;
-    let path = req.uri().path();
+    let path = req.uri.path();
     if path == "/api/admin/overview" {
         let games = hub.game_summaries(ADMIN_GAMES).await;
         let body = serde_json::json!({
@@ -371,7 +423,7 @@ async fn admin(ctx: &Arc<Ctx>, req: &Request<Incoming>, addr: SocketAddr) -> Res
             format!("no such admin resource: {path}"),
         );
     };
-    let at = req.uri().query().and_then(|q| {
+    let at = req.uri.query().and_then(|q| {
         q.split('&')
             .find_map(|pair| pair.strip_prefix("at="))
             .and_then(|seq| seq.parse().ok())
@@ -410,13 +462,14 @@ fn has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool
 }
 
 /// Check and accept a WebSocket handshake, then hand the connection to the hub.
-fn upgrade(
+async fn upgrade<B>(
     ctx: &Arc<Ctx>,
-    mut req: Request<Incoming>,
-    addr: SocketAddr,
+    req: Request<B>,
+    addr: Option<SocketAddr>,
     tutorial: bool,
 ) -> Response<Full<Bytes>> {
-    let headers = req.headers();
+    let (mut parts, _body) = req.into_parts();
+    let headers = &parts.headers;
     let key = headers.get(header::SEC_WEBSOCKET_KEY).cloned();
     let is_upgrade = has_token(headers, header::CONNECTION, "upgrade")
         && has_token(headers, header::UPGRADE, "websocket");
@@ -444,7 +497,7 @@ fn upgrade(
         header(headers, header::HOST),
         &ctx.config.allowed_origins,
     ) {
-        tracing::info!(%addr, origin, "refused a WebSocket from another origin");
+        tracing::info!(addr = %From(addr), origin, "refused a WebSocket from another origin");
         return plain(
             StatusCode::FORBIDDEN,
             "this origin may not open a WebSocket here\n",
@@ -464,24 +517,57 @@ fn upgrade(
         Encoding::Json => None,
     };
 
+    // The application's own sign-in, if it gave one.
+    let user = match &ctx.config.login {
+        None => None,
+        Some(login) => match login.identify(&parts).await {
+            Ok(Some(user)) if user.is_empty() || user.len() > umpire_hub::MAX_USER_BYTES => {
+                tracing::error!(
+                    addr = %From(addr),
+                    "the login named a user of {} bytes (1 to {} are allowed); refused",
+                    user.len(),
+                    umpire_hub::MAX_USER_BYTES
+                );
+                return plain(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "the server's login named an invalid user\n",
+                );
+            }
+            Ok(user) => user,
+            Err(refusal) => {
+                tracing::info!(addr = %From(addr), status = %refusal.status, "the login refused a WebSocket");
+                let mut message = refusal.message;
+                message.push('\n');
+                return respond(refusal.status, "text/plain; charset=utf-8", message);
+            }
+        },
+    };
+    let headers = &parts.headers;
+
     // Reserve places before upgrading: refused here, the client learns why (429, 503).
     let ip = client_address(
         headers,
-        addr.ip(),
+        addr.map(|a| a.ip()),
         ctx.config.client_address_header.as_deref(),
     );
     let max_per_address = ctx.config.max_connections_per_address;
-    let Some(address_slot) = ctx.per_address.take(ip, max_per_address) else {
-        tracing::info!(%ip, "refused a WebSocket: too many connections from one address");
-        let mut response = respond(
-            StatusCode::TOO_MANY_REQUESTS,
-            "text/plain; charset=utf-8",
-            format!("at most {max_per_address} connections from one address at once\n"),
-        );
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-        return response;
+    let address_slot = match ip {
+        None => None,
+        Some(ip) => match ctx.per_address.take(ip, max_per_address) {
+            Some(slot) => Some(slot),
+            None => {
+                tracing::info!(%ip, "refused a WebSocket: too many connections from one address");
+                let mut response = respond(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "text/plain; charset=utf-8",
+                    format!("at most {max_per_address} connections from one address at once\n"),
+                );
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+                return response;
+            }
+        },
     };
     let metrics = Arc::clone(ctx.hub.metrics());
     if ctx.open.fetch_add(1, Ordering::AcqRel) >= ctx.config.max_connections {
@@ -502,13 +588,16 @@ fn upgrade(
         metrics: Arc::clone(&metrics),
     };
 
-    let on_upgrade = hyper::upgrade::on(&mut req);
+    let on_upgrade = parts
+        .extensions
+        .remove::<OnUpgrade>()
+        .unwrap_or_else(|| hyper::upgrade::on(Request::new(())));
     let (hub, config) = (ctx.hub.clone(), Arc::clone(&ctx.config));
     tokio::spawn(async move {
         let upgraded = match on_upgrade.await {
             Ok(upgraded) => upgraded,
             Err(e) => {
-                tracing::debug!(%addr, error = %e, "upgrade failed");
+                tracing::debug!(addr = %From(addr), error = %e, "upgrade failed");
                 return;
             }
         };
@@ -528,9 +617,9 @@ fn upgrade(
         .await;
         let socket = Socket::new(ws, config, metrics, slot, hub.shutdown_token());
         let mut session = hub.session(Peer {
-            user: None,
-            label: addr.to_string(),
-            address: Some(ip),
+            user,
+            label: From(addr).to_string(),
+            address: ip,
         });
         if tutorial {
             // The tutorial's protocol never gives a client its resume token.

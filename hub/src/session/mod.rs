@@ -183,8 +183,9 @@ pub struct Session {
     _alive: TaskTrackerToken,
 }
 
-/// The longest user id a token may name: it is stored with every seat the user takes.
-const MAX_USER_BYTES: usize = 128;
+/// The longest user id a token or a transport may name: it is stored with every seat the user
+/// takes.
+pub const MAX_USER_BYTES: usize = 128;
 
 impl Session {
     pub(crate) fn new(hub: Arc<Inner>, id: SessionId, peer: Peer) -> Self {
