@@ -22,7 +22,8 @@ struct Taken {
     left: u32,
 }
 
-#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Serialize, thiserror::Error)]
+#[serde(rename_all = "snake_case")]
 enum Illegal {
     #[error("take 1, 2 or 3 stones, and no more than are left")]
     Amount,

@@ -97,7 +97,7 @@ async fn a_full_disk_acknowledges_nothing_and_the_server_heals_when_space_comes_
             .await
         {
             Ok(seq) => acked.push((cid, seq)),
-            Err(ClientError::Server { code, message }) => {
+            Err(ClientError::Server { code, message, .. }) => {
                 assert_eq!(code, ErrorCode::Internal, "{message}");
                 break cid;
             }

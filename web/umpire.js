@@ -165,8 +165,13 @@ export class Umpire {
     const waiter = msg.ref !== undefined && this.pending.get(msg.ref);
     if (!waiter) return;
     this.pending.delete(msg.ref);
-    if (msg.type === "error") waiter.reject(Object.assign(new Error(msg.message), { code: msg.code }));
-    else waiter.resolve(msg);
+    if (msg.type === "error") {
+      // `code` for programs; `reason`, for a command the rules refused, the game's rejection
+      // as data ({"overflow": 1}): branch on these, not on the message.
+      waiter.reject(Object.assign(new Error(msg.message), { code: msg.code, reason: msg.reason }));
+    } else {
+      waiter.resolve(msg);
+    }
   }
 
   // Sign in with `token` (what the server's authenticator takes); said again after a reconnect.

@@ -53,6 +53,8 @@ pub enum ClientError {
         code: ErrorCode,
         /// The server's explanation.
         message: String,
+        /// The game's rejection as data, for `rejected` (see [`ClientError::reason`]).
+        reason: Option<Value>,
     },
     /// The server answered with something else than expected.
     #[error("unexpected answer: {0:?}")]
@@ -75,6 +77,15 @@ impl ClientError {
     pub fn code(&self) -> Option<ErrorCode> {
         match self {
             ClientError::Server { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+
+    /// The game's rejection as data (`{"overflow": 1}`), if the game's rules refused: branch
+    /// on this, not on the message.
+    pub fn reason(&self) -> Option<&Value> {
+        match self {
+            ClientError::Server { reason, .. } => reason.as_ref(),
             _ => None,
         }
     }
@@ -396,6 +407,7 @@ impl<W: Wire> Client<W> {
             return Err(ClientError::Server {
                 code: ErrorCode::NotFound,
                 message: "no session to resume".into(),
+                reason: None,
             });
         };
         match self.request(self.resume_msg(token)).await? {
@@ -698,7 +710,16 @@ fn resendable(msg: &ClientMsg) -> bool {
 
 fn failure(msg: ServerMsg) -> ClientError {
     match msg {
-        ServerMsg::Error { code, message, .. } => ClientError::Server { code, message },
+        ServerMsg::Error {
+            code,
+            message,
+            reason,
+            ..
+        } => ClientError::Server {
+            code,
+            message,
+            reason,
+        },
         other => ClientError::Unexpected(Box::new(other)),
     }
 }

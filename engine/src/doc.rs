@@ -7,7 +7,8 @@ use crate::{Actor, Ctx, Game};
 pub struct Counter;
 
 /// Why [`Counter`] refuses an addition.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, thiserror::Error)]
+#[serde(rename_all = "snake_case")]
 pub enum Refused {
     /// The total would not fit in an i64.
     #[error("the total would overflow")]

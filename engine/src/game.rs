@@ -68,7 +68,7 @@ pub enum Outcome {
 /// #[derive(Debug, Default)]
 /// struct Counter;
 ///
-/// #[derive(Debug, thiserror::Error, Clone, PartialEq)]
+/// #[derive(Debug, thiserror::Error, Clone, PartialEq, Serialize)]
 /// enum Refused { #[error("the total would overflow")] Overflow }
 ///
 /// impl Game for Counter {
@@ -100,8 +100,10 @@ pub trait Game: Send + Sync + Debug + 'static {
     type Command: Clone + Debug + PartialEq + Serialize + DeserializeOwned + Send + Sync;
     /// What happened. Past tense: `Dropped`, `Added`, `Completed`.
     type Event: Clone + Debug + PartialEq + Serialize + DeserializeOwned + Send + Sync;
-    /// Why a command was refused. A value shown to the player, not a failure.
-    type Rejection: std::error::Error + Clone + PartialEq + Send + Sync + 'static;
+    /// Why a command was refused. A value shown to the player, not a failure: its `Display`
+    /// is the `message` of the `rejected` error, and the value itself, serialized, its
+    /// `reason` (`{"overflow": 1}`), for clients to branch on.
+    type Rejection: std::error::Error + Clone + PartialEq + Serialize + Send + Sync + 'static;
 
     /// How many seats a game with this config has. Seats cost memory only once taken.
     fn seats(&self, config: &Self::Config) -> u16;

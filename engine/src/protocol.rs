@@ -330,12 +330,17 @@ pub enum ServerMsg {
         #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
         r#ref: Option<Value>,
     },
-    /// The request failed. `code` is stable; `message` is for humans.
+    /// The request failed. `code` is stable; `message` is for humans; `reason`, for a
+    /// `rejected` command, is the game's rejection as data.
     Error {
         /// What went wrong, for programs.
         code: ErrorCode,
         /// What went wrong, for people.
         message: String,
+        /// The game's rejection, serialized (`"not_your_turn"`, `{"overflow": 1}`), when the
+        /// game's rules refused a command (`rejected`); otherwise absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<Value>,
         /// Echoes the request's ref.
         #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
         r#ref: Option<Value>,
@@ -401,6 +406,7 @@ impl ServerMsg {
         ServerMsg::Error {
             code,
             message: message.into(),
+            reason: None,
             r#ref,
         }
     }

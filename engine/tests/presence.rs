@@ -26,7 +26,7 @@ enum Ev {
     Forfeited(Seat),
 }
 
-#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, thiserror::Error)]
 #[error("never")]
 struct Never;
 

@@ -125,7 +125,14 @@ fn server_messages() -> Vec<ServerMsg> {
         ServerMsg::Error {
             code: ErrorCode::Rejected,
             message: "It isn't your turn.".into(),
+            reason: None,
             r#ref: r.clone(),
+        },
+        ServerMsg::Error {
+            code: ErrorCode::Rejected,
+            message: "adding 1 would overflow the total".into(),
+            reason: Some(serde_json::json!({"overflow": 1})),
+            r#ref: None,
         },
         ServerMsg::Resumed {
             session: "s2".into(),

@@ -86,7 +86,8 @@ pub enum ColonyEvent {
 }
 
 /// Why a colony command is refused.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, thiserror::Error)]
+#[serde(rename_all = "snake_case")]
 pub enum ColonyRejection {
     /// The building is not in the config.
     #[error("there is no building called {0:?}")]

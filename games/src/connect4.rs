@@ -68,7 +68,8 @@ pub struct Played {
 }
 
 /// Why a move is refused.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, thiserror::Error)]
+#[serde(rename_all = "snake_case")]
 pub enum Illegal {
     /// It is the other colour's turn.
     #[error("It isn't your turn.")]

@@ -250,7 +250,7 @@ mod tests {
         amount: i64,
     }
 
-    #[derive(Clone, Debug, PartialEq, thiserror::Error)]
+    #[derive(Clone, Debug, PartialEq, serde::Serialize, thiserror::Error)]
     #[error("never")]
     struct Never;
 

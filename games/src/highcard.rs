@@ -74,7 +74,8 @@ pub enum HighCardEvent {
 }
 
 /// Why a command is refused.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, thiserror::Error)]
+#[serde(rename_all = "snake_case")]
 pub enum HighCardRejection {
     /// Only players play.
     #[error("only the players may play")]

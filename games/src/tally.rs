@@ -45,7 +45,8 @@ pub struct Added {
 }
 
 /// Why an addition is refused.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, thiserror::Error)]
+#[serde(rename_all = "snake_case")]
 pub enum TallyRejection {
     /// The total would leave the range of an `i64`.
     #[error("adding {0} would overflow the total")]

@@ -23,9 +23,14 @@ pub enum HubError {
     /// The caller may not do this. Handling: `forbidden`.
     #[error("{0}")]
     Forbidden(String),
-    /// The game's rules refused; the message is the game's reason. Handling: `rejected`.
-    #[error("{0}")]
-    Rejected(String),
+    /// The game's rules refused. Handling: `rejected`, with `reason`.
+    #[error("{message}")]
+    Rejected {
+        /// The rejection's `Display`.
+        message: String,
+        /// The rejection itself, serialized: what clients branch on.
+        reason: serde_json::Value,
+    },
     /// Every seat is taken. Handling: `full`.
     #[error("every seat is taken")]
     Full,
@@ -62,6 +67,8 @@ pub enum HubError {
         code: ErrorCode,
         /// Its message.
         message: String,
+        /// Its reason, for a rejection.
+        reason: Option<serde_json::Value>,
     },
     /// The log failed. Handling: `internal`; the game reloads from the log on next use.
     #[error("storage failed: {0}")]
@@ -80,6 +87,24 @@ pub enum HubError {
 }
 
 impl HubError {
+    /// The game's `rejection`, as the error that carries it.
+    pub fn rejected<R: std::fmt::Display + serde::Serialize>(rejection: &R) -> Self {
+        HubError::Rejected {
+            message: rejection.to_string(),
+            // A rejection that does not serialize still refuses: its reason is then null.
+            reason: serde_json::to_value(rejection).unwrap_or(serde_json::Value::Null),
+        }
+    }
+
+    /// The game's rejection as data, for a `rejected` error (see [`HubError::rejected`]).
+    pub fn reason(&self) -> Option<&serde_json::Value> {
+        match self {
+            HubError::Rejected { reason, .. } => Some(reason),
+            HubError::Remote { reason, .. } => reason.as_ref(),
+            _ => None,
+        }
+    }
+
     /// A game stopped for good by a panic in its code.
     pub(crate) fn panicked(game: umpire_engine::protocol::GameId) -> Self {
         HubError::Panicked(format!(
@@ -96,7 +121,7 @@ impl HubError {
             HubError::UnknownKind(_) | HubError::NotFound(_) => ErrorCode::NotFound,
             HubError::BadConfig(_) | HubError::BadCommand(_) => ErrorCode::BadMessage,
             HubError::Forbidden(_) => ErrorCode::Forbidden,
-            HubError::Rejected(_) => ErrorCode::Rejected,
+            HubError::Rejected { .. } => ErrorCode::Rejected,
             HubError::Full => ErrorCode::Full,
             HubError::GameOver => ErrorCode::GameOver,
             HubError::Unauthorized(_) => ErrorCode::Unauthorized,

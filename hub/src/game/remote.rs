@@ -134,6 +134,8 @@ impl Forwarded {
 pub(crate) struct WireError {
     code: ErrorCode,
     message: String,
+    #[serde(default)]
+    reason: Option<serde_json::Value>,
 }
 
 impl From<&HubError> for WireError {
@@ -141,6 +143,7 @@ impl From<&HubError> for WireError {
         WireError {
             code: e.code(),
             message: e.to_string(),
+            reason: e.reason().cloned(),
         }
     }
 }
@@ -150,6 +153,7 @@ impl From<WireError> for HubError {
         HubError::Remote {
             code: e.code,
             message: e.message,
+            reason: e.reason,
         }
     }
 }

@@ -1034,9 +1034,10 @@ impl<G: Game> Room<G> {
                     config,
                 })
             }
-            Rematch::Creating => Err(HubError::Rejected(
-                "the rematch is being started: ask again once you are told".into(),
-            )),
+            Rematch::Creating => Err(HubError::Rejected {
+                message: "the rematch is being started: ask again once you are told".into(),
+                reason: serde_json::Value::from("rematch_starting"),
+            }),
             Rematch::Ready(join) => Ok(RematchPlan::Join { key: join.clone() }),
         }
     }
@@ -1208,7 +1209,7 @@ impl<G: Game> Room<G> {
             }
             // The same client command again: answer as the first time, apply nothing.
             Err(MatchError::Duplicate { seq }) => Ok(seq),
-            Err(MatchError::Rejected(r)) => Err(HubError::Rejected(r.to_string())),
+            Err(MatchError::Rejected(r)) => Err(HubError::rejected(&r)),
             Err(MatchError::GameOver) => Err(HubError::GameOver),
             Err(MatchError::Full) => Err(HubError::Full),
             Err(MatchError::NotSeated) => Err(HubError::Forbidden("that seat is not taken".into())),

@@ -290,7 +290,14 @@ impl Session {
 
     /// Answer with an error.
     pub(crate) fn refuse_with(&mut self, e: &HubError, r#ref: Option<Value>) {
-        self.refuse(e.code(), e.to_string(), r#ref);
+        let code = e.code();
+        self.rt().metrics.rejected(code);
+        self.say(ServerMsg::Error {
+            code,
+            message: e.to_string(),
+            reason: e.reason().cloned(),
+            r#ref,
+        });
     }
 
     /// Answer something the transport could not take (bytes that are no message, a message

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
+use umpire_client::ClientError;
 use umpire_engine::protocol::{ErrorCode, GameId};
 use umpire_engine::{Action, Actor, Envelope, Game, Match, MatchError, Millis, Seat, Seq, Viewer};
 use umpire_hub::{Bus, Clock, Durability, Hub, HubConfig, HubError, MemBus, TokioClock};
@@ -394,7 +395,7 @@ impl<'a, G: Game + Clone> World<'a, G> {
                 }
                 Ok(())
             }
-            (Err(refused), Err(e)) if agrees(&refused, e.code()) => {
+            (Err(refused), Err(e)) if agrees(&refused, &e) => {
                 let after = self.inspect().await?;
                 if after != before {
                     return Err(format!(
@@ -674,13 +675,16 @@ impl<'a, G: Game + Clone> World<'a, G> {
     }
 }
 
-/// Whether the server's refusal is the one the rules gave.
-fn agrees<R>(refused: &MatchError<R>, code: Option<ErrorCode>) -> bool {
-    matches!(
-        (refused, code),
-        (MatchError::Rejected(_), Some(ErrorCode::Rejected))
-            | (MatchError::GameOver, Some(ErrorCode::GameOver))
-    )
+/// Whether the server's refusal is the one the rules gave: the same code, and for a
+/// rejection the same reason, compared as values.
+fn agrees<R: serde::Serialize>(refused: &MatchError<R>, answer: &ClientError) -> bool {
+    match (refused, answer.code()) {
+        (MatchError::Rejected(r), Some(ErrorCode::Rejected)) => {
+            serde_json::to_value(r).ok().as_ref() == answer.reason()
+        }
+        (MatchError::GameOver, Some(ErrorCode::GameOver)) => true,
+        _ => false,
+    }
 }
 
 /// `from` written as a snapshot, read back and brought up to date with the rest of `log`,

@@ -181,6 +181,15 @@ async fn players_on_two_nodes_play_one_game_and_a_spectator_on_a_third_sees_it_a
         .await
         .unwrap();
     assert_eq!(again, acked[1].1);
+    // The game's rejection crosses from a to b as data.
+    let refused = within(bo.command(game.game, json!({"add": i64::MAX})))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused.reason(),
+        Some(&json!({"overflow": i64::MAX})),
+        "{refused}"
+    );
     let (logged, cids) = checked(&log, game.game).await;
     for (cid, seq) in &acked {
         assert_eq!(cids.get(cid), Some(&1), "{cid} applied once");

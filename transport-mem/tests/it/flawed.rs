@@ -51,7 +51,7 @@ pub struct Sum {
     events: u64,
 }
 
-#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Serialize, thiserror::Error)]
 #[error("too big")]
 pub struct TooBig;
 

@@ -160,3 +160,45 @@ async fn health_and_metrics_are_served() {
     );
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejection_arrives_as_data_that_a_client_branches_on() {
+    let server = serve(Options::default()).await;
+    for format in [Format::Json, Format::MsgPack] {
+        let mut client = server.client(format).await;
+        let tally = client.create("tally", Value::Null).await.unwrap();
+        within(client.command(tally.game, json!({ "add": i64::MAX })))
+            .await
+            .unwrap();
+        let refused = within(client.command(tally.game, json!({ "add": 1 })))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), Some(ErrorCode::Rejected), "{refused}");
+        assert_eq!(
+            refused.reason(),
+            Some(&json!({ "overflow": 1 })),
+            "{refused}"
+        );
+        // What a client does with it: reads the amount from the reason, never the prose.
+        let undo = match refused.reason().and_then(|r| r["overflow"].as_i64()) {
+            Some(amount) => -amount,
+            None => panic!("not a typed refusal: {refused}"),
+        };
+        within(client.command(tally.game, json!({ "add": undo })))
+            .await
+            .unwrap();
+
+        // A unit variant is its name; errors that are not the game's carry no reason.
+        let board = client.create("connect4", Value::Null).await.unwrap();
+        let mut other = server.client(format).await;
+        other.join(board.join.as_deref().unwrap()).await.unwrap();
+        let early = within(other.command(board.game, json!({ "column": 0 })))
+            .await
+            .unwrap_err();
+        assert_eq!(early.reason(), Some(&json!("not_your_turn")), "{early}");
+        let unknown = within(client.command(board.game + 1_000, json!({ "column": 0 })))
+            .await
+            .unwrap_err();
+        assert_eq!(unknown.reason(), None, "{unknown}");
+    }
+}
