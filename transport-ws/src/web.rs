@@ -9,6 +9,11 @@ macro_rules! assets {
         pub(crate) fn asset(path: &str) -> Option<(&'static str, &'static [u8])> {
             match path {
                 "/" => Some(("text/html; charset=utf-8", include_bytes!("../../web/index.html"))),
+                // The npm package's own file (`clients/js`): one copy for the pages and for npm.
+                "/umpire.js" => Some((
+                    "text/javascript; charset=utf-8",
+                    include_bytes!("../../clients/js/umpire.js"),
+                )),
                 $($path => Some(($type, include_bytes!(concat!("../../web/", $file)))),)*
                 _ => None,
             }
@@ -22,7 +27,6 @@ assets! {
     "/tally.html" => "tally.html", "text/html; charset=utf-8";
     "/colony.html" => "colony.html", "text/html; charset=utf-8";
     "/highcard.html" => "highcard.html", "text/html; charset=utf-8";
-    "/umpire.js" => "umpire.js", "text/javascript; charset=utf-8";
     "/connect4.js" => "connect4.js", "text/javascript; charset=utf-8";
     "/style.css" => "style.css", "text/css; charset=utf-8";
     "/admin" => "admin.html", "text/html; charset=utf-8";

@@ -1,5 +1,6 @@
-// umpire.js: the native protocol for every page. One WebSocket, JSON frames, requests matched
-// to answers by `ref`, events handed to listeners in order, each once.
+// umpire-client (umpire.js): umpire's native protocol, for the built-in pages and for npm. One
+// WebSocket, JSON frames, requests matched to answers by `ref`, events handed to listeners in
+// order, each once. Types: umpire.d.ts.
 //
 // When the connection drops (a network blip, the server restarting) the client reconnects by
 // itself with backoff and resumes its session: the server sends exactly the events missed, so
@@ -12,7 +13,7 @@
 // `/play/` to `/play/ws`, wherever the page itself is).
 export function serverUrl(path = "ws") {
   const url = new URL(path, import.meta.url);
-  url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
+  url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
   url.search = "";
   url.hash = "";
   return url.href;
@@ -21,8 +22,13 @@ export function serverUrl(path = "ws") {
 const closedError = (why) => Object.assign(new Error(why), { code: "closed" });
 
 export class Umpire {
-  constructor(url = serverUrl()) {
+  // `url`: the server's `/ws` (by default the one beside this module, for pages the server
+  // serves). `options.WebSocket`: the WebSocket class to use where there is no global one
+  // (Node before 22: the `ws` package's).
+  constructor(url = serverUrl(), options = {}) {
     this.url = url;
+    this.WebSocket = options.WebSocket ?? globalThis.WebSocket;
+    if (!this.WebSocket) throw new Error("no WebSocket here: pass one as options.WebSocket (the ws package)");
     this.nextRef = 1;
     this.pending = new Map();
     this.listeners = new Set();
@@ -69,7 +75,7 @@ export class Umpire {
   }
 
   #open(onOpen, onFail) {
-    const ws = new WebSocket(this.url, ["umpire.json"]);
+    const ws = new this.WebSocket(this.url, ["umpire.json"]);
     this.ws = ws;
     let opened = false;
     ws.addEventListener("open", () => { opened = true; onOpen(); });
@@ -183,7 +189,7 @@ export class Umpire {
 
   request(msg) {
     // A closed WebSocket drops what it is given without a word: say so instead of waiting.
-    if (this.ws.readyState !== WebSocket.OPEN) {
+    if (this.ws.readyState !== 1) { // OPEN
       const why = this.status === "reconnecting" ? "reconnecting to the server: try again in a moment"
                                                  : "not connected to the server: reload the page";
       return Promise.reject(closedError(why));
