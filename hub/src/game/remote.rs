@@ -315,6 +315,19 @@ pub(crate) struct RemoteSeats {
 }
 
 impl RemoteSeats {
+    /// The seats the log says are online, taken as played elsewhere until `until`: a node
+    /// that has just taken a game over has not heard the other nodes' presence yet (each tells
+    /// its leader at least every third of a lease), and would otherwise log their players
+    /// offline and online again. Held under no node's name; what a node tells replaces it as
+    /// it comes, and a seat nobody claims by `until` is logged offline then.
+    pub(crate) fn assumed(seats: BTreeSet<Seat>, until: u64) -> Self {
+        let mut remote = RemoteSeats::default();
+        if !seats.is_empty() {
+            remote.by_node.insert(String::new(), (seats, 0, until));
+        }
+        remote
+    }
+
     /// Node `node` plays `seats` and has `spectators` until `until`. Whether the seats
     /// changed, and whether the count did.
     pub(crate) fn set(
@@ -342,7 +355,10 @@ impl RemoteSeats {
 
     /// The nodes that told.
     pub(crate) fn nodes(&self) -> impl Iterator<Item = &str> + '_ {
-        self.by_node.keys().map(String::as_str)
+        self.by_node
+            .keys()
+            .map(String::as_str)
+            .filter(|node| !node.is_empty())
     }
 
     /// Forget what ran out by `now`; whether anything did.

@@ -853,7 +853,7 @@ impl<G: Game> Room<G> {
         self.wake = self.rt.log.wake(self.id).await.unwrap_or(None);
         self.active = self.m.last_at();
         self.roster_changed = true;
-        self.remote = RemoteSeats::default();
+        self.remote = self.assume_remote_seats();
         for (id, f) in self.forwarded.drain() {
             self.rt.pending.close(id);
             let mut answer = f.expect.failed(self.id);
@@ -1119,6 +1119,19 @@ impl<G: Game> Room<G> {
             // A seat given up in this very turn has no presence left to log.
             let _ = self.absorb(result, turn);
         }
+    }
+
+    /// Leading a game just taken over from another node: its online seats, taken as played on
+    /// other nodes for half a lease (see [`RemoteSeats::assumed`]). Nothing, with no other
+    /// nodes. A game loaded afresh still reconciles at once (after a restart its presence is
+    /// logged right away, which the testing kit checks); there, players whose nodes followed
+    /// the old leader may still be logged offline and back once.
+    fn assume_remote_seats(&self) -> RemoteSeats {
+        if !self.rt.bus.shared() {
+            return RemoteSeats::default();
+        }
+        let until = self.rt.clock.now() + self.rt.lease_ms() / 2;
+        RemoteSeats::assumed(self.m.online().iter().copied().collect(), until)
     }
 
     /// How many connections watch without a seat.

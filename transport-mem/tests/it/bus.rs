@@ -280,6 +280,59 @@ async fn a_node_that_dies_loses_its_games_to_another_within_its_lease() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_takeover_does_not_log_players_on_other_nodes_offline_and_back() {
+    let log = Arc::new(MemLog::new());
+    let (bus, nodes) = three_nodes(&log).await;
+    let mut ada = nodes[0].1.connect().await.unwrap();
+    let mut bo = nodes[1].1.connect().await.unwrap();
+    let mut cy = nodes[2].1.connect().await.unwrap();
+    let game = within(ada.create("tally", json!({"seats": 3})))
+        .await
+        .unwrap();
+    let key = game.join.as_deref().unwrap();
+    within(bo.join(key)).await.unwrap();
+    let cy_seat = within(cy.join(key)).await.unwrap().seat;
+    within(cy.command(game.game, json!({"add": 1})))
+        .await
+        .unwrap();
+    // Node a dies (cut off, then stopped: it writes nothing more); b takes the game over on
+    // its player's next command.
+    bus.freeze("a", true);
+    nodes[0].0.shutdown().await.unwrap();
+    drop(ada);
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match within(bo.command(game.game, json!({"add": 1}))).await {
+            Ok(_) => break,
+            Err(e) => assert!(tries < 50, "nobody took the game over: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(bus.holder(game.game).as_deref(), Some("b"));
+    // Two leases later: ada's seat, whose node died, is offline; cy, connected to c all along,
+    // was never logged offline.
+    tokio::time::sleep(LEASE * 2).await;
+    within(cy.command(game.game, json!({"add": 1})))
+        .await
+        .unwrap();
+    let (logged, _) = checked(&log, game.game).await;
+    let presence: Vec<(u64, bool)> = logged
+        .iter()
+        .filter_map(|env| env["body"].get("presence"))
+        .filter_map(|p| Some((p["seat"].as_u64()?, p["online"].as_bool()?)))
+        .collect();
+    assert!(
+        presence.contains(&(0, false)),
+        "ada's seat went offline: {presence:?}"
+    );
+    assert!(
+        !presence.contains(&(u64::from(cy_seat.0), false)),
+        "cy stayed connected on c, yet was logged offline: {presence:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_node_that_stalls_past_its_lease_follows_the_new_leader_and_nothing_forks() {
     let log = Arc::new(MemLog::new());
     let (bus, nodes) = three_nodes(&log).await;
