@@ -2,7 +2,9 @@
 //! written against the hub's public API alone. One task per connection: lines from the client
 //! go to its hub session (`Session::handle`), and what the session gives back
 //! (`Session::next`) goes out a line each. Sessions, games, rules, limits per connection and
-//! resuming all live in the hub; the transport only moves bytes.
+//! resuming all live in the hub; the transport only moves bytes. Not here, and owed before
+//! exposing it: a rate limit per connection and a write deadline (the WebSocket transport's
+//! are in `transport-ws/src/socket.rs`).
 //!
 //! `cargo run --example ndjson [ADDRESS [DATA]]` serves 127.0.0.1:8092 (log in ./ndjson-data);
 //! try `nc 127.0.0.1 8092` and type `{"type":"create","kind":"tally","config":null,"ref":1}`.

@@ -198,7 +198,7 @@ pub(crate) async fn answer<B: RequestBody>(
     req: Request<B>,
     addr: Option<SocketAddr>,
 ) -> Response<Full<Bytes>> {
-    let from = From(addr);
+    let from = ClientAddr(addr);
     if req.method() == Method::POST && req.uri().path() == "/api/publish" {
         return publish(ctx, req, from).await;
     }
@@ -222,9 +222,9 @@ pub(crate) async fn answer<B: RequestBody>(
 
 /// A client's address in logs, where the server it came through may not have said it.
 #[derive(Clone, Copy)]
-struct From(Option<SocketAddr>);
+struct ClientAddr(Option<SocketAddr>);
 
-impl std::fmt::Display for From {
+impl std::fmt::Display for ClientAddr {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.0 {
             Some(addr) => addr.fmt(f),
@@ -257,7 +257,7 @@ async fn route<B: RequestBody>(
 ) -> Response<Full<Bytes>> {
     let host = header(req.headers(), header::HOST);
     if !host_allowed(host, &ctx.config.allowed_hosts) {
-        tracing::info!(addr = %From(addr), host, "refused a request for another host name");
+        tracing::info!(addr = %ClientAddr(addr), host, "refused a request for another host name");
         return respond(
             StatusCode::FORBIDDEN,
             "text/plain; charset=utf-8",
@@ -303,7 +303,7 @@ const MAX_PUBLISH_BODY: usize = 128 * 1024;
 async fn publish<B: RequestBody>(
     ctx: &Arc<Ctx>,
     req: Request<B>,
-    addr: From,
+    addr: ClientAddr,
 ) -> Response<Full<Bytes>> {
     if let Err(refused) = authorized(ctx, req.headers(), addr, "publishing over HTTP") {
         return refused;
@@ -365,7 +365,7 @@ fn error(status: StatusCode, message: String) -> Response<Full<Bytes>> {
 fn authorized(
     ctx: &Ctx,
     headers: &HeaderMap,
-    addr: From,
+    addr: ClientAddr,
     what: &str,
 ) -> Result<(), Response<Full<Bytes>>> {
     let Some(admin) = ctx.config.admin_token.as_deref() else {
@@ -397,7 +397,7 @@ const ADMIN_EVENTS: usize = 5_000;
 async fn admin(
     ctx: &Arc<Ctx>,
     req: &hyper::http::request::Parts,
-    addr: From,
+    addr: ClientAddr,
 ) -> Response<Full<Bytes>> {
     if let Err(refused) = authorized(ctx, &req.headers, addr, "the monitor") {
         return refused;
@@ -497,7 +497,7 @@ async fn upgrade<B>(
         header(headers, header::HOST),
         &ctx.config.allowed_origins,
     ) {
-        tracing::info!(addr = %From(addr), origin, "refused a WebSocket from another origin");
+        tracing::info!(addr = %ClientAddr(addr), origin, "refused a WebSocket from another origin");
         return plain(
             StatusCode::FORBIDDEN,
             "this origin may not open a WebSocket here\n",
@@ -517,13 +517,26 @@ async fn upgrade<B>(
         Encoding::Json => None,
     };
 
+    // The connection hyper hands over after the 101. A server that does not (hyper without
+    // `with_upgrades`) is told before anything is reserved, not after the 101.
+    let Some(on_upgrade) = parts.extensions.remove::<OnUpgrade>() else {
+        tracing::error!(
+            "a WebSocket upgrade came without hyper's OnUpgrade: serve the connection \
+             with upgrades (hyper's `serve_connection(..).with_upgrades()`; axum::serve does)"
+        );
+        return plain(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "this server cannot upgrade connections to WebSocket\n",
+        );
+    };
+
     // The application's own sign-in, if it gave one.
     let user = match &ctx.config.login {
         None => None,
         Some(login) => match login.identify(&parts).await {
             Ok(Some(user)) if user.is_empty() || user.len() > umpire_hub::MAX_USER_BYTES => {
                 tracing::error!(
-                    addr = %From(addr),
+                    addr = %ClientAddr(addr),
                     "the login named a user of {} bytes (1 to {} are allowed); refused",
                     user.len(),
                     umpire_hub::MAX_USER_BYTES
@@ -535,7 +548,7 @@ async fn upgrade<B>(
             }
             Ok(user) => user,
             Err(refusal) => {
-                tracing::info!(addr = %From(addr), status = %refusal.status, "the login refused a WebSocket");
+                tracing::info!(addr = %ClientAddr(addr), status = %refusal.status, "the login refused a WebSocket");
                 let mut message = refusal.message;
                 message.push('\n');
                 return respond(refusal.status, "text/plain; charset=utf-8", message);
@@ -588,16 +601,12 @@ async fn upgrade<B>(
         metrics: Arc::clone(&metrics),
     };
 
-    let on_upgrade = parts
-        .extensions
-        .remove::<OnUpgrade>()
-        .unwrap_or_else(|| hyper::upgrade::on(Request::new(())));
     let (hub, config) = (ctx.hub.clone(), Arc::clone(&ctx.config));
     tokio::spawn(async move {
         let upgraded = match on_upgrade.await {
             Ok(upgraded) => upgraded,
             Err(e) => {
-                tracing::debug!(addr = %From(addr), error = %e, "upgrade failed");
+                tracing::debug!(addr = %ClientAddr(addr), error = %e, "upgrade failed");
                 return;
             }
         };
@@ -618,7 +627,7 @@ async fn upgrade<B>(
         let socket = Socket::new(ws, config, metrics, slot, hub.shutdown_token());
         let mut session = hub.session(Peer {
             user,
-            label: From(addr).to_string(),
+            label: ClientAddr(addr).to_string(),
             address: ip,
         });
         if tutorial {

@@ -290,21 +290,30 @@ impl Session {
 
     /// Answer with an error.
     pub(crate) fn refuse_with(&mut self, e: &HubError, r#ref: Option<Value>) {
-        let code = e.code();
-        self.rt().metrics.rejected(code);
-        self.say(ServerMsg::Error {
-            code,
-            message: e.to_string(),
-            reason: e.reason().cloned(),
-            r#ref,
-        });
+        self.answer_error(e.code(), e.to_string(), e.reason().cloned(), r#ref);
     }
 
     /// Answer something the transport could not take (bytes that are no message, a message
     /// over the rate limit) with `code`, echoing the message's `ref` if it had one.
     pub fn refuse(&mut self, code: ErrorCode, message: String, r#ref: Option<Value>) {
+        self.answer_error(code, message, None, r#ref);
+    }
+
+    /// Count and send an `error` answer.
+    fn answer_error(
+        &mut self,
+        code: ErrorCode,
+        message: String,
+        reason: Option<Value>,
+        r#ref: Option<Value>,
+    ) {
         self.rt().metrics.rejected(code);
-        self.say(ServerMsg::error(code, message, r#ref));
+        self.say(ServerMsg::Error {
+            code,
+            message,
+            reason,
+            r#ref,
+        });
     }
 
     /// Close the connection after what is queued, with `code` and `reason`.

@@ -8,6 +8,7 @@ mod common;
 mod hidden;
 mod lifecycle;
 mod limits;
+mod mount;
 mod native;
 mod sessions;
 mod tls;
