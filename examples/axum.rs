@@ -14,7 +14,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect};
 use axum::routing::{get, post};
 use axum::Router;
-use umpire_ws::{Endpoints, Login, Parts, Refusal, WsConfig};
+use umpire_ws::{Endpoints, Identity, Login, Parts, Refusal, WsConfig};
 
 /// The app's own sign-in: a random token in a cookie, and who it stands for.
 #[derive(Debug, Default)]
@@ -41,9 +41,9 @@ struct CookieLogin(Arc<Accounts>);
 
 #[async_trait::async_trait]
 impl Login for CookieLogin {
-    async fn identify(&self, request: &Parts) -> Result<Option<String>, Refusal> {
+    async fn identify(&self, request: &Parts) -> Result<Identity, Refusal> {
         match self.0.user(&request.headers) {
-            Some(user) => Ok(Some(user)),
+            Some(user) => Ok(Identity::user(user)),
             None => Err(Refusal::unauthorized("sign in at / first")),
         }
     }

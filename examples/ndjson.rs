@@ -34,6 +34,7 @@ async fn connection(stream: TcpStream, addr: SocketAddr, hub: Hub) {
         user: None, // guests until they `hello` with a token, as on /ws
         label: addr.to_string(),
         address: Some(addr.ip()),
+        ..Peer::default()
     });
     loop {
         tokio::select! {

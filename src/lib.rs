@@ -100,6 +100,25 @@ pub struct Serve {
     /// share one Redis.
     #[arg(long, requires = "redis", default_value = "u")]
     redis_prefix: String,
+    /// With --redis: publish what django-websocket-redis's `RedisPublisher` publishes to this
+    /// Redis on umpire's facility channels, for the ws4redis clients at /ws/<facility> (one
+    /// node bridges at a time, under a lease).
+    #[arg(long, requires = "redis")]
+    ws4redis_bridge: bool,
+    /// With --ws4redis-bridge: the Django site's WS4REDIS_PREFIX (default: none, as ws4redis).
+    #[arg(long, requires = "ws4redis_bridge")]
+    ws4redis_prefix: Option<String>,
+    /// The heartbeat text of ws4redis clients (their `heartbeat_msg`, the site's
+    /// WS4REDIS_HEARTBEAT): answered at once and sent on connect; empty: none.
+    #[arg(long, default_value = "--heartbeat--")]
+    ws4redis_heartbeat: String,
+    /// How old a facility channel's last message may be and still be sent to a ws4redis
+    /// client on connect (WS4REDIS_EXPIRE); 0: never sent.
+    #[arg(long, default_value_t = 3600)]
+    ws4redis_expire_secs: u64,
+    /// Do not serve ws4redis clients: /ws/<facility> is 404.
+    #[arg(long, conflicts_with = "ws4redis_bridge")]
+    no_ws4redis: bool,
     /// When a command counts as done.
     #[arg(long, value_enum, default_value = "sync")]
     durability: DurabilityArg,
@@ -381,6 +400,7 @@ pub async fn serve_until_signal(args: Serve) -> anyhow::Result<()> {
     // The port first: a server that cannot listen says so before restoring anything.
     let listener = bind(&args.listen).await?;
     let mut bus: Option<Arc<dyn umpire_hub::Bus>> = None;
+    let mut bridge = None;
     let log: Arc<dyn Log> = if args.memory {
         Arc::new(MemLog::new())
     } else if let Some(url) = &args.redis {
@@ -410,6 +430,13 @@ pub async fn serve_until_signal(args: Serve) -> anyhow::Result<()> {
         let node_bus = umpire_redis::RedisBus::new(url, redis.clone(), lease)
             .with_context(|| format!("the Redis URL {url}"))?;
         bus = Some(Arc::new(node_bus));
+        if args.ws4redis_bridge {
+            let prefix = args.ws4redis_prefix.as_deref();
+            bridge = Some(
+                umpire_redis::Ws4RedisBridge::new(url, prefix, &args.redis_prefix, redis.node())
+                    .with_context(|| format!("the Redis URL {url}"))?,
+            );
+        }
         Arc::new(redis)
     } else {
         // A previous server on this folder may still be letting go of it.
@@ -479,6 +506,9 @@ pub async fn serve_until_signal(args: Serve) -> anyhow::Result<()> {
         .start()
         .await
         .context("restoring games from the log")?;
+    if let Some(bridge) = bridge {
+        tokio::spawn(bridge.run(hub.clone()));
+    }
     let mut ws = WsConfig {
         max_message_bytes: args.max_message_bytes,
         max_connections: args.max_connections,
@@ -499,6 +529,10 @@ pub async fn serve_until_signal(args: Serve) -> anyhow::Result<()> {
         admin_token: args.admin_token.clone().filter(|t| !t.is_empty()),
         web_dir: args.web.clone(),
         login: None,
+        ws4redis: (!args.no_ws4redis).then(|| umpire_ws::Ws4Redis {
+            heartbeat: Some(args.ws4redis_heartbeat.clone()).filter(|h| !h.is_empty()),
+            expire: Duration::from_secs(args.ws4redis_expire_secs),
+        }),
     };
     fit_open_files(&mut ws);
     let address = listener.local_addr().context("reading the bound address")?;

@@ -387,6 +387,7 @@ impl<W: Wire> Client<W> {
         let msg = ClientMsg::Subscribe {
             channel: channel.into(),
             from,
+            last: None,
             r#ref: None,
         };
         match self.request(msg).await? {

@@ -83,6 +83,10 @@ pub enum ClientMsg {
         /// The first seq wanted.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         from: Option<Seq>,
+        /// Instead of `from`: start with the channel's last `last` notices (0: only what is
+        /// published from now on).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        last: Option<u32>,
         /// Echoed in the answer.
         #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
         r#ref: Option<Value>,

@@ -53,6 +53,7 @@ fn client_messages() -> Vec<ClientMsg> {
         ClientMsg::Subscribe {
             channel: "broadcast".into(),
             from: Some(1),
+            last: None,
             r#ref: r.clone(),
         },
         ClientMsg::Ping {

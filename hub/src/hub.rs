@@ -328,6 +328,38 @@ impl Hub {
         }
     }
 
+    /// The data of the last notice kept on `channel`; `None` if nothing was published on it
+    /// (or all of it was forgotten).
+    ///
+    /// # Errors
+    /// Not a channel's name; the log cannot be read.
+    pub async fn last_notice(&self, channel: &str) -> Result<Option<Value>> {
+        crate::game::channel::access(channel)?;
+        let log = &self.inner.registry.rt.log;
+        let key = crate::game::channel::index_key(channel);
+        let Some(entry) = log.find_key(&key).await? else {
+            return Ok(None);
+        };
+        let version = log.version(entry.stream).await?;
+        if version == 0 {
+            return Ok(None);
+        }
+        let page = log.read(entry.stream, version, 1).await?;
+        Ok(page.into_iter().next().and_then(|(_, record)| {
+            let env: umpire_engine::NoticeEnvelope = rmp_serde::from_slice(&record).ok()?;
+            let umpire_engine::NoticeBody::Notice { data, .. } = env.body;
+            Some(data)
+        }))
+    }
+
+    /// Changes each time this node makes a channel's stream (a first publish on it). A
+    /// facility's channels exist only once something was published on them (a subscribe is
+    /// refused `not_found` before): a transport holding a subscriber that waits for one
+    /// subscribes again when this changes, and now and then for channels other nodes made.
+    pub fn channels_made(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.registry.channels_made()
+    }
+
     /// The game's current state.
     ///
     /// # Errors

@@ -96,7 +96,7 @@ impl MemConnector {
         let peer = Peer {
             user,
             label: "memory".into(),
-            address: None,
+            ..Peer::default()
         };
         tokio::spawn(serve(self.hub.session(peer), from_client, to_client));
         Ok(MemClient::new(MemWire::new(to_server, from_server)))

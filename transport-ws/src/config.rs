@@ -64,6 +64,9 @@ pub struct WsConfig {
     /// sign-in), or refuses it. `None`: every connection starts as a guest and may sign in with
     /// `hello`.
     pub login: Option<std::sync::Arc<dyn crate::Login>>,
+    /// django-websocket-redis's clients (seed 002) at `/ws/<facility>`; `None`: those paths
+    /// are 404.
+    pub ws4redis: Option<crate::Ws4Redis>,
 }
 
 impl Default for WsConfig {
@@ -88,6 +91,7 @@ impl Default for WsConfig {
             admin_token: None,
             web_dir: None,
             login: None,
+            ws4redis: Some(crate::Ws4Redis::default()),
         }
     }
 }

@@ -5,6 +5,7 @@
 //! - `GET /ws`: the native protocol, JSON text frames, or MessagePack binary frames when the
 //!   client asks for the subprotocol `umpire.msgpack`.
 //! - `GET /tutorial`: the Connect Four protocol of the Python `websockets` tutorial.
+//! - `GET /ws/<facility>`: django-websocket-redis's protocol, for its `ws4redis.js`.
 //!
 //! Frames are only adapted here; sessions, games and rules live in the hub.
 //!
@@ -21,6 +22,7 @@
 //! - `conn`: the native protocol: a connection's one task, between its socket and its hub
 //!   session.
 //! - `tutorial`: the tutorial protocol, a translating layer over a native session.
+//! - `ws4redis`: django-websocket-redis's protocol, another such layer.
 //! - `limits`: token bucket and Origin allow-list.
 //! - `address`: the address a client counts under, and connections open per address.
 //! - [`client`]: a Rust client ([`client::WsClient`]).
@@ -43,12 +45,14 @@ mod socket;
 mod tls;
 mod tutorial;
 mod web;
+mod ws4redis;
 
 pub use auth::JwtAuth;
 pub use config::WsConfig;
 pub use hyper::http::request::Parts;
-pub use login::{Login, Refusal};
+pub use login::{Identity, Login, Refusal, MAX_NAME_BYTES};
 pub use mount::Endpoints;
 pub use server::{serve, serve_tls, RequestBody};
 pub use tls::{Tls, TlsError};
 pub use tutorial::fuzz_tutorial;
+pub use ws4redis::{fuzz_ws4redis, Ws4Redis};

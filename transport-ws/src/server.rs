@@ -1,5 +1,6 @@
 //! HTTP/1.1 on one port (hyper): the web page, `/healthz`, `/metrics`, and the WebSocket
-//! upgrades for `/ws` (native protocol) and `/tutorial` (the tutorial's protocol).
+//! upgrades for `/ws` (native protocol), `/tutorial` (the tutorial's protocol) and
+//! `/ws/<facility>` (ws4redis's).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -29,9 +30,10 @@ use crate::coalesce::Coalesce;
 use crate::config::WsConfig;
 use crate::conn::Encoding;
 use crate::limits::{host_allowed, origin_allowed};
+use crate::login::Identity;
 use crate::socket::{Slot, Socket};
 use crate::tls::Tls;
-use crate::{conn, tutorial, web};
+use crate::{conn, tutorial, web, ws4redis};
 
 /// What every request handler shares.
 pub(crate) struct Ctx {
@@ -284,8 +286,22 @@ async fn route<B: RequestBody>(
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
             ctx.hub.metrics().render(),
         ),
-        "/ws" => upgrade(ctx, req, addr, false).await,
-        "/tutorial" => upgrade(ctx, req, addr, true).await,
+        "/ws" => upgrade(ctx, req, addr, Mode::Native).await,
+        "/tutorial" => upgrade(ctx, req, addr, Mode::Tutorial).await,
+        path if ctx.config.ws4redis.is_some() && ws4redis::facility(path).is_some() => {
+            match ws4redis::facility(path) {
+                Some(Ok(facility)) => {
+                    let mode = Mode::Ws4Redis(facility.to_owned());
+                    upgrade(ctx, req, addr, mode).await
+                }
+                Some(Err(why)) => respond(
+                    StatusCode::BAD_REQUEST,
+                    "text/plain; charset=utf-8",
+                    format!("{why}\n"),
+                ),
+                None => plain(StatusCode::NOT_FOUND, "not found\n"),
+            }
+        }
         path => match web::asset(path) {
             Some((content_type, body)) => {
                 respond(StatusCode::OK, content_type, Bytes::from_static(body))
@@ -461,14 +477,26 @@ fn has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool
         .any(|t| t.trim().eq_ignore_ascii_case(token))
 }
 
+/// Which protocol an upgraded connection speaks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Mode {
+    /// umpire's own (`/ws`).
+    Native,
+    /// The `websockets` tutorial's Connect Four (`/tutorial`, seed 001).
+    Tutorial,
+    /// django-websocket-redis's, on this facility (`/ws/<facility>`, seed 002).
+    Ws4Redis(String),
+}
+
 /// Check and accept a WebSocket handshake, then hand the connection to the hub.
 async fn upgrade<B>(
     ctx: &Arc<Ctx>,
     req: Request<B>,
     addr: Option<SocketAddr>,
-    tutorial: bool,
+    mode: Mode,
 ) -> Response<Full<Bytes>> {
     let (mut parts, _body) = req.into_parts();
+    let query = parts.uri.query().map(str::to_owned);
     let headers = &parts.headers;
     let key = headers.get(header::SEC_WEBSOCKET_KEY).cloned();
     let is_upgrade = has_token(headers, header::CONNECTION, "upgrade")
@@ -509,7 +537,7 @@ async fn upgrade<B>(
         Encoding::Json
     };
     let protocol = match encoding {
-        _ if tutorial => None,
+        _ if mode != Mode::Native => None,
         Encoding::MsgPack => Some("umpire.msgpack"),
         Encoding::Json if has_token(headers, header::SEC_WEBSOCKET_PROTOCOL, "umpire.json") => {
             Some("umpire.json")
@@ -531,22 +559,19 @@ async fn upgrade<B>(
     };
 
     // The application's own sign-in, if it gave one.
-    let user = match &ctx.config.login {
-        None => None,
+    let identity = match &ctx.config.login {
+        None => Identity::guest(),
         Some(login) => match login.identify(&parts).await {
-            Ok(Some(user)) if user.is_empty() || user.len() > umpire_hub::MAX_USER_BYTES => {
-                tracing::error!(
-                    addr = %ClientAddr(addr),
-                    "the login named a user of {} bytes (1 to {} are allowed); refused",
-                    user.len(),
-                    umpire_hub::MAX_USER_BYTES
-                );
-                return plain(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "the server's login named an invalid user\n",
-                );
+            Ok(identity) => {
+                if let Some(why) = identity.invalid() {
+                    tracing::error!(addr = %ClientAddr(addr), "the login named {why}; refused");
+                    return plain(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "the server's login named an invalid identity\n",
+                    );
+                }
+                identity
             }
-            Ok(user) => user,
             Err(refusal) => {
                 tracing::info!(addr = %ClientAddr(addr), status = %refusal.status, "the login refused a WebSocket");
                 let mut message = refusal.message;
@@ -624,14 +649,21 @@ async fn upgrade<B>(
             Some(ws_config),
         )
         .await;
+        let ws4redis = config.ws4redis.clone();
         let socket = Socket::new(ws, config, metrics, slot, hub.shutdown_token());
+        let channels = match &mode {
+            Mode::Ws4Redis(facility) => ws4redis::channels(facility, query.as_deref(), &identity),
+            _ => Vec::new(),
+        };
         let mut session = hub.session(Peer {
-            user,
+            user: identity.user,
             label: ClientAddr(addr).to_string(),
             address: ip,
+            groups: identity.groups,
+            web_session: identity.session,
         });
-        if tutorial {
-            // The tutorial's protocol never gives a client its resume token.
+        if mode != Mode::Native {
+            // The tutorial's and ws4redis's protocols never give a client its resume token.
             session.never_resumed();
         }
         // The connection's one task from here on, this one ending: it reads the client into
@@ -641,11 +673,16 @@ async fn upgrade<B>(
         // connection's life, 1.3 KiB a connection.
         let hold = move |()| drop(address_slot);
         let session = Box::new(session);
-        if tutorial {
-            tokio::spawn(tutorial::serve(socket, session).map(hold));
-        } else {
-            tokio::spawn(conn::serve(socket, session, encoding).map(hold));
-        }
+        match (mode, ws4redis) {
+            (Mode::Native, _) => tokio::spawn(conn::serve(socket, session, encoding).map(hold)),
+            (Mode::Tutorial, _) => tokio::spawn(tutorial::serve(socket, session).map(hold)),
+            (Mode::Ws4Redis(_), Some(ws4redis)) => {
+                let made = hub.channels_made();
+                let serve = ws4redis::serve(socket, session, channels, ws4redis, made);
+                tokio::spawn(serve.map(hold))
+            }
+            (Mode::Ws4Redis(_), None) => return,
+        };
     });
 
     let mut response = Response::new(Full::new(Bytes::new()));

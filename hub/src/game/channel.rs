@@ -1,4 +1,5 @@
-//! Channels (seed 002): `broadcast`, `user:<id>`, `group:<name>`, `session:<id>`. Each is a
+//! Channels (seed 002): `broadcast`, `user:<id>`, `group:<name>`, `session:<id>`, and each
+//! facility's own four (`facility:<f>:broadcast`, ..., for ws4redis clients). Each is a
 //! stream in the log like a game, without rules: publishing appends a `notice` envelope, and
 //! subscribers get its events exactly as a game's spectators do (from a seq, live after,
 //! caught up from the log when slow, resumable). Only the last
@@ -36,10 +37,57 @@ pub(crate) enum Access<'a> {
     Everyone,
     /// Only this user's connections.
     User(&'a str),
-    /// Whoever the embedding server's group policy lets in.
+    /// Whoever the embedding server's group policy lets in, or its login put in the group.
     Group(&'a str),
-    /// Only the connections of this session.
+    /// Only the connections of this umpire session (`session:<sid>`).
     Session(&'a str),
+    /// Only the connections whose login gave this web session key (a facility's
+    /// `session:<key>`: the web application's session, shared by a browser's tabs).
+    WebSession(&'a str),
+}
+
+/// Whether a channel's stream is made by a subscriber as well as a publisher. A facility's
+/// channels are named by the client (any facility): only publishing makes their streams, so
+/// no guest can make the server keep a stream per name it invents.
+pub(crate) fn made_by_subscribing(name: &str) -> bool {
+    !name.starts_with(FACILITY_PREFIX)
+}
+
+/// The longest facility name.
+pub const MAX_FACILITY: usize = 64;
+
+/// Where a facility's channel names start (see [`facility_channel`]).
+const FACILITY_PREFIX: &str = "facility:";
+
+/// Who hears a facility's channel (seed 002's ws4redis audiences).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audience<'a> {
+    /// Everyone subscribed to the facility.
+    Broadcast,
+    /// One user.
+    User(&'a str),
+    /// The members of a group.
+    Group(&'a str),
+    /// The connections of one web session (the key of the application's session cookie).
+    Session(&'a str),
+}
+
+/// The umpire channel of `facility` for `audience`: `facility:<facility>:broadcast`,
+/// `facility:<facility>:user:<id>`, `…:group:<name>` or `…:session:<key>`. A facility has 1
+/// to 64 bytes, no `:` and no control character; it comes first, so that a user id or a
+/// group name holding `:` cannot reach another facility's channel.
+///
+/// # Errors
+/// [`HubError::BadCommand`] for a facility or a name that cannot be part of a channel name.
+pub fn facility_channel(facility: &str, audience: Audience<'_>) -> Result<String, HubError> {
+    let name = match audience {
+        Audience::Broadcast => format!("{FACILITY_PREFIX}{facility}:broadcast"),
+        Audience::User(id) => format!("{FACILITY_PREFIX}{facility}:user:{id}"),
+        Audience::Group(group) => format!("{FACILITY_PREFIX}{facility}:group:{group}"),
+        Audience::Session(key) => format!("{FACILITY_PREFIX}{facility}:session:{key}"),
+    };
+    access(&name)?;
+    Ok(name)
 }
 
 /// Who may subscribe to `name`, or why it is no channel name.
@@ -48,12 +96,33 @@ pub(crate) fn access(name: &str) -> Result<Access<'_>, HubError> {
     if name.len() > MAX_NAME {
         return Err(bad("a channel name has at most 160 bytes"));
     }
+    if name.chars().any(char::is_control) {
+        return Err(bad("a channel name has no control characters"));
+    }
     if name == "broadcast" {
         return Ok(Access::Everyone);
     }
-    let (prefix, rest) = name
-        .split_once(':')
-        .ok_or_else(|| bad("channels are broadcast, user:<id>, group:<name> or session"))?;
+    const KNOWN: &str =
+        "channels are broadcast, user:<id>, group:<name>, session, or facility:<f>:<one of these>";
+    if let Some(rest) = name.strip_prefix(FACILITY_PREFIX) {
+        let (facility, audience) = rest
+            .split_once(':')
+            .ok_or_else(|| bad("a facility's channel is facility:<f>:broadcast, :user:<id>, :group:<name> or :session:<key>"))?;
+        if audience.starts_with(FACILITY_PREFIX) {
+            return Err(bad("a facility has no facilities"));
+        }
+        if facility.is_empty() || facility.len() > MAX_FACILITY {
+            return Err(bad("a facility has 1 to 64 bytes"));
+        }
+        return match access(audience) {
+            Ok(Access::Session(key)) => Ok(Access::WebSession(key)),
+            Ok(Access::WebSession(_)) | Err(_) => Err(bad(
+                "a facility's channel is facility:<f>:broadcast, :user:<id>, :group:<name> or :session:<key>",
+            )),
+            Ok(access) => Ok(access),
+        };
+    }
+    let (prefix, rest) = name.split_once(':').ok_or_else(|| bad(KNOWN))?;
     if rest.is_empty() {
         return Err(bad("the part after the colon is empty"));
     }
@@ -61,9 +130,7 @@ pub(crate) fn access(name: &str) -> Result<Access<'_>, HubError> {
         "user" => Ok(Access::User(rest)),
         "group" => Ok(Access::Group(rest)),
         "session" => Ok(Access::Session(rest)),
-        _ => Err(bad(
-            "channels are broadcast, user:<id>, group:<name> or session",
-        )),
+        _ => Err(bad(KNOWN)),
     }
 }
 
@@ -332,4 +399,49 @@ pub(crate) fn check_data(data: &Value) -> Result<(), HubError> {
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_facility_comes_first_so_no_name_reaches_another_facility() {
+        assert_eq!(
+            facility_channel("chat", Audience::User("a:b"))
+                .ok()
+                .as_deref(),
+            Some("facility:chat:user:a:b")
+        );
+        assert!(matches!(
+            access("facility:chat:user:a:b"),
+            Ok(Access::User("a:b"))
+        ));
+        assert!(matches!(
+            access("facility:chat:broadcast"),
+            Ok(Access::Everyone)
+        ));
+        assert!(matches!(
+            access("facility:chat:group:x"),
+            Ok(Access::Group("x"))
+        ));
+        assert!(matches!(
+            access("facility:chat:session:k"),
+            Ok(Access::WebSession("k"))
+        ));
+        for bad in [
+            "facility:chat",
+            "facility::broadcast",
+            "facility:chat:session",
+            "facility:chat:nothing:x",
+            "facility:a:facility:b:broadcast",
+            "broadcast:chat",
+            "user:a\nb",
+        ] {
+            assert!(access(bad).is_err(), "{bad}");
+        }
+        assert!(facility_channel(&"f".repeat(65), Audience::Broadcast).is_err());
+        assert!(!made_by_subscribing("facility:chat:broadcast"));
+        assert!(made_by_subscribing("broadcast") && made_by_subscribing("user:facility:x"));
+    }
 }

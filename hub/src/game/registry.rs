@@ -91,6 +91,9 @@ pub(crate) struct Registry {
     /// The streams of `session:<sid>` channels, by sid, with when each was created: a
     /// session's channel is removed once the session is neither connected nor kept.
     session_channels: Mutex<HashMap<String, (GameId, Millis)>>,
+    /// Bumped each time this node makes a channel's stream: a subscriber waiting for a
+    /// facility's channel to exist looks again.
+    made: tokio::sync::watch::Sender<u64>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -116,6 +119,7 @@ impl Registry {
             opening: tokio::sync::Mutex::new(()),
             channel_count: AtomicUsize::new(0),
             session_channels: Mutex::new(HashMap::new()),
+            made: tokio::sync::watch::Sender::new(0),
         }
     }
 
@@ -160,10 +164,27 @@ impl Registry {
         self.channel_task(id, name).await
     }
 
+    /// The channel `name` if its stream exists (something was published on it), never made.
+    pub(crate) async fn existing_channel(&self, name: &str) -> Result<Option<RoomHandle>> {
+        self.open()?;
+        let key = crate::game::channel::index_key(name);
+        match self.rt.log.find_key(&key).await? {
+            Some(entry) => Ok(Some(self.channel_task(entry.stream, name).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Counts the channels this node made: changes each time one is (see
+    /// [`crate::Hub::channels_made`]).
+    pub(crate) fn channels_made(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.made.subscribe()
+    }
+
     /// Count the channel stream `id` named `name`, created at `created`.
     fn counted_channel(&self, id: GameId, name: &str, created: Millis) {
         let count = self.channel_count.fetch_add(1, Ordering::AcqRel) + 1;
         self.rt.metrics.channels.set(gauge(count));
+        self.made.send_modify(|n| *n += 1);
         if let Some(sid) = name.strip_prefix("session:") {
             self.session_channels()
                 .insert(sid.to_owned(), (id, created));

@@ -62,6 +62,24 @@ pub struct Peer {
     /// counted per address as well as per connection, so that a client opening many
     /// connections is held like one. `None` (an in-process client): counted per connection.
     pub address: Option<std::net::IpAddr>,
+    /// The groups the transport's login put the user in: the connection may subscribe to
+    /// their `group:` channels (and each facility's) whatever the hub's
+    /// [`GroupPolicy`](crate::GroupPolicy) says. At most [`MAX_GROUPS`] are kept.
+    pub groups: Vec<String>,
+    /// The key of the web application's session this connection belongs to (its session
+    /// cookie), if the login knows it: the connection may subscribe to each facility's
+    /// `session:<key>` channel.
+    pub web_session: Option<String>,
+}
+
+/// The most groups a [`Peer`] brings in.
+pub const MAX_GROUPS: usize = 64;
+
+/// What a login said beyond the user, kept boxed: most connections have none.
+#[derive(Debug, Default)]
+struct Membership {
+    groups: Vec<String>,
+    web_session: Option<String>,
 }
 
 /// What the transport sends next.
@@ -158,6 +176,8 @@ pub struct Session {
     creates: crate::session::quota::Window,
     /// The client's address as the per-address quotas count it.
     address: Option<String>,
+    /// Groups and web session from the transport's login, if it named any.
+    membership: Option<Box<Membership>>,
     outbox: Arc<Outbox>,
     /// Taken from the outbox, not yet looked at.
     items: VecDeque<Item>,
@@ -216,6 +236,14 @@ impl Session {
             games: HashMap::new(),
             creates: crate::session::quota::Window::default(),
             address: peer.address.map(|ip| ip.to_string()),
+            membership: (!peer.groups.is_empty() || peer.web_session.is_some()).then(|| {
+                let mut groups = peer.groups;
+                groups.truncate(MAX_GROUPS);
+                Box::new(Membership {
+                    groups,
+                    web_session: peer.web_session,
+                })
+            }),
             outbox,
             items: VecDeque::new(),
             lagged: Vec::new(),
@@ -373,7 +401,12 @@ impl Session {
             ClientMsg::Join { key, .. } => self.join(&key, r).await,
             ClientMsg::Watch { key, from, .. } => self.watch(&key, from, r).await,
             ClientMsg::Leave { game, .. } => self.leave(game, r).await,
-            ClientMsg::Subscribe { channel, from, .. } => self.subscribe(&channel, from, r).await,
+            ClientMsg::Subscribe {
+                channel,
+                from,
+                last,
+                ..
+            } => self.subscribe(&channel, from, last, r).await,
             ClientMsg::Resume { session, seen, .. } => self.resume(&session, &seen, r).await,
             ClientMsg::Ping { .. } | ClientMsg::Hello { .. } | ClientMsg::Command { .. } => Ok(()),
         }
@@ -620,11 +653,13 @@ impl Session {
         Ok(())
     }
 
-    /// Follow channel `channel` from seq `from` (default 1: its whole kept history).
+    /// Follow channel `channel` from seq `from` (default 1: its whole kept history), or from
+    /// its `last` notices.
     async fn subscribe(
         &mut self,
         channel: &str,
         from: Option<Seq>,
+        last: Option<u32>,
         r: Option<Value>,
     ) -> Result<(), HubError> {
         use crate::game::channel::Access;
@@ -633,6 +668,7 @@ impl Session {
         } else {
             channel.to_owned()
         };
+        let membership = self.membership.as_deref();
         match crate::game::channel::access(&name)? {
             Access::Everyone => {}
             Access::User(id) if self.user.as_deref() == Some(id) => {}
@@ -643,11 +679,13 @@ impl Session {
             }
             Access::Group(group) => {
                 let user = self.user.as_deref();
-                if !self
-                    .hub
-                    .groups
-                    .as_ref()
-                    .is_some_and(|p| p.may_subscribe(user, group))
+                let member = membership.is_some_and(|m| m.groups.iter().any(|g| g == group));
+                if !member
+                    && !self
+                        .hub
+                        .groups
+                        .as_ref()
+                        .is_some_and(|p| p.may_subscribe(user, group))
                 {
                     return Err(HubError::Forbidden(format!(
                         "this connection may not subscribe to group:{group}"
@@ -658,6 +696,14 @@ impl Session {
             Access::Session(_) => {
                 return Err(HubError::Forbidden(
                     "a session's channel is that session's alone (subscribe to \"session\")".into(),
+                ))
+            }
+            Access::WebSession(key)
+                if membership.and_then(|m| m.web_session.as_deref()) == Some(key) => {}
+            Access::WebSession(_) => {
+                return Err(HubError::Forbidden(
+                    "a web session's channel is for the connections its login put in that session"
+                        .into(),
                 ))
             }
         }
@@ -675,13 +721,30 @@ impl Session {
                 )));
             }
         }
-        let handle = self.hub.registry.channel(&name).await?;
+        let handle = if crate::game::channel::made_by_subscribing(&name) {
+            self.hub.registry.channel(&name).await?
+        } else {
+            self.hub
+                .registry
+                .existing_channel(&name)
+                .await?
+                .ok_or_else(|| {
+                    HubError::NotFound(format!(
+                        "nothing was published on {name} yet: subscribe again once it is"
+                    ))
+                })?
+        };
         if let Some(address) = &self.address {
             self.hub.address_subscribes.record(address, now);
         }
+        let from = match last {
+            // The head as the task last published it: a notice on its way is sent live.
+            Some(last) => handle.head().saturating_sub(u64::from(last)) + 1,
+            None => from.unwrap_or(1).max(1),
+        };
         handle.send(RoomMsg::Watch {
             sub: self.subscriber(),
-            from: from.unwrap_or(1).max(1),
+            from,
             reply: self.reply(r),
         })?;
         self.sent(handle).channel = Some(name);

@@ -12,3 +12,4 @@ mod mount;
 mod native;
 mod sessions;
 mod tls;
+mod ws4redis;
