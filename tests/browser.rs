@@ -31,6 +31,44 @@ impl Drop for Driver {
     }
 }
 
+/// chromedriver on a free port, listening; `None` (said loudly) when it is not installed,
+/// except under CI, where that fails.
+async fn chromedriver() -> Option<(Driver, u16)> {
+    let chromedriver = ["/usr/bin/chromedriver", "/usr/local/bin/chromedriver"]
+        .into_iter()
+        .find(|p| Path::new(p).exists());
+    let Some(chromedriver) = chromedriver else {
+        if std::env::var_os("CI").is_some() {
+            panic!(
+                "CI must run the browser test: scripts/install-test-deps.sh installs chromedriver"
+            );
+        }
+        eprintln!("\n*** SKIPPED the browser test: chromium/chromedriver are not installed.");
+        eprintln!("*** Run scripts/install-test-deps.sh to run it.\n");
+        return None;
+    };
+    let port = free_port();
+    let driver = Driver(
+        Command::new(chromedriver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver runs"),
+    );
+    // chromedriver needs a moment to listen.
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return Some((driver, port));
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("chromedriver did not listen");
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -124,17 +162,7 @@ async fn board(page: &Client) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_browsers_play_connect_four_while_a_third_watches() {
-    let chromedriver = ["/usr/bin/chromedriver", "/usr/local/bin/chromedriver"]
-        .into_iter()
-        .find(|p| Path::new(p).exists());
-    let Some(chromedriver) = chromedriver else {
-        if std::env::var_os("CI").is_some() {
-            panic!(
-                "CI must run the browser test: scripts/install-test-deps.sh installs chromedriver"
-            );
-        }
-        eprintln!("\n*** SKIPPED the browser test: chromium/chromedriver are not installed.");
-        eprintln!("*** Run scripts/install-test-deps.sh to run it.\n");
+    let Some((_driver, port)) = chromedriver().await else {
         return;
     };
 
@@ -143,29 +171,6 @@ async fn two_browsers_play_connect_four_while_a_third_watches() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr: SocketAddr = listener.local_addr().unwrap();
     let server = tokio::spawn(umpire_ws::serve(listener, hub.clone(), monitored()));
-
-    let port = free_port();
-    let _driver = Driver(
-        Command::new(chromedriver)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromedriver runs"),
-    );
-    // chromedriver needs a moment to listen.
-    let mut ready = false;
-    for _ in 0..200 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            ready = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    assert!(ready, "chromedriver did not listen");
 
     let profiles = tempfile::tempdir().unwrap();
     let red = browser(port, &profiles.path().join("red")).await;
@@ -538,4 +543,128 @@ async fn two_browsers_play_connect_four_while_a_third_watches() {
     for page in [red, yellow, watcher] {
         page.close().await.unwrap();
     }
+}
+
+/// Serve `files` (name, content type, bytes) over plain HTTP on a free port: a Django site's
+/// page, for the test below. Returns its address.
+async fn static_site(files: Vec<(&'static str, &'static str, Vec<u8>)>) -> SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let files = Arc::new(files);
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let files = Arc::clone(&files);
+            tokio::spawn(async move {
+                let mut request = vec![0; 4096];
+                let n = stream.read(&mut request).await.unwrap_or(0);
+                let head = String::from_utf8_lossy(&request[..n]);
+                let path = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
+                let found = files.iter().find(|(name, _, _)| path == format!("/{name}"));
+                let (status, kind, body) = match found {
+                    Some((_, kind, body)) => ("200 OK", *kind, body.clone()),
+                    None => ("404 Not Found", "text/plain", b"not found".to_vec()),
+                };
+                let head = format!(
+                    "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\n\
+                     Connection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = stream.write_all(head.as_bytes()).await;
+                let _ = stream.write_all(&body).await;
+            });
+        }
+    });
+    addr
+}
+
+/// Seed 002's client, unchanged: the `ws4redis.js` that django-websocket-redis 0.6.0 ships on
+/// PyPI (fetched by `scripts/ws4redis-deps.sh`, with jQuery 3), on a page of another site,
+/// used as the seed uses it (`WS4Redis({uri: ".../ws/notifications?subscribe-broadcast",
+/// heartbeat_msg: '--heartbeat--', receive_message})`). It hears what the server publishes on
+/// the facility, stays connected past the 20 s after which it drops a server that does not
+/// answer its heartbeats, and on a reload gets the last message again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ws4redis_js_from_pypi_hears_the_facility_and_keeps_its_heartbeat() {
+    let Some((_driver, port)) = chromedriver().await else {
+        return;
+    };
+    let Some(deps) = support::ws4redis_deps() else {
+        return;
+    };
+    let hub = support::bundled_hub(Arc::new(MemLog::new())).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let umpire: SocketAddr = listener.local_addr().unwrap();
+    let server = tokio::spawn(umpire_ws::serve(listener, hub.clone(), WsConfig::default()));
+
+    let page = format!(
+        r##"<!doctype html><title>site</title>
+<script src="jquery.min.js"></script><script src="ws4redis.js"></script>
+<ul id="messages"></ul>
+<script>
+window.connects = 0;
+window.received = [];
+jQuery(document).ready(function($) {{
+  var ws4redis = WS4Redis({{
+    uri: "ws://{umpire}/ws/notifications?subscribe-broadcast",
+    heartbeat_msg: "--heartbeat--",
+    connected: function() {{ window.connects += 1; }},
+    receive_message: function(msg) {{
+      window.received.push(msg);
+      $("#messages").append($("<li>").text(msg));
+    }}
+  }});
+}});
+</script>"##
+    );
+    let read = |name: &str| std::fs::read(deps.join(name)).unwrap();
+    let site = static_site(vec![
+        ("index.html", "text/html", page.into_bytes()),
+        ("jquery.min.js", "text/javascript", read("jquery.min.js")),
+        ("ws4redis.js", "text/javascript", read("ws4redis.js")),
+    ])
+    .await;
+
+    let profiles = tempfile::tempdir().unwrap();
+    let page = browser(port, &profiles.path().join("site")).await;
+    page.goto(&format!("http://{site}/index.html"))
+        .await
+        .unwrap();
+    until(&page, "return window.connects", json!(1)).await;
+    let channel = "facility:notifications:broadcast";
+    hub.publish(channel, json!("There will be a site maintenance"))
+        .await
+        .unwrap();
+    until(
+        &page,
+        "return window.received",
+        json!(["There will be a site maintenance"]),
+    )
+    .await;
+    // ws4redis.js sends its heartbeat every 5 s and closes the socket at the fourth without
+    // an answer: 25 s on, it must still be on its first connection, and hearing.
+    tokio::time::sleep(Duration::from_secs(25)).await;
+    hub.publish(channel, json!({"at": "noon"})).await.unwrap();
+    until(
+        &page,
+        "return window.received",
+        json!(["There will be a site maintenance", r#"{"at":"noon"}"#]),
+    )
+    .await;
+    assert_eq!(
+        page.execute("return window.connects", vec![])
+            .await
+            .unwrap(),
+        json!(1),
+        "ws4redis.js reconnected: the heartbeat was not answered"
+    );
+    text(&page, "#messages li:last-child", r#"{"at":"noon"}"#).await;
+
+    // A reload connects anew and gets the facility's last message, as from ws4redis.
+    page.refresh().await.unwrap();
+    until(&page, "return window.received", json!([r#"{"at":"noon"}"#])).await;
+
+    page.close().await.unwrap();
+    hub.shutdown().await.unwrap();
+    server.await.unwrap().unwrap();
 }

@@ -33,6 +33,15 @@ fn the_tutorial_corpus_replays() {
 }
 
 #[test]
+fn the_ws4redis_corpus_replays() {
+    let n = replay("ws4redis", umpire_ws::fuzz_ws4redis);
+    assert!(
+        n >= 4,
+        "the committed corpus is missing: replayed {n} inputs"
+    );
+}
+
+#[test]
 fn the_record_corpus_replays() {
     let n = replay("record", |bytes| {
         umpire_store::fuzz_record(bytes);

@@ -209,3 +209,32 @@ pub async fn bundled_hub(log: std::sync::Arc<dyn umpire_store::Log>) -> umpire_h
         .await
         .unwrap()
 }
+
+/// The folder where `scripts/ws4redis-deps.sh` put django-websocket-redis 0.6.0 from PyPI
+/// (`venv/`, `ws4redis.js`) and jQuery, fetching them if they are not there yet. `None`
+/// (said loudly) when they cannot be fetched, except under CI, where that fails.
+pub fn ws4redis_deps() -> Option<std::path::PathBuf> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/ws4redis-deps.sh");
+    let output = Command::new("bash").arg(script).output();
+    let out = match output {
+        Ok(o) if o.status.success() => o,
+        failed => {
+            let why = match failed {
+                Ok(o) => String::from_utf8_lossy(&o.stderr).into_owned(),
+                Err(e) => e.to_string(),
+            };
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI must run the ws4redis tests: scripts/ws4redis-deps.sh failed: {why}"
+            );
+            eprintln!("\n*** SKIPPED: django-websocket-redis could not be fetched ({why})\n");
+            return None;
+        }
+    };
+    let dir = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()?
+        .trim()
+        .to_owned();
+    Some(std::path::PathBuf::from(dir))
+}

@@ -252,6 +252,19 @@ fn now_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
+/// Send the heartbeat text, if there is one; whether the client is still there.
+async fn beat<S>(socket: &mut Socket<S>, heartbeat: Option<&Utf8Bytes>) -> bool
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    match heartbeat {
+        Some(text) => {
+            socket.feed(Message::Text(text.clone())).await.is_ok() && socket.flush().await.is_ok()
+        }
+        None => true,
+    }
+}
+
 /// Serve one ws4redis connection until either side ends it.
 #[allow(clippy::manual_async_fn)] // deliberately not an async fn: see `conn::serve`
 pub(crate) fn serve<S>(
@@ -272,13 +285,7 @@ where
         }
         // Right away, as ws4redis does: a reconnecting ws4redis.js counts the heartbeats it
         // missed while away, and closes the new socket unless one comes soon.
-        let greeted = match &heartbeat {
-            Some(text) => {
-                socket.feed(Message::Text(text.clone())).await.is_ok()
-                    && socket.flush().await.is_ok()
-            }
-            None => true,
-        };
+        let greeted = beat(&mut socket, heartbeat.as_ref()).await;
         let mut watching = true;
         let mut retry = tokio::time::interval(RETRY);
         retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -302,13 +309,13 @@ where
                         break end;
                     }
                 }
-                changed = made.changed(), if waiting && watching => {
-                    watching = changed.is_ok();
-                    for msg in layer.ask_again() {
-                        session.handle(msg).await;
+                again = async {
+                    tokio::select! {
+                        changed = made.changed(), if watching => changed.is_ok(),
+                        _ = retry.tick() => watching,
                     }
-                }
-                _ = retry.tick(), if waiting => {
+                }, if waiting => {
+                    watching = again;
                     for msg in layer.ask_again() {
                         session.handle(msg).await;
                     }
@@ -326,11 +333,8 @@ where
                     }
                     // Every message is answered with the heartbeat, as ws4redis does after each
                     // turn; what the client says is not published (publishing is the server's).
-                    if let Some(text) = &heartbeat {
-                        let sent = socket.feed(Message::Text(text.clone())).await;
-                        if sent.is_err() || socket.flush().await.is_err() {
-                            break End::Gone;
-                        }
+                    if !beat(&mut socket, heartbeat.as_ref()).await {
+                        break End::Gone;
                     }
                 }
             }
