@@ -16,7 +16,7 @@ use umpire_store::{Log, LogRead};
 
 use crate::clock::{Clock, TokioClock};
 use crate::config::HubConfig;
-use crate::error::{HubError, Result};
+use crate::error::{HubError, Missing, Panic, Result};
 use crate::game::keys::Seeds;
 use crate::game::kind::{Kind, Registered};
 use crate::game::registry::Registry;
@@ -430,7 +430,7 @@ impl Hub {
         let replayed = AssertUnwindSafe(async move {
             let registry = &inner.registry;
             let log = &*registry.rt.log;
-            let not_found = || HubError::NotFound(format!("no game {game}"));
+            let not_found = || HubError::NotFound(Missing::Game(game));
             let meta = log.meta(game).await?.ok_or_else(not_found)?;
             let kind = registry.kind(&meta.kind).ok_or_else(not_found)?;
             let version = log.version(game).await?;
@@ -454,7 +454,7 @@ impl Hub {
         replayed
             .catch_unwind()
             .await
-            .map_err(|_| HubError::Panicked(format!("replaying game {game}, its code panicked")))?
+            .map_err(|_| HubError::Panicked(Panic::Replaying(game)))?
     }
 
     /// Every open connection: its peer, user, games, and how far behind it is.

@@ -91,7 +91,9 @@ pub use admin::{ConnectionSummary, GameSummary, History};
 pub use bus::{Bus, Inbound, LocalBus, MemBus, MemNode, Placement};
 pub use clock::{Clock, TokioClock};
 pub use config::{Durability, HubConfig, Limits};
-pub use error::{HubError, Result};
+pub use error::{
+    BadChannel, Denied, Held, HubError, Malformed, Missing, Panic, Quota, Result, Unauthenticated,
+};
 pub use frames::{Format, Frame, Published};
 pub use game::channel::{facility_channel, Audience, MAX_FACILITY};
 pub use hub::{Hub, HubBuilder};

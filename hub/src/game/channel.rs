@@ -18,7 +18,7 @@ use umpire_engine::protocol::GameId;
 use umpire_engine::{NoticeEnvelope, Seq};
 use umpire_store::Write;
 
-use crate::error::HubError;
+use crate::error::{BadChannel, Denied, HubError, Malformed};
 use crate::frames::Published;
 use crate::game::runtime::Runtime;
 use crate::handle::{Inbox, RoomHandle, RoomMsg, Subscriber};
@@ -92,45 +92,48 @@ pub fn facility_channel(facility: &str, audience: Audience<'_>) -> Result<String
 
 /// Who may subscribe to `name`, or why it is no channel name.
 pub(crate) fn access(name: &str) -> Result<Access<'_>, HubError> {
-    let bad = |why: &str| HubError::BadCommand(format!("channel {name:?}: {why}"));
+    let bad = |why: BadChannel| {
+        HubError::BadCommand(Malformed::Channel {
+            name: name.to_owned(),
+            why,
+        })
+    };
     if name.len() > MAX_NAME {
-        return Err(bad("a channel name has at most 160 bytes"));
+        return Err(bad(BadChannel::TooLong));
     }
     if name.chars().any(char::is_control) {
-        return Err(bad("a channel name has no control characters"));
+        return Err(bad(BadChannel::Control));
     }
     if name == "broadcast" {
         return Ok(Access::Everyone);
     }
-    const KNOWN: &str =
-        "channels are broadcast, user:<id>, group:<name>, session, or facility:<f>:<one of these>";
     if let Some(rest) = name.strip_prefix(FACILITY_PREFIX) {
         let (facility, audience) = rest
             .split_once(':')
-            .ok_or_else(|| bad("a facility's channel is facility:<f>:broadcast, :user:<id>, :group:<name> or :session:<key>"))?;
+            .ok_or_else(|| bad(BadChannel::FacilityForm))?;
         if audience.starts_with(FACILITY_PREFIX) {
-            return Err(bad("a facility has no facilities"));
+            return Err(bad(BadChannel::FacilityForm));
         }
         if facility.is_empty() || facility.len() > MAX_FACILITY {
-            return Err(bad("a facility has 1 to 64 bytes"));
+            return Err(bad(BadChannel::FacilityName));
         }
         return match access(audience) {
             Ok(Access::Session(key)) => Ok(Access::WebSession(key)),
-            Ok(Access::WebSession(_)) | Err(_) => Err(bad(
-                "a facility's channel is facility:<f>:broadcast, :user:<id>, :group:<name> or :session:<key>",
-            )),
+            Ok(Access::WebSession(_)) | Err(_) => Err(bad(BadChannel::FacilityForm)),
             Ok(access) => Ok(access),
         };
     }
-    let (prefix, rest) = name.split_once(':').ok_or_else(|| bad(KNOWN))?;
+    let (prefix, rest) = name
+        .split_once(':')
+        .ok_or_else(|| bad(BadChannel::Unknown))?;
     if rest.is_empty() {
-        return Err(bad("the part after the colon is empty"));
+        return Err(bad(BadChannel::Empty));
     }
     match prefix {
         "user" => Ok(Access::User(rest)),
         "group" => Ok(Access::Group(rest)),
         "session" => Ok(Access::Session(rest)),
-        _ => Err(bad(KNOWN)),
+        _ => Err(bad(BadChannel::Unknown)),
     }
 }
 
@@ -289,7 +292,7 @@ impl Channel {
                 }
                 other => other.fail(
                     game,
-                    &HubError::Forbidden("a channel takes no seat and no command".into()),
+                    &HubError::Forbidden(Denied::ChannelPlay),
                 ),
             }
         }
@@ -310,7 +313,10 @@ impl Channel {
                         encoded.push((data, reply));
                     }
                     Err(e) => {
-                        let e = HubError::BadCommand(format!("the notice does not encode: {e}"));
+                        let e = HubError::BadCommand(Malformed::Encoding {
+                            what: "the notice",
+                            why: e.to_string(),
+                        });
                         let result = Err(e);
                         answers.push((reply, Answer::Command { game, result }));
                     }
@@ -394,9 +400,7 @@ impl Drop for Channel {
 pub(crate) fn check_data(data: &Value) -> Result<(), HubError> {
     let bytes = serde_json::to_vec(data).map_or(usize::MAX, |b| b.len());
     if bytes > 64 * 1024 {
-        return Err(HubError::BadCommand(
-            "a notice has at most 64 KiB of data".into(),
-        ));
+        return Err(HubError::BadCommand(Malformed::NoticeTooLarge));
     }
     Ok(())
 }

@@ -10,7 +10,7 @@ use umpire_engine::protocol::GameId;
 use umpire_engine::{Envelope, Game, Match};
 use umpire_store::{StreamMeta, StreamStatus};
 
-use crate::error::{HubError, Result};
+use crate::error::{HubError, Malformed, Missing, Result};
 use crate::game::keys::new_key;
 use crate::game::room::{FirstTurn, Room};
 use crate::game::runtime::Runtime;
@@ -103,7 +103,7 @@ pub(crate) async fn replay<G: Game>(
                 break;
             }
         }
-        m.ok_or_else(|| HubError::NotFound(format!("game {id} has no records")))
+        m.ok_or(HubError::NotFound(Missing::Records(id)))
     }
 }
 
@@ -122,18 +122,24 @@ impl<G: Game> Kind for Registered<G> {
         let config: G::Config = if config.is_null() {
             G::Config::default()
         } else {
-            serde_json::from_value(config).map_err(|e| HubError::BadConfig(e.to_string()))?
+            serde_json::from_value(config)
+                .map_err(|e| HubError::BadConfig(Malformed::Parse(e.to_string())))?
         };
         if self.game.seats(&config) == 0 {
-            return Err(HubError::BadConfig("a game needs at least one seat".into()));
+            return Err(HubError::BadConfig(Malformed::NoSeats));
         }
         self.game
             .check_config(&config)
-            .map_err(HubError::BadConfig)?;
+            .map_err(|why| HubError::BadConfig(Malformed::Refused(why)))?;
         let now = rt.clock.now();
         let (m, created) = Match::create(&*self.game, config, rt.seeds.next(), now);
         let created = rmp_serde::to_vec_named(&created)
-            .map_err(|e| HubError::BadConfig(format!("the config does not encode: {e}")))?;
+            .map_err(|e| {
+            HubError::BadConfig(Malformed::Encoding {
+                what: "the config",
+                why: e.to_string(),
+            })
+        })?;
         let invite = (new_key(), new_key());
         let meta = StreamMeta {
             kind: G::KIND.to_owned(),

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use umpire_store::LogRead;
 
-use crate::error::{HubError, Result};
+use crate::error::{Held, HubError, Result};
 
 /// Games being created, per creator.
 #[derive(Debug, Default)]
@@ -51,9 +51,7 @@ impl Owners {
         let mut pending = self.pending();
         let creating = pending.get(player).copied().unwrap_or(0);
         if live + creating >= limit {
-            return Err(HubError::Limit(format!(
-                "you have {limit} unfinished games already; finish or leave one first"
-            )));
+            return Err(HubError::Limit(Held::PlayerGames(limit)));
         }
         *pending.entry(player.to_owned()).or_insert(0) += 1;
         Ok(OwnerSlot {

@@ -13,7 +13,7 @@ use umpire_engine::protocol::GameId;
 use umpire_engine::{Millis, Seat};
 use umpire_store::{Role, StreamMeta, StreamStatus};
 
-use crate::error::{HubError, Result};
+use crate::error::{Denied, Held, HubError, Missing, Panic, Result};
 use crate::game::kind::Kind;
 use crate::game::runtime::Runtime;
 use crate::handle::{RoomHandle, RoomMsg, Subscriber};
@@ -138,9 +138,7 @@ impl Registry {
             None => {
                 let max = self.rt.config.limits.max_channels;
                 if self.channel_count.load(Ordering::Acquire) >= max {
-                    return Err(HubError::Limit(format!(
-                        "the server holds {max} channels, its most; try again later"
-                    )));
+                    return Err(HubError::Limit(Held::Channels(max)));
                 }
                 let meta = StreamMeta {
                     kind: crate::game::channel::KIND.to_owned(),
@@ -305,10 +303,7 @@ impl Registry {
         let limits = &self.rt.config.limits;
         let live = usize::try_from(self.rt.metrics.live_games.get()).unwrap_or(0);
         if live >= limits.max_live_games {
-            return Err(HubError::Limit(format!(
-                "this server holds its most live games ({}); try again later",
-                limits.max_live_games
-            )));
+            return Err(HubError::Limit(Held::LiveGames(limits.max_live_games)));
         }
         // Held until the stream exists: from then on the log counts the game.
         let owner = match per_player {
@@ -319,7 +314,7 @@ impl Registry {
             .catch_unwind()
             .await;
         let (handle, invite) = started.map_err(|_| {
-            HubError::Panicked(format!("the {kind} game's code panicked as it was created"))
+            HubError::Panicked(Panic::Creating(kind.to_owned()))
         })??;
         tracing::info!(game = handle.game, kind, player = %player, "game created");
         self.rooms().insert(handle.game, handle.clone());
@@ -385,7 +380,7 @@ impl Registry {
         if self.rt.has_panicked(game) {
             return Err(HubError::panicked(game));
         }
-        let not_found = || HubError::NotFound(format!("no game {game}"));
+        let not_found = || HubError::NotFound(Missing::Game(game));
         let meta = self.rt.log.meta(game).await?.ok_or_else(not_found)?;
         if meta.kind == crate::game::channel::KIND {
             return self.channel_task(game, &meta.creator).await;
@@ -453,7 +448,7 @@ impl Registry {
             .log
             .find_key(key)
             .await?
-            .ok_or_else(|| HubError::NotFound("no game has this key".into()))?;
+            .ok_or(HubError::NotFound(Missing::Key))?;
         Ok((entry.role, entry.stream))
     }
 
@@ -477,7 +472,7 @@ impl Registry {
                 reply,
             },
             Role::Watch => {
-                return Err(HubError::Forbidden("a watch key cannot take a seat".into()));
+                return Err(HubError::Forbidden(Denied::WatchKeySeat));
             }
         };
         self.send(game, msg).await

@@ -21,7 +21,7 @@ use umpire_engine::{Action, Actor, Body, Envelope, Game, Match, MatchError, Mill
 use umpire_store::{KeyEntry, Refused, Role, StoreError, StreamStatus, Wake, WakeChange, Write};
 
 use crate::bus::Placement;
-use crate::error::{HubError, Result};
+use crate::error::{Denied, HubError, Malformed, Result};
 use crate::frames::Published;
 use crate::game::keys::{is_guest, new_key};
 use crate::game::remote::{BusMsg, Forwarded, RemoteSeats, WireAnswer};
@@ -497,7 +497,7 @@ impl<G: Game> Room<G> {
             }
             RoomMsg::RematchReady { next } => self.rematch_ready(next),
             RoomMsg::Publish { reply, .. } => {
-                let e = HubError::Forbidden("a game is not a channel".into());
+                let e = HubError::Forbidden(Denied::NotAChannel);
                 let result = Err(e);
                 turn.answers.push((reply, Answer::Command { game, result }));
             }
@@ -897,7 +897,7 @@ impl<G: Game> Room<G> {
     /// A player's command, parsed as the game's type and decided.
     fn submit(&mut self, by: Actor, cmd: Value, cid: Option<&str>, turn: &mut Turn) -> Result<Seq> {
         let command = serde_json::from_value::<G::Command>(cmd)
-            .map_err(|e| HubError::BadCommand(e.to_string()))?;
+            .map_err(|e| HubError::BadCommand(Malformed::Parse(e.to_string())))?;
         let now = self.rt.clock.now();
         let result = self
             .m
@@ -950,12 +950,8 @@ impl<G: Game> Room<G> {
                 seated.keys.clone_from(&self.keys);
                 Ok(seated)
             }
-            Some(_) => Err(HubError::Forbidden(
-                "this seat belongs to another player".into(),
-            )),
-            None => Err(HubError::Forbidden(
-                "this seat was given up; join again with the join key".into(),
-            )),
+            Some(_) => Err(HubError::Forbidden(Denied::SeatOfAnother)),
+            None => Err(HubError::Forbidden(Denied::SeatGivenUp)),
         }
     }
 
@@ -1020,14 +1016,12 @@ impl<G: Game> Room<G> {
     fn rematch(&mut self) -> Result<crate::outbox::RematchPlan> {
         use crate::outbox::RematchPlan;
         if !self.m.is_over() {
-            return Err(HubError::Forbidden(
-                "the game is not over: a rematch comes after it".into(),
-            ));
+            return Err(HubError::Forbidden(Denied::NotOver));
         }
         match &self.rematch {
             Rematch::None => {
                 let config = serde_json::to_value(self.m.config())
-                    .map_err(|e| HubError::BadConfig(e.to_string()))?;
+                    .map_err(|e| HubError::BadConfig(Malformed::Parse(e.to_string())))?;
                 self.rematch = Rematch::Creating;
                 Ok(RematchPlan::Create {
                     kind: G::KIND.to_owned(),
@@ -1225,9 +1219,10 @@ impl<G: Game> Room<G> {
             Err(MatchError::Rejected(r)) => Err(HubError::rejected(&r)),
             Err(MatchError::GameOver) => Err(HubError::GameOver),
             Err(MatchError::Full) => Err(HubError::Full),
-            Err(MatchError::NotSeated) => Err(HubError::Forbidden("that seat is not taken".into())),
-            Err(e @ (MatchError::Forbidden | MatchError::TimerNotPending(_))) => {
-                Err(HubError::Forbidden(e.to_string()))
+            Err(MatchError::NotSeated) => Err(HubError::Forbidden(Denied::SeatNotTaken)),
+            Err(MatchError::Forbidden) => Err(HubError::Forbidden(Denied::Actor)),
+            Err(MatchError::TimerNotPending(timer)) => {
+                Err(HubError::Forbidden(Denied::TimerNotPending(timer.0)))
             }
         }
     }

@@ -20,7 +20,7 @@ use tokio_util::task::task_tracker::TaskTrackerToken;
 use umpire_engine::protocol::{ClientMsg, CloseCode, ErrorCode, GameId, ServerMsg};
 use umpire_engine::{Actor, Seat, Seq};
 
-use crate::error::HubError;
+use crate::error::{Denied, Held, HubError, Malformed, Missing, Quota, Unauthenticated};
 use crate::frames::Frame;
 use crate::handle::{RoomHandle, RoomMsg, SessionId, Subscriber};
 use crate::outbox::{Item, Outbox, ReplyTo};
@@ -365,7 +365,7 @@ impl Session {
         let r = msg.reference().cloned();
         let anonymous_ok = matches!(msg, ClientMsg::Hello { .. } | ClientMsg::Ping { .. });
         if self.rt().config.require_auth && self.user.is_none() && !anonymous_ok {
-            let e = HubError::Unauthorized("send hello with a token first".into());
+            let e = HubError::Unauthorized(Unauthenticated::HelloFirst);
             self.refuse_with(&e, r);
             return;
         }
@@ -460,31 +460,25 @@ impl Session {
     fn hello(&mut self, token: &str, r: Option<Value>) -> Result<(), HubError> {
         // One identity per connection, taken before it plays or watches anything.
         if let Some(user) = &self.user {
-            return Err(HubError::Forbidden(format!(
-                "this connection is already signed in as {user}; open another to change"
-            )));
+            return Err(HubError::Forbidden(Denied::SignedIn(user.clone())));
         }
         if !self.games.is_empty() {
-            return Err(HubError::Forbidden(
-                "hello must come before any game on this connection".into(),
-            ));
+            return Err(HubError::Forbidden(Denied::HelloLate));
         }
         let verified = match &self.hub.auth {
             Some(auth) => auth
                 .verify(token)
-                .map_err(HubError::Unauthorized)
+                .map_err(|why| HubError::Unauthorized(Unauthenticated::Token(why)))
                 .and_then(|user| {
                     if user.is_empty() || user.len() > MAX_USER_BYTES {
-                        Err(HubError::Unauthorized(format!(
-                            "a user id has 1 to {MAX_USER_BYTES} bytes"
+                        Err(HubError::Unauthorized(Unauthenticated::UserLength(
+                            MAX_USER_BYTES,
                         )))
                     } else {
                         Ok(user)
                     }
                 }),
-            None => Err(HubError::Unauthorized(
-                "this server does not authenticate".into(),
-            )),
+            None => Err(HubError::Unauthorized(Unauthenticated::NoAuthenticator)),
         };
         match verified {
             Ok(user) => {
@@ -508,9 +502,7 @@ impl Session {
     fn room_for_one_more(&self) -> Result<(), HubError> {
         let limit = self.rt().config.limits.games_per_connection;
         if self.games.len() >= limit {
-            return Err(HubError::Limit(format!(
-                "this connection is in {limit} games already; leave one first"
-            )));
+            return Err(HubError::Limit(Held::ConnectionGames(limit)));
         }
         Ok(())
     }
@@ -520,9 +512,7 @@ impl Session {
     fn room_to_keep(&self) -> Result<(), HubError> {
         let max = self.rt().config.limits.max_kept_sessions;
         if !self.saved && self.hub.sessions.kept() >= max {
-            return Err(HubError::Limit(format!(
-                "the server keeps {max} resumable sessions, its most; try again later"
-            )));
+            return Err(HubError::Limit(Held::KeptSessions(max)));
         }
         Ok(())
     }
@@ -552,11 +542,7 @@ impl Session {
         let (per_minute, per_player) = (limits.creates_per_minute, limits.live_games_per_player);
         let per_address = limits.creates_per_minute_per_address;
         let now = tokio::time::Instant::now();
-        let too_fast = || {
-            HubError::TooFast(format!(
-                "at most {per_minute} new games a minute; wait a little"
-            ))
-        };
+        let too_fast = || HubError::TooFast(Quota::Creates(per_minute));
         // Only games created count: a refused config costs the client a message, not a game.
         if !self.creates.allows(now, per_minute) {
             return Err(too_fast());
@@ -568,9 +554,7 @@ impl Session {
         }
         if let Some(address) = &self.address {
             if !self.hub.address_creates.allows(address, now, per_address) {
-                return Err(HubError::TooFast(format!(
-                    "at most {per_address} new games a minute from one address; wait a little"
-                )));
+                return Err(HubError::TooFast(Quota::AddressCreates(per_address)));
             }
         }
         let sub = Some(self.subscriber());
@@ -603,9 +587,7 @@ impl Session {
     /// Ask the finished `game` for its rematch (see `Answer::Rematch` in `feed.rs`).
     async fn rematch(&mut self, game: GameId, r: Option<Value>) -> Result<(), HubError> {
         if self.games.get(&game).and_then(|l| l.seat).is_none() {
-            return Err(HubError::NotFound(format!(
-                "you have no seat in game {game}: only its players start a rematch"
-            )));
+            return Err(HubError::NotFound(Missing::NoSeatForRematch(game)));
         }
         self.live(game).await?.send(RoomMsg::Rematch {
             reply: self.reply(r),
@@ -673,9 +655,7 @@ impl Session {
             Access::Everyone => {}
             Access::User(id) if self.user.as_deref() == Some(id) => {}
             Access::User(id) => {
-                return Err(HubError::Forbidden(format!(
-                    "only {id} may subscribe to user:{id} (hello with their token first)"
-                )))
+                return Err(HubError::Forbidden(Denied::UserChannel(id.to_owned())))
             }
             Access::Group(group) => {
                 let user = self.user.as_deref();
@@ -687,24 +667,17 @@ impl Session {
                         .as_ref()
                         .is_some_and(|p| p.may_subscribe(user, group))
                 {
-                    return Err(HubError::Forbidden(format!(
-                        "this connection may not subscribe to group:{group}"
-                    )));
+                    return Err(HubError::Forbidden(Denied::GroupChannel(group.to_owned())));
                 }
             }
             Access::Session(sid) if sid == self.sid => {}
             Access::Session(_) => {
-                return Err(HubError::Forbidden(
-                    "a session's channel is that session's alone (subscribe to \"session\")".into(),
-                ))
+                return Err(HubError::Forbidden(Denied::SessionChannel))
             }
             Access::WebSession(key)
                 if membership.and_then(|m| m.web_session.as_deref()) == Some(key) => {}
             Access::WebSession(_) => {
-                return Err(HubError::Forbidden(
-                    "a web session's channel is for the connections its login put in that session"
-                        .into(),
-                ))
+                return Err(HubError::Forbidden(Denied::WebSessionChannel))
             }
         }
         self.room_for_one_more()?;
@@ -716,9 +689,7 @@ impl Session {
                 .address_subscribes
                 .allows(address, now, per_address)
             {
-                return Err(HubError::TooFast(format!(
-                    "at most {per_address} subscriptions a minute from one address; wait a little"
-                )));
+                return Err(HubError::TooFast(Quota::AddressSubscribes(per_address)));
             }
         }
         let handle = if crate::game::channel::made_by_subscribing(&name) {
@@ -728,11 +699,7 @@ impl Session {
                 .registry
                 .existing_channel(&name)
                 .await?
-                .ok_or_else(|| {
-                    HubError::NotFound(format!(
-                        "nothing was published on {name} yet: subscribe again once it is"
-                    ))
-                })?
+                .ok_or_else(|| HubError::NotFound(Missing::Unpublished(name.clone())))?
         };
         if let Some(address) = &self.address {
             self.hub.address_subscribes.record(address, now);
@@ -756,7 +723,7 @@ impl Session {
     /// followed the old one.
     async fn live(&mut self, game: GameId) -> Result<RoomHandle, HubError> {
         let Some(link) = self.games.get(&game) else {
-            return Err(HubError::NotFound(format!("you are not in game {game}")));
+            return Err(HubError::NotFound(Missing::NotIn(game)));
         };
         if !link.handle.is_closed() {
             return Ok(link.handle.clone());
@@ -769,7 +736,7 @@ impl Session {
     /// session followed it).
     async fn follow_again(&mut self, game: GameId) -> Result<RoomHandle, HubError> {
         let Some(link) = self.games.get(&game) else {
-            return Err(HubError::NotFound(format!("you are not in game {game}")));
+            return Err(HubError::NotFound(Missing::NotIn(game)));
         };
         let (followed, seat) = (link.next.is_some(), link.seat);
         let handle = if followed {
@@ -801,16 +768,14 @@ impl Session {
     ) -> Result<(), HubError> {
         let max_cid = self.rt().config.limits.max_cid_bytes;
         if cid.as_ref().is_some_and(|c| c.len() > max_cid) {
-            return Err(HubError::BadCommand(format!(
-                "a cid has at most {max_cid} bytes"
-            )));
+            return Err(HubError::BadCommand(Malformed::CidTooLong(max_cid)));
         }
         let link = self.games.get(&game);
         let Some(seat) = link.and_then(|l| l.seat) else {
             return Err(if link.is_some_and(|l| l.watching) {
-                HubError::Forbidden("spectators cannot play".into())
+                HubError::Forbidden(Denied::Spectator)
             } else {
-                HubError::NotFound(format!("you have no seat in game {game}"))
+                HubError::NotFound(Missing::NoSeat(game))
             });
         };
         self.live(game).await?.send(RoomMsg::Submit {

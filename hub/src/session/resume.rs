@@ -18,7 +18,7 @@ use umpire_engine::protocol::{GameId, ResumedGame, ServerMsg};
 use umpire_engine::{Millis, Seat, Seq};
 use umpire_store::LogRead;
 
-use crate::error::HubError;
+use crate::error::{Denied, HubError, Missing, Unauthenticated};
 use crate::handle::{RoomMsg, Subscriber};
 use crate::session::Session;
 
@@ -194,17 +194,10 @@ impl Session {
         r: Option<Value>,
     ) -> Result<(), HubError> {
         if !self.games.is_empty() {
-            return Err(HubError::Forbidden(
-                "resume must come before any game on this connection".into(),
-            ));
+            return Err(HubError::Forbidden(Denied::ResumeLate));
         }
         let now = self.rt().clock.now();
-        let unknown = || {
-            HubError::NotFound(
-                "unknown or expired session: start over (seat tokens and watch keys still work)"
-                    .into(),
-            )
-        };
+        let unknown = || HubError::NotFound(Missing::Session);
         let saved = self
             .rt()
             .log
@@ -216,15 +209,11 @@ impl Session {
         match (&saved.user, &self.user) {
             (Some(a), Some(b)) if a == b => {}
             (Some(_), None) => {
-                return Err(HubError::Unauthorized(
-                    "this session is a signed-in user's: send hello with their token first".into(),
-                ))
+                return Err(HubError::Unauthorized(Unauthenticated::UserSession))
             }
             (None, None) => self.guest.clone_from(&saved.guest),
             _ => {
-                return Err(HubError::Forbidden(
-                    "this session belongs to someone else".into(),
-                ))
+                return Err(HubError::Forbidden(Denied::SessionOfAnother))
             }
         }
         if !saved.sid.is_empty() {
