@@ -30,6 +30,7 @@ use umpire_store::LogRead;
 use umpire_ws::client::{connect, Format};
 
 use support::{Backend, Server};
+use umpire_engine::protocol::GameId;
 
 const KILLS: usize = 20;
 const PLAYERS: usize = 3;
@@ -74,7 +75,7 @@ async fn play(url: String, mut p: Player) -> Player {
             format!("add-{}", p.sent)
         });
         match client
-            .command_with_cid(p.game, json!({"add": 1}), Some(cid.clone()))
+            .command_with_cid(GameId(p.game), json!({"add": 1}), Some(cid.clone()))
             .await
         {
             Ok(seq) => {
@@ -144,7 +145,7 @@ async fn duel(url: String, mut d: Duo) -> Duo {
                 return d;
             };
             d.boards.push(Board {
-                game: g.game,
+                game: g.game.0,
                 tokens: [g.token, y.token],
                 watch: g.watch.unwrap(),
                 acked: Vec::new(),
@@ -159,7 +160,7 @@ async fn duel(url: String, mut d: Duo) -> Duo {
             &mut yellow
         };
         match mover
-            .command_with_cid(game, json!({ "column": column }), Some(cid.clone()))
+            .command_with_cid(GameId(game), json!({ "column": column }), Some(cid.clone()))
             .await
         {
             Ok(seq) => board.acked.push((cid, seq)),
@@ -193,7 +194,11 @@ async fn resend_move(url: &str, d: &mut Duo) {
     c.join(&board.tokens[mover]).await.unwrap();
     let column = board.acked.len() as u64 % 7;
     match c
-        .command_with_cid(board.game, json!({ "column": column }), Some(cid.clone()))
+        .command_with_cid(
+            GameId(board.game),
+            json!({ "column": column }),
+            Some(cid.clone()),
+        )
         .await
     {
         Ok(seq) => board.acked.push((cid, seq)),
@@ -335,7 +340,7 @@ async fn harness(
         let mut c = connect(&server.ws(), Format::Json).await.unwrap();
         let g = c.create("tally", json!({"seats": 2})).await.unwrap();
         players.push(Player {
-            game: g.game,
+            game: g.game.0,
             token: g.token,
             watch: g.watch.unwrap(),
             ..Player::default()
@@ -422,7 +427,7 @@ async fn harness(
         c.join(&p.token).await.unwrap();
         if let Some(cid) = p.pending.take() {
             let seq = c
-                .command_with_cid(p.game, json!({"add": 1}), Some(cid.clone()))
+                .command_with_cid(GameId(p.game), json!({"add": 1}), Some(cid.clone()))
                 .await
                 .unwrap();
             p.acked.insert(cid, seq);
@@ -507,8 +512,8 @@ async fn harness(
         }
         c4_games += 1;
     }
-    replay(&umpire_games::Colony, &records(log, colony).await);
-    let completed: Vec<u64> = records(log, colony)
+    replay(&umpire_games::Colony, &records(log, colony.0).await);
+    let completed: Vec<u64> = records(log, colony.0)
         .await
         .iter()
         .filter_map(|env| env["body"]["game"].get("completed")?["order"].as_u64())

@@ -32,6 +32,7 @@ use umpire_store::LogRead;
 use umpire_ws::client::{connect, Format, WsClient};
 
 use support::Server;
+use umpire_engine::protocol::GameId;
 
 const LEASE_MS: u64 = 2_000;
 const GAMES: usize = 6;
@@ -152,7 +153,7 @@ async fn play(urls: Arc<Vec<String>>, mut p: Player, stop: Arc<Mutex<bool>>) -> 
             p.sent += 1;
             format!("p{}-{}", p.who, p.sent)
         });
-        let sent = client.command_with_cid(p.game, json!({"add": 1}), Some(cid.clone()));
+        let sent = client.command_with_cid(GameId(p.game), json!({"add": 1}), Some(cid.clone()));
         match tokio::time::timeout(Duration::from_secs(3), sent).await {
             Ok(Ok(seq)) => {
                 if let Some(first) = p.acked.insert(cid.clone(), seq) {
@@ -233,14 +234,14 @@ async fn scenario(fault: Fault) {
         let mut other = connect(&urls[(lead + 1) % 3], Format::Json).await.unwrap();
         let joined = other.join(made.join.as_deref().unwrap()).await.unwrap();
         players.push(Player {
-            game: made.game,
+            game: made.game.0,
             token: made.token.clone(),
             node: lead,
             who: 2 * g,
             ..Player::default()
         });
         players.push(Player {
-            game: made.game,
+            game: made.game.0,
             token: joined.token,
             node: (lead + 1) % 3,
             who: 2 * g + 1,
@@ -377,7 +378,7 @@ async fn scenario(fault: Fault) {
         }
     }
     for ((game, _, _), seen) in watch_keys.iter().zip(&shown) {
-        let logged = records(&log, *game).await;
+        let logged = records(&log, game.0).await;
         let seqs: Vec<u64> = seen.iter().map(|(s, _)| *s).collect();
         if seqs != (1..=seqs.len() as u64).collect::<Vec<_>>() {
             gaps += 1;
@@ -389,7 +390,7 @@ async fn scenario(fault: Fault) {
             }
         }
     }
-    let completed: Vec<u64> = records(&log, colony.0)
+    let completed: Vec<u64> = records(&log, colony.0 .0)
         .await
         .iter()
         .filter_map(|env| env["body"]["game"].get("completed")?["order"].as_u64())

@@ -41,7 +41,7 @@ async fn serve_prints_its_url_and_shuts_down_cleanly_on_sigterm() {
 
     let log = umpire_store::SledLog::open_retrying(data.path(), Duration::from_secs(10)).unwrap();
     assert_eq!(
-        log.version(game.game).unwrap(),
+        log.version(game.game.0).unwrap(),
         seq,
         "the acknowledged event is in the log"
     );

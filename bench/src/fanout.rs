@@ -27,6 +27,7 @@ use crate::child::{local_runtime, on_cpu, umpire_args, Server};
 use crate::report::{count, ms, ms_f, ratio, Percentiles, Table};
 use crate::wire::{classify, connect, expect_reply, native, Proto, Seen, Ws};
 use crate::Common;
+use umpire_engine::protocol::GameId;
 
 /// A 42-move Connect Four game in which nobody ever has four in a row: the longest game.
 const DRAW: [u8; 42] = [
@@ -616,7 +617,7 @@ async fn native_slot(run: &Rc<Run>, mut conns: Vec<Seated>) -> anyhow::Result<()
         for (_, w) in &mut conns[2..] {
             if let Some(old) = previous {
                 let leave = ClientMsg::Leave {
-                    game: old,
+                    game: GameId(old),
                     r#ref: None,
                 };
                 w.feed(native(proto, &leave)).await?;
@@ -629,10 +630,10 @@ async fn native_slot(run: &Rc<Run>, mut conns: Vec<Seated>) -> anyhow::Result<()
             w.send(native(proto, &msg)).await?;
         }
         for (_, ws) in &mut conns {
-            events_until(ws, proto, game, 1, FIRST_MOVE_SEQ - 1).await?;
+            events_until(ws, proto, game.0, 1, FIRST_MOVE_SEQ - 1).await?;
         }
         let step = move |_expected: usize, seen: &Seen| match seen {
-            Seen::Event { game: g, seq } if *g == game => match *seq {
+            Seen::Event { game: g, seq } if *g == game.0 => match *seq {
                 OVER_SEQ => Step::Over,
                 seq if (FIRST_MOVE_SEQ..OVER_SEQ).contains(&seq) => {
                     Step::Move((seq - FIRST_MOVE_SEQ) as usize)
@@ -652,7 +653,7 @@ async fn native_slot(run: &Rc<Run>, mut conns: Vec<Seated>) -> anyhow::Result<()
             native(proto, &cmd)
         };
         conns = play(run, conns, step, move_frame).await?;
-        previous = Some(game);
+        previous = Some(game.0);
     }
     for (_, ws) in &mut conns {
         let _ = ws.close(None).await;

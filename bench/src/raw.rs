@@ -24,6 +24,7 @@ use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
+use umpire_engine::protocol::GameId;
 use umpire_engine::protocol::{
     decode_json, decode_msgpack, encode_json, encode_msgpack, ClientMsg, ErrorCode, ServerMsg,
 };
@@ -243,7 +244,7 @@ fn envelope(game: u64, seq: u64, by: Value, body: Value) -> ServerMsg {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
     ServerMsg::Event {
-        game,
+        game: GameId(game),
         env: json!({"seq": seq, "at": at, "by": by, "body": body}),
     }
 }
@@ -480,7 +481,7 @@ fn native(
                 mode,
                 tx,
                 &ServerMsg::Created {
-                    game,
+                    game: GameId(game),
                     kind,
                     join,
                     watch,
@@ -518,7 +519,7 @@ fn native(
                     mode,
                     tx,
                     &ServerMsg::Joined {
-                        game,
+                        game: GameId(game),
                         kind: "connect4".into(),
                         seat: Seat(1),
                         token: format!("{:022}", 0),
@@ -555,7 +556,7 @@ fn native(
                     mode,
                     tx,
                     &ServerMsg::Watching {
-                        game,
+                        game: GameId(game),
                         kind: "connect4".into(),
                         session: Some(format!("{:022}", 0)),
                         now: now_ms(),
@@ -568,7 +569,7 @@ fn native(
             None => ServerMsg::error(ErrorCode::NotFound, "no such key", r),
         },
         ClientMsg::Command { game, cmd, .. } => {
-            match state.play(game, id, cmd["column"].as_i64().unwrap_or(-1)) {
+            match state.play(game.0, id, cmd["column"].as_i64().unwrap_or(-1)) {
                 Ok(seq) => ServerMsg::Ok {
                     game: Some(game),
                     seq: Some(seq),
@@ -578,7 +579,7 @@ fn native(
             }
         }
         ClientMsg::Leave { game, .. } => {
-            if let Some(g) = state.games.get_mut(&game) {
+            if let Some(g) = state.games.get_mut(&game.0) {
                 g.sockets.retain(|s| s.id != id);
             }
             ServerMsg::Ok {

@@ -24,6 +24,7 @@ use crate::durable::server_runtime;
 use crate::report::{count, ms, ms_f, ratio, Table};
 use crate::wire::{classify, connect, expect_reply, native, Proto};
 use crate::Common;
+use umpire_engine::protocol::GameId;
 
 /// `restore` options.
 #[derive(Debug, Clone, Args)]
@@ -226,7 +227,7 @@ fn hub_restore(common: &Common, dir: &std::path::Path) -> anyhow::Result<(usize,
         let ids: Vec<u64> = log.streams()?.into_iter().map(|info| info.id).collect();
         let hub = Hub::builder(Arc::new(log)).register(Tally).start().await?;
         for chunk in ids.chunks(512) {
-            let loads = chunk.iter().map(|id| hub.inspect(*id));
+            let loads = chunk.iter().map(|id| hub.inspect(GameId(*id)));
             for loaded in futures_util::future::join_all(loads).await {
                 loaded?;
             }

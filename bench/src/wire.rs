@@ -219,11 +219,12 @@ pub(crate) fn expect_reply(seen: Seen, what: &str) -> anyhow::Result<ServerMsg> 
 mod tests {
     use super::*;
     use serde_json::json;
+    use umpire_engine::protocol::GameId;
 
     #[test]
     fn news_the_server_sends_unasked_is_no_reply() {
         let audience = ServerMsg::Audience {
-            game: 3,
+            game: GameId(3),
             spectators: 9,
         };
         let text = Message::text(serde_json::to_string(&audience).unwrap_or_default());
@@ -239,7 +240,7 @@ mod tests {
     #[test]
     fn events_are_read_in_both_formats_and_any_key_order() {
         let event = ServerMsg::Event {
-            game: 300,
+            game: GameId(300),
             env: json!({"seq": 70_000, "at": 5, "body": {"game": {"column": 3}}}),
         };
         for proto in [Proto::Json, Proto::Msgpack] {

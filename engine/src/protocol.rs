@@ -10,8 +10,37 @@ use serde_json::Value;
 
 use crate::game::{Millis, Seat, Seq};
 
-/// A game (or any stream) as clients name it.
-pub type GameId = u64;
+/// A game (or any stream) as clients name it: a number on the wire.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(transparent)]
+pub struct GameId(pub u64);
+
+impl std::fmt::Display for GameId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// Against the number on the wire (`assert_eq!(game, 7)`).
+impl PartialEq<u64> for GameId {
+    fn eq(&self, other: &u64) -> bool {
+        self.0 == *other
+    }
+}
+
+impl From<u64> for GameId {
+    fn from(id: u64) -> Self {
+        GameId(id)
+    }
+}
+
+impl From<GameId> for u64 {
+    fn from(id: GameId) -> Self {
+        id.0
+    }
+}
 
 /// A message from a client.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
 
 use serde_json::{json, Value};
+use umpire_engine::protocol::GameId;
 use umpire_engine::protocol::{
     decode_json, decode_msgpack, encode_json, encode_msgpack, ClientMsg, ErrorCode, ServerMsg,
 };
@@ -41,13 +42,13 @@ fn client_messages() -> Vec<ClientMsg> {
             r#ref: None,
         },
         ClientMsg::Command {
-            game: 3,
+            game: GameId(3),
             cmd: json!({"column": 2}),
             cid: Some("c".into()),
             r#ref: r.clone(),
         },
         ClientMsg::Leave {
-            game: 3,
+            game: GameId(3),
             r#ref: r.clone(),
         },
         ClientMsg::Subscribe {
@@ -81,7 +82,7 @@ fn server_messages() -> Vec<ServerMsg> {
             r#ref: r.clone(),
         },
         ServerMsg::Created {
-            game: 1,
+            game: GameId(1),
             kind: "connect4".into(),
             join: "j".into(),
             watch: "w".into(),
@@ -92,7 +93,7 @@ fn server_messages() -> Vec<ServerMsg> {
             r#ref: r.clone(),
         },
         ServerMsg::Joined {
-            game: 1,
+            game: GameId(1),
             kind: "tally".into(),
             seat: Seat(5),
             token: "t".into(),
@@ -103,18 +104,18 @@ fn server_messages() -> Vec<ServerMsg> {
             r#ref: None,
         },
         ServerMsg::Watching {
-            game: 1,
+            game: GameId(1),
             kind: "colony".into(),
             session: Some("s".into()),
             now: 42,
             r#ref: r.clone(),
         },
         ServerMsg::Event {
-            game: 1,
+            game: GameId(1),
             env: json!({"seq": 1, "at": 5, "by": "system", "body": {"left": {"seat": 1}}}),
         },
         ServerMsg::Ok {
-            game: Some(1),
+            game: Some(GameId(1)),
             seq: Some(9),
             r#ref: r.clone(),
         },
@@ -140,33 +141,33 @@ fn server_messages() -> Vec<ServerMsg> {
             user: "guest-abcdefgh".into(),
             games: vec![
                 umpire_engine::protocol::ResumedGame {
-                    game: 4,
+                    game: GameId(4),
                     kind: "tally".into(),
                     seat: Some(Seat(1)),
                     token: Some("t".into()),
                     channel: None,
                 },
                 umpire_engine::protocol::ResumedGame {
-                    game: 5,
+                    game: GameId(5),
                     kind: "channel".into(),
                     seat: None,
                     token: None,
                     channel: Some("broadcast".into()),
                 },
             ],
-            lost: vec![9],
+            lost: vec![GameId(9)],
             now: 3,
             r#ref: r.clone(),
         },
         ServerMsg::Subscribed {
             channel: "user:ada".into(),
-            game: 40,
+            game: GameId(40),
             session: Some("s".into()),
             now: 5,
             r#ref: r.clone(),
         },
         ServerMsg::Audience {
-            game: 4,
+            game: GameId(4),
             spectators: 12,
         },
         ServerMsg::Pong { now: 7, r#ref: r },
@@ -199,7 +200,7 @@ fn the_json_is_tagged_by_type_and_echoes_ref() {
     let msg = decode_json(r#"{"type":"command","game":3,"cmd":{"column":2},"ref":"r1"}"#).unwrap();
     assert_eq!(msg.reference(), Some(&json!("r1")));
     let answer = ServerMsg::Ok {
-        game: Some(3),
+        game: Some(GameId(3)),
         seq: Some(12),
         r#ref: msg.reference().cloned(),
     };
@@ -263,7 +264,7 @@ fn values_may_nest_32_deep_and_no_deeper_in_either_encoding() {
     };
     for (depth, ok) in [(32, true), (33, false)] {
         let msg = ClientMsg::Command {
-            game: 1,
+            game: GameId(1),
             cmd: nested(depth),
             cid: None,
             r#ref: None,

@@ -59,7 +59,7 @@ pub enum HubError {
     #[error("game {game} runs on another node ({node}); try again")]
     Elsewhere {
         /// The game.
-        game: u64,
+        game: GameId,
         /// The node that runs it, as the bus names it.
         node: String,
     },

@@ -406,7 +406,7 @@ impl Hub {
         for wait in asked {
             // A game that left memory meanwhile is left out.
             if let Ok(mut summary) = wait.await {
-                if let Ok(Some(meta)) = self.rt().log.meta(summary.game).await {
+                if let Ok(Some(meta)) = self.rt().log.meta(summary.game.0).await {
                     summary.created = meta.created;
                 }
                 summaries.push(summary);
@@ -431,11 +431,11 @@ impl Hub {
             let registry = &inner.registry;
             let log = &*registry.rt.log;
             let not_found = || HubError::NotFound(Missing::Game(game));
-            let meta = log.meta(game).await?.ok_or_else(not_found)?;
+            let meta = log.meta(game.0).await?.ok_or_else(not_found)?;
             let kind = registry.kind(&meta.kind).ok_or_else(not_found)?;
-            let version = log.version(game).await?;
+            let version = log.version(game.0).await?;
             let events = log
-                .read(game, 1, max)
+                .read(game.0, 1, max)
                 .await?
                 .iter()
                 .map(|(_, bytes)| rmp_serde::from_slice::<Value>(bytes).unwrap_or(Value::Null))

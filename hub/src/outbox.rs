@@ -213,24 +213,24 @@ mod tests {
     #[test]
     fn events_past_the_limit_mark_their_game_lagging_once() {
         let outbox = Outbox::new(2);
-        assert_eq!(outbox.push_event(&event(1, 1)), Pushed::Queued);
-        assert_eq!(outbox.push_event(&event(1, 2)), Pushed::Queued);
-        assert_eq!(outbox.push_event(&event(1, 3)), Pushed::Lagged);
-        assert_eq!(outbox.push_event(&event(1, 4)), Pushed::Lagged);
-        assert_eq!(outbox.push_event(&event(2, 1)), Pushed::Lagged);
+        assert_eq!(outbox.push_event(&event(GameId(1), 1)), Pushed::Queued);
+        assert_eq!(outbox.push_event(&event(GameId(1), 2)), Pushed::Queued);
+        assert_eq!(outbox.push_event(&event(GameId(1), 3)), Pushed::Lagged);
+        assert_eq!(outbox.push_event(&event(GameId(1), 4)), Pushed::Lagged);
+        assert_eq!(outbox.push_event(&event(GameId(2), 1)), Pushed::Lagged);
         let (mut items, mut lagged) = (VecDeque::new(), Vec::new());
         outbox.take(&mut items, &mut lagged);
         assert_eq!(items.len(), 2);
         assert_eq!(lagged, vec![1, 2]);
         // Taking made room again.
-        assert_eq!(outbox.push_event(&event(1, 5)), Pushed::Queued);
+        assert_eq!(outbox.push_event(&event(GameId(1), 5)), Pushed::Queued);
     }
 
     #[test]
     fn a_closed_outbox_takes_nothing() {
         let outbox = Outbox::new(2);
         outbox.close();
-        assert_eq!(outbox.push_event(&event(1, 1)), Pushed::Closed);
+        assert_eq!(outbox.push_event(&event(GameId(1), 1)), Pushed::Closed);
         let (mut items, mut lagged) = (VecDeque::new(), Vec::new());
         outbox.take(&mut items, &mut lagged);
         assert!(items.is_empty() && lagged.is_empty());
@@ -434,7 +434,13 @@ impl Drop for ReplyTo {
         }
         if let Some(Target::Session { outbox, r#ref }) = self.0.take() {
             let result = Err(HubError::Unavailable);
-            outbox.push_answer(r#ref, Answer::Command { game: 0, result });
+            outbox.push_answer(
+                r#ref,
+                Answer::Command {
+                    game: GameId(0),
+                    result,
+                },
+            );
         }
     }
 }

@@ -22,7 +22,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures_util::StreamExt as _;
 use tokio::sync::mpsc;
-use umpire_hub::{Bus, Inbound, Placement};
+use umpire_hub::{Bus, GameId, Inbound, Placement};
 use umpire_store::{Seq, StoreError};
 
 use crate::RedisLog;
@@ -95,7 +95,8 @@ impl Bus for RedisBus {
         self.log.node()
     }
 
-    async fn place(&self, stream: u64) -> Result<Placement, StoreError> {
+    async fn place(&self, game: GameId) -> Result<Placement, StoreError> {
+        let stream = game.0;
         match self.log.acquire(stream, self.ttl).await? {
             Ok(()) => {
                 lock(&self.held).insert(stream);
@@ -105,27 +106,31 @@ impl Bus for RedisBus {
         }
     }
 
-    fn release(&self, stream: u64) {
+    fn release(&self, game: GameId) {
+        let stream = game.0;
         lock(&self.held).remove(&stream);
         let log = self.log.clone();
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(async move {
                 if let Err(e) = log.release(&[stream]).await {
-                    tracing::debug!(stream, error = %e, "a lease was not released; it runs out");
+                    tracing::debug!(%stream, error = %e, "a lease was not released; it runs out");
                 }
             });
         }
     }
 
-    fn announce(&self, stream: u64, version: Seq) {
+    fn announce(&self, game: GameId, version: Seq) {
+        let stream = game.0;
         let _ = self.out.send(Out::Announce(stream, version));
     }
 
-    fn follow(&self, stream: u64) {
+    fn follow(&self, game: GameId) {
+        let stream = game.0;
         let _ = self.subs.send(Sub::Follow(stream));
     }
 
-    fn unfollow(&self, stream: u64) {
+    fn unfollow(&self, game: GameId) {
+        let stream = game.0;
         let _ = self.subs.send(Sub::Unfollow(stream));
     }
 
@@ -267,7 +272,7 @@ async fn subscribe(
                         };
                         for (id, version) in pairs {
                             if following.contains_key(&id) {
-                                inbound.announced(id, version, by);
+                                inbound.announced(GameId(id), version, by);
                             }
                         }
                     }
@@ -316,8 +321,8 @@ async fn renew(
         }
         if let Some(inbound) = inbound.upgrade() {
             for s in lost {
-                tracing::warn!(game = s, "another node took the game over");
-                inbound.lost(s);
+                tracing::warn!(game = %s, "another node took the game over");
+                inbound.lost(GameId(s));
             }
         }
     }

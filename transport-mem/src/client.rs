@@ -57,7 +57,7 @@ impl Wire for MemWire {
                     .ok_or_else(|| ClientError::Decode("an event that does not encode".into()))?;
                 let mut frame: Value = serde_json::from_slice(&json)
                     .map_err(|e| ClientError::Decode(e.to_string()))?;
-                if frame["type"] != "event" || frame["game"] != published.game {
+                if frame["type"] != "event" || frame["game"] != published.game.0 {
                     return Err(ClientError::Decode(format!("not an event frame: {frame}")));
                 }
                 Ok(ServerMsg::Event {

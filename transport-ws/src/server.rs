@@ -23,7 +23,7 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::WebSocketStream;
 use tokio_util::task::TaskTracker;
-use umpire_hub::{Health, Hub, Peer};
+use umpire_hub::{GameId, Health, Hub, Peer};
 
 use crate::address::{client_address, PerAddress};
 use crate::coalesce::Coalesce;
@@ -444,7 +444,7 @@ async fn admin(
             .find_map(|pair| pair.strip_prefix("at="))
             .and_then(|seq| seq.parse().ok())
     });
-    match hub.history(game, at, ADMIN_EVENTS).await {
+    match hub.history(GameId(game), at, ADMIN_EVENTS).await {
         Ok(history) => match serde_json::to_value(&history) {
             Ok(body) => json(StatusCode::OK, &body),
             Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),

@@ -155,14 +155,14 @@ pub fn fuzz_tutorial(bytes: &[u8]) {
     for (i, line) in text.lines().enumerate() {
         if i == 3 {
             // A game named midway: held plays go out with it.
-            layer.learn(7, &mut Vec::new());
+            layer.learn(GameId(7), &mut Vec::new());
         }
         if let Ok(Some(msg)) = layer.decode(line) {
             let json = umpire_engine::protocol::encode_json(&msg);
             assert_eq!(umpire_engine::protocol::decode_json(&json).ok(), Some(msg));
         }
     }
-    let _ = translate(&Published::new(7, 1, Bytes::copy_from_slice(bytes)));
+    let _ = translate(&Published::new(GameId(7), 1, Bytes::copy_from_slice(bytes)));
 }
 
 fn translate(event: &Published) -> Option<Bytes> {
@@ -286,7 +286,7 @@ mod tests {
             Ok(None)
         ));
         let joined = Frame::Msg(Box::new(ServerMsg::Joined {
-            game: 9,
+            game: GameId(9),
             kind: "connect4".into(),
             seat: umpire_engine::Seat(1),
             token: "t".into(),
@@ -299,11 +299,14 @@ mod tests {
         let mut release = Vec::new();
         assert_eq!(layer.encode(&joined, &mut release), None);
         assert!(
-            matches!(&release[..], [ClientMsg::Command { game: 9, cmd, .. }] if *cmd == json!({"column": 3}))
+            matches!(&release[..], [ClientMsg::Command { game: GameId(9), cmd, .. }] if *cmd == json!({"column": 3}))
         );
         assert!(matches!(
             layer.decode(r#"{"type":"play","column":4}"#),
-            Ok(Some(ClientMsg::Command { game: 9, .. }))
+            Ok(Some(ClientMsg::Command {
+                game: GameId(9),
+                ..
+            }))
         ));
     }
 
@@ -324,7 +327,7 @@ mod tests {
 
     fn event(env: Value) -> Frame {
         let record = rmp_serde::to_vec_named(&env).unwrap_or_default();
-        Frame::Event(Published::new(1, 1, Bytes::from(record)))
+        Frame::Event(Published::new(GameId(1), 1, Bytes::from(record)))
     }
 
     #[test]

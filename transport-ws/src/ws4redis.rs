@@ -26,7 +26,9 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use umpire_engine::protocol::{ClientMsg, ErrorCode, ServerMsg};
-use umpire_hub::{facility_channel, Audience, Format, Frame, Published, Session, MAX_FACILITY};
+use umpire_hub::{
+    facility_channel, Audience, Format, Frame, GameId, Published, Session, MAX_FACILITY,
+};
 
 use crate::conn::{within_rate, write_batch, End};
 use crate::socket::{Inbound, Socket};
@@ -243,7 +245,7 @@ pub fn fuzz_ws4redis(bytes: &[u8]) {
             assert!(name.starts_with(&format!("facility:{facility}:")));
         }
     }
-    let _ = translate(&Published::new(7, 1, Bytes::copy_from_slice(bytes)));
+    let _ = translate(&Published::new(GameId(7), 1, Bytes::copy_from_slice(bytes)));
 }
 
 fn now_ms() -> u64 {
@@ -401,7 +403,7 @@ mod tests {
         let env = json!({"seq": 1, "at": at, "by": "system",
             "body": {"notice": {"channel": "facility:f:broadcast", "data": data}}});
         Frame::Event(Published::new(
-            1,
+            GameId(1),
             1,
             Bytes::from(rmp_serde::to_vec_named(&env).unwrap()),
         ))
@@ -458,7 +460,7 @@ mod tests {
         assert!(!layer.waiting());
         let subscribed = Frame::Msg(Box::new(ServerMsg::Subscribed {
             channel: "facility:f:broadcast".into(),
-            game: 3,
+            game: GameId(3),
             session: None,
             now: 0,
             r#ref: Some(json!(0)),

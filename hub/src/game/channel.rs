@@ -200,7 +200,7 @@ impl Channel {
                     () = self.rt.shutdown.cancelled() => break,
                     () = self.inbox.ready() => continue,
                     () = tokio::time::sleep(POLL), if poll => {
-                        if let Ok(version) = self.rt.log.version(self.id).await {
+                        if let Ok(version) = self.rt.log.version(self.id.0).await {
                             self.announced = self.announced.max(version);
                         }
                         self.catch_up().await;
@@ -221,7 +221,7 @@ impl Channel {
     /// send it to the subscribers here.
     async fn catch_up(&mut self) {
         while self.announced > self.durable {
-            let page = match self.rt.log.read(self.id, self.durable + 1, 256).await {
+            let page = match self.rt.log.read(self.id.0, self.durable + 1, 256).await {
                 Ok(page) => page,
                 Err(e) => {
                     tracing::warn!(channel = %self.name, error = %e, "cannot read other nodes' notices");
@@ -290,10 +290,7 @@ impl Channel {
                     self.subscribers.retain(|s| s.session != session);
                     joiners.retain(|s: &Subscriber| s.session != session);
                 }
-                other => other.fail(
-                    game,
-                    &HubError::Forbidden(Denied::ChannelPlay),
-                ),
+                other => other.fail(game, &HubError::Forbidden(Denied::ChannelPlay)),
             }
         }
         self.catch_up().await;
@@ -328,7 +325,7 @@ impl Channel {
             let version = self.durable + records.len() as u64;
             let history = self.rt.config.channel_history.max(1);
             let write = Write {
-                stream: self.id,
+                stream: self.id.0,
                 expected: self.durable,
                 records: records.clone(),
                 forget_before: (version > history).then(|| version - history + 1),

@@ -87,7 +87,7 @@ pub(crate) async fn replay<G: Game>(
         let mut next = m.as_ref().map_or(1, |m| m.version() + 1);
         while next <= upto {
             let want = usize::try_from(upto - next + 1).unwrap_or(PAGE).min(PAGE);
-            let page = log.read(id, next, want).await?;
+            let page = log.read(id.0, next, want).await?;
             let Some(&(last, _)) = page.last() else {
                 break;
             };
@@ -133,8 +133,7 @@ impl<G: Game> Kind for Registered<G> {
             .map_err(|why| HubError::BadConfig(Malformed::Refused(why)))?;
         let now = rt.clock.now();
         let (m, created) = Match::create(&*self.game, config, rt.seeds.next(), now);
-        let created = rmp_serde::to_vec_named(&created)
-            .map_err(|e| {
+        let created = rmp_serde::to_vec_named(&created).map_err(|e| {
             HubError::BadConfig(Malformed::Encoding {
                 what: "the config",
                 why: e.to_string(),
@@ -151,15 +150,18 @@ impl<G: Game> Kind for Registered<G> {
         };
         let id = rt.writer.create_stream(meta).await?;
         // A new stream: this node takes it (nobody else knows of it yet).
-        if let crate::bus::Placement::Elsewhere(node) = rt.bus.place(id).await? {
-            return Err(HubError::Elsewhere { game: id, node });
+        if let crate::bus::Placement::Elsewhere(node) = rt.bus.place(GameId(id)).await? {
+            return Err(HubError::Elsewhere {
+                game: GameId(id),
+                node,
+            });
         }
         let first = FirstTurn {
             created: Bytes::from(created),
             invite: invite.clone(),
         };
         let game = Arc::clone(&self.game);
-        let handle = Room::spawn(rt, game, id, m, Some(first), None, None, None);
+        let handle = Room::spawn(rt, game, GameId(id), m, Some(first), None, None, None);
         Ok((handle, invite))
     }
 
@@ -187,26 +189,26 @@ impl<G: Game> Kind for Registered<G> {
             rt.bus.follow(id);
         }
         let mut snapshot: Option<Match<G>> = None;
-        if let Some((version, bytes)) = log.load_snapshot(id).await? {
+        if let Some((version, bytes)) = log.load_snapshot(id.0).await? {
             match rmp_serde::from_slice::<Match<G>>(&bytes) {
                 Ok(snap) if snap.version() == version => snapshot = Some(snap),
                 Ok(_) => tracing::warn!(
-                    game = id,
+                    game = %id,
                     "snapshot version mismatch; replaying the whole log"
                 ),
                 Err(e) => {
-                    tracing::warn!(game = id, error = %e, "snapshot unreadable; replaying the whole log")
+                    tracing::warn!(game = %id, error = %e, "snapshot unreadable; replaying the whole log")
                 }
             }
         }
         let m = self.replay(&**log, id, snapshot, u64::MAX).await?;
         if m.is_over() && leader.is_none() {
             rt.writer
-                .set_status(id, StreamStatus::Over, rt.clock.now())
+                .set_status(id.0, StreamStatus::Over, rt.clock.now())
                 .await?;
         }
         // Unreadable: the next write writes what the game needs.
-        let wake = log.wake(id).await.unwrap_or(None);
+        let wake = log.wake(id.0).await.unwrap_or(None);
         let game = Arc::clone(&self.game);
         Ok(Room::spawn(rt, game, id, m, None, invite, wake, leader))
     }

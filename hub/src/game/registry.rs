@@ -155,11 +155,11 @@ impl Registry {
                     role: Role::Watch,
                 };
                 self.rt.writer.put_key(key, entry).await?;
-                self.counted_channel(id, name, created);
+                self.counted_channel(GameId(id), name, created);
                 id
             }
         };
-        self.channel_task(id, name).await
+        self.channel_task(GameId(id), name).await
     }
 
     /// The channel `name` if its stream exists (something was published on it), never made.
@@ -167,7 +167,7 @@ impl Registry {
         self.open()?;
         let key = crate::game::channel::index_key(name);
         match self.rt.log.find_key(&key).await? {
-            Some(entry) => Ok(Some(self.channel_task(entry.stream, name).await?)),
+            Some(entry) => Ok(Some(self.channel_task(GameId(entry.stream), name).await?)),
             None => Ok(None),
         }
     }
@@ -235,7 +235,10 @@ impl Registry {
         // wait for it. Nobody else wants these streams (their sessions are gone); a notice
         // published to one meanwhile starts a task that stops on the removed stream, and the
         // next publish creates the channel afresh.
-        self.rt.writer.remove_streams(ids.clone()).await?;
+        self.rt
+            .writer
+            .remove_streams(ids.iter().map(|id| id.0).collect())
+            .await?;
         let mut map = self.session_channels();
         for (sid, _) in &gone {
             map.remove(sid);
@@ -254,7 +257,7 @@ impl Registry {
         if let Some(handle) = self.channels().get(&id).filter(|h| !h.is_closed()) {
             return Ok(handle.clone());
         }
-        let version = self.rt.log.version(id).await?;
+        let version = self.rt.log.version(id.0).await?;
         let mut channels = self.channels();
         // Started by another caller while this one read the version: theirs serves.
         if let Some(handle) = channels.get(&id).filter(|h| !h.is_closed()) {
@@ -313,10 +316,9 @@ impl Registry {
         let started = AssertUnwindSafe(k.start(&self.rt, config, owner.player()))
             .catch_unwind()
             .await;
-        let (handle, invite) = started.map_err(|_| {
-            HubError::Panicked(Panic::Creating(kind.to_owned()))
-        })??;
-        tracing::info!(game = handle.game, kind, player = %player, "game created");
+        let (handle, invite) =
+            started.map_err(|_| HubError::Panicked(Panic::Creating(kind.to_owned())))??;
+        tracing::info!(game = %handle.game, kind, player = %player, "game created");
         self.rooms().insert(handle.game, handle.clone());
         crate::lock(&self.invites).add(handle.game, invite);
         // The creator's seat is taken in the game's first turn, with its `Created` record.
@@ -381,7 +383,7 @@ impl Registry {
             return Err(HubError::panicked(game));
         }
         let not_found = || HubError::NotFound(Missing::Game(game));
-        let meta = self.rt.log.meta(game).await?.ok_or_else(not_found)?;
+        let meta = self.rt.log.meta(game.0).await?.ok_or_else(not_found)?;
         if meta.kind == crate::game::channel::KIND {
             return self.channel_task(game, &meta.creator).await;
         }
@@ -408,7 +410,7 @@ impl Registry {
             self.rt.quarantine(game);
             HubError::panicked(game)
         })??;
-        tracing::info!(game, kind = %meta.kind, version = handle.head(), follower, "game loaded");
+        tracing::info!(%game, kind = %meta.kind, version = handle.head(), follower, "game loaded");
         self.rooms().insert(game, handle.clone());
         if let Some(invite) = invite {
             crate::lock(&self.invites).add(game, invite);
@@ -449,7 +451,7 @@ impl Registry {
             .find_key(key)
             .await?
             .ok_or(HubError::NotFound(Missing::Key))?;
-        Ok((entry.role, entry.stream))
+        Ok((entry.role, GameId(entry.stream)))
     }
 
     /// Take a seat with `key`: a free seat with a join key, or the seat a seat token names.
@@ -501,7 +503,7 @@ impl Registry {
                     .map_or(0, |m| m.created),
                 false => 0,
             };
-            self.counted_channel(entry.stream, name, created);
+            self.counted_channel(GameId(entry.stream), name, created);
         }
         let now = self.rt.clock.now();
         let due = self.rt.log.due(now, None, DUE_REPORTED).await?.len();
@@ -525,8 +527,8 @@ impl Registry {
             let page = self.rt.log.due(until, after, PAGE).await?;
             let rooms = self.rooms();
             for (game, wake) in &page {
-                if !rooms.contains_key(game) {
-                    self.rt.wakes.schedule(*game, wake.due);
+                if !rooms.contains_key(&GameId(*game)) {
+                    self.rt.wakes.schedule(GameId(*game), wake.due);
                 }
             }
             drop(rooms);
@@ -555,7 +557,7 @@ impl Registry {
                 // live node, whose task fires it.
                 Ok(_) | Err(HubError::NotFound(_) | HubError::Elsewhere { .. }) => {}
                 Err(e) => {
-                    tracing::error!(game, error = %e, "a game due to wake did not load; trying again in a second");
+                    tracing::error!(%game, error = %e, "a game due to wake did not load; trying again in a second");
                     let again = self.rt.clock.now().saturating_add(RETRY_WAKE_MS);
                     self.rt.wakes.schedule(game, again);
                 }
@@ -586,7 +588,10 @@ impl Registry {
         let ids: Vec<GameId> = held.iter().map(|(game, _, _)| *game).collect();
         let removed = match ids.is_empty() {
             true => Ok(()),
-            false => self.rt.writer.remove_streams(ids.clone()).await,
+            false => {
+                let streams = ids.iter().map(|id| id.0).collect();
+                self.rt.writer.remove_streams(streams).await
+            }
         };
         for (game, gate, turn) in held {
             drop(turn);
@@ -632,7 +637,7 @@ impl Registry {
             match self.room(game).await {
                 Ok(_) => revived += 1,
                 Err(e) => {
-                    tracing::warn!(game, error = %e, "not restarted; it loads on its next use")
+                    tracing::warn!(%game, error = %e, "not restarted; it loads on its next use")
                 }
             }
         }

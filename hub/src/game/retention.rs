@@ -28,6 +28,10 @@ pub(crate) async fn prune(registry: &Registry, now: Millis, keep: Duration) -> R
     loop {
         let page = registry.rt.log.finished_before(before, PAGE).await?;
         let listed = page.len();
+        let page = page
+            .into_iter()
+            .map(umpire_engine::protocol::GameId)
+            .collect();
         let gone = registry.remove_unloaded(page).await?.len();
         removed += gone;
         // A page the registry kept whole (all of it in memory) would come back the same.

@@ -392,13 +392,13 @@ impl<G: Game> Room<G> {
         let needed = self.wake_needed(self.active);
         if needed != self.wake {
             // Queued, not awaited: an entry not written leaves the earlier one, early at worst.
-            self.rt.writer.set_wake_later(self.id, needed);
+            self.rt.writer.set_wake_later(self.id.0, needed);
         }
         if let Some(wake) = needed {
             self.rt.wakes.schedule(self.id, wake.due);
         }
         self.rt.retire(self.id);
-        tracing::debug!(game = self.id, "left memory");
+        tracing::debug!(game = %self.id, "left memory");
         true
     }
 
@@ -413,10 +413,10 @@ impl<G: Game> Room<G> {
                 .m
                 .execute(&self.game, Actor::System, Action::Expire, now, None);
             if let Err(e) = self.absorb(result, &mut turn) {
-                tracing::warn!(game = self.id, error = %e, "the idle game did not expire");
+                tracing::warn!(game = %self.id, error = %e, "the idle game did not expire");
                 return;
             }
-            tracing::info!(game = self.id, "expired: nobody played it for too long");
+            tracing::info!(game = %self.id, "expired: nobody played it for too long");
         }
         self.inbox.retire();
         // Whatever came in meanwhile is answered by the finished game.
@@ -706,7 +706,7 @@ impl<G: Game> Room<G> {
                 self.suspect = true;
             }
         }
-        if let Ok(version) = self.rt.log.version(self.id).await {
+        if let Ok(version) = self.rt.log.version(self.id.0).await {
             self.announced = self.announced.max(version);
         }
         let lease = self.rt.lease_ms();
@@ -729,7 +729,7 @@ impl<G: Game> Room<G> {
                     }
                 }
                 Err(e) => {
-                    tracing::warn!(game = self.id, error = %e, "cannot ask who leads the game")
+                    tracing::warn!(game = %self.id, error = %e, "cannot ask who leads the game")
                 }
             }
         }
@@ -782,10 +782,10 @@ impl<G: Game> Room<G> {
             let want = usize::try_from(upto - self.durable)
                 .unwrap_or(PAGE)
                 .min(PAGE);
-            let page = match self.rt.log.read(self.id, self.durable + 1, want).await {
+            let page = match self.rt.log.read(self.id.0, self.durable + 1, want).await {
                 Ok(page) => page,
                 Err(e) => {
-                    tracing::warn!(game = self.id, error = %e, "cannot read what the leader wrote");
+                    tracing::warn!(game = %self.id, error = %e, "cannot read what the leader wrote");
                     return Ok(());
                 }
             };
@@ -809,7 +809,7 @@ impl<G: Game> Room<G> {
                             .map_err(|e| e.to_string())
                     });
                 if let Err(e) = applied {
-                    tracing::error!(game = self.id, error = %e, "the leader's records do not apply: the game stops here");
+                    tracing::error!(game = %self.id, error = %e, "the leader's records do not apply: the game stops here");
                     return Err(());
                 }
                 published.push(Published::viewed(self.id, seq, bytes, &self.views));
@@ -843,14 +843,14 @@ impl<G: Game> Room<G> {
     async fn promote(&mut self, turn: &mut Turn) -> std::result::Result<(), ()> {
         self.catch_up(Seq::MAX).await?;
         tracing::info!(
-            game = self.id,
+            game = %self.id,
             from = self.leader.as_deref().unwrap_or(""),
             version = self.durable,
             "took the game over: its leader stopped holding it"
         );
         self.leader = None;
         self.rt.bus.unfollow(self.id);
-        self.wake = self.rt.log.wake(self.id).await.unwrap_or(None);
+        self.wake = self.rt.log.wake(self.id.0).await.unwrap_or(None);
         self.active = self.m.last_at();
         self.roster_changed = true;
         self.remote = self.assume_remote_seats();
@@ -873,14 +873,14 @@ impl<G: Game> Room<G> {
         match rebuilt {
             Ok(m) => self.m = m,
             Err(e) => {
-                tracing::error!(game = self.id, error = %e, "cannot rebuild the game");
+                tracing::error!(game = %self.id, error = %e, "cannot rebuild the game");
                 return Err(());
             }
         }
         match self.rt.bus.place(self.id).await {
             Ok(Placement::Here) => Ok(()),
             Ok(Placement::Elsewhere(node)) => {
-                tracing::warn!(game = self.id, leader = %node, "another node took the game over; following it");
+                tracing::warn!(game = %self.id, leader = %node, "another node took the game over; following it");
                 self.leader = Some(node);
                 self.told_seats = (BTreeSet::new(), 0);
                 self.roster_changed = true;
@@ -888,7 +888,7 @@ impl<G: Game> Room<G> {
                 self.catch_up(Seq::MAX).await
             }
             Err(e) => {
-                tracing::error!(game = self.id, error = %e, "cannot ask who leads the game");
+                tracing::error!(game = %self.id, error = %e, "cannot ask who leads the game");
                 Err(())
             }
         }
@@ -1189,7 +1189,7 @@ impl<G: Game> Room<G> {
                 .m
                 .execute(&self.game, Actor::System, Action::Fire(timer), now, None);
             if let Err(e) = self.absorb(result, turn) {
-                tracing::warn!(game = self.id, timer = timer.0, error = %e, "a due timer did not fire");
+                tracing::warn!(game = %self.id, timer = timer.0, error = %e, "a due timer did not fire");
                 break;
             }
         }
@@ -1254,7 +1254,7 @@ impl<G: Game> Room<G> {
                 None => {
                     let wake = crate::storage::sleepers::change(self.wake, self.wake_needed(now));
                     let write = Write {
-                        stream: self.id,
+                        stream: self.id.0,
                         expected: self.durable,
                         records,
                         keys,
@@ -1285,7 +1285,7 @@ impl<G: Game> Room<G> {
                             .map(|o| format!("{o:?}"))
                             .unwrap_or_default();
                         tracing::info!(
-                            game = self.id,
+                            game = %self.id,
                             kind = G::KIND,
                             version = version,
                             outcome,
@@ -1298,7 +1298,7 @@ impl<G: Game> Room<G> {
                     return Err(Stop::Demote);
                 }
                 Err(e) => {
-                    tracing::error!(game = self.id, error = %e, "the game stops: its events could not be made durable");
+                    tracing::error!(game = %self.id, error = %e, "the game stops: its events could not be made durable");
                     // Closed before anyone hears of the failure: who asks again then finds
                     // the game stopped and loads it afresh, instead of queueing into this
                     // task as it ends (and being answered `unavailable`).
@@ -1339,10 +1339,10 @@ impl<G: Game> Room<G> {
         }
         match rmp_serde::to_vec_named(&self.m) {
             Ok(bytes) => {
-                self.rt.writer.snapshot(self.id, self.m.version(), bytes);
+                self.rt.writer.snapshot(self.id.0, self.m.version(), bytes);
                 self.snapshot_at = self.m.version();
             }
-            Err(e) => tracing::warn!(game = self.id, error = %e, "snapshot does not encode"),
+            Err(e) => tracing::warn!(game = %self.id, error = %e, "snapshot does not encode"),
         }
     }
 
@@ -1430,7 +1430,10 @@ fn tell_audience(game: GameId, subs: &[Subscriber], spectators: u64) {
 }
 
 fn key(stream: GameId, role: Role) -> KeyEntry {
-    KeyEntry { stream, role }
+    KeyEntry {
+        stream: stream.0,
+        role,
+    }
 }
 
 async fn sleep_opt(due: Option<Duration>) {

@@ -61,7 +61,7 @@ impl Runtime {
     /// A panic in `game`'s code stopped it: it stays stopped until the server restarts.
     pub(crate) fn quarantine(&self, game: GameId) {
         tracing::error!(
-            game,
+            %game,
             "the game's code panicked; the game stays stopped until the server restarts"
         );
         crate::lock(&self.panicked).insert(game);

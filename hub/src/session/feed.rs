@@ -54,7 +54,7 @@ impl Session {
     pub async fn read_ahead(&mut self) {
         if let (Some((game, from, want)), None) = (self.to_read, &self.page) {
             let log = std::sync::Arc::clone(&self.rt().log);
-            let page = log.read(game, from, want).await;
+            let page = log.read(game.0, from, want).await;
             self.page = Some(((game, from), page));
         }
     }
@@ -315,7 +315,7 @@ impl Session {
             Ok(_) => {
                 // Everything up to a game's head is durable, so this does not happen; if it
                 // did, waiting would not help.
-                tracing::error!(game, next, upto, "the log ends before the game's head");
+                tracing::error!(%game, next, upto, "the log ends before the game's head");
                 if let Some(link) = self.games.get_mut(&game) {
                     link.next = Some(upto + 1);
                 }
@@ -323,12 +323,12 @@ impl Session {
             Err(e) if e.is_io() => {
                 // The log is failing and being reopened: read again shortly. Until then this
                 // game's later events, and everything after them, wait.
-                tracing::warn!(game, error = %e, "catch-up read failed; trying again");
+                tracing::warn!(%game, error = %e, "catch-up read failed; trying again");
                 self.retry_at = Some(tokio::time::Instant::now() + RETRY_READ);
                 return Step::Blocked;
             }
             Err(e) => {
-                tracing::error!(game, error = %e, "catch-up read failed");
+                tracing::error!(%game, error = %e, "catch-up read failed");
                 self.refuse(
                     ErrorCode::Internal,
                     "the game's history could not be read".into(),

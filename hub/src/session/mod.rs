@@ -671,14 +671,10 @@ impl Session {
                 }
             }
             Access::Session(sid) if sid == self.sid => {}
-            Access::Session(_) => {
-                return Err(HubError::Forbidden(Denied::SessionChannel))
-            }
+            Access::Session(_) => return Err(HubError::Forbidden(Denied::SessionChannel)),
             Access::WebSession(key)
                 if membership.and_then(|m| m.web_session.as_deref()) == Some(key) => {}
-            Access::WebSession(_) => {
-                return Err(HubError::Forbidden(Denied::WebSessionChannel))
-            }
+            Access::WebSession(_) => return Err(HubError::Forbidden(Denied::WebSessionChannel)),
         }
         self.room_for_one_more()?;
         let now = tokio::time::Instant::now();

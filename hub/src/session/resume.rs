@@ -208,13 +208,9 @@ impl Session {
             .ok_or_else(unknown)?;
         match (&saved.user, &self.user) {
             (Some(a), Some(b)) if a == b => {}
-            (Some(_), None) => {
-                return Err(HubError::Unauthorized(Unauthenticated::UserSession))
-            }
+            (Some(_), None) => return Err(HubError::Unauthorized(Unauthenticated::UserSession)),
             (None, None) => self.guest.clone_from(&saved.guest),
-            _ => {
-                return Err(HubError::Forbidden(Denied::SessionOfAnother))
-            }
+            _ => return Err(HubError::Forbidden(Denied::SessionOfAnother)),
         }
         if !saved.sid.is_empty() {
             self.sid.clone_from(&saved.sid);

@@ -188,11 +188,11 @@ mod tests {
     #[test]
     fn the_queue_gives_games_back_in_due_order_once() {
         let wakes = Wakes::default();
-        wakes.schedule(3, 300);
-        wakes.schedule(1, 100);
-        wakes.schedule(2, 200);
+        wakes.schedule(GameId(3), 300);
+        wakes.schedule(GameId(1), 100);
+        wakes.schedule(GameId(2), 200);
         // Rescheduled: only the new time counts.
-        wakes.schedule(3, 150);
+        wakes.schedule(GameId(3), 150);
         assert_eq!(wakes.next_in(50), Some(Duration::from_millis(50)));
         assert_eq!(wakes.take_due(160), vec![1, 3]);
         assert_eq!(wakes.take_due(160), Vec::<GameId>::new());

@@ -141,7 +141,7 @@ impl<G: Game + Clone> Check<G> {
             };
         }
         played.records = log
-            .read(world.id, 1, usize::MAX)
+            .read(world.id.0, 1, usize::MAX)
             .map(|records| records.into_iter().map(|(_, r)| r.to_vec()).collect())
             .unwrap_or_default();
         played.failure = failure.map(|(step, message)| Failure {
@@ -321,7 +321,7 @@ impl<'a, G: Game + Clone> World<'a, G> {
     }
 
     fn version(&self) -> Seq {
-        self.log.version(self.id).unwrap_or(0)
+        self.log.version(self.id.0).unwrap_or(0)
     }
 
     async fn step(&mut self, step: &Step<G::Command>, mark: &mut Mark) -> Result<(), String> {
@@ -550,7 +550,7 @@ impl<'a, G: Game + Clone> World<'a, G> {
     fn typed(&self, from: Seq, n: usize) -> Result<Vec<Envelope<G>>, String> {
         let records = self
             .log
-            .read(self.id, from, n)
+            .read(self.id.0, from, n)
             .map_err(|e| format!("the log cannot be read: {e}"))?;
         records
             .iter()
@@ -604,7 +604,7 @@ impl<'a, G: Game + Clone> World<'a, G> {
     /// once the hub has stopped: until its writer is flushed, whether a snapshot is saved yet
     /// is a matter of timing.
     fn saved_snapshot_restores(&self) -> Result<(), String> {
-        let Ok(Some((_, bytes))) = self.log.load_snapshot(self.id) else {
+        let Ok(Some((_, bytes))) = self.log.load_snapshot(self.id.0) else {
             return Ok(());
         };
         let typed = self.typed(1, usize::MAX)?;
@@ -642,7 +642,7 @@ impl<'a, G: Game + Clone> World<'a, G> {
         // Read again: a timer may have fired while they read.
         let records = self
             .log
-            .read(id, 1, usize::MAX)
+            .read(id.0, 1, usize::MAX)
             .map_err(|e| format!("the log cannot be read: {e}"))?;
         let typed = self.typed(1, records.len())?;
         let followers = self

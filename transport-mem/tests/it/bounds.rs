@@ -50,10 +50,10 @@ fn a_session_in_nothing_but_its_own_channel_leaves_nothing_behind() {
         tokio::time::sleep(PASS).await;
         assert!(log.sessions().unwrap().is_empty(), "none of them was kept");
         for stream in &gone {
-            assert_eq!(log.meta(*stream).unwrap(), None, "channel {stream} stayed");
+            assert_eq!(log.meta(stream.0).unwrap(), None, "channel {stream} stayed");
         }
         assert_eq!(hub.metrics().channels.get(), 1);
-        assert!(log.meta(kept).unwrap().is_some());
+        assert!(log.meta(kept.0).unwrap().is_some());
         hub.publish(&own, json!("still here")).await.unwrap();
         let env = within(stays.next_event(kept)).await.unwrap();
         assert_eq!(env["body"]["notice"]["data"], json!("still here"));
@@ -74,13 +74,13 @@ fn a_session_in_channels_only_is_kept_for_the_shorter_time_and_its_channel_with_
         drop(client);
         tokio::time::sleep(PASS).await;
         assert_eq!(log.sessions().unwrap().len(), 1, "kept for a minute");
-        assert!(log.meta(session).unwrap().is_some(), "its channel too");
+        assert!(log.meta(session.0).unwrap().is_some(), "its channel too");
         assert_eq!(hub.metrics().kept_sessions.get(), 1);
         tokio::time::sleep(Duration::from_secs(60)).await;
         assert!(log.sessions().unwrap().is_empty(), "expired after a minute");
-        assert_eq!(log.meta(session).unwrap(), None, "and its channel went");
+        assert_eq!(log.meta(session.0).unwrap(), None, "and its channel went");
         assert!(
-            log.meta(broadcast).unwrap().is_some(),
+            log.meta(broadcast.0).unwrap().is_some(),
             "broadcast is everyone's"
         );
         assert_eq!(hub.metrics().kept_sessions.get(), 0);
@@ -103,10 +103,10 @@ fn a_session_in_a_game_is_kept_for_the_longer_time() {
             1,
             "kept past the channels' minute"
         );
-        assert!(log.meta(session).unwrap().is_some());
+        assert!(log.meta(session.0).unwrap().is_some());
         tokio::time::sleep(Duration::from_secs(3600)).await;
         assert!(log.sessions().unwrap().is_empty(), "expired after the hour");
-        assert_eq!(log.meta(session).unwrap(), None);
+        assert_eq!(log.meta(session.0).unwrap(), None);
         hub.shutdown().await.unwrap();
     });
 }

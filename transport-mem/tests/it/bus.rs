@@ -88,7 +88,7 @@ async fn every_durable_version_is_announced_in_order_for_games_and_channels() {
     );
     assert_eq!(
         versions.last().copied(),
-        Some(log.version(game.game).unwrap()),
+        Some(log.version(game.game.0).unwrap()),
         "the last announcement is the log's version"
     );
     assert!(versions.len() >= 6, "one per turn at least: {versions:?}");
@@ -125,7 +125,7 @@ async fn checked(
     log: &MemLog,
     game: GameId,
 ) -> (Vec<Value>, std::collections::HashMap<String, usize>) {
-    let logged = records(log, game).await;
+    let logged = records(log, game.0).await;
     for (i, env) in logged.iter().enumerate() {
         assert_eq!(
             env["seq"].as_u64(),
@@ -419,7 +419,7 @@ async fn a_channel_works_across_nodes_publishers_on_two_a_subscriber_on_the_thir
     let shown = within(eve.events(stream, 40)).await.unwrap();
     let shown_seqs: Vec<u64> = shown.iter().filter_map(|e| e["seq"].as_u64()).collect();
     assert_eq!(shown_seqs, (1..=40).collect::<Vec<_>>());
-    let logged = records(&*log, stream).await;
+    let logged = records(&*log, stream.0).await;
     for (env, logged) in shown.iter().zip(&logged) {
         assert_eq!(env["body"], logged["body"]);
     }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crate::common::{game_event, is_over, seq, start, within};
 use serde_json::{json, Value};
 use umpire_engine::protocol::ErrorCode;
+use umpire_engine::protocol::GameId;
 use umpire_engine::Seat;
 use umpire_hub::HubConfig;
 use umpire_mem::{MemClient, MemConnector};
@@ -26,7 +27,7 @@ async fn play(
             &mut *yellow
         };
         mover
-            .command(game, json!({ "column": column }))
+            .command(GameId(game), json!({ "column": column }))
             .await
             .expect("legal move");
     }
@@ -65,7 +66,7 @@ async fn two_players_and_three_spectators_see_the_same_game() {
     within(play(
         &mut red,
         &mut yellow,
-        game.game,
+        game.game.0,
         &[0, 1, 0, 1, 0, 1, 0],
         0,
     ))
@@ -137,7 +138,7 @@ async fn a_late_spectator_gets_the_past_then_the_rest_without_gap_or_repeat() {
     within(play(
         &mut red,
         &mut yellow,
-        game.game,
+        game.game.0,
         &[0, 1, 2, 3, 4, 5, 6, 0, 1, 2],
         0,
     ))
@@ -156,7 +157,14 @@ async fn a_late_spectator_gets_the_past_then_the_rest_without_gap_or_repeat() {
     assert_eq!(moves, vec![0, 1, 2, 3, 4, 5, 6, 0, 1, 2]);
 
     // Red stacks column 1 to a win while yellow stacks column 6.
-    within(play(&mut red, &mut yellow, game.game, &[1, 6, 1, 6, 1], 10)).await;
+    within(play(
+        &mut red,
+        &mut yellow,
+        game.game.0,
+        &[1, 6, 1, 6, 1],
+        10,
+    ))
+    .await;
     let rest = within(late.events_until(game.game, is_over)).await.unwrap();
     assert_eq!(rest.len(), 6, "five moves and the outcome");
     let whole: Vec<Value> = past.into_iter().chain(rest).collect();
@@ -225,7 +233,7 @@ async fn refusals_have_clear_codes_and_change_nothing() {
         .unwrap_err();
     assert_eq!(watch_key_join.code(), Some(ErrorCode::Forbidden));
     let stranger = spectator
-        .command(game.game + 1000, json!({"column": 0}))
+        .command(GameId(game.game.0 + 1000), json!({"column": 0}))
         .await
         .unwrap_err();
     assert_eq!(stranger.code(), Some(ErrorCode::NotFound));

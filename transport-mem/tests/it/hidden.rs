@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use crate::common::{seq, start, within};
 use serde_json::{json, Value};
+use umpire_engine::protocol::GameId;
 use umpire_engine::{Seat, Viewer};
 use umpire_games::highcard;
 use umpire_hub::HubConfig;
@@ -24,7 +25,7 @@ fn leaks(viewer: Viewer, events: &[Value]) -> usize {
 
 /// Events of `game` up to seq `head`.
 async fn upto(client: &mut MemClient, game: u64, head: u64) -> Vec<Value> {
-    within(client.events_until(game, |env| seq(env) >= head))
+    within(client.events_until(GameId(game), |env| seq(env) >= head))
         .await
         .unwrap()
 }
@@ -53,7 +54,7 @@ async fn a_hand_reaches_its_owner_alone_and_the_seed_nobody() {
     let head = ada.command(g.game, json!("deal")).await.unwrap();
     let mut seen: Vec<Vec<Value>> = Vec::new();
     for client in [&mut ada, &mut bob, &mut fan] {
-        seen.push(upto(client, g.game, head).await);
+        seen.push(upto(client, g.game.0, head).await);
     }
     let hands = [hand(0, &seen[0]), hand(1, &seen[1])];
     assert_eq!(hands[0].len(), 3);
@@ -63,11 +64,11 @@ async fn a_hand_reaches_its_owner_alone_and_the_seed_nobody() {
     for (mine, his) in hands[0].iter().zip(&hands[1]) {
         let b = bob.command(g.game, json!({ "play": his })).await.unwrap();
         for (i, client) in [&mut ada, &mut bob, &mut fan].into_iter().enumerate() {
-            seen[i].extend(upto(client, g.game, b).await);
+            seen[i].extend(upto(client, g.game.0, b).await);
         }
         head = ada.command(g.game, json!({ "play": mine })).await.unwrap();
         for (i, client) in [&mut ada, &mut bob, &mut fan].into_iter().enumerate() {
-            seen[i].extend(upto(client, g.game, head).await);
+            seen[i].extend(upto(client, g.game.0, head).await);
         }
     }
     let viewers = [
@@ -94,14 +95,14 @@ async fn a_hand_reaches_its_owner_alone_and_the_seed_nobody() {
     late.watch(g.watch.as_ref().unwrap(), Some(1))
         .await
         .unwrap();
-    let caught_up = upto(&mut late, g.game, head).await;
+    let caught_up = upto(&mut late, g.game.0, head).await;
     assert_eq!(caught_up.len() as u64, head);
     assert_eq!(leaks(Viewer::Spectator, &caught_up), 0);
     assert_eq!(caught_up, seen[2], "live and caught up show the same");
 
     // The log keeps everything: the hands and the seed are there.
     let logged: Vec<Value> = log
-        .read(g.game, 1, 100)
+        .read(g.game.0, 1, 100)
         .await
         .unwrap()
         .iter()

@@ -25,7 +25,7 @@ fn evicting(after: u64) -> HubConfig {
 
 /// When each build of `game` completed, by order number.
 async fn completions(log: &Arc<dyn Log>, game: GameId) -> Vec<(u64, u64)> {
-    records(&**log, game)
+    records(&**log, game.0)
         .await
         .iter()
         .filter_map(|env| {
@@ -238,7 +238,7 @@ fn finished_games_are_removed_after_retention_unless_someone_is_replaying_them()
         // A month and a day later (the hub looks every hour).
         tokio::time::sleep(Duration::from_secs(31 * 86_400)).await;
         assert_eq!(
-            records(&*log, finished[0].game).await,
+            records(&*log, finished[0].game.0).await,
             Vec::<Value>::new(),
             "the first is gone"
         );
@@ -249,11 +249,11 @@ fn finished_games_are_removed_after_retention_unless_someone_is_replaying_them()
             .unwrap_err();
         assert_eq!(refused.code(), Some(ErrorCode::NotFound), "{refused}");
         assert!(
-            !records(&*log, finished[1].game).await.is_empty(),
+            !records(&*log, finished[1].game.0).await.is_empty(),
             "the one being replayed is kept"
         );
         assert!(
-            !records(&*log, live.game).await.is_empty(),
+            !records(&*log, live.game.0).await.is_empty(),
             "a live game is never removed"
         );
 
@@ -261,7 +261,10 @@ fn finished_games_are_removed_after_retention_unless_someone_is_replaying_them()
         fan.leave(finished[1].game).await.unwrap();
         tokio::time::sleep(Duration::from_secs(61)).await;
         hub.prune_finished().await.unwrap();
-        assert_eq!(records(&*log, finished[1].game).await, Vec::<Value>::new());
+        assert_eq!(
+            records(&*log, finished[1].game.0).await,
+            Vec::<Value>::new()
+        );
         let refused = late.join(&finished[1].token).await.unwrap_err();
         assert_eq!(refused.code(), Some(ErrorCode::NotFound), "{refused}");
         hub.shutdown().await.unwrap();

@@ -90,7 +90,7 @@ fn a_timer_that_panics_is_not_fired_again_and_other_timers_go_on() {
             "{stopped}"
         );
         // The log holds what happened before the panic, and nothing from the timer.
-        let fired = records(&*log, broken)
+        let fired = records(&*log, broken.0)
             .await
             .iter()
             .filter(|env| env["body"].get("fired").is_some())

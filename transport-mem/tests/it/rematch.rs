@@ -5,12 +5,16 @@ use std::sync::Arc;
 
 use crate::common::{is_over, paused_runtime, start, within};
 use serde_json::{json, Value};
+use umpire_engine::protocol::GameId;
 use umpire_engine::protocol::{ClientMsg, ErrorCode, ServerMsg};
 use umpire_hub::HubConfig;
 use umpire_store::MemLog;
 
 fn rematch(game: u64) -> ClientMsg {
-    ClientMsg::Rematch { game, r#ref: None }
+    ClientMsg::Rematch {
+        game: GameId(game),
+        r#ref: None,
+    }
 }
 
 #[test]
@@ -27,7 +31,7 @@ fn the_players_of_a_finished_game_play_again_and_spectators_are_told() {
             .unwrap();
 
         // Not before the end, and not for a spectator.
-        let early = red.request(rematch(game.game)).await.unwrap();
+        let early = red.request(rematch(game.game.0)).await.unwrap();
         assert!(
             matches!(
                 early,
@@ -46,7 +50,7 @@ fn the_players_of_a_finished_game_play_again_and_spectators_are_told() {
                 .unwrap();
         }
         within(fan.events_until(game.game, is_over)).await.unwrap();
-        let refused = fan.request(rematch(game.game)).await.unwrap();
+        let refused = fan.request(rematch(game.game.0)).await.unwrap();
         assert!(
             matches!(
                 refused,
@@ -61,7 +65,7 @@ fn the_players_of_a_finished_game_play_again_and_spectators_are_told() {
         // Yellow asks first: a new Connect Four, yellow in its first seat.
         let ServerMsg::Created {
             game: next, seat, ..
-        } = yellow.request(rematch(game.game)).await.unwrap()
+        } = yellow.request(rematch(game.game.0)).await.unwrap()
         else {
             panic!("yellow should create the rematch")
         };
@@ -80,7 +84,7 @@ fn the_players_of_a_finished_game_play_again_and_spectators_are_told() {
         assert_eq!((told.0, told.1), (game.game, next));
         assert_eq!(fan.watch(&told.2, None).await.unwrap(), next);
         // Red asks too and takes the other seat of that same game.
-        let answer = red.request(rematch(game.game)).await.unwrap();
+        let answer = red.request(rematch(game.game.0)).await.unwrap();
         let ServerMsg::Joined {
             game: joined, seat, ..
         } = answer
@@ -97,7 +101,7 @@ fn the_players_of_a_finished_game_play_again_and_spectators_are_told() {
             1
         );
         // Asking again gives the same game, not a third one.
-        let again = red.request(rematch(game.game)).await.unwrap();
+        let again = red.request(rematch(game.game.0)).await.unwrap();
         assert!(
             matches!(again, ServerMsg::Joined { game, .. } if game == next),
             "{again:?}"

@@ -105,7 +105,7 @@ fn a_spectator_resumes_after_a_restart_from_where_it_was() {
         ada.command(game, json!({"add": 1})).await.unwrap();
         let live = within(fan_state.events(game, 1)).await.unwrap();
         assert_eq!(seqs(&live), vec![10]);
-        assert_eq!(log.version(game).unwrap(), 10);
+        assert_eq!(log.version(game.0).unwrap(), 10);
         hub.shutdown().await.unwrap();
     });
 }

@@ -16,6 +16,7 @@ use umpire_store::{
 };
 
 use crate::common::{start, within};
+use umpire_engine::protocol::GameId;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pipelined_commands_are_answered_in_order_each_after_its_events() {
@@ -37,7 +38,7 @@ async fn pipelined_commands_are_answered_in_order_each_after_its_events() {
     let (mut answered, mut last_event) = (0, 0);
     for round in 0..rounds {
         for i in round * per_round..(round + 1) * per_round {
-            within(player.send(add_one(game.game, i))).await.unwrap();
+            within(player.send(add_one(game.game.0, i))).await.unwrap();
         }
         read(
             &mut player,
@@ -59,7 +60,7 @@ async fn pipelined_commands_are_answered_in_order_each_after_its_events() {
 /// A tally command adding 1, with `i` as its `ref`.
 fn add_one(game: u64, i: u64) -> ClientMsg {
     ClientMsg::Command {
-        game,
+        game: GameId(game),
         cmd: json!({"add": 1}),
         cid: None,
         r#ref: Some(json!(i)),
@@ -264,7 +265,7 @@ async fn when_the_log_fails_every_request_is_answered_and_the_game_comes_back() 
 
     log.broken.store(true, Ordering::SeqCst);
     for i in 0..10 {
-        within(player.send(add_one(game.game, i))).await.unwrap();
+        within(player.send(add_one(game.game.0, i))).await.unwrap();
     }
     for _ in 0..10 {
         match within(player.next_reply()).await.unwrap() {
@@ -283,7 +284,7 @@ async fn when_the_log_fails_every_request_is_answered_and_the_game_comes_back() 
     let seq = within(player.command(game.game, json!({"add": 2})))
         .await
         .unwrap();
-    let added = log.read(game.game, seq, 1).unwrap();
+    let added = log.read(game.game.0, seq, 1).unwrap();
     let added: Value = rmp_serde::from_slice(&added[0].1).unwrap();
     assert_eq!(
         added["body"]["game"]["total"],
@@ -294,7 +295,7 @@ async fn when_the_log_fails_every_request_is_answered_and_the_game_comes_back() 
         hub.inspect(game.game).await.unwrap().state["total"],
         json!(7)
     );
-    let records = log.read(game.game, 1, 100).unwrap();
+    let records = log.read(game.game.0, 1, 100).unwrap();
     let totals: Vec<Value> = records
         .iter()
         .map(|(_, r)| rmp_serde::from_slice::<Value>(r).unwrap()["body"]["game"]["total"].clone())
@@ -317,7 +318,7 @@ async fn a_game_whose_stream_another_process_took_asks_to_retry_and_writes_nothi
         .unwrap();
 
     log.taken_over.store(true, Ordering::SeqCst);
-    within(player.send(add_one(game.game, 0))).await.unwrap();
+    within(player.send(add_one(game.game.0, 0))).await.unwrap();
     match within(player.next_reply()).await.unwrap() {
         ServerMsg::Error { code, message, .. } => {
             assert_eq!(
@@ -329,7 +330,7 @@ async fn a_game_whose_stream_another_process_took_asks_to_retry_and_writes_nothi
         }
         other => panic!("expected an error, got {other:?}"),
     }
-    assert_eq!(log.version(game.game).unwrap(), before, "nothing written");
+    assert_eq!(log.version(game.game.0).unwrap(), before, "nothing written");
     // The game's task stopped on the refusal: a retry (the answer said to) loads it again
     // from the log (here the same process owns it again) and goes through. One sent while
     // the stopped task is still closing is answered overloaded too: the client retries.

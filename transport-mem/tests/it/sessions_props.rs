@@ -195,7 +195,7 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
             .command_with_cid(id, json!({"add": 1}), Some("last".into()))
             .await;
         prop_assert!(last.is_ok(), "{:?}", last);
-        let records = log.read(id, 1, usize::MAX).unwrap();
+        let records = log.read(id.0, 1, usize::MAX).unwrap();
         let expected: Vec<Value> = records
             .iter()
             .map(|(_, r)| umpire_engine::protocol::as_shown(rmp_serde::from_slice(r).unwrap()))

@@ -343,7 +343,7 @@ async fn a_failing_log_acknowledges_nothing_it_did_not_keep_and_the_hub_heals_by
     // Every acknowledged add is in the log exactly once, at the seq its ack named, and nothing
     // else was added: the log holds each cid once.
     for (game, seqs) in &games {
-        let records = log.read(*game, 1, 10_000).unwrap();
+        let records = log.read(game.0, 1, 10_000).unwrap();
         let mut by_cid: HashMap<String, Vec<Seq>> = HashMap::new();
         for (seq, bytes) in &records {
             let env: Envelope<Tally> = rmp_serde::from_slice(bytes).unwrap();

@@ -169,7 +169,7 @@ async fn shutdown_says_closing_closes_with_1001_and_stops_listening() {
 
     // Everything acknowledged is in the log.
     let log = SledLog::open_retrying(dir.path(), Duration::from_secs(10)).unwrap();
-    assert_eq!(log.version(game.game).unwrap(), seq);
+    assert_eq!(log.version(game.game.0).unwrap(), seq);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::frame::Frame as WsFrame;
 use tokio_tungstenite::tungstenite::Message;
+use umpire_engine::protocol::GameId;
 use umpire_engine::protocol::{ClientMsg, ErrorCode, ServerMsg};
 use umpire_ws::client::Format;
 
@@ -196,7 +197,7 @@ async fn a_rejection_arrives_as_data_that_a_client_branches_on() {
             .await
             .unwrap_err();
         assert_eq!(early.reason(), Some(&json!("not_your_turn")), "{early}");
-        let unknown = within(client.command(board.game + 1_000, json!({ "column": 0 })))
+        let unknown = within(client.command(GameId(board.game.0 + 1_000), json!({ "column": 0 })))
             .await
             .unwrap_err();
         assert_eq!(unknown.reason(), None, "{unknown}");

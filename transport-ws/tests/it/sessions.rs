@@ -270,7 +270,7 @@ async fn the_rust_client_reconnects_by_itself_and_carries_on_exactly() {
         .await
         .unwrap();
     assert_eq!(seqs(&seen), (1..=version).collect::<Vec<_>>());
-    let records = log.read(id, 1, usize::MAX).await.unwrap();
+    let records = log.read(id.0, 1, usize::MAX).await.unwrap();
     let logged: Vec<Value> = records
         .iter()
         .map(|(_, r)| umpire_engine::protocol::as_shown(rmp_serde::from_slice(r).unwrap()))
