@@ -52,7 +52,7 @@ pub struct History {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ConnectionSummary {
     /// The session's number in this process.
-    pub session: u64,
+    pub session: crate::SessionId,
     /// What the transport calls the peer (its address).
     pub peer: String,
     /// The signed-in user, if any.

@@ -15,8 +15,30 @@ use crate::doorbell::Doorbell;
 use crate::error::{HubError, Result};
 use crate::outbox::{Answer, Inspection, Outbox, RematchPlan, ReplyTo};
 
-/// A session, as game tasks know it.
-pub(crate) type SessionId = u64;
+/// A connection's session, numbered by the hub from 1 as sessions open (not its resume token
+/// and not its public `sid`): what logs, `/admin` and game tasks name it by. A number on the
+/// wire.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(transparent)]
+pub struct SessionId(pub u64);
+
+impl std::fmt::Display for SessionId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
 
 /// A session's subscription to one game, as the game's task holds it.
 #[derive(Debug, Clone)]

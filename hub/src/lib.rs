@@ -96,6 +96,7 @@ pub use error::{
 };
 pub use frames::{Format, Frame, Published};
 pub use game::channel::{facility_channel, Audience, MAX_FACILITY};
+pub use handle::SessionId;
 pub use hub::{Hub, HubBuilder};
 pub use metrics::{CodeLabel, Metrics};
 pub use outbox::{Created, Inspection, Joined};

@@ -57,7 +57,7 @@ struct State {
 /// What the monitor shows of a connection, kept up to date by its session.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Card {
-    pub(crate) session: u64,
+    pub(crate) session: crate::SessionId,
     pub(crate) peer: String,
     pub(crate) opened: umpire_engine::Millis,
     pub(crate) user: Option<String>,

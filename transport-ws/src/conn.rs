@@ -34,11 +34,11 @@ pub(crate) enum End {
 
 impl End {
     /// Say at `info` how the connection of `session` ended.
-    pub(crate) fn log(&self, session: u64) {
+    pub(crate) fn log(&self, session: umpire_hub::SessionId) {
         match self {
-            End::Gone => tracing::info!(session, "connection closed by the client"),
+            End::Gone => tracing::info!(%session, "connection closed by the client"),
             End::Close(code, reason) => {
-                tracing::info!(session, code = code.code(), reason = %reason, "connection closed");
+                tracing::info!(%session, code = code.code(), reason = %reason, "connection closed");
             }
         }
     }

@@ -13,11 +13,12 @@ use umpire_engine::{Actor, Seat, Seq};
 
 use crate::error::{HubError, Result};
 use crate::handle::RoomMsg;
+use crate::handle::SessionId;
 use crate::outbox::{Answer, Joined, RematchPlan, ReplyTo, Seated};
 
 /// The session id the leader uses for a request that came from another node: no local
 /// subscriber has it.
-pub(crate) const REMOTE_SESSION: u64 = u64::MAX;
+pub(crate) const REMOTE_SESSION: SessionId = SessionId(u64::MAX);
 
 /// What crosses the bus.
 #[derive(Debug, Serialize, Deserialize)]

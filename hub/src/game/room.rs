@@ -1051,7 +1051,7 @@ impl<G: Game> Room<G> {
         }
     }
 
-    fn unsubscribe(&mut self, session: u64, turn: &mut Turn) {
+    fn unsubscribe(&mut self, session: SessionId, turn: &mut Turn) {
         self.subscribers.retain(|s| s.session != session);
         turn.joiners.retain(|s| s.session != session);
         self.roster_changed = true;

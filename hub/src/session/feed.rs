@@ -261,7 +261,7 @@ impl Session {
             .behind_since
             .is_some_and(|since| since.elapsed() > max_behind)
         {
-            tracing::info!(session = self.id, "closed: too far behind for too long");
+            tracing::info!(session = %self.id, "closed: too far behind for too long");
             let reason = format!(
                 "too far behind for over {} s: resume to catch up",
                 max_behind.as_secs()

@@ -222,7 +222,7 @@ impl Session {
             card.user.clone_from(&peer.user);
             card.sid.clone_from(&sid);
         });
-        tracing::debug!(session = id, peer = %peer.label, "session opened");
+        tracing::debug!(session = %id, peer = %peer.label, "session opened");
         Session {
             id,
             user: peer.user,
@@ -262,7 +262,7 @@ impl Session {
     }
 
     /// The session's number in this process, as logs name it.
-    pub fn id(&self) -> u64 {
+    pub fn id(&self) -> SessionId {
         self.id
     }
 
@@ -820,6 +820,6 @@ impl Drop for Session {
             link.handle.unsubscribe(self.id);
         }
         self.hub.sessions.close(&self.token);
-        tracing::debug!(session = self.id, "session closed");
+        tracing::debug!(session = %self.id, "session closed");
     }
 }

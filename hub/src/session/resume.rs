@@ -166,7 +166,7 @@ impl Session {
         if newly_kept && !sessions.try_keep(self.rt().config.limits.max_kept_sessions) {
             // Entering a game was refused at this cap; channels alone are served, not kept.
             tracing::debug!(
-                session = self.id,
+                session = %self.id,
                 "not kept for resuming: the server keeps its most"
             );
             return;
@@ -270,7 +270,7 @@ impl Session {
         }
         // Kept under the new token at once: this connection may drop before any game answers.
         self.save();
-        tracing::debug!(session = self.id, games = games.len(), "session resumed");
+        tracing::debug!(session = %self.id, games = games.len(), "session resumed");
         self.say(ServerMsg::Resumed {
             session: self.token.clone(),
             user: self.shown_user(),

@@ -154,8 +154,8 @@ impl Sessions {
     }
 
     /// A number for a new session, unique in this process.
-    pub(crate) fn next_id(&self) -> u64 {
-        self.next.fetch_add(1, Ordering::Relaxed) + 1
+    pub(crate) fn next_id(&self) -> crate::SessionId {
+        crate::SessionId(self.next.fetch_add(1, Ordering::Relaxed) + 1)
     }
 
     /// Whether shutdown has begun.
