@@ -166,7 +166,7 @@ fn replay<G: Game>(log: &SledLog, game: &G, stream: StreamId) -> anyhow::Result<
         }
         Ok(())
     })?;
-    Ok(m.map_or(0, |m| m.version()))
+    Ok(m.map_or(0, |m| m.version().0))
 }
 
 fn verify(log: &SledLog, out: &mut impl std::io::Write) -> anyhow::Result<()> {

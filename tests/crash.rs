@@ -31,6 +31,7 @@ use umpire_ws::client::{connect, Format};
 
 use support::{Backend, Server};
 use umpire_engine::protocol::GameId;
+use umpire_engine::Seq;
 
 const KILLS: usize = 20;
 const PLAYERS: usize = 3;
@@ -79,7 +80,7 @@ async fn play(url: String, mut p: Player) -> Player {
             .await
         {
             Ok(seq) => {
-                if let Some(first) = p.acked.insert(cid.clone(), seq) {
+                if let Some(first) = p.acked.insert(cid.clone(), seq.0) {
                     assert_eq!(first, seq, "{cid} acknowledged twice with different seqs");
                 }
             }
@@ -163,7 +164,7 @@ async fn duel(url: String, mut d: Duo) -> Duo {
             .command_with_cid(GameId(game), json!({ "column": column }), Some(cid.clone()))
             .await
         {
-            Ok(seq) => board.acked.push((cid, seq)),
+            Ok(seq) => board.acked.push((cid, seq.0)),
             Err(e) if e.code() == Some(ErrorCode::GameOver) => board.over = true,
             // Not made durable (the store failed under the node): sent again later.
             Err(e) if matches!(e.code(), Some(ErrorCode::Internal | ErrorCode::Overloaded)) => {
@@ -201,7 +202,7 @@ async fn resend_move(url: &str, d: &mut Duo) {
         )
         .await
     {
-        Ok(seq) => board.acked.push((cid, seq)),
+        Ok(seq) => board.acked.push((cid, seq.0)),
         Err(e) if e.code() == Some(ErrorCode::GameOver) => board.over = true,
         Err(e) => panic!("the lost move {cid} was refused: {e}"),
     }
@@ -211,7 +212,7 @@ async fn resend_move(url: &str, d: &mut Duo) {
 /// Every record of `game`, shown to a new spectator from seq 1.
 async fn shown_from_start(url: &str, key: &str, records: usize) -> Vec<Value> {
     let mut c = connect(url, Format::Json).await.unwrap();
-    let game = c.watch(key, Some(1)).await.unwrap();
+    let game = c.watch(key, Some(Seq(1))).await.unwrap();
     c.events(game, records).await.unwrap()
 }
 
@@ -237,7 +238,7 @@ async fn watch(
     let Ok(mut client) = connect(&url, Format::Json).await else {
         return shown;
     };
-    let Ok(game) = client.watch(&key, Some(from)).await else {
+    let Ok(game) = client.watch(&key, Some(Seq(from))).await else {
         return shown;
     };
     loop {
@@ -430,7 +431,7 @@ async fn harness(
                 .command_with_cid(GameId(p.game), json!({"add": 1}), Some(cid.clone()))
                 .await
                 .unwrap();
-            p.acked.insert(cid, seq);
+            p.acked.insert(cid, seq.0);
         }
     }
     for d in &mut duos {

@@ -147,13 +147,13 @@ async fn a_full_disk_acknowledges_nothing_and_the_server_heals_when_space_comes_
     let last = acked.iter().map(|(_, seq)| *seq).max().unwrap();
     let events = tokio::time::timeout(
         Duration::from_secs(20),
-        watcher.events(game.game, usize::try_from(last).unwrap()),
+        watcher.events(game.game, usize::try_from(last.0).unwrap()),
     )
     .await
     .unwrap()
     .unwrap();
     for (cid, seq) in &acked {
-        let env = &events[usize::try_from(*seq).unwrap() - 1];
+        let env = &events[usize::try_from(seq.0).unwrap() - 1];
         assert_eq!(env["cid"], json!(cid), "seq {seq}");
     }
     let adds = events.iter().filter(|e| e["cid"].is_string()).count();

@@ -33,6 +33,7 @@ use umpire_ws::client::{connect, Format, WsClient};
 
 use support::Server;
 use umpire_engine::protocol::GameId;
+use umpire_engine::Seq;
 
 const LEASE_MS: u64 = 2_000;
 const GAMES: usize = 6;
@@ -156,7 +157,7 @@ async fn play(urls: Arc<Vec<String>>, mut p: Player, stop: Arc<Mutex<bool>>) -> 
         let sent = client.command_with_cid(GameId(p.game), json!({"add": 1}), Some(cid.clone()));
         match tokio::time::timeout(Duration::from_secs(3), sent).await {
             Ok(Ok(seq)) => {
-                if let Some(first) = p.acked.insert(cid.clone(), seq) {
+                if let Some(first) = p.acked.insert(cid.clone(), seq.0) {
                     assert_eq!(first, seq, "{cid} acknowledged with two seqs");
                 }
                 p.acked_at.push(Instant::now());
@@ -187,7 +188,7 @@ async fn spectate(
 ) -> Vec<(u64, Value)> {
     let mut shown = Vec::new();
     let (mut client, mut node) = dial(&urls, first).await;
-    let game = client.watch(&key, Some(1)).await.unwrap();
+    let game = client.watch(&key, Some(Seq(1))).await.unwrap();
     loop {
         let next = tokio::time::timeout(Duration::from_secs(3), client.next_event(game)).await;
         match next {

@@ -94,7 +94,7 @@ async fn every_acknowledged_command_survives_a_power_cut() {
             let mut acked = 3; // created, seated, online
                                // Acknowledged adds, until the file system is gone and the commands fail.
             while let Ok(seq) = client.command(game.game, json!({"add": 1})).await {
-                acked = seq;
+                acked = seq.0;
                 if Instant::now() > deadline + Duration::from_secs(10) {
                     break;
                 }

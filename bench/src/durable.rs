@@ -340,7 +340,7 @@ fn umpire_on(
     let total: u64 = server.block_on(async {
         let mut total = 0;
         for game in hub.live_games() {
-            total += hub.inspect(game).await?.version;
+            total += hub.inspect(game).await?.version.0;
         }
         hub.shutdown().await?;
         anyhow::Ok(total)

@@ -29,6 +29,7 @@ use umpire_engine::protocol::{
     decode_json, decode_msgpack, encode_json, encode_msgpack, ClientMsg, ErrorCode, ServerMsg,
 };
 use umpire_engine::Seat;
+use umpire_engine::Seq;
 
 /// The read buffer umpire's transport uses, so both sides hold the same.
 pub(crate) const READ_BUFFER: usize = 4096;
@@ -572,7 +573,7 @@ fn native(
             match state.play(game.0, id, cmd["column"].as_i64().unwrap_or(-1)) {
                 Ok(seq) => ServerMsg::Ok {
                     game: Some(game),
-                    seq: Some(seq),
+                    seq: Some(Seq(seq)),
                     r#ref: r,
                 },
                 Err(e) => ServerMsg::error(ErrorCode::Rejected, e, r),

@@ -164,7 +164,7 @@ fn prepare(
         };
         log.set_wake(id, Some(wake))?;
         if snapshots {
-            log.save_snapshot(id, m.version(), &rmp_serde::to_vec_named(&m)?)?;
+            log.save_snapshot(id, m.version().0, &rmp_serde::to_vec_named(&m)?)?;
         }
     }
     log.sync()?;

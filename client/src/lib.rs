@@ -323,7 +323,7 @@ impl<W: Wire> Client<W> {
             ServerMsg::Event { game, env } => {
                 if let Some(seq) = env["seq"].as_u64() {
                     let last = self.seen.entry(*game).or_default();
-                    *last = (*last).max(seq);
+                    *last = (*last).max(Seq(seq));
                 }
             }
             ServerMsg::Welcome {

@@ -90,7 +90,7 @@ impl Serialize for Cids {
             .iter()
             .flat_map(|(actor, ids)| {
                 ids.order.iter().map(|(cid, at)| {
-                    let seq = ids.seq.get(cid).copied().unwrap_or(0);
+                    let seq = ids.seq.get(cid).copied().unwrap_or(Seq(0));
                     Stored(*actor, cid.clone(), seq, *at)
                 })
             })
@@ -122,18 +122,18 @@ mod tests {
     fn a_players_ids_are_kept_for_a_minute_however_fast_the_others_play() {
         let mut cids = Cids::default();
         let (a, b) = (Actor::Seat(Seat(0)), Actor::Seat(Seat(1)));
-        cids.remember(a, "a-1", 1, 1_000);
+        cids.remember(a, "a-1", Seq(1), 1_000);
         for n in 0..1_000u64 {
-            cids.remember(b, &format!("b-{n}"), n + 2, 1_000 + n);
+            cids.remember(b, &format!("b-{n}"), Seq(n) + 2, 1_000 + n);
         }
         assert_eq!(
             cids.find(a, "a-1"),
-            Some(1),
+            Some(Seq(1)),
             "the other player's commands evict nothing"
         );
         assert_eq!(
             cids.find(b, "b-0"),
-            Some(2),
+            Some(Seq(2)),
             "1,000 in a second are all kept"
         );
         assert_eq!(cids.find(a, "b-0"), None, "ids are per player");
@@ -144,7 +144,12 @@ mod tests {
         let mut cids = Cids::default();
         for seat in 0..8u16 {
             for n in 0..1_000u64 {
-                cids.remember(Actor::Seat(Seat(seat)), &format!("{seat}-{n}"), n + 1, 5);
+                cids.remember(
+                    Actor::Seat(Seat(seat)),
+                    &format!("{seat}-{n}"),
+                    Seq(n) + 1,
+                    5,
+                );
             }
         }
         let total: usize = cids.by.values().map(|ids| ids.order.len()).sum();
@@ -157,7 +162,7 @@ mod tests {
         );
         assert_eq!(
             cids.find(Actor::Seat(Seat(7)), "7-999"),
-            Some(1_000),
+            Some(Seq(1_000)),
             "the newest stay"
         );
         assert_eq!(cids.find(Actor::Seat(Seat(0)), "0-0"), None);
@@ -168,36 +173,40 @@ mod tests {
         let mut cids = Cids::default();
         let a = Actor::Seat(Seat(0));
         for n in 0..100u64 {
-            cids.remember(a, &format!("old-{n}"), n + 1, 0);
+            cids.remember(a, &format!("old-{n}"), Seq(n) + 1, 0);
         }
-        cids.remember(a, "late", 101, CIDS_KEPT_MS + 1);
+        cids.remember(a, "late", Seq(101), CIDS_KEPT_MS + 1);
         assert_eq!(
             cids.find(a, "old-0"),
             None,
             "older than a minute, and not among the last 64"
         );
-        assert_eq!(cids.find(a, "old-99"), Some(100), "among the last 64: kept");
+        assert_eq!(
+            cids.find(a, "old-99"),
+            Some(Seq(100)),
+            "among the last 64: kept"
+        );
         assert_eq!(cids.by[&a].order.len(), RECENT_CIDS_PER_PLAYER);
         for n in 0..5_000u64 {
-            cids.remember(a, &format!("fast-{n}"), 200 + n, CIDS_KEPT_MS + 2);
+            cids.remember(a, &format!("fast-{n}"), Seq(200 + n), CIDS_KEPT_MS + 2);
         }
         assert_eq!(
             cids.by[&a].order.len(),
             RECENT_CIDS_PER_PLAYER_MOST,
             "bounded"
         );
-        assert_eq!(cids.find(a, "fast-4999"), Some(5_199));
+        assert_eq!(cids.find(a, "fast-4999"), Some(Seq(5_199)));
     }
 
     #[test]
     fn a_snapshot_keeps_them_and_old_snapshots_still_read() {
         let mut cids = Cids::default();
-        cids.remember(Actor::Seat(Seat(1)), "x", 5, 10);
-        cids.remember(Actor::System, "y", 7, 11);
+        cids.remember(Actor::Seat(Seat(1)), "x", Seq(5), 10);
+        cids.remember(Actor::System, "y", Seq(7), 11);
         let bytes = rmp_serde::to_vec_named(&cids).unwrap();
         assert_eq!(rmp_serde::from_slice::<Cids>(&bytes).unwrap(), cids);
         let old = vec![(Actor::Seat(Seat(0)), "z".to_owned(), 3u64)];
         let old: Cids = rmp_serde::from_slice(&rmp_serde::to_vec_named(&old).unwrap()).unwrap();
-        assert_eq!(old.find(Actor::Seat(Seat(0)), "z"), Some(3));
+        assert_eq!(old.find(Actor::Seat(Seat(0)), "z"), Some(Seq(3)));
     }
 }

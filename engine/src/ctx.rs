@@ -56,7 +56,7 @@ impl<'a, C> Ctx<'a, C> {
         self.rng.get_or_insert_with(|| {
             // Mix the seq into the seed (splitmix64's finaliser) so consecutive seqs give
             // unrelated streams.
-            let mut z = seed ^ seq.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            let mut z = seed ^ seq.0.wrapping_mul(0x9E37_79B9_7F4A_7C15);
             z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
             z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
             ChaCha8Rng::seed_from_u64(z ^ (z >> 31))

@@ -261,7 +261,8 @@ mod tests {
 
     #[test]
     fn a_notice_reads_as_documented_and_round_trips() {
-        let notice = NoticeEnvelope::new(3, 7, "broadcast".into(), serde_json::json!({"n": 1}));
+        let notice =
+            NoticeEnvelope::new(Seq(3), 7, "broadcast".into(), serde_json::json!({"n": 1}));
         let json = serde_json::to_value(&notice).unwrap();
         assert_eq!(
             json,

@@ -1,7 +1,112 @@
 //! The plain numbers everything else speaks of: time and positions in a stream.
 
+use serde::{Deserialize, Serialize};
+
 /// Milliseconds since the Unix epoch. The engine never reads a clock: time is handed in.
 pub type Millis = u64;
 
 /// A position in a stream. The first record of every stream has seq 1; 0 means "nothing yet".
-pub type Seq = u64;
+/// A number on the wire. Adding a count to a seq gives a seq; a seq less a seq is a count.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(transparent)]
+pub struct Seq(pub u64);
+
+impl Seq {
+    /// Nothing yet: the version of an empty stream.
+    pub const ZERO: Seq = Seq(0);
+
+    /// Beyond any stream's end: "up to the end".
+    pub const MAX: Seq = Seq(u64::MAX);
+
+    /// `n` after this one, or [`Seq::MAX`].
+    #[must_use]
+    pub const fn saturating_add(self, n: u64) -> Seq {
+        Seq(self.0.saturating_add(n))
+    }
+
+    /// The seq after this one.
+    #[must_use]
+    pub const fn next(self) -> Seq {
+        Seq(self.0 + 1)
+    }
+
+    /// `n` before this one, or 0.
+    #[must_use]
+    pub const fn saturating_sub(self, n: u64) -> Seq {
+        Seq(self.0.saturating_sub(n))
+    }
+}
+
+impl std::fmt::Display for Seq {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::str::FromStr for Seq {
+    type Err = std::num::ParseIntError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.parse().map(Seq)
+    }
+}
+
+impl From<u64> for Seq {
+    fn from(seq: u64) -> Self {
+        Seq(seq)
+    }
+}
+
+impl From<Seq> for u64 {
+    fn from(seq: Seq) -> Self {
+        seq.0
+    }
+}
+
+/// Against the number on the wire (`assert_eq!(env.seq, 3)`).
+impl PartialEq<u64> for Seq {
+    fn eq(&self, other: &u64) -> bool {
+        self.0 == *other
+    }
+}
+
+impl PartialEq<Seq> for u64 {
+    fn eq(&self, other: &Seq) -> bool {
+        *self == other.0
+    }
+}
+
+impl PartialOrd<u64> for Seq {
+    fn partial_cmp(&self, other: &u64) -> Option<std::cmp::Ordering> {
+        self.0.partial_cmp(other)
+    }
+}
+
+impl std::ops::Add<u64> for Seq {
+    type Output = Seq;
+    fn add(self, n: u64) -> Seq {
+        Seq(self.0 + n)
+    }
+}
+
+impl std::ops::AddAssign<u64> for Seq {
+    fn add_assign(&mut self, n: u64) {
+        self.0 += n;
+    }
+}
+
+impl std::ops::Sub<u64> for Seq {
+    type Output = Seq;
+    fn sub(self, n: u64) -> Seq {
+        Seq(self.0 - n)
+    }
+}
+
+/// How many seqs lie from `other` up to `self`.
+impl std::ops::Sub<Seq> for Seq {
+    type Output = u64;
+    fn sub(self, other: Seq) -> u64 {
+        self.0 - other.0
+    }
+}

@@ -178,7 +178,7 @@ impl<G: Game> Match<G> {
     /// logged before anything else.
     pub fn create(game: &G, config: G::Config, seed: u64, now: Millis) -> (Self, Envelope<G>) {
         let created = Envelope {
-            seq: 1,
+            seq: Seq(1),
             at: now,
             by: Actor::System,
             cid: None,
@@ -213,7 +213,7 @@ impl<G: Game> Match<G> {
             kind: kind.clone(),
             config: config.clone(),
             seed: *seed,
-            version: 1,
+            version: Seq(1),
             seats: Vec::new(),
             timers: BTreeMap::new(),
             online: Vec::new(),

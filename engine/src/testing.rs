@@ -54,7 +54,7 @@ impl<G: Game> GameTest<G> {
             state,
             now: 0,
             seed: 0,
-            seq: 1,
+            seq: Seq(1),
             next_timer: 0,
         }
     }
@@ -89,7 +89,8 @@ impl<G: Game> GameTest<G> {
 
     /// The seq the decision's first event will have (default 1). The rng `decide` sees is
     /// seeded from the seed and this, as on a server.
-    pub fn at_seq(mut self, seq: Seq) -> Self {
+    pub fn at_seq(mut self, seq: impl Into<Seq>) -> Self {
+        let seq = seq.into();
         self.seq = seq;
         self
     }

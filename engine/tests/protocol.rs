@@ -9,6 +9,7 @@ use umpire_engine::protocol::{
     decode_json, decode_msgpack, encode_json, encode_msgpack, ClientMsg, ErrorCode, ServerMsg,
 };
 use umpire_engine::Seat;
+use umpire_engine::Seq;
 
 fn client_messages() -> Vec<ClientMsg> {
     let r = Some(json!(7));
@@ -33,7 +34,7 @@ fn client_messages() -> Vec<ClientMsg> {
         },
         ClientMsg::Watch {
             key: "w".into(),
-            from: Some(4),
+            from: Some(Seq(4)),
             r#ref: r.clone(),
         },
         ClientMsg::Watch {
@@ -53,7 +54,7 @@ fn client_messages() -> Vec<ClientMsg> {
         },
         ClientMsg::Subscribe {
             channel: "broadcast".into(),
-            from: Some(1),
+            from: Some(Seq(1)),
             last: None,
             r#ref: r.clone(),
         },
@@ -62,7 +63,7 @@ fn client_messages() -> Vec<ClientMsg> {
         },
         ClientMsg::Resume {
             session: "s".into(),
-            seen: [("12".to_owned(), 40), ("7".to_owned(), 0)].into(),
+            seen: [("12".to_owned(), Seq(40)), ("7".to_owned(), Seq(0))].into(),
             r#ref: r.clone(),
         },
         ClientMsg::Resume {
@@ -116,7 +117,7 @@ fn server_messages() -> Vec<ServerMsg> {
         },
         ServerMsg::Ok {
             game: Some(GameId(1)),
-            seq: Some(9),
+            seq: Some(Seq(9)),
             r#ref: r.clone(),
         },
         ServerMsg::Ok {
@@ -201,7 +202,7 @@ fn the_json_is_tagged_by_type_and_echoes_ref() {
     assert_eq!(msg.reference(), Some(&json!("r1")));
     let answer = ServerMsg::Ok {
         game: Some(GameId(3)),
-        seq: Some(12),
+        seq: Some(Seq(12)),
         r#ref: msg.reference().cloned(),
     };
     assert_eq!(

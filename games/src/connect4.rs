@@ -208,6 +208,7 @@ impl Game for Connect4 {
 mod tests {
     use super::*;
     use umpire_engine::testing::GameTest;
+    use umpire_engine::Seq;
 
     const RED: Seat = Seat(0);
     const YELLOW: Seat = Seat(1);
@@ -233,7 +234,7 @@ mod tests {
             };
             m.execute(&Connect4, Actor::System, join, 0, None).unwrap();
         }
-        let mut last = 0;
+        let mut last = Seq(0);
         for (i, (by, play)) in moves(&[0, 1, 0, 1, 0, 1, 0]).into_iter().enumerate() {
             let cid = format!("m{i}");
             let envs = m

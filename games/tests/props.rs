@@ -120,7 +120,7 @@ fn check<G: Game>(
     if let Some((c, _)) = &copy {
         prop_assert_eq!(c, &m, "restored and continued differs from never restored");
     }
-    let seqs: Vec<u64> = log.iter().map(|e| e.seq).collect();
+    let seqs: Vec<u64> = log.iter().map(|e| e.seq.0).collect();
     prop_assert_eq!(
         seqs,
         (1..=log.len() as u64).collect::<Vec<_>>(),

@@ -32,7 +32,7 @@ impl<G: Game> Views for GameViews<G> {
         match rmp_serde::to_vec_named(&viewed) {
             Ok(bytes) => Some(Bytes::from(bytes)),
             Err(e) => {
-                tracing::error!(seq = env.seq, error = %e, "a viewer's copy of an event does not encode");
+                tracing::error!(seq = %env.seq, error = %e, "a viewer's copy of an event does not encode");
                 // Never the whole event instead: an empty record is sent to nobody.
                 Some(Bytes::new())
             }
@@ -180,7 +180,7 @@ impl Published {
                     Some(Bytes::from(out))
                 }
                 Err(e) => {
-                    tracing::error!(game = %p.game, seq = p.seq, error = %e, "a logged event does not decode");
+                    tracing::error!(game = %p.game, seq = %p.seq, error = %e, "a logged event does not decode");
                     None
                 }
             }
@@ -225,7 +225,7 @@ mod tests {
 
     #[test]
     fn json_and_msgpack_frames_say_what_the_record_says() {
-        let p = Published::new(GameId(300), 7, record());
+        let p = Published::new(GameId(300), Seq(7), record());
         let want = ServerMsg::Event {
             game: GameId(300),
             env: p.envelope().unwrap_or_default(),
@@ -242,7 +242,7 @@ mod tests {
 
     #[test]
     fn each_format_is_encoded_once_and_shared() {
-        let p = Published::new(GameId(1), 1, record());
+        let p = Published::new(GameId(1), Seq(1), record());
         let mut calls = 0;
         for _ in 0..3 {
             p.encoded(Format::custom(0), |_| {
@@ -257,7 +257,7 @@ mod tests {
 
     #[test]
     fn a_corrupt_record_gives_no_frame() {
-        let p = Published::new(GameId(1), 1, Bytes::from_static(b"\xc1\xc1"));
+        let p = Published::new(GameId(1), Seq(1), Bytes::from_static(b"\xc1\xc1"));
         assert_eq!(p.json(), None);
     }
 
@@ -282,7 +282,7 @@ mod tests {
     fn a_viewer_s_copy_is_made_once_and_shared_by_their_connections() {
         let counting = Arc::new(Counting::default());
         let views: Arc<dyn Views> = counting.clone();
-        let p = Published::viewed(GameId(1), 7, record(), &views);
+        let p = Published::viewed(GameId(1), Seq(7), record(), &views);
         let seat = Viewer::Seat(umpire_engine::Seat(0));
         let (first, second) = (p.clone().for_viewer(seat), p.clone().for_viewer(seat));
         assert!(Arc::ptr_eq(&first, &second), "two copies for one viewer");

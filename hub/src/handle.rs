@@ -58,7 +58,7 @@ impl RoomMsg {
                 reply,
                 Answer::Command {
                     game,
-                    result: Ok(0),
+                    result: Ok(Seq(0)),
                 },
             ),
             RoomMsg::Join { reply, .. } | RoomMsg::Reclaim { reply, .. } => {
@@ -70,7 +70,7 @@ impl RoomMsg {
                     game,
                     kind: "",
                     from,
-                    result: Ok(0),
+                    result: Ok(Seq(0)),
                 };
                 (reply, answer)
             }
@@ -85,7 +85,7 @@ impl RoomMsg {
                 reply,
                 Answer::Followed {
                     game,
-                    result: Ok(0),
+                    result: Ok(Seq(0)),
                 },
             ),
             RoomMsg::Rematch { reply, .. } => (
@@ -330,7 +330,7 @@ impl RoomHandle {
 
     /// The last durable, published seq.
     pub(crate) fn head(&self) -> Seq {
-        self.head.load(Ordering::Acquire)
+        Seq(self.head.load(Ordering::Acquire))
     }
 
     /// Queue a message for the task.

@@ -440,12 +440,14 @@ impl Hub {
                 .iter()
                 .map(|(_, bytes)| rmp_serde::from_slice::<Value>(bytes).unwrap_or(Value::Null))
                 .collect();
-            let at = at.unwrap_or(version).clamp(1, version.max(1));
-            let state = kind.state_at(log, game, at).await?;
+            let at = at
+                .unwrap_or(Seq(version))
+                .clamp(Seq(1), Seq(version.max(1)));
+            let state = kind.state_at(log, game, at.0).await?;
             Ok(crate::History {
                 game,
                 kind: meta.kind,
-                version,
+                version: Seq(version),
                 events,
                 at,
                 state,

@@ -104,3 +104,4 @@ pub use session::shared::{Authenticator, GroupPolicy};
 pub use session::{Outgoing, Peer, Session, MAX_GROUPS, MAX_USER_BYTES};
 pub use storage::health::Health;
 pub use umpire_engine::protocol::GameId;
+pub use umpire_engine::Seq;

@@ -207,7 +207,7 @@ mod tests {
     use bytes::Bytes;
 
     fn event(game: GameId, seq: u64) -> Arc<Published> {
-        Published::new(game, seq, Bytes::new())
+        Published::new(game, Seq(seq), Bytes::new())
     }
 
     #[test]

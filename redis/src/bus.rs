@@ -119,9 +119,8 @@ impl Bus for RedisBus {
         }
     }
 
-    fn announce(&self, game: GameId, version: Seq) {
-        let stream = game.0;
-        let _ = self.out.send(Out::Announce(stream, version));
+    fn announce(&self, game: GameId, version: umpire_hub::Seq) {
+        let _ = self.out.send(Out::Announce(game.0, version.0));
     }
 
     fn follow(&self, game: GameId) {
@@ -272,7 +271,7 @@ async fn subscribe(
                         };
                         for (id, version) in pairs {
                             if following.contains_key(&id) {
-                                inbound.announced(GameId(id), version, by);
+                                inbound.announced(GameId(id), umpire_hub::Seq(version), by);
                             }
                         }
                     }

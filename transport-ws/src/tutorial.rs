@@ -27,6 +27,7 @@ use umpire_hub::{Format, Frame, Published, Session};
 
 use crate::conn::{within_rate, write_batch, End};
 use crate::socket::{Inbound, Socket};
+use umpire_engine::Seq;
 
 /// The tutorial's slot in every event: its translation is made once, for every connection.
 const TUTORIAL: Format = Format::custom(0);
@@ -162,7 +163,11 @@ pub fn fuzz_tutorial(bytes: &[u8]) {
             assert_eq!(umpire_engine::protocol::decode_json(&json).ok(), Some(msg));
         }
     }
-    let _ = translate(&Published::new(GameId(7), 1, Bytes::copy_from_slice(bytes)));
+    let _ = translate(&Published::new(
+        GameId(7),
+        Seq(1),
+        Bytes::copy_from_slice(bytes),
+    ));
 }
 
 fn translate(event: &Published) -> Option<Bytes> {
@@ -327,7 +332,7 @@ mod tests {
 
     fn event(env: Value) -> Frame {
         let record = rmp_serde::to_vec_named(&env).unwrap_or_default();
-        Frame::Event(Published::new(GameId(1), 1, Bytes::from(record)))
+        Frame::Event(Published::new(GameId(1), Seq(1), Bytes::from(record)))
     }
 
     #[test]

@@ -27,7 +27,7 @@ use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use umpire_engine::protocol::{ClientMsg, ErrorCode, ServerMsg};
 use umpire_hub::{
-    facility_channel, Audience, Format, Frame, GameId, Published, Session, MAX_FACILITY,
+    facility_channel, Audience, Format, Frame, GameId, Published, Seq, Session, MAX_FACILITY,
 };
 
 use crate::conn::{within_rate, write_batch, End};
@@ -150,7 +150,7 @@ impl Layer {
             .collect()
     }
 
-    fn subscribe(&self, i: usize, from: Option<u64>, last: Option<u32>) -> ClientMsg {
+    fn subscribe(&self, i: usize, from: Option<Seq>, last: Option<u32>) -> ClientMsg {
         ClientMsg::Subscribe {
             channel: self.subs[i].0.clone(),
             from,
@@ -170,7 +170,7 @@ impl Layer {
         for i in 0..self.subs.len() {
             if self.subs[i].1 == Stage::Waiting {
                 self.subs[i].1 = Stage::Asking;
-                again.push(self.subscribe(i, Some(1), None));
+                again.push(self.subscribe(i, Some(Seq(1)), None));
             }
         }
         again
@@ -245,7 +245,11 @@ pub fn fuzz_ws4redis(bytes: &[u8]) {
             assert!(name.starts_with(&format!("facility:{facility}:")));
         }
     }
-    let _ = translate(&Published::new(GameId(7), 1, Bytes::copy_from_slice(bytes)));
+    let _ = translate(&Published::new(
+        GameId(7),
+        Seq(1),
+        Bytes::copy_from_slice(bytes),
+    ));
 }
 
 fn now_ms() -> u64 {
@@ -404,7 +408,7 @@ mod tests {
             "body": {"notice": {"channel": "facility:f:broadcast", "data": data}}});
         Frame::Event(Published::new(
             GameId(1),
-            1,
+            Seq(1),
             Bytes::from(rmp_serde::to_vec_named(&env).unwrap()),
         ))
     }
@@ -452,7 +456,7 @@ mod tests {
         assert!(matches!(
             &layer.ask_again()[..],
             [ClientMsg::Subscribe {
-                from: Some(1),
+                from: Some(Seq(1)),
                 last: None,
                 ..
             }]

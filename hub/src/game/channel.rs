@@ -166,7 +166,7 @@ const RETRIES: usize = 16;
 /// Start the task of channel `name`, stream `id`, whose log ends at `version`.
 pub(crate) fn spawn(rt: &Arc<Runtime>, id: GameId, name: String, version: Seq) -> RoomHandle {
     let inbox = Arc::new(Inbox::default());
-    let head = Arc::new(AtomicU64::new(version));
+    let head = Arc::new(AtomicU64::new(version.0));
     let channel = Channel {
         id,
         name,
@@ -201,7 +201,7 @@ impl Channel {
                     () = self.inbox.ready() => continue,
                     () = tokio::time::sleep(POLL), if poll => {
                         if let Ok(version) = self.rt.log.version(self.id.0).await {
-                            self.announced = self.announced.max(version);
+                            self.announced = self.announced.max(Seq(version));
                         }
                         self.catch_up().await;
                         continue;
@@ -221,7 +221,7 @@ impl Channel {
     /// send it to the subscribers here.
     async fn catch_up(&mut self) {
         while self.announced > self.durable {
-            let page = match self.rt.log.read(self.id.0, self.durable + 1, 256).await {
+            let page = match self.rt.log.read(self.id.0, self.durable.0 + 1, 256).await {
                 Ok(page) => page,
                 Err(e) => {
                     tracing::warn!(channel = %self.name, error = %e, "cannot read other nodes' notices");
@@ -235,9 +235,9 @@ impl Channel {
             };
             let published: Vec<Arc<Published>> = page
                 .into_iter()
-                .map(|(seq, record)| Published::new(self.id, seq, record))
+                .map(|(seq, record)| Published::new(self.id, Seq(seq), record))
                 .collect();
-            self.durable = last;
+            self.durable = Seq(last);
             crate::game::publish::publish(
                 &mut self.subscribers,
                 &self.head,
@@ -250,7 +250,7 @@ impl Channel {
             );
         }
         self.head
-            .store(self.durable, std::sync::atomic::Ordering::Release);
+            .store(self.durable.0, std::sync::atomic::Ordering::Release);
     }
 
     /// Take `msgs`, write what they publish as one write, then publish, subscribe, answer.
@@ -272,7 +272,7 @@ impl Channel {
                         game,
                         kind: KIND,
                         from,
-                        result: Ok(0),
+                        result: Ok(Seq(0)),
                     };
                     answers.push((reply, answer));
                 }
@@ -282,7 +282,7 @@ impl Channel {
                         reply,
                         Answer::Followed {
                             game,
-                            result: Ok(0),
+                            result: Ok(Seq(0)),
                         },
                     ));
                 }
@@ -326,16 +326,16 @@ impl Channel {
             let history = self.rt.config.channel_history.max(1);
             let write = Write {
                 stream: self.id.0,
-                expected: self.durable,
+                expected: self.durable.0,
                 records: records.clone(),
-                forget_before: (version > history).then(|| version - history + 1),
+                forget_before: (version > history).then(|| (version - history + 1).0),
                 ..Write::default()
             };
             match self.rt.writer.write(write).await {
                 Ok(version) => {
-                    self.durable = version;
+                    self.durable = Seq(version);
                     for (seq, ((_, reply), record)) in
-                        (first..).zip(encoded.into_iter().zip(records))
+                        (first.0..).map(Seq).zip(encoded.into_iter().zip(records))
                     {
                         published.push(Published::new(self.id, seq, record));
                         answers.push((
@@ -352,7 +352,7 @@ impl Channel {
                     if tries < RETRIES =>
                 {
                     tries += 1;
-                    self.announced = self.announced.max(actual);
+                    self.announced = self.announced.max(Seq(actual));
                     self.catch_up().await;
                     notices = encoded;
                 }
@@ -363,7 +363,7 @@ impl Channel {
                             reply,
                             Answer::Command {
                                 game,
-                                result: Ok(0),
+                                result: Ok(Seq(0)),
                             },
                         )
                     });

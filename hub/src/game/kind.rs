@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use serde_json::Value;
 use umpire_engine::protocol::GameId;
+use umpire_engine::Seq;
 use umpire_engine::{Envelope, Game, Match};
 use umpire_store::{StreamMeta, StreamStatus};
 
@@ -69,7 +70,7 @@ impl<G: Game> Registered<G> {
         from: Option<Match<G>>,
         upto: u64,
     ) -> Result<Match<G>> {
-        replay(&*self.game, log, id, from, upto).await
+        replay(&*self.game, log, id, from, Seq(upto)).await
     }
 }
 
@@ -80,14 +81,14 @@ pub(crate) async fn replay<G: Game>(
     log: &dyn umpire_store::LogRead,
     id: GameId,
     from: Option<Match<G>>,
-    upto: u64,
+    upto: Seq,
 ) -> Result<Match<G>> {
     {
         let mut m = from;
-        let mut next = m.as_ref().map_or(1, |m| m.version() + 1);
+        let mut next = m.as_ref().map_or(Seq(1), |m| m.version() + 1);
         while next <= upto {
             let want = usize::try_from(upto - next + 1).unwrap_or(PAGE).min(PAGE);
-            let page = log.read(id.0, next, want).await?;
+            let page = log.read(id.0, next.0, want).await?;
             let Some(&(last, _)) = page.last() else {
                 break;
             };
@@ -98,7 +99,7 @@ pub(crate) async fn replay<G: Game>(
                     Some(m) => m.replay_one(game, &env).map_err(|e| corrupt(id, &e))?,
                 }
             }
-            next = last + 1;
+            next = Seq(last) + 1;
             if page.len() < want {
                 break;
             }

@@ -30,7 +30,7 @@ pub(crate) fn publish(
     wrote: bool,
 ) -> bool {
     let metrics = &*rt.metrics;
-    head.store(durable, Ordering::Release);
+    head.store(durable.0, Ordering::Release);
     if wrote {
         metrics.events_appended.inc_by(events.len() as u64);
         if let Some(first) = events.first() {

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::Value;
 use umpire_engine::protocol::GameId;
-use umpire_engine::{Millis, Seat};
+use umpire_engine::{Millis, Seat, Seq};
 use umpire_store::{Role, StreamMeta, StreamStatus};
 
 use crate::error::{Denied, Held, HubError, Missing, Panic, Result};
@@ -263,7 +263,7 @@ impl Registry {
         if let Some(handle) = channels.get(&id).filter(|h| !h.is_closed()) {
             return Ok(handle.clone());
         }
-        let handle = crate::game::channel::spawn(&self.rt, id, name.to_owned(), version);
+        let handle = crate::game::channel::spawn(&self.rt, id, name.to_owned(), Seq(version));
         channels.insert(id, handle.clone());
         Ok(handle)
     }
@@ -410,7 +410,7 @@ impl Registry {
             self.rt.quarantine(game);
             HubError::panicked(game)
         })??;
-        tracing::info!(%game, kind = %meta.kind, version = handle.head(), follower, "game loaded");
+        tracing::info!(%game, kind = %meta.kind, version = %handle.head(), follower, "game loaded");
         self.rooms().insert(game, handle.clone());
         if let Some(invite) = invite {
             crate::lock(&self.invites).add(game, invite);

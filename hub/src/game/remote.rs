@@ -216,7 +216,7 @@ impl WireAnswer {
         match self {
             WireAnswer::Command(Ok(seq)) | WireAnswer::Left(Ok(Some(seq))) => *seq,
             WireAnswer::Seated(Ok(s)) => s.head,
-            _ => 0,
+            _ => Seq(0),
         }
     }
 

@@ -184,8 +184,8 @@ impl<G: Game> Room<G> {
         leader: Option<String>,
     ) -> RoomHandle {
         let inbox = Arc::new(Inbox::default());
-        let durable = if first.is_some() { 0 } else { m.version() };
-        let head = Arc::new(AtomicU64::new(durable));
+        let durable = if first.is_some() { Seq(0) } else { m.version() };
+        let head = Arc::new(AtomicU64::new(durable.0));
         let mut turn = Turn::default();
         let mut invite = None;
         let mut keys = keys;
@@ -223,7 +223,7 @@ impl<G: Game> Room<G> {
             rematch: Rematch::None,
             leader,
             forwarded: HashMap::new(),
-            announced: 0,
+            announced: Seq(0),
             answered: Vec::new(),
             suspect: false,
             told_seats: (BTreeSet::new(), 0),
@@ -472,7 +472,7 @@ impl<G: Game> Room<G> {
                     game,
                     kind: G::KIND,
                     from,
-                    result: Ok(0),
+                    result: Ok(Seq(0)),
                 };
                 turn.answers.push((reply, answer));
             }
@@ -486,7 +486,7 @@ impl<G: Game> Room<G> {
             }
             RoomMsg::Follow { sub, reply } => {
                 self.follow(sub, turn);
-                let result = Ok(0);
+                let result = Ok(Seq(0));
                 turn.answers
                     .push((reply, Answer::Followed { game, result }));
             }
@@ -707,7 +707,7 @@ impl<G: Game> Room<G> {
             }
         }
         if let Ok(version) = self.rt.log.version(self.id.0).await {
-            self.announced = self.announced.max(version);
+            self.announced = self.announced.max(Seq(version));
         }
         let lease = self.rt.lease_ms();
         let overdue = self
@@ -752,7 +752,7 @@ impl<G: Game> Room<G> {
                 .map(|(_, a)| a.head())
                 .chain([self.announced])
                 .max()
-                .unwrap_or(0);
+                .unwrap_or(Seq(0));
             if upto > self.durable {
                 self.catch_up(upto).await?;
             }
@@ -782,7 +782,7 @@ impl<G: Game> Room<G> {
             let want = usize::try_from(upto - self.durable)
                 .unwrap_or(PAGE)
                 .min(PAGE);
-            let page = match self.rt.log.read(self.id.0, self.durable + 1, want).await {
+            let page = match self.rt.log.read(self.id.0, self.durable.0 + 1, want).await {
                 Ok(page) => page,
                 Err(e) => {
                     tracing::warn!(game = %self.id, error = %e, "cannot read what the leader wrote");
@@ -812,9 +812,9 @@ impl<G: Game> Room<G> {
                     tracing::error!(game = %self.id, error = %e, "the leader's records do not apply: the game stops here");
                     return Err(());
                 }
-                published.push(Published::viewed(self.id, seq, bytes, &self.views));
+                published.push(Published::viewed(self.id, Seq(seq), bytes, &self.views));
             }
-            self.durable = last;
+            self.durable = Seq(last);
             self.active = self.m.last_at();
             let gone = crate::game::publish::publish(
                 &mut self.subscribers,
@@ -844,8 +844,8 @@ impl<G: Game> Room<G> {
         self.catch_up(Seq::MAX).await?;
         tracing::info!(
             game = %self.id,
-            from = self.leader.as_deref().unwrap_or(""),
-            version = self.durable,
+            from = %self.leader.as_deref().unwrap_or(""),
+            version = %self.durable,
             "took the game over: its leader stopped holding it"
         );
         self.leader = None;
@@ -1047,7 +1047,7 @@ impl<G: Game> Room<G> {
             // Only the creator's first answer carries the keys to share.
             invite: self.invite.take(),
             keys: None,
-            head: 0,
+            head: Seq(0),
         }
     }
 
@@ -1242,7 +1242,7 @@ impl<G: Game> Room<G> {
         let now = self.rt.clock.now();
         let published: Vec<Arc<Published>> = records
             .iter()
-            .zip(first..)
+            .zip((first.0..).map(Seq))
             .map(|(record, seq)| Published::viewed(self.id, seq, record.clone(), &self.views))
             .collect();
         if !records.is_empty() || !keys.is_empty() || poisoned.is_some() {
@@ -1255,7 +1255,7 @@ impl<G: Game> Room<G> {
                     let wake = crate::storage::sleepers::change(self.wake, self.wake_needed(now));
                     let write = Write {
                         stream: self.id.0,
-                        expected: self.durable,
+                        expected: self.durable.0,
                         records,
                         keys,
                         status: over.then_some(StreamStatus::Over),
@@ -1276,7 +1276,7 @@ impl<G: Game> Room<G> {
             };
             match written {
                 Ok(version) => {
-                    self.durable = version;
+                    self.durable = Seq(version);
                     self.active = now;
                     if over {
                         let outcome = self
@@ -1287,7 +1287,7 @@ impl<G: Game> Room<G> {
                         tracing::info!(
                             game = %self.id,
                             kind = G::KIND,
-                            version = version,
+                            version = %version,
                             outcome,
                             "game finished"
                         );
@@ -1339,7 +1339,9 @@ impl<G: Game> Room<G> {
         }
         match rmp_serde::to_vec_named(&self.m) {
             Ok(bytes) => {
-                self.rt.writer.snapshot(self.id.0, self.m.version(), bytes);
+                self.rt
+                    .writer
+                    .snapshot(self.id.0, self.m.version().0, bytes);
                 self.snapshot_at = self.m.version();
             }
             Err(e) => tracing::warn!(game = %self.id, error = %e, "snapshot does not encode"),
@@ -1400,7 +1402,7 @@ impl Expect {
         match self {
             Expect::Command => Answer::Command {
                 game,
-                result: Ok(0),
+                result: Ok(Seq(0)),
             },
             Expect::Seated => Answer::Seated {
                 game,

@@ -54,7 +54,11 @@ impl Session {
     pub async fn read_ahead(&mut self) {
         if let (Some((game, from, want)), None) = (self.to_read, &self.page) {
             let log = std::sync::Arc::clone(&self.rt().log);
-            let page = log.read(game.0, from, want).await;
+            let page = log.read(game.0, from.0, want).await.map(|page| {
+                page.into_iter()
+                    .map(|(seq, record)| (Seq(seq), record))
+                    .collect()
+            });
             self.page = Some(((game, from), page));
         }
     }
@@ -225,7 +229,7 @@ impl Session {
             return;
         };
         if link.next.is_none() {
-            link.next = Some(from.max(1));
+            link.next = Some(from.max(Seq(1)));
             self.work.push_back(CatchUp {
                 game,
                 upto: head,
@@ -315,7 +319,7 @@ impl Session {
             Ok(_) => {
                 // Everything up to a game's head is durable, so this does not happen; if it
                 // did, waiting would not help.
-                tracing::error!(%game, next, upto, "the log ends before the game's head");
+                tracing::error!(%game, %next, %upto, "the log ends before the game's head");
                 if let Some(link) = self.games.get_mut(&game) {
                     link.next = Some(upto + 1);
                 }

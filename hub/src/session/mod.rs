@@ -446,7 +446,7 @@ impl Session {
                 watching: false,
                 next: None,
                 entering: 0,
-                from: 1,
+                from: Seq(1),
                 quiet: false,
                 token: None,
                 kind: String::new(),
@@ -627,7 +627,7 @@ impl Session {
         let (_, game) = self.hub.registry.find_key(key).await?;
         let msg = RoomMsg::Watch {
             sub: self.subscriber(),
-            from: from.unwrap_or(1).max(1),
+            from: from.unwrap_or(Seq(1)).max(Seq(1)),
             reply: self.reply(r),
         };
         let handle = self.hub.registry.send(game, msg).await?;
@@ -703,7 +703,7 @@ impl Session {
         let from = match last {
             // The head as the task last published it: a notice on its way is sent live.
             Some(last) => handle.head().saturating_sub(u64::from(last)) + 1,
-            None => from.unwrap_or(1).max(1),
+            None => from.unwrap_or(Seq(1)).max(Seq(1)),
         };
         handle.send(RoomMsg::Watch {
             sub: self.subscriber(),

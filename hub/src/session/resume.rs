@@ -227,7 +227,7 @@ impl Session {
         for g in saved.games {
             let from = seen
                 .get(&g.game.to_string())
-                .map_or(1, |seen| seen.saturating_add(1));
+                .map_or(Seq(1), |seen| seen.saturating_add(1));
             let sub = Subscriber {
                 seat: g.seat.as_ref().map(|(seat, _)| *seat),
                 ..self.subscriber()

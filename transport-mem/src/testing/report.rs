@@ -125,7 +125,7 @@ impl<G: Game + Clone> Check<G> {
             let end = played
                 .marks
                 .get(i + 1)
-                .map_or(typed.len() as Seq, |m| m.version);
+                .map_or(Seq(typed.len() as u64), |m| m.version);
             let logged = typed
                 .iter()
                 .filter(|e| e.seq > mark.version && e.seq <= end);
@@ -178,7 +178,7 @@ impl<G: Game + Clone> Check<G> {
                     match gone {
                         Some((s, at)) => (s - 1, at, s + 1, When::Presence(seat, false)),
                         None if failed_here(i) => {
-                            let v = typed.len() as Seq;
+                            let v = Seq(typed.len() as u64);
                             (v, mark.now, v + 2, When::Presence(seat, false))
                         }
                         None => continue,

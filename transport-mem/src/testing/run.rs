@@ -170,7 +170,7 @@ pub(crate) fn same(first: &Played, second: &Played) -> Result<(), Failure> {
     let Some(index) = differs else {
         return Ok(());
     };
-    let seq = index as Seq + 1;
+    let seq = Seq(index as u64 + 1);
     // The step whose decision logged that seq: the last one that began before it.
     let step = first.marks.iter().rposition(|m| m.version < seq);
     let show = |records: &[Vec<u8>]| {
@@ -321,7 +321,7 @@ impl<'a, G: Game + Clone> World<'a, G> {
     }
 
     fn version(&self) -> Seq {
-        self.log.version(self.id.0).unwrap_or(0)
+        Seq(self.log.version(self.id.0).unwrap_or(0))
     }
 
     async fn step(&mut self, step: &Step<G::Command>, mark: &mut Mark) -> Result<(), String> {
@@ -387,7 +387,7 @@ impl<'a, G: Game + Clone> World<'a, G> {
                         "the server logged other events than the rules decided (read back from the log: do the game's events read back from MessagePack as they were written?)\n  decided: {decided:?}\n  logged:  {logged:?}"
                     ));
                 }
-                let last = mark.version + decided.len() as Seq;
+                let last = mark.version + decided.len() as u64;
                 if seq != last && !decided.is_empty() {
                     return Err(format!(
                         "the server answered seq {seq}, the rules' events end at {last}"
@@ -550,7 +550,7 @@ impl<'a, G: Game + Clone> World<'a, G> {
     fn typed(&self, from: Seq, n: usize) -> Result<Vec<Envelope<G>>, String> {
         let records = self
             .log
-            .read(self.id.0, from, n)
+            .read(self.id.0, from.0, n)
             .map_err(|e| format!("the log cannot be read: {e}"))?;
         records
             .iter()
@@ -568,14 +568,14 @@ impl<'a, G: Game + Clone> World<'a, G> {
 
     /// The whole log, replayed by the rules.
     fn replay(&self) -> Result<Match<G>, String> {
-        let typed = self.typed(1, usize::MAX)?;
+        let typed = self.typed(Seq(1), usize::MAX)?;
         Match::replay(&self.check.game, &typed).map_err(|e| format!("the log does not replay: {e}"))
     }
 
     /// Everything the kit checks after a step.
     async fn check(&mut self) -> Result<(), String> {
         let game = &self.check.game;
-        let typed = self.typed(1, usize::MAX)?;
+        let typed = self.typed(Seq(1), usize::MAX)?;
         let replayed =
             Match::replay(game, &typed).map_err(|e| format!("the log does not replay: {e}"))?;
         let live = self.inspect().await?;
@@ -607,7 +607,7 @@ impl<'a, G: Game + Clone> World<'a, G> {
         let Ok(Some((_, bytes))) = self.log.load_snapshot(self.id.0) else {
             return Ok(());
         };
-        let typed = self.typed(1, usize::MAX)?;
+        let typed = self.typed(Seq(1), usize::MAX)?;
         let whole = Match::replay(&self.check.game, &typed)
             .map_err(|e| format!("the log does not replay: {e}"))?;
         let saved: Match<G> = rmp_serde::from_slice(&bytes)
@@ -624,7 +624,7 @@ impl<'a, G: Game + Clone> World<'a, G> {
     /// Every connection following the game was sent the log up to its head, as its viewer
     /// is shown it.
     async fn followers_saw(&mut self, typed: &[Envelope<G>]) -> Result<(), String> {
-        let head = typed.len() as Seq;
+        let head = Seq(typed.len() as u64);
         let id = self.id;
         let followers = self
             .players
@@ -632,7 +632,7 @@ impl<'a, G: Game + Clone> World<'a, G> {
             .filter_map(|p| p.follower.as_mut())
             .chain(self.spectators.iter_mut());
         for f in followers {
-            while f.seen.last().and_then(|e| e["seq"].as_u64()).unwrap_or(0) < head {
+            while f.seen.last().and_then(|e| e["seq"].as_u64()).unwrap_or(0) < head.0 {
                 let env = patient(f.client.next_event(id))
                     .await?
                     .map_err(|e| format!("{} was cut off: {e}", f.who))?;
@@ -644,7 +644,7 @@ impl<'a, G: Game + Clone> World<'a, G> {
             .log
             .read(id.0, 1, usize::MAX)
             .map_err(|e| format!("the log cannot be read: {e}"))?;
-        let typed = self.typed(1, records.len())?;
+        let typed = self.typed(Seq(1), records.len())?;
         let followers = self
             .players
             .iter()
@@ -700,7 +700,7 @@ fn restores<G: Game>(
         .map_err(|e| format!("the match does not encode as a snapshot: {e}"))?;
     let mut restored: Match<G> =
         rmp_serde::from_slice(&bytes).map_err(|e| format!("a snapshot does not read back: {e}"))?;
-    let from = usize::try_from(restored.version()).unwrap_or(usize::MAX);
+    let from = usize::try_from(restored.version().0).unwrap_or(usize::MAX);
     for env in log.iter().skip(from) {
         restored
             .replay_one(game, env)

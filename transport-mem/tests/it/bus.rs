@@ -88,7 +88,7 @@ async fn every_durable_version_is_announced_in_order_for_games_and_channels() {
     );
     assert_eq!(
         versions.last().copied(),
-        Some(log.version(game.game.0).unwrap()),
+        Some(Seq(log.version(game.game.0).unwrap())),
         "the last announcement is the log's version"
     );
     assert!(versions.len() >= 6, "one per turn at least: {versions:?}");
@@ -161,7 +161,7 @@ async fn players_on_two_nodes_play_one_game_and_a_spectator_on_a_third_sees_it_a
         .await
         .unwrap();
     assert_eq!(joined.game, game.game, "a join forwarded from b to a");
-    let watched = within(eve.watch(game.watch.as_deref().unwrap(), Some(1)))
+    let watched = within(eve.watch(game.watch.as_deref().unwrap(), Some(Seq(1))))
         .await
         .unwrap();
     let mut acked = Vec::new();
@@ -194,7 +194,7 @@ async fn players_on_two_nodes_play_one_game_and_a_spectator_on_a_third_sees_it_a
     for (cid, seq) in &acked {
         assert_eq!(cids.get(cid), Some(&1), "{cid} applied once");
         assert_eq!(
-            logged[(*seq - 1) as usize]["cid"].as_str(),
+            logged[(seq.0 - 1) as usize]["cid"].as_str(),
             Some(cid.as_str())
         );
     }
@@ -274,7 +274,7 @@ async fn a_node_that_dies_loses_its_games_to_another_within_its_lease() {
     );
     assert_eq!(bus.holder(game.game).as_deref(), Some("b"));
     let (logged, cids) = checked(&log, game.game).await;
-    assert_eq!(logged.len() as u64, seq.max(logged.len() as u64));
+    assert_eq!(logged.len() as u64, seq.0.max(logged.len() as u64));
     assert_eq!(cids.get("b0"), Some(&1));
     assert_eq!(cids.get("b1"), Some(&1));
 }
@@ -425,7 +425,9 @@ async fn a_channel_works_across_nodes_publishers_on_two_a_subscriber_on_the_thir
     }
     // A late subscriber on a reads the history there.
     let mut late = nodes[0].1.connect().await.unwrap();
-    let (_, again) = within(late.subscribe("broadcast", Some(35))).await.unwrap();
+    let (_, again) = within(late.subscribe("broadcast", Some(Seq(35))))
+        .await
+        .unwrap();
     assert_eq!(again, stream, "one stream per channel across nodes");
     let history = within(late.events(stream, 6)).await.unwrap();
     assert_eq!(history[0]["seq"], json!(35));

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use crate::common::{paused_runtime, signed_in, start, within, Names};
 use serde_json::{json, Value};
 use umpire_engine::protocol::{ErrorCode, ServerMsg};
+use umpire_engine::Seq;
 use umpire_games::Tally;
 use umpire_hub::{GroupPolicy, Hub, HubConfig};
 use umpire_mem::MemConnector;
@@ -66,7 +67,7 @@ fn a_broadcast_reaches_every_subscriber_and_late_ones_read_its_history() {
         );
         // `from` skips what was seen.
         let mut resumed = net.connect().await.unwrap();
-        resumed.subscribe("broadcast", Some(2)).await.unwrap();
+        resumed.subscribe("broadcast", Some(Seq(2))).await.unwrap();
         assert_eq!(
             data(&within(resumed.next_event(stream)).await.unwrap()),
             json!("second")

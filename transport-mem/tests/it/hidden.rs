@@ -8,6 +8,7 @@ use std::sync::Arc;
 use crate::common::{seq, start, within};
 use serde_json::{json, Value};
 use umpire_engine::protocol::GameId;
+use umpire_engine::Seq;
 use umpire_engine::{Seat, Viewer};
 use umpire_games::highcard;
 use umpire_hub::HubConfig;
@@ -50,11 +51,13 @@ async fn a_hand_reaches_its_owner_alone_and_the_seed_nobody() {
     let mut fan = net.connect().await.unwrap();
     let g = ada.create("highcard", json!({"hand": 3})).await.unwrap();
     bob.join(g.join.as_ref().unwrap()).await.unwrap();
-    fan.watch(g.watch.as_ref().unwrap(), Some(1)).await.unwrap();
+    fan.watch(g.watch.as_ref().unwrap(), Some(Seq(1)))
+        .await
+        .unwrap();
     let head = ada.command(g.game, json!("deal")).await.unwrap();
     let mut seen: Vec<Vec<Value>> = Vec::new();
     for client in [&mut ada, &mut bob, &mut fan] {
-        seen.push(upto(client, g.game.0, head).await);
+        seen.push(upto(client, g.game.0, head.0).await);
     }
     let hands = [hand(0, &seen[0]), hand(1, &seen[1])];
     assert_eq!(hands[0].len(), 3);
@@ -64,11 +67,11 @@ async fn a_hand_reaches_its_owner_alone_and_the_seed_nobody() {
     for (mine, his) in hands[0].iter().zip(&hands[1]) {
         let b = bob.command(g.game, json!({ "play": his })).await.unwrap();
         for (i, client) in [&mut ada, &mut bob, &mut fan].into_iter().enumerate() {
-            seen[i].extend(upto(client, g.game.0, b).await);
+            seen[i].extend(upto(client, g.game.0, b.0).await);
         }
         head = ada.command(g.game, json!({ "play": mine })).await.unwrap();
         for (i, client) in [&mut ada, &mut bob, &mut fan].into_iter().enumerate() {
-            seen[i].extend(upto(client, g.game.0, head).await);
+            seen[i].extend(upto(client, g.game.0, head.0).await);
         }
     }
     let viewers = [
@@ -92,10 +95,10 @@ async fn a_hand_reaches_its_owner_alone_and_the_seed_nobody() {
 
     // A spectator who comes later reads the game from the log: the same holds.
     let mut late = net.connect().await.unwrap();
-    late.watch(g.watch.as_ref().unwrap(), Some(1))
+    late.watch(g.watch.as_ref().unwrap(), Some(Seq(1)))
         .await
         .unwrap();
-    let caught_up = upto(&mut late, g.game.0, head).await;
+    let caught_up = upto(&mut late, g.game.0, head.0).await;
     assert_eq!(caught_up.len() as u64, head);
     assert_eq!(leaks(Viewer::Spectator, &caught_up), 0);
     assert_eq!(caught_up, seen[2], "live and caught up show the same");

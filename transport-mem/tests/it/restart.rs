@@ -289,7 +289,7 @@ fn a_snapshot_that_does_not_decode_is_ignored_and_the_game_is_replayed_whole() {
         log.load_snapshot(game.0).unwrap().is_some(),
         "snapshots were taken"
     );
-    log.save_snapshot(game.0, before.version, b"\xc1 not a match")
+    log.save_snapshot(game.0, before.version.0, b"\xc1 not a match")
         .unwrap();
     runtime().block_on(async {
         let (hub, _net) = start(log.clone(), config, None).await;

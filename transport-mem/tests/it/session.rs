@@ -92,7 +92,7 @@ async fn read(
             } => {
                 assert_eq!(r#ref, Some(json!(*answered)), "answers in request order");
                 assert!(
-                    *last_event >= seq,
+                    *last_event >= seq.0,
                     "ok for seq {seq} came before its event (last event {last_event})"
                 );
                 *answered += 1;
@@ -284,7 +284,7 @@ async fn when_the_log_fails_every_request_is_answered_and_the_game_comes_back() 
     let seq = within(player.command(game.game, json!({"add": 2})))
         .await
         .unwrap();
-    let added = log.read(game.game.0, seq, 1).unwrap();
+    let added = log.read(game.game.0, seq.0, 1).unwrap();
     let added: Value = rmp_serde::from_slice(&added[0].1).unwrap();
     assert_eq!(
         added["body"]["game"]["total"],

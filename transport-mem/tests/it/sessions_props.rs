@@ -135,7 +135,7 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
                         .command_with_cid(id, json!({"add": 1}), Some(cid.clone()));
                     match tokio::time::timeout(std::time::Duration::from_secs(60), sent).await {
                         Ok(Ok(seq)) => {
-                            if let Some(first) = acked.insert(cid.clone(), seq) {
+                            if let Some(first) = acked.insert(cid.clone(), seq.0) {
                                 prop_assert_eq!(
                                     first,
                                     seq,

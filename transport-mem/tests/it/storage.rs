@@ -355,7 +355,7 @@ async fn a_failing_log_acknowledges_nothing_it_did_not_keep_and_the_hub_heals_by
         for (cid, acked) in seqs {
             assert_eq!(
                 by_cid.get(cid),
-                Some(&vec![*acked]),
+                Some(&vec![acked.0]),
                 "game {game}: {cid} once, at its acknowledged seq"
             );
         }

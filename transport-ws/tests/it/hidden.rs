@@ -9,6 +9,7 @@ use umpire_games::highcard;
 use umpire_ws::client::Format;
 
 use crate::common::{serve, within, Options};
+use umpire_engine::Seq;
 
 /// How many of `events` showed `viewer` what was not theirs to see.
 fn leaks(viewer: Viewer, events: &[Value]) -> usize {
@@ -27,10 +28,12 @@ async fn over_json_and_messagepack_a_hand_reaches_its_owner_alone() {
     let mut fan = server.client(Format::MsgPack).await;
     let g = ada.create("highcard", json!({"hand": 2})).await.unwrap();
     bob.join(g.join.as_ref().unwrap()).await.unwrap();
-    fan.watch(g.watch.as_ref().unwrap(), Some(1)).await.unwrap();
+    fan.watch(g.watch.as_ref().unwrap(), Some(Seq(1)))
+        .await
+        .unwrap();
     let dealt = ada.command(g.game, json!("deal")).await.unwrap();
     let until = |head: u64| move |env: &Value| env["seq"].as_u64() >= Some(head);
-    let mine = within(bob.events_until(g.game, until(dealt)))
+    let mine = within(bob.events_until(g.game, until(dealt.0)))
         .await
         .unwrap();
     let hand = mine
@@ -46,10 +49,14 @@ async fn over_json_and_messagepack_a_hand_reaches_its_owner_alone() {
         .await
         .unwrap();
     let mut seen = vec![mine];
-    seen[0].extend(within(bob.events_until(g.game, until(head))).await.unwrap());
+    seen[0].extend(
+        within(bob.events_until(g.game, until(head.0)))
+            .await
+            .unwrap(),
+    );
     for client in [&mut ada, &mut fan] {
         seen.push(
-            within(client.events_until(g.game, until(head)))
+            within(client.events_until(g.game, until(head.0)))
                 .await
                 .unwrap(),
         );
@@ -65,10 +72,10 @@ async fn over_json_and_messagepack_a_hand_reaches_its_owner_alone() {
     }
     // A late spectator catches up from the log in the other format: the same.
     let mut late = server.client(Format::Json).await;
-    late.watch(g.watch.as_ref().unwrap(), Some(1))
+    late.watch(g.watch.as_ref().unwrap(), Some(Seq(1)))
         .await
         .unwrap();
-    let caught_up = within(late.events_until(g.game, until(head)))
+    let caught_up = within(late.events_until(g.game, until(head.0)))
         .await
         .unwrap();
     assert_eq!(leaks(Viewer::Spectator, &caught_up), 0);

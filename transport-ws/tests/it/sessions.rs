@@ -265,7 +265,7 @@ async fn the_rust_client_reconnects_by_itself_and_carries_on_exactly() {
     // Every add is in the log once; the spectator saw exactly the log.
     let total = server.hub.inspect(id).await.unwrap();
     assert_eq!(total.state["total"], json!(40));
-    let version = total.version;
+    let version = total.version.0;
     let seen = within(fan.events(id, usize::try_from(version).unwrap()))
         .await
         .unwrap();
