@@ -13,6 +13,45 @@ pub type Millis = u64;
 #[serde(transparent)]
 pub struct Seq(pub u64);
 
+/// What every id that is a number on the wire has: shown as that number, made from it and
+/// into it, and compared with it (`assert_eq!(env.seq, 3)`).
+macro_rules! number {
+    ($id:ident) => {
+        impl std::fmt::Display for $id {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+
+        impl From<u64> for $id {
+            fn from(n: u64) -> Self {
+                $id(n)
+            }
+        }
+
+        impl From<$id> for u64 {
+            fn from(id: $id) -> Self {
+                id.0
+            }
+        }
+
+        impl PartialEq<u64> for $id {
+            fn eq(&self, other: &u64) -> bool {
+                self.0 == *other
+            }
+        }
+
+        impl PartialEq<$id> for u64 {
+            fn eq(&self, other: &$id) -> bool {
+                *self == other.0
+            }
+        }
+    };
+}
+pub(crate) use number;
+
+number!(Seq);
+
 impl Seq {
     /// Nothing yet: the version of an empty stream.
     pub const ZERO: Seq = Seq(0);
@@ -39,41 +78,10 @@ impl Seq {
     }
 }
 
-impl std::fmt::Display for Seq {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
 impl std::str::FromStr for Seq {
     type Err = std::num::ParseIntError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         s.parse().map(Seq)
-    }
-}
-
-impl From<u64> for Seq {
-    fn from(seq: u64) -> Self {
-        Seq(seq)
-    }
-}
-
-impl From<Seq> for u64 {
-    fn from(seq: Seq) -> Self {
-        seq.0
-    }
-}
-
-/// Against the number on the wire (`assert_eq!(env.seq, 3)`).
-impl PartialEq<u64> for Seq {
-    fn eq(&self, other: &u64) -> bool {
-        self.0 == *other
-    }
-}
-
-impl PartialEq<Seq> for u64 {
-    fn eq(&self, other: &Seq) -> bool {
-        *self == other.0
     }
 }
 

@@ -17,30 +17,7 @@ use crate::game::{Millis, Seat, Seq};
 #[serde(transparent)]
 pub struct GameId(pub u64);
 
-impl std::fmt::Display for GameId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-/// Against the number on the wire (`assert_eq!(game, 7)`).
-impl PartialEq<u64> for GameId {
-    fn eq(&self, other: &u64) -> bool {
-        self.0 == *other
-    }
-}
-
-impl From<u64> for GameId {
-    fn from(id: u64) -> Self {
-        GameId(id)
-    }
-}
-
-impl From<GameId> for u64 {
-    fn from(id: GameId) -> Self {
-        id.0
-    }
-}
+crate::ids::number!(GameId);
 
 /// A message from a client.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
