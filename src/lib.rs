@@ -128,6 +128,12 @@ pub struct Serve {
     /// Secret for HS256 tokens in `hello` (enables authentication).
     #[arg(long, env = "UMPIRE_JWT_SECRET", hide_env_values = true)]
     jwt_secret: Option<String>,
+    /// Name each WebSocket's user from this cookie, holding an HS256 JWT signed with
+    /// --jwt-secret (`sub`, `exp`; optionally `groups` and `sid`, the site's session key), as
+    /// if it had said `hello`: for a site that signs users in itself (ws4redis clients'
+    /// subscribe-user, -group and -session need it). No cookie: a guest; a bad one: 401.
+    #[arg(long, requires = "jwt_secret")]
+    login_cookie: Option<String>,
     /// Refuse everything but `hello` and `ping` until a connection authenticates.
     #[arg(long, requires = "jwt_secret")]
     require_auth: bool,
@@ -528,7 +534,13 @@ pub async fn serve_until_signal(args: Serve) -> anyhow::Result<()> {
         read_buffer_bytes: args.read_buffer_bytes.max(64),
         admin_token: args.admin_token.clone().filter(|t| !t.is_empty()),
         web_dir: args.web.clone(),
-        login: None,
+        login: match (&args.login_cookie, &args.jwt_secret) {
+            (Some(cookie), Some(secret)) => Some(Arc::new(umpire_ws::JwtCookie::new(
+                cookie.clone(),
+                JwtAuth::hs256(secret.as_bytes()),
+            ))),
+            _ => None,
+        },
         ws4redis: (!args.no_ws4redis).then(|| umpire_ws::Ws4Redis {
             heartbeat: Some(args.ws4redis_heartbeat.clone()).filter(|h| !h.is_empty()),
             expire: Duration::from_secs(args.ws4redis_expire_secs),

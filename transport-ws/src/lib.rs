@@ -27,7 +27,8 @@
 //! - `address`: the address a client counts under, and connections open per address.
 //! - [`client`]: a Rust client ([`client::WsClient`]).
 //! - `tls`: [`Tls`], optional rustls for `https://` and `wss://`.
-//! - `auth`: [`JwtAuth`], HS256 tokens for `hello`.
+//! - `auth`: [`JwtAuth`], HS256 tokens for `hello`; [`JwtCookie`], the same in a cookie, as a
+//!   [`Login`].
 //! - `config`: [`WsConfig`].
 //! - `web`: the embedded browser client.
 
@@ -47,7 +48,7 @@ mod tutorial;
 mod web;
 mod ws4redis;
 
-pub use auth::JwtAuth;
+pub use auth::{JwtAuth, JwtCookie};
 pub use config::WsConfig;
 pub use hyper::http::request::Parts;
 pub use login::{Identity, Login, Refusal, MAX_NAME_BYTES};

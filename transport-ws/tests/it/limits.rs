@@ -147,14 +147,14 @@ pub(crate) fn token(secret: &str, sub: &str, expires_in: i64) -> String {
     signed(secret, &json!({"sub": sub, "exp": now() + expires_in}))
 }
 
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64
 }
 
-fn signed(secret: &str, claims: &Value) -> String {
+pub(crate) fn signed(secret: &str, claims: &Value) -> String {
     jsonwebtoken::encode(
         &jsonwebtoken::Header::default(),
         &claims,

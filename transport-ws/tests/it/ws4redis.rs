@@ -261,3 +261,57 @@ async fn without_ws4redis_its_paths_are_not_found() {
     assert_eq!(status, 404);
     server.stop().await;
 }
+
+/// `JwtCookie` (`umpire serve --login-cookie`): a site that signs users in itself sets a cookie
+/// with an HS256 token; its `sub`, `groups` and `sid` open the user, group and session
+/// channels; no cookie is a guest, a forged one 401.
+#[tokio::test]
+async fn a_jwt_cookie_names_user_groups_and_session() {
+    use crate::limits::{now, signed};
+    const SECRET: &str = "cookie-secret";
+    let login = umpire_ws::JwtCookie::new("umpire", umpire_ws::JwtAuth::hs256(SECRET.as_bytes()));
+    let server = serve(Options {
+        ws: WsConfig {
+            login: Some(Arc::new(login)),
+            ..WsConfig::default()
+        },
+        ..Options::default()
+    })
+    .await;
+    let chat = |audience: &str| format!("facility:chat:{audience}");
+    for audience in ["user:carol", "group:staff", "session:s9", "broadcast"] {
+        publish(&server, &chat(audience), json!(format!("to {audience}"))).await;
+    }
+    let token = signed(
+        SECRET,
+        &json!({"sub": "carol", "groups": ["staff"], "sid": "s9", "exp": now() + 60}),
+    );
+    let cookie = format!("csrftoken=x; umpire={token}");
+    let all = "/ws/chat?subscribe-user&subscribe-group&subscribe-session&subscribe-broadcast";
+    let mut carol = open(&server, all, &[("cookie", &cookie)]).await;
+    assert_eq!(
+        texts(&mut carol, 5).await,
+        [
+            BEAT,
+            "to broadcast",
+            "to group:staff",
+            "to session:s9",
+            "to user:carol"
+        ]
+    );
+    // No cookie: a guest, who hears the broadcast only.
+    let mut guest = open(&server, all, &[]).await;
+    assert_eq!(texts(&mut guest, 2).await, [BEAT, "to broadcast"]);
+    // A token signed with another secret: refused before the upgrade.
+    let forged = signed(
+        "not-the-secret",
+        &json!({"sub": "carol", "exp": now() + 60}),
+    );
+    let mut request = server.url(all).into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("cookie", format!("umpire={forged}").parse().unwrap());
+    let refused = tokio_tungstenite::connect_async(request).await.unwrap_err();
+    assert!(refused.to_string().contains("401"), "{refused}");
+    server.stop().await;
+}
