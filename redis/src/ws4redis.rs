@@ -16,6 +16,7 @@
 //! that takes the lease over sends, for each persisted channel whose last value differs from
 //! its umpire channel's last notice, that value: what ws4redis's clients would get on connect.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use futures_util::StreamExt as _;
@@ -128,20 +129,25 @@ impl Ws4RedisBridge {
                 continue;
             }
             let mut renew = tokio::time::interval(RENEW);
+            // What the last catch-up published: a message published while it ran arrives
+            // live after it too, and is not published twice. Forgotten at the next renewal.
+            let mut caught: HashSet<(String, Vec<u8>)> = HashSet::new();
             loop {
                 tokio::select! {
                     _ = renew.tick() => {
+                        caught.clear();
                         let was = leading;
                         leading = self.hold(&mut conn).await;
                         if leading && !was {
                             tracing::info!(node = %self.node, "this node bridges ws4redis's publisher");
-                            self.catch_up(&mut conn, hub).await;
+                            caught = self.catch_up(&mut conn, hub).await;
                         }
                     }
                     msg = stream.next() => {
                         let Some(msg) = msg else { break };
-                        if leading {
-                            self.forward(hub, msg.get_channel_name(), msg.get_payload_bytes()).await;
+                        let (channel, payload) = (msg.get_channel_name(), msg.get_payload_bytes());
+                        if leading && !caught.remove(&(channel.to_owned(), payload.to_vec())) {
+                            self.forward(hub, channel, payload).await;
                         }
                     }
                 }
@@ -195,15 +201,21 @@ impl Ws4RedisBridge {
     }
 
     /// On taking the lease: each persisted ws4redis channel whose value is not its umpire
-    /// channel's last notice is published (what was missed while no node bridged).
-    async fn catch_up(&self, conn: &mut redis::aio::MultiplexedConnection, hub: &Hub) {
+    /// channel's last notice is published (what was missed while no node bridged). Returns
+    /// what it published, by Redis channel.
+    async fn catch_up(
+        &self,
+        conn: &mut redis::aio::MultiplexedConnection,
+        hub: &Hub,
+    ) -> HashSet<(String, Vec<u8>)> {
+        let mut published = HashSet::new();
         for kind in ["broadcast", "user", "group", "session"] {
             let pattern = format!("{}{kind}:*", self.prefix);
             let keys = match scan(conn, &pattern).await {
                 Ok(keys) => keys,
                 Err(e) => {
                     tracing::warn!(error = %e, "the ws4redis bridge cannot list persisted messages");
-                    return;
+                    return published;
                 }
             };
             for key in keys {
@@ -219,9 +231,11 @@ impl Ws4RedisBridge {
                 let last = hub.last_notice(&name).await.ok().flatten();
                 if last.as_ref().and_then(Value::as_str) != Some(text) {
                     self.forward(hub, &key, &value).await;
+                    published.insert((key, value));
                 }
             }
         }
+        published
     }
 }
 
