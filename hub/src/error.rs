@@ -151,7 +151,7 @@ pub enum BadChannel {
     )]
     FacilityForm,
     /// A facility name out of bounds.
-    #[error("a facility has 1 to 64 bytes")]
+    #[error("a facility has 1 to 64 bytes, no colon and no control character")]
     FacilityName,
 }
 

@@ -95,7 +95,7 @@ pub use error::{
     BadChannel, Denied, Held, HubError, Malformed, Missing, Panic, Quota, Result, Unauthenticated,
 };
 pub use frames::{Format, Frame, Published};
-pub use game::channel::{facility_channel, Audience, MAX_FACILITY};
+pub use game::channel::{facility_channel, is_facility, Audience, MAX_FACILITY};
 pub use handle::SessionId;
 pub use hub::{Hub, HubBuilder};
 pub use metrics::{CodeLabel, Metrics};

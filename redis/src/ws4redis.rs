@@ -46,30 +46,19 @@ pub struct Ws4RedisBridge {
 /// is one.
 pub fn channel_of(name: &str) -> Option<String> {
     let (kind, rest) = name.split_once(':')?;
-    let (audience, facility) = match kind {
-        "broadcast" => (Audience::Broadcast, rest),
-        "user" => {
-            let (user, facility) = rest.rsplit_once(':')?;
-            (Audience::User(user), facility)
-        }
-        "group" => {
-            let (group, facility) = rest.rsplit_once(':')?;
-            (Audience::Group(group), facility)
-        }
-        "session" => {
-            let (key, facility) = rest.rsplit_once(':')?;
-            (Audience::Session(key), facility)
-        }
+    // The facility is after the last colon (a group name may hold colons); the hub refuses an
+    // empty name or a facility it cannot take.
+    let (who, facility) = match kind {
+        "broadcast" => ("", rest),
+        _ => rest.rsplit_once(':')?,
+    };
+    let audience = match kind {
+        "broadcast" => Audience::Broadcast,
+        "user" => Audience::User(who),
+        "group" => Audience::Group(who),
+        "session" => Audience::Session(who),
         _ => return None,
     };
-    if facility.contains(':')
-        || matches!(
-            audience,
-            Audience::User("") | Audience::Group("") | Audience::Session("")
-        )
-    {
-        return None;
-    }
     facility_channel(facility, audience).ok()
 }
 
@@ -182,21 +171,27 @@ impl Ws4RedisBridge {
         }
     }
 
-    /// Publish the ws4redis message `payload` on `channel` in umpire.
-    async fn forward(&self, hub: &Hub, channel: &str, payload: &[u8]) {
+    /// The umpire channel of the Redis channel `channel` and the text of `payload`, if they
+    /// are a facility channel's and text.
+    fn resolve<'a>(&self, channel: &str, payload: &'a [u8]) -> Option<(String, &'a str)> {
         let Some(name) = channel.strip_prefix(&self.prefix).and_then(channel_of) else {
             tracing::debug!(channel, "not a ws4redis facility channel; ignored");
-            return;
+            return None;
         };
         let Ok(text) = std::str::from_utf8(payload) else {
             tracing::warn!(
                 channel,
                 "a ws4redis message that is not UTF-8 text; dropped"
             );
-            return;
+            return None;
         };
-        if let Err(e) = hub.publish(&name, Value::String(text.to_owned())).await {
-            tracing::warn!(channel, error = %e, "a ws4redis message not published");
+        Some((name, text))
+    }
+
+    /// Publish the ws4redis message `payload` on `channel` in umpire.
+    async fn forward(&self, hub: &Hub, channel: &str, payload: &[u8]) {
+        if let Some((name, text)) = self.resolve(channel, payload) {
+            publish(hub, &name, text).await;
         }
     }
 
@@ -219,23 +214,27 @@ impl Ws4RedisBridge {
                 }
             };
             for key in keys {
-                let Some(name) = key.strip_prefix(&self.prefix).and_then(channel_of) else {
-                    continue;
-                };
                 let value: redis::RedisResult<Option<Vec<u8>>> =
                     redis::cmd("GET").arg(&key).query_async(conn).await;
                 let Ok(Some(value)) = value else { continue };
-                let Ok(text) = std::str::from_utf8(&value) else {
+                let Some((name, text)) = self.resolve(&key, &value) else {
                     continue;
                 };
                 let last = hub.last_notice(&name).await.ok().flatten();
                 if last.as_ref().and_then(Value::as_str) != Some(text) {
-                    self.forward(hub, &key, &value).await;
+                    publish(hub, &name, text).await;
                     published.insert((key, value));
                 }
             }
         }
         published
+    }
+}
+
+/// Publish `text` on the umpire channel `name`, as a JSON string.
+async fn publish(hub: &Hub, name: &str, text: &str) {
+    if let Err(e) = hub.publish(name, Value::String(text.to_owned())).await {
+        tracing::warn!(channel = name, error = %e, "a ws4redis message not published");
     }
 }
 

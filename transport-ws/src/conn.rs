@@ -116,6 +116,25 @@ where
     Ok(())
 }
 
+/// What the client sent, for a protocol layer that takes every message the same way (the
+/// tutorial's, ws4redis's): its text or bytes, counted against the rate limit first; `None`
+/// when the rate limit refused it; an error when the connection ends.
+pub(crate) fn counted<S>(
+    socket: &mut Socket<S>,
+    session: &mut Session,
+    inbound: Inbound,
+) -> Result<Option<Inbound>, End>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    match inbound {
+        Inbound::Gone => Err(End::Gone),
+        Inbound::Violation(code, reason) => Err(End::Close(code, reason)),
+        // Every message counts against the rate limit, even one that never reaches the hub.
+        message => Ok(within_rate(socket, session, None)?.then_some(message)),
+    }
+}
+
 /// Count one message against the rate limit: `true` to take it; `false` when it was refused
 /// (answered with `rate_limited`, echoing `ref`); an error when the client keeps at it and is
 /// closed with 1008.

@@ -288,7 +288,7 @@ async fn route<B: RequestBody>(
         ),
         "/ws" => upgrade(ctx, req, addr, Mode::Native).await,
         "/tutorial" => upgrade(ctx, req, addr, Mode::Tutorial).await,
-        path if ctx.config.ws4redis.is_some() && ws4redis::facility(path).is_some() => {
+        path if ctx.config.ws4redis.is_some() && path.starts_with("/ws/") => {
             match ws4redis::facility(path) {
                 Some(Ok(facility)) => {
                     let mode = Mode::Ws4Redis(facility.to_owned());

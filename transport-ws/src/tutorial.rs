@@ -25,7 +25,7 @@ use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use umpire_engine::protocol::{ClientMsg, ErrorCode, GameId, ServerMsg};
 use umpire_hub::{Format, Frame, Published, Session};
 
-use crate::conn::{within_rate, write_batch, End};
+use crate::conn::{counted, write_batch, End};
 use crate::socket::{Inbound, Socket};
 use umpire_engine::Seq;
 
@@ -222,19 +222,12 @@ where
                     }
                 }
                 inbound = socket.recv(), if session.ready_for_input() => {
-                    let text = match inbound {
-                        Inbound::Text(text) => Some(text),
-                        Inbound::Binary(_) => None,
-                        Inbound::Gone => break End::Gone,
-                        Inbound::Violation(code, reason) => break End::Close(code, reason),
-                    };
-                    // Every message counts against the rate limit, even one that never reaches
-                    // the hub.
-                    match within_rate(&mut socket, &mut session, None) {
+                    let text = match counted(&mut socket, &mut session, inbound) {
                         Err(end) => break end,
-                        Ok(false) => continue,
-                        Ok(true) => {}
-                    }
+                        Ok(None) => continue,
+                        Ok(Some(Inbound::Text(text))) => Some(text),
+                        Ok(Some(_)) => None,
+                    };
                     let refusal = match text.map(|t| layer.decode(t.as_str())) {
                         Some(Ok(Some(msg))) => {
                             session.handle(msg).await;

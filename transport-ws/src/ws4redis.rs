@@ -27,11 +27,12 @@ use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use umpire_engine::protocol::{ClientMsg, ErrorCode, ServerMsg};
 use umpire_hub::{
-    facility_channel, Audience, Format, Frame, GameId, Published, Seq, Session, MAX_FACILITY,
+    facility_channel, is_facility, Audience, Format, Frame, GameId, Published, Seq, Session,
+    MAX_FACILITY,
 };
 
-use crate::conn::{within_rate, write_batch, End};
-use crate::socket::{Inbound, Socket};
+use crate::conn::{counted, write_batch, End};
+use crate::socket::Socket;
 use crate::Identity;
 
 /// The ws4redis translation's slot in every event: made once, for every connection.
@@ -66,15 +67,13 @@ impl Default for Ws4Redis {
 /// The facility of a ws4redis path (`/ws/<facility>`), or why it cannot be one.
 pub(crate) fn facility(path: &str) -> Option<Result<&str, String>> {
     let facility = path.strip_prefix("/ws/")?;
-    Some(
-        if facility.is_empty() || facility.len() > MAX_FACILITY || facility.contains(':') {
-            Err(format!(
-                "a facility (the path after /ws/) has 1 to {MAX_FACILITY} bytes and no colon"
-            ))
-        } else {
-            Ok(facility)
-        },
-    )
+    Some(if is_facility(facility) {
+        Ok(facility)
+    } else {
+        Err(format!(
+            "a facility (the path after /ws/) has 1 to {MAX_FACILITY} bytes and no colon"
+        ))
+    })
 }
 
 /// The channels a ws4redis client asks for with `query` on `facility`, as `identity` may have
@@ -327,15 +326,10 @@ where
                     }
                 }
                 inbound = socket.recv(), if session.ready_for_input() => {
-                    match inbound {
-                        Inbound::Text(_) | Inbound::Binary(_) => {}
-                        Inbound::Gone => break End::Gone,
-                        Inbound::Violation(code, reason) => break End::Close(code, reason),
-                    }
-                    match within_rate(&mut socket, &mut session, None) {
+                    match counted(&mut socket, &mut session, inbound) {
                         Err(end) => break end,
-                        Ok(false) => continue,
-                        Ok(true) => {}
+                        Ok(None) => continue,
+                        Ok(Some(_)) => {}
                     }
                     // Every message is answered with the heartbeat, as ws4redis does after each
                     // turn; what the client says is not published (publishing is the server's).

@@ -80,6 +80,12 @@ pub enum Audience<'a> {
 /// # Errors
 /// [`HubError::BadCommand`] for a facility or a name that cannot be part of a channel name.
 pub fn facility_channel(facility: &str, audience: Audience<'_>) -> Result<String, HubError> {
+    if !is_facility(facility) {
+        return Err(HubError::BadCommand(Malformed::Channel {
+            name: facility.to_owned(),
+            why: BadChannel::FacilityName,
+        }));
+    }
     let name = match audience {
         Audience::Broadcast => format!("{FACILITY_PREFIX}{facility}:broadcast"),
         Audience::User(id) => format!("{FACILITY_PREFIX}{facility}:user:{id}"),
@@ -88,6 +94,14 @@ pub fn facility_channel(facility: &str, audience: Audience<'_>) -> Result<String
     };
     access(&name)?;
     Ok(name)
+}
+
+/// Whether `facility` can name a facility: 1 to [`MAX_FACILITY`] bytes, no `:` and no control
+/// character.
+pub fn is_facility(facility: &str) -> bool {
+    !facility.is_empty()
+        && facility.len() <= MAX_FACILITY
+        && !facility.contains(|c: char| c == ':' || c.is_control())
 }
 
 /// Who may subscribe to `name`, or why it is no channel name.

@@ -10,7 +10,7 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-use umpire_engine::protocol::{ClientMsg, ErrorCode, ServerMsg};
+use umpire_engine::protocol::ErrorCode;
 use umpire_ws::client::Format;
 use umpire_ws::{Identity, Login, Parts, Refusal, WsConfig};
 
@@ -178,24 +178,10 @@ async fn the_login_opens_user_group_and_session_channels_to_their_own_only() {
     // may not read alice's, and alice (signed in by the login) may.
     let mut guest = server.client(Format::Json).await;
     let refused = guest
-        .request(ClientMsg::Subscribe {
-            channel: chat("user:alice"),
-            from: None,
-            last: None,
-            r#ref: None,
-        })
+        .subscribe(&chat("user:alice"), None)
         .await
-        .unwrap();
-    assert!(
-        matches!(
-            refused,
-            ServerMsg::Error {
-                code: ErrorCode::Forbidden,
-                ..
-            }
-        ),
-        "{refused:?}"
-    );
+        .unwrap_err();
+    assert_eq!(refused.code(), Some(ErrorCode::Forbidden), "{refused}");
     let mut native = umpire_ws::client::connect_with_headers(
         &server.url("/ws"),
         Format::Json,
@@ -224,17 +210,13 @@ async fn guests_cannot_make_the_server_keep_a_channel_per_facility_they_invent()
     }
     let mut native = server.client(Format::Json).await;
     let refused = native
-        .request(ClientMsg::Subscribe {
-            channel: "facility:made-up-0:broadcast".into(),
-            from: None,
-            last: None,
-            r#ref: None,
-        })
+        .subscribe("facility:made-up-0:broadcast", None)
         .await
-        .unwrap();
+        .unwrap_err();
+    assert_eq!(refused.code(), Some(ErrorCode::NotFound), "{refused}");
     assert!(
-        matches!(&refused, ServerMsg::Error { code: ErrorCode::NotFound, message, .. } if message.contains("nothing was published")),
-        "{refused:?}"
+        refused.to_string().contains("nothing was published"),
+        "{refused}"
     );
     assert_eq!(
         server.hub.metrics().channels.get(),
