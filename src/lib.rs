@@ -253,6 +253,12 @@ pub struct Serve {
     /// Channel streams on the server; past it, a new channel is `limit_reached`.
     #[arg(long, default_value_t = Limits::default().max_channels)]
     max_channels: usize,
+    /// `play` requests one connection may have waiting for a seat at once.
+    #[arg(long, default_value_t = Limits::default().plays_per_connection)]
+    plays_per_connection: usize,
+    /// Players waiting for a seat (`play`) on this server at once.
+    #[arg(long, default_value_t = Limits::default().max_waiting)]
+    max_waiting: usize,
     /// Games created per minute from one client address, over all its connections.
     #[arg(long, default_value_t = Limits::default().creates_per_minute_per_address)]
     creates_per_minute_per_address: u32,
@@ -480,6 +486,8 @@ pub async fn serve_until_signal(args: Serve) -> anyhow::Result<()> {
             subscribes_per_minute_per_address: args.subscribes_per_minute_per_address,
             max_kept_sessions: args.max_kept_sessions,
             max_channels: args.max_channels,
+            plays_per_connection: args.plays_per_connection,
+            max_waiting: args.max_waiting,
         },
         resume_for: args
             .resume_for

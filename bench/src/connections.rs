@@ -155,6 +155,7 @@ fn measure(
                 let create = ClientMsg::Create {
                     kind: "tally".into(),
                     config: json!({"seats": 2}),
+                    open: false,
                     r#ref: Some(json!(0)),
                 };
                 host.send(native(Proto::Json, &create)).await?;
@@ -180,6 +181,7 @@ fn measure(
                 let create = ClientMsg::Create {
                     kind: "tally".into(),
                     config: json!({"seats": 2}),
+                    open: false,
                     r#ref: Some(json!(2)),
                 };
                 request_all(&mut conns, &create, concurrency).await?;

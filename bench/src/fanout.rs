@@ -599,6 +599,7 @@ async fn native_slot(run: &Rc<Run>, mut conns: Vec<Seated>) -> anyhow::Result<()
         let create = ClientMsg::Create {
             kind: "connect4".into(),
             config: serde_json::Value::Null,
+            open: false,
             r#ref: Some(json!(1)),
         };
         conns[0].1.send(native(proto, &create)).await?;

@@ -527,25 +527,59 @@ impl<W: Wire> Client<W> {
         let msg = ClientMsg::Create {
             kind: kind.into(),
             config,
+            open: false,
+            r#ref: None,
+        };
+        seated(self.request(msg).await?)
+    }
+
+    /// Create a game of `kind` listed among its open games while it has a free seat.
+    ///
+    /// # Errors
+    /// The server's error, or [`ClientError::Closed`].
+    pub async fn create_open(&mut self, kind: &str, config: Value) -> Result<Game, ClientError> {
+        let msg = ClientMsg::Create {
+            kind: kind.into(),
+            config,
+            open: true,
+            r#ref: None,
+        };
+        seated(self.request(msg).await?)
+    }
+
+    /// Quick play: a seat in the open game of `kind` and `config` that has waited longest,
+    /// or in a new one (then [`Game::join`] is set: the game waits for the others). With a
+    /// matchmaker on the server, waits until it groups this player (by `props`).
+    ///
+    /// # Errors
+    /// The server's error (`cancelled` after [`Client::cancel`]), or [`ClientError::Closed`].
+    pub async fn play(
+        &mut self,
+        kind: &str,
+        config: Value,
+        props: Value,
+    ) -> Result<Game, ClientError> {
+        let msg = ClientMsg::Play {
+            kind: kind.into(),
+            config,
+            props,
+            r#ref: None,
+        };
+        seated(self.request(msg).await?)
+    }
+
+    /// Stop waiting to play (every kind if `None`): the plays waiting are answered
+    /// `cancelled`.
+    ///
+    /// # Errors
+    /// [`ClientError::Closed`].
+    pub async fn cancel(&mut self, kind: Option<&str>) -> Result<(), ClientError> {
+        let msg = ClientMsg::Cancel {
+            kind: kind.map(str::to_owned),
             r#ref: None,
         };
         match self.request(msg).await? {
-            ServerMsg::Created {
-                game,
-                kind,
-                join,
-                watch,
-                seat,
-                token,
-                ..
-            } => Ok(Game {
-                game,
-                kind,
-                seat,
-                token,
-                join: Some(join),
-                watch: Some(watch),
-            }),
+            ServerMsg::Ok { .. } => Ok(()),
             other => Err(failure(other)),
         }
     }
@@ -559,25 +593,7 @@ impl<W: Wire> Client<W> {
             key: key.into(),
             r#ref: None,
         };
-        match self.request(msg).await? {
-            ServerMsg::Joined {
-                game,
-                kind,
-                seat,
-                token,
-                join,
-                watch,
-                ..
-            } => Ok(Game {
-                game,
-                kind,
-                seat,
-                token,
-                join,
-                watch,
-            }),
-            other => Err(failure(other)),
-        }
+        seated(self.request(msg).await?)
     }
 
     /// Watch a game from seq `from` (1 if `None`).
@@ -698,6 +714,7 @@ fn resendable(msg: &ClientMsg) -> bool {
     match msg {
         ClientMsg::Command { cid, .. } => cid.is_some(),
         ClientMsg::Create { .. }
+        | ClientMsg::Play { .. }
         | ClientMsg::Resume { .. }
         | ClientMsg::Hello { .. }
         | ClientMsg::Rematch { .. } => false,
@@ -705,7 +722,47 @@ fn resendable(msg: &ClientMsg) -> bool {
         | ClientMsg::Watch { .. }
         | ClientMsg::Leave { .. }
         | ClientMsg::Subscribe { .. }
+        | ClientMsg::Cancel { .. }
         | ClientMsg::Ping { .. } => true,
+    }
+}
+
+/// The game a `created` or `joined` answer seats the client in.
+fn seated(answer: ServerMsg) -> Result<Game, ClientError> {
+    match answer {
+        ServerMsg::Created {
+            game,
+            kind,
+            join,
+            watch,
+            seat,
+            token,
+            ..
+        } => Ok(Game {
+            game,
+            kind,
+            seat,
+            token,
+            join: Some(join),
+            watch: Some(watch),
+        }),
+        ServerMsg::Joined {
+            game,
+            kind,
+            seat,
+            token,
+            join,
+            watch,
+            ..
+        } => Ok(Game {
+            game,
+            kind,
+            seat,
+            token,
+            join,
+            watch,
+        }),
+        other => Err(failure(other)),
     }
 }
 

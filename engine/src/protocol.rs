@@ -38,6 +38,38 @@ pub enum ClientMsg {
         /// The game's config; absent or `null` means its default.
         #[serde(default, skip_serializing_if = "Value::is_null")]
         config: Value,
+        /// List the game among the kind's open games while it has a free seat (default:
+        /// private, shared only by its join key).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        open: bool,
+        /// Echoed in the answer.
+        #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+        r#ref: Option<Value>,
+    },
+    /// Quick play: a seat in a game of `kind` and `config`, answered `joined` (the open game
+    /// that has waited longest with a free seat) or `created` (a new open game, in which you
+    /// wait). With a matchmaker for the kind, you wait until it puts you in a group.
+    Play {
+        /// A registered game kind, such as `connect4`.
+        kind: String,
+        /// The game's config; absent or `null` means its default. Only games of the same
+        /// config are shared.
+        #[serde(default, skip_serializing_if = "Value::is_null")]
+        config: Value,
+        /// What the kind's matchmaker goes by (a rating, a region, a party); ignored without
+        /// one. At most 4 KiB.
+        #[serde(default, skip_serializing_if = "Value::is_null")]
+        props: Value,
+        /// Echoed in the answer.
+        #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+        r#ref: Option<Value>,
+    },
+    /// Stop waiting to play: every `play` of this connection (of `kind`, if given) not seated
+    /// yet is answered `cancelled`, and a quick-play game it waits in alone is left.
+    Cancel {
+        /// Only the plays of this kind.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        kind: Option<String>,
         /// Echoed in the answer.
         #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
         r#ref: Option<Value>,
@@ -134,6 +166,8 @@ impl ClientMsg {
         match self {
             ClientMsg::Hello { r#ref, .. }
             | ClientMsg::Create { r#ref, .. }
+            | ClientMsg::Play { r#ref, .. }
+            | ClientMsg::Cancel { r#ref, .. }
             | ClientMsg::Join { r#ref, .. }
             | ClientMsg::Watch { r#ref, .. }
             | ClientMsg::Command { r#ref, .. }
@@ -154,6 +188,8 @@ impl ClientMsg {
         match self {
             ClientMsg::Hello { r#ref, .. }
             | ClientMsg::Create { r#ref, .. }
+            | ClientMsg::Play { r#ref, .. }
+            | ClientMsg::Cancel { r#ref, .. }
             | ClientMsg::Join { r#ref, .. }
             | ClientMsg::Watch { r#ref, .. }
             | ClientMsg::Command { r#ref, .. }
@@ -177,6 +213,14 @@ impl ClientMsg {
             self.reference(),
             match &self {
                 ClientMsg::Create { config, .. } => Some(config),
+                ClientMsg::Play { config, props, .. } => {
+                    if depth(props) > MAX_DEPTH {
+                        return Err(DecodeError(format!(
+                            "values may nest at most {MAX_DEPTH} deep"
+                        )));
+                    }
+                    Some(config)
+                }
                 ClientMsg::Command { cmd, .. } => Some(cmd),
                 _ => None,
             },
@@ -458,6 +502,8 @@ pub enum ErrorCode {
     Full,
     /// The game is over.
     GameOver,
+    /// A `play` ended by `cancel` before the player was seated.
+    Cancelled,
     /// Too many messages, or too many games created in a minute; slow down.
     RateLimited,
     /// A limit on what one client may hold is reached (games on one connection, live games
@@ -482,6 +528,7 @@ impl ErrorCode {
             ErrorCode::Rejected => "rejected",
             ErrorCode::Full => "full",
             ErrorCode::GameOver => "game_over",
+            ErrorCode::Cancelled => "cancelled",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::LimitReached => "limit_reached",
             ErrorCode::TooLarge => "too_large",

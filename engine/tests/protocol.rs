@@ -21,11 +21,13 @@ fn client_messages() -> Vec<ClientMsg> {
         ClientMsg::Create {
             kind: "colony".into(),
             config: json!({"seats": 2}),
+            open: false,
             r#ref: r.clone(),
         },
         ClientMsg::Create {
             kind: "connect4".into(),
             config: Value::Null,
+            open: false,
             r#ref: None,
         },
         ClientMsg::Join {

@@ -89,6 +89,11 @@ pub struct Limits {
     /// Channel streams on the server. Subscribing to (or publishing on) a channel that has no
     /// stream yet is `limit_reached` while there are this many.
     pub max_channels: usize,
+    /// `play` requests one connection may have waiting for a seat at once. More is
+    /// `limit_reached`.
+    pub plays_per_connection: usize,
+    /// Players waiting for a seat (`play`) on this server at once. More is `limit_reached`.
+    pub max_waiting: usize,
 }
 
 impl Default for Limits {
@@ -104,6 +109,8 @@ impl Default for Limits {
             subscribes_per_minute_per_address: 120,
             max_kept_sessions: 100_000,
             max_channels: 100_000,
+            plays_per_connection: 4,
+            max_waiting: 10_000,
         }
     }
 }

@@ -40,6 +40,9 @@ pub enum HubError {
     /// The game is over. Handling: `game_over`.
     #[error("the game is over")]
     GameOver,
+    /// The player stopped waiting (`cancel`) before a seat was found. Handling: `cancelled`.
+    #[error("cancelled: no longer waiting to play")]
+    Cancelled,
     /// Authentication is required or failed. Handling: `unauthorized`.
     #[error("{0}")]
     Unauthorized(Unauthenticated),
@@ -111,6 +114,9 @@ pub enum Malformed {
         /// The encoder's words.
         why: String,
     },
+    /// A `play`'s props are over 4 KiB.
+    #[error("props have at most 4 KiB")]
+    PropsTooLarge,
     /// A notice's data is over 64 KiB.
     #[error("a notice has at most 64 KiB of data")]
     NoticeTooLarge,
@@ -300,6 +306,12 @@ pub enum Held {
     /// Sessions kept for resuming.
     #[error("the server keeps {0} resumable sessions, its most; try again later")]
     KeptSessions(usize),
+    /// `play` requests of one connection waiting for a seat.
+    #[error("this connection waits for {0} seats already; wait for one or cancel")]
+    Plays(usize),
+    /// Players waiting to play (`play`) on this server.
+    #[error("{0} players are waiting to play on this server, its most; try again later")]
+    Waiting(usize),
 }
 
 /// Where a game's own code panicked ([`HubError::Panicked`]).
@@ -355,6 +367,7 @@ impl HubError {
             HubError::Rejected { .. } => ErrorCode::Rejected,
             HubError::Full => ErrorCode::Full,
             HubError::GameOver => ErrorCode::GameOver,
+            HubError::Cancelled => ErrorCode::Cancelled,
             HubError::Unauthorized(_) => ErrorCode::Unauthorized,
             HubError::Unavailable
             | HubError::Elsewhere { .. }

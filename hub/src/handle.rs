@@ -95,6 +95,13 @@ impl RoomMsg {
                     result: Ok(RematchPlan::Join { key: String::new() }),
                 },
             ),
+            RoomMsg::Play { reply, .. } => (
+                reply,
+                Answer::Play {
+                    kind: "",
+                    result: Err(HubError::Unavailable),
+                },
+            ),
             // Nobody waits for these, or the waiter sees its channel dropped.
             RoomMsg::Unsubscribe { .. }
             | RoomMsg::Announced { .. }
@@ -104,6 +111,12 @@ impl RoomMsg {
             | RoomMsg::Audience { .. }
             | RoomMsg::RematchTold { .. }
             | RoomMsg::RematchReady { .. }
+            | RoomMsg::Opened { .. }
+            | RoomMsg::Listed { .. }
+            | RoomMsg::Players { .. }
+            | RoomMsg::Cancel { .. }
+            | RoomMsg::OpenGames { .. }
+            | RoomMsg::LeaveIfWaiting { .. }
             | RoomMsg::Inspect { .. }
             | RoomMsg::Summary { .. } => return,
         };
@@ -185,6 +198,39 @@ pub(crate) enum RoomMsg {
     Audience { spectators: u64 },
     /// (A follower) the leader says the rematch exists.
     RematchTold { next: (GameId, String, String) },
+    /// (A lobby) a player asks to play.
+    Play {
+        ask: Box<crate::game::lobby::PlayAsk>,
+        reply: ReplyTo,
+    },
+    /// (A lobby) the game reserved as `ticket` exists (`None`: creating it failed).
+    Opened {
+        ticket: u64,
+        opened: Option<(GameId, String, String)>,
+    },
+    /// (A lobby) list `game`, created private by `player` (`create` with `open`).
+    Listed {
+        game: GameId,
+        config: Value,
+        player: String,
+        join: String,
+        watch: String,
+    },
+    /// (A lobby) the listed `game`'s players now, and whether it is over.
+    Players {
+        game: GameId,
+        players: Vec<String>,
+        over: bool,
+    },
+    /// (A lobby) `session` stops waiting to play.
+    Cancel { session: SessionId },
+    /// (A lobby) the open games.
+    OpenGames {
+        reply: oneshot::Sender<Vec<crate::game::lobby::OpenGame>>,
+    },
+    /// Give up `seat` if the game has not started (a seat is free) and is not over: a
+    /// waiting player's connection closed.
+    LeaveIfWaiting { seat: Seat, session: SessionId },
     /// Report what the monitor lists (`created` is filled in by the hub, from the log).
     Summary {
         reply: oneshot::Sender<crate::admin::GameSummary>,

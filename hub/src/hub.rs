@@ -42,6 +42,15 @@ pub struct HubBuilder {
     groups: Option<Arc<dyn GroupPolicy>>,
     seeds: Seeds,
     bus: Option<Arc<dyn crate::bus::Bus>>,
+    matchmakers: std::collections::HashMap<String, MatchmakerEntry>,
+}
+
+struct MatchmakerEntry(Arc<dyn crate::Matchmaker>);
+
+impl std::fmt::Debug for MatchmakerEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Matchmaker")
+    }
 }
 
 struct KindEntry(Arc<dyn Kind>);
@@ -101,6 +110,14 @@ impl HubBuilder {
         self
     }
 
+    /// Decide who plays with whom in games of `kind` (see [`crate::Matchmaker`]): `play`
+    /// then waits for `matchmaker` to group the player instead of seating them at once.
+    pub fn matchmaker(mut self, kind: &str, matchmaker: Arc<dyn crate::Matchmaker>) -> Self {
+        self.matchmakers
+            .insert(kind.to_owned(), MatchmakerEntry(matchmaker));
+        self
+    }
+
     /// Let connections into `group:<name>` channels as `policy` says.
     pub fn groups(mut self, policy: Arc<dyn GroupPolicy>) -> Self {
         self.groups = Some(policy);
@@ -141,9 +158,19 @@ impl HubBuilder {
             retired: std::sync::Mutex::default(),
             wakes: Arc::default(),
             panicked: std::sync::Mutex::default(),
+            lobbies: crate::game::lobby::Lobbies::default(),
             pending: crate::game::remote::Pending::default(),
         });
-        let registry = Registry::new(rt, self.kinds.into_iter().map(|k| k.0).collect());
+        let matchmakers = self
+            .matchmakers
+            .into_iter()
+            .map(|(kind, m)| (kind, m.0))
+            .collect();
+        let registry = Registry::new(
+            rt,
+            self.kinds.into_iter().map(|k| k.0).collect(),
+            matchmakers,
+        );
         let started = std::time::Instant::now();
         let found = registry.index().await?;
         let rt = &registry.rt;
@@ -226,6 +253,7 @@ impl Hub {
             groups: None,
             seeds: Seeds::default(),
             bus: None,
+            matchmakers: std::collections::HashMap::new(),
         }
     }
 
@@ -378,6 +406,26 @@ impl Hub {
     pub fn session(&self, peer: Peer) -> Session {
         let id = self.inner.sessions.next_id();
         Session::new(Arc::clone(&self.inner), id, peer)
+    }
+
+    /// The open games of `kind` (or of every kind), oldest first, at most 100 per kind: the
+    /// games created by `play` or `create` with `open` that have a free seat.
+    ///
+    /// # Errors
+    /// No such kind; the log cannot be read.
+    pub async fn open_games(&self, kind: Option<&str>) -> Result<Vec<crate::OpenGame>> {
+        let kinds: Vec<String> = match kind {
+            Some(kind) => vec![kind.to_owned()],
+            None => self.inner.registry.kinds().map(str::to_owned).collect(),
+        };
+        let mut all = Vec::new();
+        for kind in kinds {
+            let lobby = self.inner.registry.lobby(&kind).await?;
+            let (tx, rx) = oneshot::channel();
+            lobby.send(RoomMsg::OpenGames { reply: tx })?;
+            all.extend(rx.await.map_err(|_| HubError::Unavailable)?);
+        }
+        Ok(all)
     }
 
     /// Remove the finished games whose last event is older than

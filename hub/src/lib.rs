@@ -75,6 +75,7 @@ mod frames;
 mod game;
 mod handle;
 mod hub;
+mod matchmaker;
 mod metrics;
 mod outbox;
 mod session;
@@ -96,8 +97,10 @@ pub use error::{
 };
 pub use frames::{Format, Frame, Published};
 pub use game::channel::{facility_channel, is_facility, Audience, MAX_FACILITY};
+pub use game::lobby::OpenGame;
 pub use handle::SessionId;
 pub use hub::{Hub, HubBuilder};
+pub use matchmaker::{FirstCome, Matchmaker, Waiting};
 pub use metrics::{CodeLabel, Metrics};
 pub use outbox::{Created, Inspection, Joined};
 pub use session::shared::{Authenticator, GroupPolicy};

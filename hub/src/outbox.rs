@@ -327,6 +327,28 @@ pub(crate) enum Answer {
         game: GameId,
         result: Result<RematchPlan>,
     },
+    /// Where the lobby of `kind` puts a player asking to play.
+    Play {
+        kind: &'static str,
+        result: Result<PlayPlan>,
+    },
+}
+
+/// Where `play` puts a player.
+#[derive(Debug, Clone)]
+pub(crate) enum PlayPlan {
+    /// A new game, reserved in the lobby as `ticket`: create it (with `config`), then report
+    /// it to the lobby.
+    Create { ticket: u64, config: Value },
+    /// A place in `ticket`'s game: take a seat with this join key. With what was asked, to
+    /// ask again if the game filled or ended meanwhile (`tries` times so far).
+    Join {
+        ticket: u64,
+        key: String,
+        config: Value,
+        props: Value,
+        tries: u8,
+    },
 }
 
 /// The way to a finished game's rematch.
@@ -364,6 +386,7 @@ impl Answer {
             Answer::Left { result, .. } => *result = Err(e.clone()),
             Answer::Followed { result, .. } => *result = Err(e.clone()),
             Answer::Rematch { result, .. } => *result = Err(e.clone()),
+            Answer::Play { result, .. } => *result = Err(e.clone()),
         }
     }
 }

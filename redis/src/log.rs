@@ -671,6 +671,21 @@ impl Log for RedisLog {
         .map(drop)
     }
 
+    async fn claim_key(&self, key: String, entry: KeyEntry) -> Result<KeyEntry> {
+        let held = self
+            .one(|c| {
+                c.arg("claim")
+                    .arg(key)
+                    .arg(entry.stream)
+                    .arg(role_code(entry.role));
+            })
+            .await?;
+        match held {
+            Value::BulkString(bytes) => parse_entry(&bytes),
+            other => Err(corrupt("key entry", format!("{other:?}"))),
+        }
+    }
+
     async fn save_snapshot(&self, stream: StreamId, version: Seq, state: Vec<u8>) -> Result<()> {
         let snapshot = SideWrite::Snapshot {
             stream,

@@ -244,7 +244,8 @@ return id
 "#;
 
 /// Side writes made alone (the same ops as in [`COMMIT`]), and `status` stream status at,
-/// `key` key stream role. ARGV: prefix, then one op. Returns a taken session's fields.
+/// `key` key stream role, `claim` the same unless the key is indexed (returns the
+/// entry holding it, `stream:role`). ARGV: prefix, then one op. Returns a taken session's fields.
 pub const ONE: &str = r#"
 local op = ARGV[2]
 if op == 'snap' then save_snapshot(ARGV[3], ARGV[4], ARGV[5])
@@ -252,6 +253,11 @@ elseif op == 'wake' then set_wake(ARGV[3], ARGV[4], ARGV[5])
 elseif op == 'save' then save_session(ARGV[3], ARGV[4], ARGV[5], ARGV[6])
 elseif op == 'take' then return take_session(ARGV[3])
 elseif op == 'key' then put_key(ARGV[3], ARGV[4], ARGV[5])
+elseif op == 'claim' then
+  local cur = redis.call('HGET', p .. ':keys', ARGV[3])
+  if cur then return cur end
+  put_key(ARGV[3], ARGV[4], ARGV[5])
+  return ARGV[4] .. ':' .. ARGV[5]
 elseif op == 'status' then
   if redis.call('EXISTS', g(ARGV[3]) .. ':m') == 0 then
     return redis.error_reply('UMPIRE_NOSTREAM ' .. ARGV[3])

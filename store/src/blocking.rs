@@ -171,6 +171,13 @@ macro_rules! blocking_log {
             async fn put_key(&self, key: String, entry: $crate::KeyEntry) -> $crate::Result<()> {
                 $crate::__call!($mode, self, |this| this.put_key(&key, entry))
             }
+            async fn claim_key(
+                &self,
+                key: String,
+                entry: $crate::KeyEntry,
+            ) -> $crate::Result<$crate::KeyEntry> {
+                $crate::__call!($mode, self, |this| this.claim_key(&key, entry))
+            }
             async fn save_snapshot(
                 &self,
                 stream: $crate::StreamId,

@@ -123,6 +123,15 @@ pub async fn run(log: &dyn Log) {
     log.put_key("k-join".into(), entry).await.unwrap();
     assert_eq!(log.find_key("k-join").await.unwrap(), Some(entry));
     assert_eq!(log.find_key("nope").await.unwrap(), None);
+    // A claim takes a free key, and leaves a held one as it is.
+    let other = KeyEntry {
+        stream: a,
+        role: Role::Watch,
+    };
+    assert_eq!(log.claim_key("k-join".into(), other).await.unwrap(), entry);
+    assert_eq!(log.find_key("k-join").await.unwrap(), Some(entry));
+    assert_eq!(log.claim_key("k-free".into(), other).await.unwrap(), other);
+    assert_eq!(log.find_key("k-free").await.unwrap(), Some(other));
 
     // A write of several streams: each checked on its own, keys and status only with records.
     let c = log.create_stream(meta("colony")).await.unwrap();

@@ -277,6 +277,14 @@ pub trait Log: LogRead {
     /// Fail-stop storage problems.
     async fn put_key(&self, key: String, entry: KeyEntry) -> Result<()>;
 
+    /// Index `key` as `entry` unless it is indexed already, in one atomic step (across every
+    /// node sharing the log): the entry that holds the key afterwards, `entry` or the one
+    /// there before. Two nodes claiming one key at once agree on one stream.
+    ///
+    /// # Errors
+    /// Fail-stop storage problems.
+    async fn claim_key(&self, key: String, entry: KeyEntry) -> Result<KeyEntry>;
+
     /// Keep `state` as the stream's snapshot at `version`, replacing any older one.
     ///
     /// # Errors

@@ -250,6 +250,11 @@ impl MemLog {
         Ok(())
     }
 
+    /// [`crate::Log::claim_key`], blocking the calling thread.
+    pub fn claim_key(&self, key: &str, entry: KeyEntry) -> Result<KeyEntry> {
+        Ok(*self.lock().keys.entry(key.to_owned()).or_insert(entry))
+    }
+
     /// [`crate::Log::save_snapshot`], blocking the calling thread.
     pub fn save_snapshot(&self, stream: StreamId, version: Seq, state: &[u8]) -> Result<()> {
         self.lock()

@@ -1138,6 +1138,24 @@ impl SledLog {
         Ok(())
     }
 
+    /// [`crate::Log::claim_key`], blocking the calling thread.
+    pub fn claim_key(&self, key: &str, entry: KeyEntry) -> Result<KeyEntry> {
+        let o = self.open_now()?;
+        let swapped =
+            o.keys
+                .compare_and_swap(key.as_bytes(), None as Option<&[u8]>, Some(encode(&entry)))?;
+        if let Err(held) = swapped {
+            if let Some(current) = held.current {
+                return decode("key entry", &current);
+            }
+        }
+        o.index
+            .insert(stream_key_key(entry.stream, key.as_bytes()), &[])?;
+        drop(o);
+        self.log(&OpRef::Key(key, entry))?;
+        Ok(entry)
+    }
+
     /// [`crate::Log::save_snapshot`], blocking the calling thread.
     pub fn save_snapshot(&self, stream: StreamId, version: Seq, state: &[u8]) -> Result<()> {
         snapshot_in(&*self.open_now()?, stream, version, state)?;

@@ -85,6 +85,7 @@ impl Layer {
             TutorialIn::Init { .. } => ClientMsg::Create {
                 kind: "connect4".into(),
                 config: Value::Null,
+                open: false,
                 r#ref: None,
             },
             TutorialIn::Play { column } => match self.game {

@@ -144,6 +144,7 @@ pub(crate) fn access(name: &str) -> Result<Access<'_>, HubError> {
         return Err(bad(BadChannel::Empty));
     }
     match prefix {
+        "lobby" => Ok(Access::Everyone),
         "user" => Ok(Access::User(rest)),
         "group" => Ok(Access::Group(rest)),
         "session" => Ok(Access::Session(rest)),

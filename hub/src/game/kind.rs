@@ -44,6 +44,8 @@ pub(crate) trait Kind: Send + Sync + 'static {
         invite: Option<(String, String)>,
         leader: Option<String>,
     ) -> Result<RoomHandle>;
+    /// How many seats a game of `config` has (checked as `start` checks it).
+    fn seats(&self, config: &Value) -> Result<u16>;
     /// The game's state after seq `at`, replayed from the log by its rules, as JSON.
     async fn state_at(&self, log: &dyn umpire_store::LogRead, id: GameId, at: u64)
         -> Result<Value>;
@@ -63,6 +65,24 @@ fn corrupt(id: GameId, e: &dyn std::fmt::Display) -> HubError {
 }
 
 impl<G: Game> Registered<G> {
+    /// `config` parsed and checked: null is the default; a config without seats, or one the
+    /// game's `check_config` refuses, is refused.
+    fn config(&self, config: Value) -> Result<G::Config> {
+        let config: G::Config = if config.is_null() {
+            G::Config::default()
+        } else {
+            serde_json::from_value(config)
+                .map_err(|e| HubError::BadConfig(Malformed::Parse(e.to_string())))?
+        };
+        if self.game.seats(&config) == 0 {
+            return Err(HubError::BadConfig(Malformed::NoSeats));
+        }
+        self.game
+            .check_config(&config)
+            .map_err(|why| HubError::BadConfig(Malformed::Refused(why)))?;
+        Ok(config)
+    }
+
     async fn replay(
         &self,
         log: &dyn umpire_store::LogRead,
@@ -120,18 +140,7 @@ impl<G: Game> Kind for Registered<G> {
         config: Value,
         creator: &str,
     ) -> Result<(RoomHandle, (String, String))> {
-        let config: G::Config = if config.is_null() {
-            G::Config::default()
-        } else {
-            serde_json::from_value(config)
-                .map_err(|e| HubError::BadConfig(Malformed::Parse(e.to_string())))?
-        };
-        if self.game.seats(&config) == 0 {
-            return Err(HubError::BadConfig(Malformed::NoSeats));
-        }
-        self.game
-            .check_config(&config)
-            .map_err(|why| HubError::BadConfig(Malformed::Refused(why)))?;
+        let config = self.config(config)?;
         let now = rt.clock.now();
         let (m, created) = Match::create(&*self.game, config, rt.seeds.next(), now);
         let created = rmp_serde::to_vec_named(&created).map_err(|e| {
@@ -164,6 +173,10 @@ impl<G: Game> Kind for Registered<G> {
         let game = Arc::clone(&self.game);
         let handle = Room::spawn(rt, game, GameId(id), m, Some(first), None, None, None);
         Ok((handle, invite))
+    }
+
+    fn seats(&self, config: &Value) -> Result<u16> {
+        Ok(self.game.seats(&self.config(config.clone())?))
     }
 
     async fn state_at(

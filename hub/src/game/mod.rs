@@ -6,6 +6,7 @@
 pub(crate) mod channel;
 pub(crate) mod keys;
 pub(crate) mod kind;
+pub(crate) mod lobby;
 pub(crate) mod owners;
 pub(crate) mod publish;
 pub(crate) mod registry;

@@ -94,6 +94,12 @@ pub(crate) struct Registry {
     /// Bumped each time this node makes a channel's stream: a subscriber waiting for a
     /// facility's channel to exist looks again.
     made: tokio::sync::watch::Sender<u64>,
+    /// The lobbies this node runs, by kind.
+    lobbies: Mutex<HashMap<String, RoomHandle>>,
+    /// Held while a lobby is looked up or started: one task per lobby on a node.
+    lobby_opening: tokio::sync::Mutex<()>,
+    /// The matchmakers the embedding server registered, by kind.
+    matchmakers: HashMap<String, Arc<dyn crate::Matchmaker>>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -105,7 +111,11 @@ impl std::fmt::Debug for Registry {
 }
 
 impl Registry {
-    pub(crate) fn new(rt: Arc<Runtime>, kinds: Vec<Arc<dyn Kind>>) -> Self {
+    pub(crate) fn new(
+        rt: Arc<Runtime>,
+        kinds: Vec<Arc<dyn Kind>>,
+        matchmakers: HashMap<String, Arc<dyn crate::Matchmaker>>,
+    ) -> Self {
         Registry {
             rt,
             kinds: kinds
@@ -120,6 +130,9 @@ impl Registry {
             channel_count: AtomicUsize::new(0),
             session_channels: Mutex::new(HashMap::new()),
             made: tokio::sync::watch::Sender::new(0),
+            lobbies: Mutex::new(HashMap::new()),
+            lobby_opening: tokio::sync::Mutex::new(()),
+            matchmakers,
         }
     }
 
@@ -160,6 +173,67 @@ impl Registry {
             }
         };
         self.channel_task(GameId(id), name).await
+    }
+
+    /// The lobby of `kind` on this node, started (and its stream made) on first use.
+    ///
+    /// # Errors
+    /// No such kind; the log cannot be read or written.
+    pub(crate) async fn lobby(&self, kind: &str) -> Result<RoomHandle> {
+        self.open()?;
+        if let Some(handle) = self.lobby_loaded(kind) {
+            return Ok(handle);
+        }
+        let k = Arc::clone(
+            self.kinds
+                .get(kind)
+                .ok_or_else(|| HubError::UnknownKind(kind.to_owned()))?,
+        );
+        let _opening = self.lobby_opening.lock().await;
+        if let Some(handle) = self.lobby_loaded(kind) {
+            return Ok(handle);
+        }
+        let key = crate::game::lobby::index_key(kind);
+        let id = match self.rt.log.find_key(&key).await? {
+            Some(entry) => entry.stream,
+            None => {
+                let meta = StreamMeta {
+                    kind: crate::game::lobby::KIND.to_owned(),
+                    created: self.rt.clock.now(),
+                    status: StreamStatus::Live,
+                    creator: kind.to_owned(),
+                    invite: None,
+                    finished: None,
+                };
+                let mine = self.rt.writer.create_stream(meta).await?;
+                let entry = umpire_store::KeyEntry {
+                    stream: mine,
+                    role: Role::Watch,
+                };
+                // Two nodes making one lobby at once agree on the first key written.
+                let held = self.rt.writer.claim_key(key, entry).await?;
+                if held.stream != mine {
+                    self.rt.writer.remove_streams(vec![mine]).await?;
+                }
+                held.stream
+            }
+        };
+        let channel = self
+            .channel(&crate::game::lobby::channel_name(kind))
+            .await?;
+        let matchmaker = self.matchmakers.get(kind).cloned();
+        let handle =
+            crate::game::lobby::spawn(&self.rt, GameId(id), k, matchmaker, channel).await?;
+        crate::lock(&self.lobbies).insert(kind.to_owned(), handle.clone());
+        Ok(handle)
+    }
+
+    /// The lobby of `kind` if it runs on this node.
+    pub(crate) fn lobby_loaded(&self, kind: &str) -> Option<RoomHandle> {
+        crate::lock(&self.lobbies)
+            .get(kind)
+            .filter(|h| !h.is_closed())
+            .cloned()
     }
 
     /// The channel `name` if its stream exists (something was published on it), never made.
@@ -386,6 +460,9 @@ impl Registry {
         let meta = self.rt.log.meta(game.0).await?.ok_or_else(not_found)?;
         if meta.kind == crate::game::channel::KIND {
             return self.channel_task(game, &meta.creator).await;
+        }
+        if meta.kind == crate::game::lobby::KIND {
+            return self.lobby(&meta.creator).await;
         }
         // Led here, or followed here while another node leads it.
         let leader = match self.rt.bus.place(game).await? {
@@ -658,6 +735,12 @@ impl Registry {
     pub(crate) fn task(&self, id: GameId) -> Option<RoomHandle> {
         self.loaded(id)
             .or_else(|| self.channels().get(&id).filter(|h| !h.is_closed()).cloned())
+            .or_else(|| {
+                crate::lock(&self.lobbies)
+                    .values()
+                    .find(|h| h.game == id && !h.is_closed())
+                    .cloned()
+            })
     }
 
     /// Ids of the games with a running task.

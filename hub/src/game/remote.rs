@@ -88,6 +88,11 @@ pub(crate) enum Forwarded {
     RematchReady {
         next: Option<(GameId, String, String)>,
     },
+    /// A waiting player's connection closed: their seat is given up if the game has not
+    /// started.
+    LeaveIfWaiting {
+        seat: u16,
+    },
 }
 
 impl Forwarded {
@@ -122,6 +127,13 @@ impl Forwarded {
                 reply,
             },
             Forwarded::Rematch => RoomMsg::Rematch { reply },
+            Forwarded::LeaveIfWaiting { seat } => {
+                drop(reply);
+                RoomMsg::LeaveIfWaiting {
+                    seat: Seat(seat),
+                    session: REMOTE_SESSION,
+                }
+            }
             Forwarded::RematchReady { next } => {
                 drop(reply);
                 RoomMsg::RematchReady { next }
@@ -204,7 +216,9 @@ impl From<Answer> for WireAnswer {
                 RematchPlan::Create { kind, config } => (true, kind, config.to_string()),
                 RematchPlan::Join { key } => (false, key, String::new()),
             })),
-            Answer::Watching { .. } | Answer::Followed { .. } => WireAnswer::Other,
+            Answer::Watching { .. } | Answer::Followed { .. } | Answer::Play { .. } => {
+                WireAnswer::Other
+            }
         }
     }
 }

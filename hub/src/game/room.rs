@@ -96,6 +96,9 @@ pub(crate) struct Room<G: Game> {
     remote: RemoteSeats,
     /// (Leading) this node lost the game to another.
     lost: bool,
+    /// (Leading) the seats taken and whether it is over, as last reported to a lobby that
+    /// lists the game.
+    reported: (usize, bool),
 }
 
 /// A request forwarded to the leader.
@@ -230,6 +233,7 @@ impl<G: Game> Room<G> {
             told_count: 0,
             remote: RemoteSeats::default(),
             lost: false,
+            reported: (0, false),
         };
         if room.leader.is_some() {
             rt.bus.follow(id);
@@ -507,6 +511,26 @@ impl<G: Game> Room<G> {
             RoomMsg::Inspect { reply } => {
                 let _ = reply.send(self.inspect());
             }
+            RoomMsg::LeaveIfWaiting { seat, session } => {
+                let taken = self.m.seats().iter().flatten().count();
+                let seats = usize::from(self.game.seats(self.m.config()));
+                let holder = self.m.seats().get(usize::from(seat.0)).cloned().flatten();
+                if !self.m.is_over() && taken < seats && holder.is_some() {
+                    // Nobody to answer: the connection that waited is gone.
+                    let _ = self.leave(seat, session, turn);
+                } else {
+                    self.unsubscribe(session, turn);
+                }
+            }
+            // For lobbies: a game has none of these to do.
+            msg @ (RoomMsg::Play { .. }
+            | RoomMsg::Opened { .. }
+            | RoomMsg::Listed { .. }
+            | RoomMsg::Players { .. }
+            | RoomMsg::Cancel { .. }
+            | RoomMsg::OpenGames { .. }) => {
+                msg.fail(game, &HubError::Forbidden(Denied::NotAChannel))
+            }
             // Handled by `cross`.
             RoomMsg::Announced { .. }
             | RoomMsg::Answered { .. }
@@ -606,6 +630,11 @@ impl<G: Game> Room<G> {
             RoomMsg::RematchReady { next } => {
                 // The leader tells every node, this one included.
                 self.send_leader(0, Forwarded::RematchReady { next });
+                return None;
+            }
+            RoomMsg::LeaveIfWaiting { seat, session } => {
+                self.unsubscribe(session, turn);
+                self.send_leader(0, Forwarded::LeaveIfWaiting { seat: seat.0 });
                 return None;
             }
             msg => return Some(msg),
@@ -996,6 +1025,25 @@ impl<G: Game> Room<G> {
         }
     }
 
+    /// Tell the lobby listing this game (if one on this node does) its players, when they
+    /// or its end changed: a full, finished or empty game leaves the list.
+    fn report_players(&mut self) {
+        let taken = self.m.seats().iter().flatten().count();
+        let now = (taken, self.m.is_over());
+        if now == self.reported || self.leader.is_some() {
+            return;
+        }
+        self.reported = now;
+        if let Some(lobby) = self.rt.lobbies.lobby_of(self.id) {
+            let players = self.m.seats().iter().flatten().cloned().collect();
+            let _ = lobby.send(RoomMsg::Players {
+                game: self.id,
+                players,
+                over: now.1,
+            });
+        }
+    }
+
     /// What the monitor lists of this game.
     fn summary(&self) -> crate::admin::GameSummary {
         crate::admin::GameSummary {
@@ -1326,6 +1374,7 @@ impl<G: Game> Room<G> {
         if !joiners.is_empty() || std::mem::take(&mut self.recount) {
             self.audience(&joiners);
         }
+        self.report_players();
         self.snapshot();
         Ok(())
     }

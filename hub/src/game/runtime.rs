@@ -49,6 +49,8 @@ pub(crate) struct Runtime {
     pub(crate) wakes: Arc<Wakes>,
     /// Games stopped by a panic in their code: not loaded again until the server restarts.
     pub(crate) panicked: Mutex<HashSet<GameId>>,
+    /// What the lobbies share: the games they list, the players waiting.
+    pub(crate) lobbies: crate::game::lobby::Lobbies,
 }
 
 impl Runtime {

@@ -60,6 +60,7 @@ impl Session {
                 self.refuse_with(&e, r);
             }
             Answer::Rematch { game, result } => self.on_rematch(game, result, r),
+            Answer::Play { kind, result } => self.on_play(kind, result, r),
         }
     }
 
@@ -101,6 +102,9 @@ impl Session {
             (self.rematches.remove(&game), seated.invite.clone())
         {
             self.rematch_ready(old, Some((game, join, watch)));
+        }
+        if self.plays.is_some() {
+            self.play_seated(game, seated.invite.as_ref());
         }
         let j = seated.joined;
         let now = self.rt().clock.now();
@@ -179,6 +183,7 @@ impl Session {
     /// A seat given up (at `seq`) or watching stopped: `ok`.
     fn on_left(&mut self, game: GameId, seq: Option<Seq>, r: Option<Value>) {
         self.games.remove(&game);
+        self.play_left(game);
         self.save();
         self.say(ServerMsg::Ok {
             game: Some(game),
@@ -194,6 +199,7 @@ impl Session {
         if let Some(old) = self.rematches.remove(&game) {
             self.rematch_ready(old, None);
         }
+        let asked_again = self.plays.is_some() && self.play_refused(game, e);
         let mut resumed = false;
         if let Some(link) = self.entered(game) {
             resumed = std::mem::take(&mut link.quiet);
@@ -209,7 +215,7 @@ impl Session {
             let message = format!("game {game} could not be taken back: {e}");
             self.refuse(e.code(), message, r);
             self.save();
-        } else {
+        } else if !asked_again {
             self.refuse_with(e, r);
         }
     }

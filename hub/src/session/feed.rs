@@ -77,6 +77,12 @@ impl Session {
                 }
                 continue;
             }
+            if let Some(pending) = self.starting() {
+                // Kept in the session while it waits: a cancelled `next` resumes it.
+                let sent = pending.await;
+                self.started(sent);
+                continue;
+            }
             if self.reading() {
                 self.read_ahead().await;
                 continue;

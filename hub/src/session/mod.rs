@@ -8,6 +8,7 @@
 
 mod answers;
 pub(crate) mod feed;
+mod play;
 pub(crate) mod quota;
 pub(crate) mod resume;
 pub(crate) mod shared;
@@ -178,6 +179,8 @@ pub struct Session {
     address: Option<String>,
     /// Groups and web session from the transport's login, if it named any.
     membership: Option<Box<Membership>>,
+    /// Quick play and matchmaking, once the connection has asked to play.
+    plays: Option<Box<play::Plays>>,
     outbox: Arc<Outbox>,
     /// Taken from the outbox, not yet looked at.
     items: VecDeque<Item>,
@@ -236,6 +239,7 @@ impl Session {
             games: HashMap::new(),
             creates: crate::session::quota::Window::default(),
             address: peer.address.map(|ip| ip.to_string()),
+            plays: None,
             membership: (!peer.groups.is_empty() || peer.web_session.is_some()).then(|| {
                 let mut groups = peer.groups;
                 groups.truncate(MAX_GROUPS);
@@ -394,8 +398,27 @@ impl Session {
     /// The requests that may wait for the log.
     async fn handle_slow(&mut self, msg: ClientMsg, r: Option<Value>) -> Result<(), HubError> {
         match msg {
-            ClientMsg::Create { kind, config, .. } => {
-                self.create(&kind, config, r).await.map(|_| ())
+            ClientMsg::Create {
+                kind, config, open, ..
+            } => {
+                let listed = open.then(|| config.clone());
+                let game = self.create(&kind, config, r).await?;
+                if let Some(config) = listed {
+                    // Made now, so that the lobby runs when the game's keys come.
+                    self.hub.registry.lobby(&kind).await?;
+                    self.list_when_created(game, &kind, config);
+                }
+                Ok(())
+            }
+            ClientMsg::Play {
+                kind,
+                config,
+                props,
+                ..
+            } => self.play(&kind, config, props, r).await,
+            ClientMsg::Cancel { kind, .. } => {
+                self.cancel(kind.as_deref(), r);
+                Ok(())
             }
             ClientMsg::Rematch { game, .. } => self.rematch(game, r).await,
             ClientMsg::Join { key, .. } => self.join(&key, r).await,
@@ -688,6 +711,10 @@ impl Session {
                 return Err(HubError::TooFast(Quota::AddressSubscribes(per_address)));
             }
         }
+        if let Some(kind) = name.strip_prefix("lobby:") {
+            // A kind's open games: its lobby publishes them (and makes the channel).
+            self.hub.registry.lobby(kind).await?;
+        }
         let handle = if crate::game::channel::made_by_subscribing(&name) {
             self.hub.registry.channel(&name).await?
         } else {
@@ -810,6 +837,7 @@ impl Session {
 
 impl Drop for Session {
     fn drop(&mut self) {
+        self.plays_closed();
         // The record's time is now the connection's last: a resume may come until
         // `resume_for` after it.
         if self.saved {

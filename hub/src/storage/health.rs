@@ -162,6 +162,9 @@ impl Log for Watched {
     async fn put_key(&self, key: String, entry: KeyEntry) -> Result<(), StoreError> {
         self.seen(self.log.put_key(key, entry).await)
     }
+    async fn claim_key(&self, key: String, entry: KeyEntry) -> Result<KeyEntry, StoreError> {
+        self.seen(self.log.claim_key(key, entry).await)
+    }
     async fn save_snapshot(
         &self,
         stream: StreamId,

@@ -56,6 +56,7 @@ struct Shared {
 enum Side {
     CreateStream(StreamMeta),
     PutKey(String, KeyEntry),
+    ClaimKey(String, KeyEntry),
     SetStatus(StreamId, StreamStatus, u64),
     RemoveStreams(Vec<StreamId>),
 }
@@ -64,6 +65,7 @@ enum Side {
 #[derive(Debug)]
 enum SideDone {
     Stream(StreamId),
+    Key(KeyEntry),
     Nothing,
 }
 
@@ -184,6 +186,14 @@ impl Writer {
     /// Index `key` (a channel's name).
     pub(crate) async fn put_key(&self, key: String, entry: KeyEntry) -> Result<()> {
         self.side(Side::PutKey(key, entry)).await.map(drop)
+    }
+
+    /// Index `key` unless another entry holds it (see `Log::claim_key`): the entry that does.
+    pub(crate) async fn claim_key(&self, key: String, entry: KeyEntry) -> Result<KeyEntry> {
+        match self.side(Side::ClaimKey(key, entry)).await? {
+            SideDone::Key(entry) => Ok(entry),
+            _ => Err(HubError::Unavailable),
+        }
     }
 
     /// Mark a stream over (a game found finished on load) at `at`.
@@ -312,6 +322,7 @@ impl Shared {
                     log.put_key(key, entry).await?;
                     SideDone::Nothing
                 }
+                Side::ClaimKey(key, entry) => SideDone::Key(log.claim_key(key, entry).await?),
                 Side::SetStatus(stream, status, at) => {
                     log.set_status(stream, status, at).await?;
                     SideDone::Nothing

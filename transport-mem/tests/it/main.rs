@@ -14,6 +14,7 @@ mod kit;
 mod lazy;
 mod limits;
 mod panics;
+mod play;
 mod presence;
 mod rematch;
 mod restart;

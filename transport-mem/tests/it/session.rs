@@ -173,6 +173,9 @@ impl Breakable {
     pub fn put_key(&self, key: &str, entry: KeyEntry) -> Result<()> {
         self.log.put_key(key, entry)
     }
+    pub fn claim_key(&self, key: &str, entry: KeyEntry) -> Result<KeyEntry> {
+        self.log.claim_key(key, entry)
+    }
     pub fn save_snapshot(&self, stream: StreamId, version: Seq, state: &[u8]) -> Result<()> {
         self.log.save_snapshot(stream, version, state)
     }
@@ -410,6 +413,7 @@ async fn answers_carry_the_servers_clock() {
     let answer = within(host.request(ClientMsg::Create {
         kind: "colony".into(),
         config: Value::Null,
+        open: false,
         r#ref: None,
     }))
     .await

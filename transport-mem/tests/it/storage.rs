@@ -144,6 +144,11 @@ impl Flaky {
         self.inner.put_key(key, entry)
     }
 
+    pub fn claim_key(&self, key: &str, entry: KeyEntry) -> Result<KeyEntry> {
+        self.check()?;
+        self.inner.claim_key(key, entry)
+    }
+
     pub fn save_snapshot(&self, stream: StreamId, version: Seq, state: &[u8]) -> Result<()> {
         self.check()?;
         self.inner.save_snapshot(stream, version, state)
