@@ -545,6 +545,72 @@ async fn two_browsers_play_connect_four_while_a_third_watches() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_strangers_press_play_now_and_play_connect_four_to_the_end() {
+    let Some((_driver, port)) = chromedriver().await else {
+        return;
+    };
+    let hub = support::bundled_hub(Arc::new(MemLog::new())).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr: SocketAddr = listener.local_addr().unwrap();
+    let server = tokio::spawn(umpire_ws::serve(listener, hub.clone(), WsConfig::default()));
+    let profiles = tempfile::tempdir().unwrap();
+    let red = browser(port, &profiles.path().join("red")).await;
+    let yellow = browser(port, &profiles.path().join("yellow")).await;
+
+    // Yellow looks at the lobby; red presses Play now and waits in a new open game.
+    yellow.goto(&format!("http://{addr}/")).await.unwrap();
+    text(&yellow, ".open-games li", "No open game right now.").await;
+    red.goto(&format!("http://{addr}/")).await.unwrap();
+    click(&red, ".play-connect4").await;
+    text(
+        &red,
+        "#status",
+        "Waiting for an opponent (you are red): share the join link.",
+    )
+    .await;
+    // Yellow's lobby lists it live, with a Join button.
+    until(
+        &yellow,
+        "return document.querySelectorAll('.open-games li[data-game] .join').length",
+        json!(1),
+    )
+    .await;
+    let listed = yellow
+        .execute("return document.querySelector('.open-games li[data-game]').textContent", vec![])
+        .await
+        .unwrap();
+    assert!(
+        listed.as_str().is_some_and(|t| t.contains("1 of 2 seats")),
+        "{listed}"
+    );
+    // Yellow presses Play now too: the same game, not a new one.
+    click(&yellow, ".play-connect4").await;
+    until(
+        &yellow,
+        "return document.querySelector('#status').textContent.includes('yellow')",
+        json!(true),
+    )
+    .await;
+    for (n, column) in [0, 1, 0, 1, 0, 1, 0].into_iter().enumerate() {
+        let mover = if n % 2 == 0 { &red } else { &yellow };
+        click(mover, &format!(".column[data-column='{column}']")).await;
+        let moves = json!((n + 1).to_string());
+        for page in [&red, &yellow] {
+            until(page, "return document.body.dataset.moves", moves.clone()).await;
+        }
+    }
+    for page in [&red, &yellow] {
+        text(page, "#status", "Red wins!").await;
+    }
+    assert_eq!(hub.open_games(Some("connect4")).await.unwrap(), vec![]);
+    red.close().await.unwrap();
+    yellow.close().await.unwrap();
+    server.abort();
+    hub.shutdown().await.unwrap();
+}
+
+
 /// Serve `files` (name, content type, bytes) over plain HTTP on a free port: a Django site's
 /// page, for the test below. Returns its address.
 async fn static_site(files: Vec<(&'static str, &'static str, Vec<u8>)>) -> SocketAddr {

@@ -2,7 +2,8 @@
 //! starts, serves its page and the built-in client, and plays a game to the end;
 //! `examples/axum.rs` (umpire mounted in an axum app with its own cookie sign-in) signs two
 //! users in and plays a game to the end through the mounted route, and refuses an upgrade
-//! without the cookie.
+//! without the cookie; `examples/matchmaker.rs` (a rating matchmaker) pairs close ratings at
+//! once, a far one after its window has widened, and a `cancel` ends a wait.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
 
@@ -264,4 +265,75 @@ async fn the_ndjson_example_is_a_transport_that_plays_a_game_to_the_end() {
     first.send(&"x".repeat(70 * 1024)).await;
     let closed = first.until("closed").await;
     assert_eq!(closed["reason"], "line too long");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_matchmaker_example_pairs_by_rating_and_widens_its_window() {
+    let data = tempfile::tempdir().unwrap();
+    let (_example, addr) = start("matchmaker", data.path());
+    let url = format!("ws://{addr}/ws");
+    let mut clients = Vec::new();
+    for _ in 0..5 {
+        clients.push(connect(&url, Format::Json).await.unwrap());
+    }
+    let mut iter = clients.into_iter();
+    let (mut a, mut far, mut b, mut lone, mut c) = (
+        iter.next().unwrap(),
+        iter.next().unwrap(),
+        iter.next().unwrap(),
+        iter.next().unwrap(),
+        iter.next().unwrap(),
+    );
+    let play = |rating: f64| (Value::Null, json!({ "rating": rating }));
+    // 1500 and 2400 ask first; then 1550: 1500 and 1550 are paired, 2400 waits.
+    let far_play = {
+        let (config, props) = play(2400.0);
+        tokio::spawn(async move {
+            let seated = far.play("connect4", config, props).await;
+            (far, seated)
+        })
+    };
+    let a_play = {
+        let (config, props) = play(1500.0);
+        tokio::spawn(async move {
+            let seated = a.play("connect4", config, props).await;
+            (a, seated)
+        })
+    };
+    let (config, props) = play(1550.0);
+    let b_seat = b.play("connect4", config, props).await.unwrap();
+    let (_a, a_seat) = a_play.await.unwrap();
+    let a_seat = a_seat.unwrap();
+    assert_eq!(a_seat.game, b_seat.game, "1500 and 1550 are paired");
+    // A 1950 is 450 from the 2400: paired once the window has widened (100 + 100 a second).
+    let (config, props) = play(1950.0);
+    let started = std::time::Instant::now();
+    let c_seat = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        c.play("connect4", config, props),
+    )
+    .await
+    .expect("paired once the window widened")
+    .unwrap();
+    let (_far, far_seat) = far_play.await.unwrap();
+    let far_seat = far_seat.unwrap();
+    assert_eq!(far_seat.game, c_seat.game);
+    assert_ne!(far_seat.game, a_seat.game);
+    eprintln!("450 apart, paired after {:?}", started.elapsed());
+    // Alone, then cancelled: the wait ends `cancelled`.
+    lone.send(umpire_engine::protocol::ClientMsg::Play {
+        kind: "connect4".into(),
+        config: Value::Null,
+        props: json!({"rating": 3000}),
+        r#ref: Some(json!(7)),
+    })
+    .await
+    .unwrap();
+    lone.cancel(Some("connect4")).await.unwrap();
+    match lone.next_reply().await.unwrap() {
+        umpire_engine::protocol::ServerMsg::Error { code, r#ref, .. } => {
+            assert_eq!((code, r#ref), (ErrorCode::Cancelled, Some(json!(7))));
+        }
+        other => panic!("{other:?}"),
+    }
 }

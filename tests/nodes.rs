@@ -439,3 +439,56 @@ async fn a_node_stopped_past_its_lease_and_continued_forks_nothing() {
 async fn kill_9_of_redis_under_three_nodes_loses_nothing() {
     scenario(Fault::KillRedis).await;
 }
+
+/// Quick play over Redis: 60 players asking at once, a third on each node, make 30 full games
+/// (each of the two seats given once), and every node's list of open games ends empty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn players_asking_on_three_nodes_at_once_are_paired_in_full_games() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let nodes = Nodes::start(redis);
+    let mut clients = Vec::new();
+    for i in 0..60 {
+        clients.push(connect(&nodes.urls[i % 3], Format::Json).await.unwrap());
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for mut c in clients {
+        tasks.spawn(async move {
+            let game = tokio::time::timeout(
+                Duration::from_secs(30),
+                c.play("connect4", Value::Null, Value::Null),
+            )
+            .await
+            .expect("seated within 30 s")
+            .unwrap();
+            (c, game)
+        });
+    }
+    let mut seats: HashMap<u64, Vec<u16>> = HashMap::new();
+    let mut connected = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        let (c, game) = done.unwrap();
+        seats.entry(game.game.0).or_default().push(game.seat.0);
+        connected.push(c);
+    }
+    assert_eq!(seats.len(), 30, "60 players, 30 games: {seats:?}");
+    for (game, mut s) in seats {
+        s.sort_unstable();
+        assert_eq!(s, vec![0, 1], "game {game}");
+    }
+    for server in nodes.servers.iter().flatten() {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let (status, body) = server.get("/api/games?kind=connect4").await;
+            assert_eq!(status, 200, "{body}");
+            if serde_json::from_str::<Value>(&body).unwrap()["games"] == json!([]) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "still listed: {body}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    eprintln!("quick play over Redis: 60 players on 3 nodes, 30 full games");
+    drop(connected);
+}

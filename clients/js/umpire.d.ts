@@ -11,7 +11,7 @@ export type Json = null | boolean | number | string | Json[] | { [key: string]: 
  * connection could not carry. */
 export type ErrorCode =
   | "bad_message" | "unauthorized" | "not_found" | "forbidden" | "rejected" | "full"
-  | "game_over" | "rate_limited" | "limit_reached" | "too_large" | "overloaded" | "internal"
+  | "game_over" | "cancelled" | "rate_limited" | "limit_reached" | "too_large" | "overloaded" | "internal"
   | "closed";
 
 /** A refused request: `code` for programs; `reason`, for `rejected`, the game's rejection as
@@ -55,6 +55,24 @@ export interface Joined {
   now: number;
   /** Set by `enter` when a join link led to watching instead. */
   notice?: string;
+}
+
+/** A game listed among its kind's open games (`openGames`, `GET /api/games`). */
+export interface OpenGame {
+  game: GameId;
+  kind: string;
+  config: Json;
+  seats: number;
+  /** Seats taken. */
+  taken: number;
+  players: string[];
+  /** When it was opened, ms since the epoch (server time). */
+  since: number;
+  /** How long it had been open when listed, ms. */
+  age_ms: number;
+  /** Join with this to take a seat. */
+  join: string;
+  watch: string;
 }
 
 /** The answer to `watch`. */
@@ -125,6 +143,15 @@ export class Umpire {
   /** Any request of the protocol; resolves with its answer, rejects with an `UmpireError`. */
   request(msg: { type: string; [key: string]: Json | undefined }): Promise<any>;
   create(kind: string, config?: Json): Promise<Created>;
+  /** Create a game listed among the kind's open games while it has a free seat. */
+  createOpen(kind: string, config?: Json): Promise<Created>;
+  /** Quick play: `joined` into the open game that waited longest, or `created` (then wait
+   * for the others). With a matchmaker on the server, once it groups this player. */
+  play(kind: string, config?: Json, props?: Json): Promise<Created | Joined>;
+  /** Stop waiting to play (of `kind`, or every kind): waiting plays reject `cancelled`. */
+  cancel(kind?: string | null): Promise<Ok>;
+  /** Follow the open games of `kind`: `fn` gets the whole list now and at every change. */
+  openGames(kind: string, fn: (games: OpenGame[]) => void): Promise<Subscribed>;
   /** Join with a join key, or take a seat back with its token. */
   join(key: string): Promise<Joined>;
   /** Watch from seq `from` (1: everything). */
@@ -141,7 +168,7 @@ export class Umpire {
 
 /** The WebSocket URL of `path` beside this module (`ws`: the server's `/ws`). In a browser. */
 export function serverUrl(path?: string): string;
-/** For a page: create, join (`?join=`), take a seat back (`?token=`) or watch (`?watch=`) as
+/** For a page: create, quick play (`?play`), join (`?join=`), take a seat back (`?token=`) or watch (`?watch=`) as
  * the page's URL says; the URL then carries the seat's token. In a browser. */
 export function enter(client: Umpire, kind: string, config?: Json): Promise<Created | Joined | Watching>;
 /** Show the connection's state in `element` ("Reconnecting…"). In a browser. */

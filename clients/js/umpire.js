@@ -211,6 +211,35 @@ export class Umpire {
     const answer = await this.request({ type: "create", kind, config });
     return this.#entered(answer, { join: answer.token });
   }
+  // A game listed among its kind's open games while it has a free seat.
+  async createOpen(kind, config = null) {
+    const answer = await this.request({ type: "create", kind, config, open: true });
+    return this.#entered(answer, { join: answer.token });
+  }
+  // Quick play: a seat in the open game of `kind` and `config` that has waited longest
+  // (answered `joined`) or in a new one where this player waits (`created`). With a
+  // matchmaker on the server, resolves once it puts this player in a game (by `props`).
+  async play(kind, config = null, props = null) {
+    const answer = await this.request({ type: "play", kind, config, props });
+    return this.#entered(answer, { join: answer.token });
+  }
+  // Stop waiting to play (of `kind`, or every kind): the waiting plays reject with
+  // `cancelled`.
+  cancel(kind = null) { return this.request({ type: "cancel", kind }); }
+  // Follow the open games of `kind`: `fn(games)` with the whole list now and at every change.
+  async openGames(kind, fn) {
+    let version = -1;
+    let stream = null;
+    this.onEvent((g, env) => {
+      const data = g === stream ? env.body.notice?.data : null;
+      if (data?.type !== "open_games" || data.version < version) return;
+      version = data.version;
+      fn(data.games);
+    });
+    const answer = await this.request({ type: "subscribe", channel: `lobby:${kind}`, last: 1 });
+    stream = answer.game;
+    return this.#entered(answer, { channel: answer.channel });
+  }
   async join(key) {
     const answer = await this.request({ type: "join", key });
     return this.#entered(answer, { join: answer.token });
@@ -237,12 +266,13 @@ export class Umpire {
   close() { this.stopped = true; this.ws.close(1000); }
 }
 
-// Create, join (?join=), reclaim a seat (?token=) or watch (?watch=) as the URL says; afterwards
+// Create, quick play (?play), join (?join=), reclaim a seat (?token=) or watch (?watch=) as the URL says; afterwards
 // the URL carries this tab's seat token, so a reload takes the same seat back.
 export async function enter(client, kind, config = null) {
   const params = new URLSearchParams(location.search);
   let answer;
   if (params.has("watch")) answer = await client.watch(params.get("watch"));
+  else if (params.has("play")) answer = await client.play(kind, config);
   else if (params.has("token")) answer = await client.join(params.get("token"));
   else if (params.has("join")) {
     try {

@@ -207,6 +207,9 @@ pub(crate) async fn answer<B: RequestBody>(
     if req.method() == Method::GET && req.uri().path().starts_with("/api/admin/") {
         return admin(ctx, &req.into_parts().0, from).await;
     }
+    if req.method() == Method::GET && req.uri().path() == "/api/games" {
+        return open_games(ctx, req.uri().query()).await;
+    }
     if let Some(dir) = &ctx.config.web_dir {
         if req.method() == Method::GET
             && host_allowed(
@@ -401,6 +404,22 @@ fn authorized(
         ));
     }
     Ok(())
+}
+
+/// `GET /api/games[?kind=K]`: the open games (of kind `K`), oldest first, as
+/// `{"games": [...]}`; anyone may ask. An unknown kind is 404.
+async fn open_games(ctx: &Arc<Ctx>, query: Option<&str>) -> Response<Full<Bytes>> {
+    let kind = query.and_then(|q| q.split('&').find_map(|pair| pair.strip_prefix("kind=")));
+    match ctx.hub.open_games(kind.filter(|k| !k.is_empty())).await {
+        Ok(games) => json(StatusCode::OK, &serde_json::json!({ "games": games })),
+        Err(e) => {
+            let status = match e.code() {
+                umpire_engine::protocol::ErrorCode::NotFound => StatusCode::NOT_FOUND,
+                _ => StatusCode::SERVICE_UNAVAILABLE,
+            };
+            error(status, e.to_string())
+        }
+    }
 }
 
 /// Games listed by `/api/admin/overview`, and events by `/api/admin/games/ID`, at most.

@@ -130,3 +130,31 @@ test("installed into a fresh Node project with npm, it imports as umpire-client 
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test("quick play seats two strangers in one game, and the open games follow it live", { timeout: 30_000 }, async () => {
+  const watcher = await new Umpire(url).connect();
+  const listings = [];
+  let changed = () => {};
+  await watcher.openGames("highcard", (games) => { listings.push(games); changed(); });
+  const listed = (ok) => new Promise((resolve) => {
+    changed = () => { if (ok(listings.at(-1))) resolve(listings.at(-1)); };
+    changed();
+  });
+  const a = await new Umpire(url).connect();
+  const first = await a.play("highcard");
+  assert.equal(first.type, "created");
+  const open = await listed((games) => games?.length === 1);
+  assert.equal(open[0].game, first.game);
+  assert.equal(open[0].taken, 1);
+  const b = await new Umpire(url).connect();
+  const second = await b.play("highcard");
+  assert.equal(second.type, "joined");
+  assert.equal(second.game, first.game);
+  await listed((games) => games?.length === 0);
+  // A player waiting alone who leaves: the game leaves the list.
+  const c = await new Umpire(url).connect();
+  const waiting = await c.play("highcard");
+  await c.leave(waiting.game);
+  await listed((games) => games?.length === 0);
+  for (const client of [watcher, a, b, c]) client.close();
+});

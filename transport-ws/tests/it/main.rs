@@ -10,6 +10,7 @@ mod lifecycle;
 mod limits;
 mod mount;
 mod native;
+mod play;
 mod sessions;
 mod tls;
 mod ws4redis;

@@ -788,6 +788,11 @@ impl Lobby {
 
 impl Drop for Lobby {
     fn drop(&mut self) {
+        // However the task ends: nothing more is queued, what is queued is answered, and the
+        // registry starts the lobby again on next use.
+        for msg in self.inbox.close() {
+            msg.fail(self.id, &HubError::Unavailable);
+        }
         self.rt.bus.unfollow(self.id);
         self.forget_listed();
         let left =
