@@ -51,9 +51,7 @@ impl Matchmaker for RatingWindow {
                 .enumerate()
                 .filter(|(_, o)| o.config == first.config)
                 .map(|(i, o)| (i, (rating(o) - rating(first)).abs(), o))
-                .filter(|(_, gap, o)| {
-                    *gap <= self.window(first, now).max(self.window(o, now))
-                })
+                .filter(|(_, gap, o)| *gap <= self.window(first, now).max(self.window(o, now)))
                 .min_by(|a, b| a.1.total_cmp(&b.1))
                 .map(|(i, _, _)| i);
             if let Some(i) = best {

@@ -577,7 +577,10 @@ async fn two_strangers_press_play_now_and_play_connect_four_to_the_end() {
     )
     .await;
     let listed = yellow
-        .execute("return document.querySelector('.open-games li[data-game]').textContent", vec![])
+        .execute(
+            "return document.querySelector('.open-games li[data-game]').textContent",
+            vec![],
+        )
         .await
         .unwrap();
     assert!(
@@ -609,7 +612,6 @@ async fn two_strangers_press_play_now_and_play_connect_four_to_the_end() {
     server.abort();
     hub.shutdown().await.unwrap();
 }
-
 
 /// Serve `files` (name, content type, bytes) over plain HTTP on a free port: a Django site's
 /// page, for the test below. Returns its address.

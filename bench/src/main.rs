@@ -18,6 +18,7 @@
 //! - `restore`: bringing games back from the log, against a raw scan of the same records.
 //! - `connections`: memory per idle connection, spectator and game; new connections per second.
 //! - `lazy`: start-up on a folder of many games, and memory as they load and leave again.
+//! - `matchmaking`: players asking for a game at once (`play`), seated, one move each.
 //! - `peer`: umpire beside Colyseus (Node), one load generator, server CPU per move.
 //! - `raw`: the raw servers the scenarios compare with.
 //! - `wire`: the load generator's WebSocket client and its cheap frame classifier.
@@ -34,6 +35,7 @@ mod connections;
 mod durable;
 mod fanout;
 mod lazy;
+mod matchmaking;
 mod peer;
 mod raw;
 mod report;
@@ -129,6 +131,8 @@ enum Scenario {
     Connections(connections::ConnectionsArgs),
     /// Start-up with many games in the log; memory as they load and leave memory again.
     Lazy(lazy::LazyArgs),
+    /// Players asking for Connect Four at once: pairs per second, time to a seat.
+    Matchmaking(matchmaking::MatchmakingArgs),
     /// umpire beside Colyseus on Node: one load generator, server CPU per move (installs Node
     /// 22 and Colyseus with npm on its first run; not part of `all`).
     Peer(peer::PeerArgs),
@@ -150,6 +154,7 @@ fn main() -> anyhow::Result<()> {
         Scenario::Connections(args) => connections::run(&common, &args)?,
         Scenario::Lazy(args) => lazy::run(&common, &args)?,
         Scenario::Peer(args) => peer::run(&common, &args)?,
+        Scenario::Matchmaking(args) => matchmaking::run(&common, &args)?,
         Scenario::All => {
             // Each runs even if an earlier one found a loss, so one run shows everything.
             let fanout = fanout::run(&common, &fanout::FanoutArgs::parse_default())?;
@@ -158,7 +163,9 @@ fn main() -> anyhow::Result<()> {
             let connections =
                 connections::run(&common, &connections::ConnectionsArgs::parse_default())?;
             let lazy = lazy::run(&common, &lazy::LazyArgs::parse_default())?;
-            fanout && durable && restore && connections && lazy
+            let matchmaking =
+                matchmaking::run(&common, &matchmaking::MatchmakingArgs::parse_default())?;
+            fanout && durable && restore && connections && lazy && matchmaking
         }
     };
     if !ok {

@@ -12,7 +12,11 @@ use umpire_ws::client::Format;
 use crate::common::{http_get, serve, within, Options};
 
 /// `GET /api/games?kind=K` until `ok` says so; the games.
-async fn listed_until(addr: std::net::SocketAddr, query: &str, ok: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+async fn listed_until(
+    addr: std::net::SocketAddr,
+    query: &str,
+    ok: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
     within(async {
         loop {
             let (status, body) = http_get(addr, &format!("/api/games{query}")).await;
@@ -34,11 +38,20 @@ async fn two_players_asking_at_once_share_one_game_and_the_list_follows() {
     let mut private = server.client(Format::Json).await;
     private.create("connect4", Value::Null).await.unwrap();
     let mut a = server.client(Format::Json).await;
-    let first = within(a.play("connect4", Value::Null, Value::Null)).await.unwrap();
+    let first = within(a.play("connect4", Value::Null, Value::Null))
+        .await
+        .unwrap();
     assert!(first.join.is_some(), "the first creates and waits");
     let games = listed_until(server.addr, "?kind=connect4", |g| g.len() == 1).await;
-    assert_eq!(games[0]["game"], json!(first.game.0), "only the open game, not the private one");
-    assert_eq!((games[0]["taken"].clone(), games[0]["seats"].clone()), (json!(1), json!(2)));
+    assert_eq!(
+        games[0]["game"],
+        json!(first.game.0),
+        "only the open game, not the private one"
+    );
+    assert_eq!(
+        (games[0]["taken"].clone(), games[0]["seats"].clone()),
+        (json!(1), json!(2))
+    );
     assert_eq!(games[0]["join"], json!(first.join.clone().unwrap()));
     // Two more at once, one in MessagePack: one takes the waiting seat, one opens a game.
     let mut b = server.client(Format::MsgPack).await;
@@ -51,7 +64,10 @@ async fn two_players_asking_at_once_share_one_game_and_the_list_follows() {
     let joined: Vec<_> = [&x, &y].into_iter().filter(|g| g.join.is_none()).collect();
     assert_eq!(joined.len(), 1, "one joined: {x:?} {y:?}");
     assert_eq!(joined[0].game, first.game);
-    let games = listed_until(server.addr, "?kind=connect4", |g| g.len() == 1 && g[0]["game"] != json!(first.game.0)).await;
+    let games = listed_until(server.addr, "?kind=connect4", |g| {
+        g.len() == 1 && g[0]["game"] != json!(first.game.0)
+    })
+    .await;
     assert_eq!(games[0]["taken"], json!(1));
     // Every kind, and a kind nobody registered.
     let all = listed_until(server.addr, "", |g| g.len() == 1).await;
@@ -66,12 +82,16 @@ async fn two_players_asking_at_once_share_one_game_and_the_list_follows() {
 async fn a_waiting_player_whose_socket_closes_is_not_matched() {
     let server = serve(Options::default()).await;
     let mut a = server.client(Format::Json).await;
-    let waited = within(a.play("highcard", Value::Null, Value::Null)).await.unwrap();
+    let waited = within(a.play("highcard", Value::Null, Value::Null))
+        .await
+        .unwrap();
     listed_until(server.addr, "?kind=highcard", |g| g.len() == 1).await;
     drop(a);
     listed_until(server.addr, "?kind=highcard", <[Value]>::is_empty).await;
     let mut b = server.client(Format::Json).await;
-    let next = within(b.play("highcard", Value::Null, Value::Null)).await.unwrap();
+    let next = within(b.play("highcard", Value::Null, Value::Null))
+        .await
+        .unwrap();
     assert_ne!(next.game, waited.game);
     assert!(next.join.is_some(), "b waits in a new game");
     // A kind nobody registered.

@@ -320,12 +320,17 @@ impl Lobby {
                     }
                 },
                 RoomMsg::Opened { ticket, opened } => records.push(match opened {
-                    Some((game, join, watch)) => Record::Opened {
-                        ticket,
-                        game,
-                        join,
-                        watch,
-                    },
+                    Some((game, join, watch)) => {
+                        // The game exists (durably): the players given places in it here
+                        // join now, without waiting for the lobby's record of it.
+                        self.seat_takers(ticket, &join);
+                        Record::Opened {
+                            ticket,
+                            game,
+                            join,
+                            watch,
+                        }
+                    }
                     None => Record::Close { ticket },
                 }),
                 RoomMsg::Listed {
@@ -693,25 +698,27 @@ impl Lobby {
                 Some(open) => Some(open.join.clone()),
                 None => None,
             };
-            let Some(askers) = self.takers.remove(&ticket) else {
-                continue;
-            };
             match opened {
-                Some(key) => {
-                    for asker in askers {
-                        let plan = PlayPlan::Join {
-                            ticket,
-                            key: key.clone(),
-                            config: asker.config.clone(),
-                            props: asker.props.clone(),
-                            tries: asker.tries,
-                        };
-                        self.answer(asker, Ok(plan));
-                    }
-                }
+                Some(key) => self.seat_takers(ticket, &key),
                 // Never created: ask again (as new askers, still counted as waiting).
-                None => self.again.extend(askers),
+                None => self
+                    .again
+                    .extend(self.takers.remove(&ticket).unwrap_or_default()),
             }
+        }
+    }
+
+    /// Answer the local players with a place in `ticket`'s game: join it with `key`.
+    fn seat_takers(&mut self, ticket: u64, key: &str) {
+        for asker in self.takers.remove(&ticket).unwrap_or_default() {
+            let plan = PlayPlan::Join {
+                ticket,
+                key: key.to_owned(),
+                config: asker.config.clone(),
+                props: asker.props.clone(),
+                tries: asker.tries,
+            };
+            self.answer(asker, Ok(plan));
         }
     }
 
