@@ -22,6 +22,14 @@ pub enum Action<C> {
         /// A user id or a guest name.
         player: String,
     },
+    /// Take `seat` if it is free, else the first free seat (or get back the seat `player`
+    /// already holds): a matchmaker's seating.
+    JoinAt {
+        /// A user id or a guest name.
+        player: String,
+        /// The seat wanted.
+        seat: Seat,
+    },
     /// Give up the actor's seat.
     Leave,
     /// Fire a pending timer (system only).
@@ -309,23 +317,20 @@ impl<G: Game> Match<G> {
         let mut bodies = Vec::new();
         let mut by = by;
         match action {
-            Action::Join { player } => {
-                if self.seat_of(&player).is_some() {
-                    return Ok(Vec::new());
+            Action::Join { player } => match self.free_seat(game, &player, None)? {
+                Some(seat) => {
+                    by = Actor::Seat(seat);
+                    bodies.push(Body::Seated { seat, player });
                 }
-                let capacity = usize::from(game.seats(&self.config));
-                let free = self
-                    .seats
-                    .iter()
-                    .position(Option::is_none)
-                    .unwrap_or(self.seats.len());
-                if free >= capacity {
-                    return Err(MatchError::Full);
+                None => return Ok(Vec::new()),
+            },
+            Action::JoinAt { player, seat } => match self.free_seat(game, &player, Some(seat))? {
+                Some(seat) => {
+                    by = Actor::Seat(seat);
+                    bodies.push(Body::Seated { seat, player });
                 }
-                let seat = Seat(u16::try_from(free).map_err(|_| MatchError::Full)?);
-                by = Actor::Seat(seat);
-                bodies.push(Body::Seated { seat, player });
-            }
+                None => return Ok(Vec::new()),
+            },
             Action::Leave => {
                 let seat = by.seat().ok_or(MatchError::Forbidden)?;
                 if self.player(seat).is_none() {
@@ -536,6 +541,31 @@ impl<G: Game> Match<G> {
     /// Who holds `seat`, if anyone.
     pub fn player(&self, seat: Seat) -> Option<&str> {
         self.seats.get(usize::from(seat.0))?.as_deref()
+    }
+    /// The seat `player` takes: `wanted` if it is free, else the first free one; `None` if
+    /// they hold one already.
+    fn free_seat<E>(
+        &self,
+        game: &G,
+        player: &str,
+        wanted: Option<Seat>,
+    ) -> Result<Option<Seat>, MatchError<E>> {
+        if self.seat_of(player).is_some() {
+            return Ok(None);
+        }
+        let capacity = usize::from(game.seats(&self.config));
+        let is_free = |i: usize| self.seats.get(i).is_none_or(Option::is_none);
+        let free = wanted
+            .map(|s| usize::from(s.0))
+            .filter(|&i| i < capacity && is_free(i))
+            .or_else(|| self.seats.iter().position(Option::is_none))
+            .unwrap_or(self.seats.len());
+        if free >= capacity {
+            return Err(MatchError::Full);
+        }
+        u16::try_from(free)
+            .map(|s| Some(Seat(s)))
+            .map_err(|_| MatchError::Full)
     }
 
     /// The seat `player` holds, if any.

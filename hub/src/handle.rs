@@ -136,9 +136,11 @@ pub(crate) enum RoomMsg {
         cid: Option<String>,
         reply: ReplyTo,
     },
-    /// Take a free seat (or the seat `player` already holds) and optionally subscribe.
+    /// Take a free seat (`seat` if it is free: a matchmaker's seating), or the seat `player`
+    /// already holds, and optionally subscribe.
     Join {
         player: String,
+        seat: Option<Seat>,
         sub: Option<Subscriber>,
         reply: ReplyTo,
     },

@@ -305,7 +305,7 @@ impl Hub {
         let (reply, wait) = oneshot::channel();
         self.inner
             .registry
-            .join(key, player.to_owned(), None, ReplyTo::caller(reply))
+            .join(key, player.to_owned(), None, None, ReplyTo::caller(reply))
             .await?;
         match answer(wait).await? {
             Answer::Seated { result, .. } => Ok(result?.joined),
@@ -426,6 +426,11 @@ impl Hub {
             all.extend(rx.await.map_err(|_| HubError::Unavailable)?);
         }
         Ok(all)
+    }
+
+    /// Players waiting for a seat on this node (`play`, answered yet by their lobby).
+    pub fn waiting_players(&self) -> usize {
+        self.rt().lobbies.waiting()
     }
 
     /// Remove the finished games whose last event is older than

@@ -345,6 +345,8 @@ pub(crate) enum PlayPlan {
     Join {
         ticket: u64,
         key: String,
+        /// The seat a matchmaker's group gave, taken if it is free.
+        seat: Option<umpire_engine::Seat>,
         config: Value,
         props: Value,
         tries: u8,

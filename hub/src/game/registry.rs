@@ -396,7 +396,12 @@ impl Registry {
         self.rooms().insert(handle.game, handle.clone());
         crate::lock(&self.invites).add(handle.game, invite);
         // The creator's seat is taken in the game's first turn, with its `Created` record.
-        handle.send(RoomMsg::Join { player, sub, reply })?;
+        handle.send(RoomMsg::Join {
+            player,
+            seat: None,
+            sub,
+            reply,
+        })?;
         Ok(handle)
     }
 
@@ -537,12 +542,18 @@ impl Registry {
         &self,
         key: &str,
         player: String,
+        seat: Option<Seat>,
         sub: Option<Subscriber>,
         reply: ReplyTo,
     ) -> Result<RoomHandle> {
         let (role, game) = self.find_key(key).await?;
         let msg = match role {
-            Role::Join => RoomMsg::Join { player, sub, reply },
+            Role::Join => RoomMsg::Join {
+                player,
+                seat,
+                sub,
+                reply,
+            },
             Role::Seat(seat) => RoomMsg::Reclaim {
                 seat: Seat(seat),
                 token: key.to_owned(),

@@ -75,6 +75,8 @@ pub(crate) enum Forwarded {
     },
     Join {
         player: String,
+        #[serde(default)]
+        seat: Option<u16>,
     },
     Reclaim {
         seat: u16,
@@ -105,8 +107,9 @@ impl Forwarded {
                 cid,
                 reply,
             },
-            Forwarded::Join { player } => RoomMsg::Join {
+            Forwarded::Join { player, seat } => RoomMsg::Join {
                 player,
+                seat: seat.map(Seat),
                 sub: None,
                 reply,
             },

@@ -456,8 +456,13 @@ impl<G: Game> Room<G> {
                 let result = self.submit(by, cmd, cid.as_deref(), turn);
                 turn.answers.push((reply, Answer::Command { game, result }));
             }
-            RoomMsg::Join { player, sub, reply } => {
-                let result = self.join(&player, sub, turn);
+            RoomMsg::Join {
+                player,
+                seat,
+                sub,
+                reply,
+            } => {
+                let result = self.join(&player, seat, sub, turn);
                 turn.answers.push((reply, Answer::Seated { game, result }));
             }
             RoomMsg::Reclaim {
@@ -601,8 +606,14 @@ impl<G: Game> Room<G> {
                     Expect::Command,
                 )
             }
-            RoomMsg::Join { player, sub, reply } => {
-                (Forwarded::Join { player }, reply, sub, Expect::Seated)
+            RoomMsg::Join {
+                player,
+                seat,
+                sub,
+                reply,
+            } => {
+                let seat = seat.map(|s| s.0);
+                (Forwarded::Join { player, seat }, reply, sub, Expect::Seated)
             }
             RoomMsg::Reclaim {
                 seat,
@@ -935,10 +946,22 @@ impl<G: Game> Room<G> {
     }
 
     /// Seat `player` in a free seat, with a new seat token; `sub` follows as that seat.
-    fn join(&mut self, player: &str, sub: Option<Subscriber>, turn: &mut Turn) -> Result<Seated> {
+    fn join(
+        &mut self,
+        player: &str,
+        seat: Option<Seat>,
+        sub: Option<Subscriber>,
+        turn: &mut Turn,
+    ) -> Result<Seated> {
         let now = self.rt.clock.now();
-        let action = Action::Join {
-            player: player.to_owned(),
+        let action = match seat {
+            Some(seat) => Action::JoinAt {
+                player: player.to_owned(),
+                seat,
+            },
+            None => Action::Join {
+                player: player.to_owned(),
+            },
         };
         let result = self.m.execute(&self.game, Actor::System, action, now, None);
         let seated = self.absorb(result, turn).and_then(|_| {

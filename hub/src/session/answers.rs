@@ -229,7 +229,7 @@ impl Session {
                 .map(|pending| (true, pending))
                 .inspect_err(|_| self.rematch_ready(game, None)),
             Ok(RematchPlan::Join { key }) => self
-                .start_join(&key, r.clone())
+                .start_join(&key, None, r.clone())
                 .map(|pending| (false, pending)),
             Err(e) => Err(e),
         };

@@ -620,13 +620,19 @@ impl Session {
     }
 
     pub(crate) async fn join(&mut self, key: &str, r: Option<Value>) -> Result<(), HubError> {
-        let handle = self.start_join(key, r)?.await?;
+        let handle = self.start_join(key, None, r)?.await?;
         self.sent(handle);
         Ok(())
     }
 
-    /// Check that this connection may take one more seat, and the join to wait for.
-    pub(crate) fn start_join(&mut self, key: &str, r: Option<Value>) -> Result<Pending, HubError> {
+    /// Check that this connection may take one more seat, and the join to wait for (`seat`,
+    /// if free: the one a matchmaker gave).
+    pub(crate) fn start_join(
+        &mut self,
+        key: &str,
+        seat: Option<Seat>,
+        r: Option<Value>,
+    ) -> Result<Pending, HubError> {
         self.room_for_one_more()?;
         self.room_to_keep()?;
         let sub = Some(self.subscriber());
@@ -635,7 +641,7 @@ impl Session {
         let hub = Arc::clone(&self.hub);
         let key = key.to_owned();
         Ok(Box::pin(async move {
-            hub.registry.join(&key, player, sub, reply).await
+            hub.registry.join(&key, player, seat, sub, reply).await
         }))
     }
 

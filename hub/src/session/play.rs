@@ -166,6 +166,7 @@ impl Session {
             Ok(PlayPlan::Join {
                 ticket,
                 key,
+                seat,
                 config,
                 props,
                 tries,
@@ -179,7 +180,7 @@ impl Session {
                     props,
                     r: r.clone(),
                 };
-                (self.start_join(&key, r.clone()), played)
+                (self.start_join(&key, seat, r.clone()), played)
             }
             Err(e) => {
                 self.refuse_with(&e, r);

@@ -311,3 +311,78 @@ async fn a_matchmaker_pairs_waiting_players_across_nodes_and_cancel_ends_a_wait(
     assert_eq!(p.0, q.0);
     assert_ne!(p.0, x.0);
 }
+
+/// Groups of three, last to arrive first: the seats follow the group's order.
+struct LastFirst;
+
+impl umpire_hub::Matchmaker for LastFirst {
+    fn matches(&self, waiting: &[umpire_hub::Waiting], _now: u64) -> Vec<Vec<u64>> {
+        if waiting.len() < 3 {
+            return Vec::new();
+        }
+        vec![waiting[..3].iter().rev().map(|w| w.ticket).collect()]
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_matchmaker_decides_the_seats() {
+    let hub = Hub::builder(Arc::new(MemLog::new()))
+        .register(Tally)
+        .matchmaker("tally", Arc::new(LastFirst))
+        .start()
+        .await
+        .unwrap();
+    let net = umpire_mem::connector(&hub);
+    let config = json!({"seats": 3});
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..3u16 {
+        let mut c = net.connect().await.unwrap();
+        // Asked in order 0, 1, 2 (each request in the lobby before the next is sent).
+        let msg = ClientMsg::Play {
+            kind: "tally".into(),
+            config: config.clone(),
+            props: json!({"arrived": i}),
+            r#ref: Some(json!(i)),
+        };
+        c.send(msg).await.unwrap();
+        if i < 2 {
+            waiting_for(&hub, usize::from(i) + 1).await;
+        }
+        tasks.spawn(async move {
+            let answer = within(c.next_reply()).await.unwrap();
+            (i, answer, c)
+        });
+    }
+    let mut seats = BTreeMap::new();
+    let mut games = HashSet::new();
+    let mut clients = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        let (i, answer, c) = done.unwrap();
+        let (game, seat) = match answer {
+            ServerMsg::Created { game, seat, .. } | ServerMsg::Joined { game, seat, .. } => {
+                (game, seat)
+            }
+            other => panic!("{other:?}"),
+        };
+        games.insert(game);
+        seats.insert(i, seat.0);
+        clients.push(c);
+    }
+    assert_eq!(games.len(), 1);
+    assert_eq!(
+        seats,
+        BTreeMap::from([(0, 2), (1, 1), (2, 0)]),
+        "last to arrive in seat 0"
+    );
+    hub.shutdown().await.unwrap();
+}
+
+/// Wait until `n` players wait in the hub's lobbies (the matchmaker has them).
+async fn waiting_for(hub: &Hub, n: usize) {
+    within(async {
+        while hub.waiting_players() < n {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+}

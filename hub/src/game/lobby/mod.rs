@@ -116,6 +116,8 @@ struct Asker {
     props: Value,
     session: SessionId,
     tries: u8,
+    /// The seat its matchmaker's group gives it.
+    seat: Option<u16>,
     reply: ReplyTo,
 }
 
@@ -437,6 +439,7 @@ impl Lobby {
             props: ask.props,
             session: ask.session,
             tries: ask.tries,
+            seat: None,
             reply,
         })
     }
@@ -685,7 +688,13 @@ impl Lobby {
                         }),
                     );
                 }
-                Some((group, _)) => self.takers.entry(group).or_default().push(asker),
+                Some((group, place)) => {
+                    let asker = Asker {
+                        seat: Some(place),
+                        ..asker
+                    };
+                    self.takers.entry(group).or_default().push(asker);
+                }
                 // Matched, and the group's game closed before it was created (only this node
                 // cancels its own waits, and it answers those as it does): ask again.
                 None => self.again.push(asker),
@@ -714,6 +723,7 @@ impl Lobby {
             let plan = PlayPlan::Join {
                 ticket,
                 key: key.to_owned(),
+                seat: asker.seat.map(umpire_engine::Seat),
                 config: asker.config.clone(),
                 props: asker.props.clone(),
                 tries: asker.tries,
