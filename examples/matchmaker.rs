@@ -4,7 +4,7 @@
 //! {"rating": 1500}}` and are answered `created` or `joined` once paired; `cancel` stops
 //! waiting.
 //!
-//! `cargo run --example matchmaker [ADDRESS [DATA]]` serves it on http://127.0.0.1:8092/ (log
+//! `cargo run --example matchmaker [ADDRESS [DATA]]` serves it on http://127.0.0.1:8093/ (log
 //! in ./matchmaker-data). With `--redis`-backed nodes the same matchmaker runs on each, and the
 //! lobby's version-checked appends make every pairing happen once.
 
@@ -70,7 +70,7 @@ impl Matchmaker for RatingWindow {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
-    let listen = args.next().unwrap_or_else(|| "127.0.0.1:8092".into());
+    let listen = args.next().unwrap_or_else(|| "127.0.0.1:8093".into());
     let data = args.next().unwrap_or_else(|| "matchmaker-data".into());
     let log = Arc::new(umpire_store::SledLog::open(data)?);
     let matchmaker = RatingWindow {
