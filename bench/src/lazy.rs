@@ -22,7 +22,7 @@ use umpire_store::{KeyEntry, Role, SledLog, StreamMeta, StreamStatus, Wake};
 
 use crate::child::{local_runtime, metrics, on_cpu, rss_of, umpire_args, Server};
 use crate::report::{count, kib, ms, ms_f, ratio, Table};
-use crate::wire::{classify, connect, expect_reply, native, Proto, Seen, Ws};
+use crate::wire::{classify, connect, expect_reply, native, next_reply, Proto};
 use crate::Common;
 
 /// `lazy` options.
@@ -296,16 +296,4 @@ async fn load(addr: std::net::SocketAddr, games: Vec<usize>) -> anyhow::Result<(
         }
     }
     Ok(())
-}
-
-/// The next reply, skipping events and news.
-async fn next_reply(ws: &mut Ws) -> anyhow::Result<ServerMsg> {
-    loop {
-        let frame = ws.next().await.context("the server closed")??;
-        match classify(Proto::Json, &frame)? {
-            Seen::Reply(msg) => return Ok(*msg),
-            Seen::Closed => bail!("the server closed"),
-            _ => {}
-        }
-    }
 }

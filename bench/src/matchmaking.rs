@@ -15,14 +15,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use clap::Args;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, Barrier};
 use umpire_engine::protocol::{ClientMsg, ServerMsg};
 
 use crate::child::{local_runtime, on_cpu, umpire_args, Server};
 use crate::report::{count, ms, ms_f, ratio, Percentiles, Table};
-use crate::wire::{classify, connect, native, Proto, Seen, Ws};
+use crate::wire::{connect, native, next_reply, Proto, Ws};
 use crate::Common;
 
 /// `matchmaking` options.
@@ -333,7 +333,7 @@ async fn player_task(
     };
     ws.send(native(Proto::Json, &msg)).await?;
     let (game, seat) = loop {
-        match reply(&mut ws).await? {
+        match next_reply(&mut ws).await? {
             ServerMsg::Created {
                 game, seat, join, ..
             } => {
@@ -377,21 +377,9 @@ async fn player_task(
     Ok(())
 }
 
-/// The next reply (events skipped).
-async fn reply(ws: &mut Ws) -> anyhow::Result<ServerMsg> {
-    loop {
-        let frame = ws.next().await.context("closed")??;
-        match classify(Proto::Json, &frame)? {
-            Seen::Reply(msg) => return Ok(*msg),
-            Seen::Closed => bail!("closed by the server"),
-            _ => {}
-        }
-    }
-}
-
 async fn expect_ok(ws: &mut Ws, player: usize) -> anyhow::Result<()> {
     loop {
-        match reply(ws).await? {
+        match next_reply(ws).await? {
             ServerMsg::Ok { .. } => return Ok(()),
             ServerMsg::Error { message, .. } => bail!("player {player}'s move: {message}"),
             _ => {}

@@ -215,6 +215,19 @@ pub(crate) fn expect_reply(seen: Seen, what: &str) -> anyhow::Result<ServerMsg> 
     }
 }
 
+/// The next native reply on `ws` (JSON), skipping events and news.
+pub(crate) async fn next_reply(ws: &mut Ws) -> anyhow::Result<ServerMsg> {
+    use futures_util::StreamExt;
+    loop {
+        let frame = ws.next().await.context("the server closed")??;
+        match classify(Proto::Json, &frame)? {
+            Seen::Reply(msg) => return Ok(*msg),
+            Seen::Closed => bail!("the server closed"),
+            _ => {}
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -524,13 +524,7 @@ impl<W: Wire> Client<W> {
     /// # Errors
     /// The server's error, or [`ClientError::Closed`].
     pub async fn create(&mut self, kind: &str, config: Value) -> Result<Game, ClientError> {
-        let msg = ClientMsg::Create {
-            kind: kind.into(),
-            config,
-            open: false,
-            r#ref: None,
-        };
-        seated(self.request(msg).await?)
+        self.create_game(kind, config, false).await
     }
 
     /// Create a game of `kind` listed among its open games while it has a free seat.
@@ -538,10 +532,19 @@ impl<W: Wire> Client<W> {
     /// # Errors
     /// The server's error, or [`ClientError::Closed`].
     pub async fn create_open(&mut self, kind: &str, config: Value) -> Result<Game, ClientError> {
+        self.create_game(kind, config, true).await
+    }
+
+    async fn create_game(
+        &mut self,
+        kind: &str,
+        config: Value,
+        open: bool,
+    ) -> Result<Game, ClientError> {
         let msg = ClientMsg::Create {
             kind: kind.into(),
             config,
-            open: true,
+            open,
             r#ref: None,
         };
         seated(self.request(msg).await?)

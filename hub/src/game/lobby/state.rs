@@ -88,6 +88,20 @@ pub(crate) struct Open {
 }
 
 impl Open {
+    /// A game reserved for `members` at `since`, to be created by `node`.
+    fn reserved(config: &str, seats: u16, members: Vec<String>, since: Millis, node: &str) -> Self {
+        Open {
+            config: config.to_owned(),
+            seats,
+            members,
+            game: None,
+            join: String::new(),
+            watch: String::new(),
+            since,
+            node: node.to_owned(),
+        }
+    }
+
     /// Whether `player` may be given a place in it.
     fn has_place_for(&self, config: &str, player: &str, stale: Millis) -> bool {
         self.config == config
@@ -136,19 +150,8 @@ impl State {
                 player,
                 node,
             } => {
-                self.games.insert(
-                    seq,
-                    Open {
-                        config: config.clone(),
-                        seats: *seats,
-                        members: vec![player.clone()],
-                        game: None,
-                        join: String::new(),
-                        watch: String::new(),
-                        since: at,
-                        node: node.clone(),
-                    },
-                );
+                let open = Open::reserved(config, *seats, vec![player.clone()], at, node);
+                self.games.insert(seq, open);
             }
             Record::Listed {
                 config,
@@ -158,19 +161,13 @@ impl State {
                 join,
                 watch,
             } => {
-                self.games.insert(
-                    seq,
-                    Open {
-                        config: config.clone(),
-                        seats: *seats,
-                        members: vec![player.clone()],
-                        game: Some(*game),
-                        join: join.clone(),
-                        watch: watch.clone(),
-                        since: at,
-                        node: String::new(),
-                    },
-                );
+                let open = Open {
+                    game: Some(*game),
+                    join: join.clone(),
+                    watch: watch.clone(),
+                    ..Open::reserved(config, *seats, vec![player.clone()], at, "")
+                };
+                self.games.insert(seq, open);
                 self.by_game.insert(*game, seq);
             }
             Record::Take { ticket, player } => {
@@ -231,19 +228,9 @@ impl State {
                 let Some(first) = waits.first() else {
                     return;
                 };
-                self.games.insert(
-                    seq,
-                    Open {
-                        config: first.config.clone(),
-                        seats: first.seats,
-                        members: waits.iter().map(|w| w.player.clone()).collect(),
-                        game: None,
-                        join: String::new(),
-                        watch: String::new(),
-                        since: at,
-                        node: first.node.clone(),
-                    },
-                );
+                let members = waits.iter().map(|w| w.player.clone()).collect();
+                let open = Open::reserved(&first.config, first.seats, members, at, &first.node);
+                self.games.insert(seq, open);
                 for (i, t) in tickets.iter().enumerate() {
                     self.matched
                         .insert(*t, (seq, u16::try_from(i).unwrap_or(u16::MAX)));
@@ -366,19 +353,9 @@ pub(crate) fn decide(
                 given.push(Given::Take(ticket));
             }
             None => {
-                reserved.push((
-                    seq,
-                    Open {
-                        config: ask.config.clone(),
-                        seats: ask.seats,
-                        members: vec![ask.player.clone()],
-                        game: None,
-                        join: String::new(),
-                        watch: String::new(),
-                        since: Millis::MAX,
-                        node: node.to_owned(),
-                    },
-                ));
+                let members = vec![ask.player.clone()];
+                let open = Open::reserved(&ask.config, ask.seats, members, Millis::MAX, node);
+                reserved.push((seq, open));
                 records.push(Record::Open {
                     config: ask.config.clone(),
                     seats: ask.seats,
