@@ -273,7 +273,16 @@ export async function enter(client, kind, config = null) {
   let answer;
   if (params.has("watch")) answer = await client.watch(params.get("watch"));
   else if (params.has("play")) answer = await client.play(kind, config);
-  else if (params.has("token")) answer = await client.join(params.get("token"));
+  else if (params.has("token")) {
+    try {
+      answer = await client.join(params.get("token"));
+    } catch (e) {
+      // A quick-play seat given up while this page was away (a reload while waiting alone):
+      // play again.
+      if (!params.has("play") || e.code !== "forbidden") throw e;
+      answer = await client.play(kind, config);
+    }
+  }
   else if (params.has("join")) {
     try {
       answer = await client.join(params.get("join"));
@@ -286,7 +295,10 @@ export async function enter(client, kind, config = null) {
     }
   }
   else answer = await client.create(kind, config);
-  if (answer.token) history.replaceState(null, "", `?token=${encodeURIComponent(answer.token)}`);
+  if (answer.token) {
+    const play = params.has("play") ? "&play" : "";
+    history.replaceState(null, "", `?token=${encodeURIComponent(answer.token)}${play}`);
+  }
   return answer;
 }
 

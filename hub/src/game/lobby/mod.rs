@@ -167,6 +167,8 @@ struct Lobby {
     last_publish: tokio::time::Instant,
     /// When the matchmaker was last asked.
     last_match: tokio::time::Instant,
+    /// Read the log's version before the next catch-up (woken by the poll).
+    look: bool,
 }
 
 /// Start the lobby of `kind` on stream `id`, its state read from the log.
@@ -199,6 +201,7 @@ pub(crate) async fn spawn(
         changed: false,
         last_publish: tokio::time::Instant::now(),
         last_match: tokio::time::Instant::now(),
+        look: rt.bus.shared(),
     };
     lobby.announced = rt.log.version(id.0).await?;
     if let Err(e) = lobby.catch_up().await {
@@ -227,7 +230,11 @@ impl Lobby {
                     biased;
                     () = self.rt.shutdown.cancelled() => break,
                     () = self.inbox.ready() => continue,
-                    () = tokio::time::sleep_until(wake.unwrap_or_else(far)), if wake.is_some() => {}
+                    () = tokio::time::sleep_until(wake.unwrap_or_else(far)), if wake.is_some() => {
+                        // Woken by time: look at the log for what other nodes appended (an
+                        // announcement may have been lost on the way).
+                        self.look = self.rt.bus.shared();
+                    }
                 }
             }
             let batch: Vec<RoomMsg> = msgs.drain(..).collect();
@@ -615,7 +622,7 @@ impl Lobby {
 
     /// Read what other nodes appended, up to what was announced (or the log's end).
     async fn catch_up(&mut self) -> Result<()> {
-        if self.rt.bus.shared() {
+        if std::mem::take(&mut self.look) {
             self.announced = self.announced.max(self.rt.log.version(self.id.0).await?);
         }
         let before = self.durable;
