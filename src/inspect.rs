@@ -184,10 +184,21 @@ fn verify(log: &SledLog, out: &mut impl std::io::Write) -> anyhow::Result<()> {
                     .with_context(|| format!("seq {seq} does not decode"))
             })
             .map(|()| info.version),
+            // A lobby (quick play, open games): each record must decode.
+            "lobby" => each_record(log, info.id, |seq, record| {
+                umpire_hub::lobby_record_decodes(record)
+                    .map_err(|e| anyhow::anyhow!("seq {seq} does not decode: {e}"))
+            })
+            .map(|()| info.version),
             kind => Err(anyhow::anyhow!("no kind {kind:?} in this build")),
         };
         match replayed {
-            Ok(version) if version == info.version || info.meta.kind == "channel" => good += 1,
+            Ok(version)
+                if version == info.version
+                    || matches!(info.meta.kind.as_str(), "channel" | "lobby") =>
+            {
+                good += 1;
+            }
             Ok(version) => {
                 bad += 1;
                 writeln!(

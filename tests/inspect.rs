@@ -119,8 +119,9 @@ async fn inspect_lists_shows_verifies_and_counts_what_a_folder_holds() {
     drop(server);
 }
 
-/// Every bundled kind replays in `verify` (High card too), and a channel's records decode as
-/// the engine's notice envelope; a channel record of another shape is named.
+/// Every bundled kind replays in `verify` (High card too), a channel's records decode as the
+/// engine's notice envelope and a lobby's as lobby records; a record of another shape is
+/// named.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verify_replays_every_bundled_kind_and_checks_notices_against_their_schema() {
     let dir = tempfile::tempdir().unwrap();
@@ -133,13 +134,15 @@ async fn verify_replays_every_bundled_kind_and_checks_notices_against_their_sche
         hub.publish("broadcast", json!({"text": "hello"}))
             .await
             .unwrap();
+        // The lobby of connect4 (its stream, and its channel with the first listing).
+        assert_eq!(hub.open_games(Some("connect4")).await.unwrap(), vec![]);
         hub.shutdown().await.unwrap();
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
     let verify = inspect(&data, &["verify"]);
     assert!(verify.status.success(), "{}", text(&verify));
     assert!(
-        text(&verify).contains("2 streams replay, 0 do not"),
+        text(&verify).contains("4 streams replay, 0 do not"),
         "{}",
         text(&verify)
     );
@@ -147,6 +150,9 @@ async fn verify_replays_every_bundled_kind_and_checks_notices_against_their_sche
     let record = rmp_serde::to_vec_named(&json!({"seq": 1, "body": "no notice"})).unwrap();
     let odd = add_stream(&data, "channel", "broadcast", Bytes::from(record)).await;
     assert_verify_fails_naming(&data, &format!("{odd} channel: seq 1 does not decode"));
+    let record = rmp_serde::to_vec_named(&json!({"at": 1, "record": "no such record"})).unwrap();
+    let odd = add_stream(&data, "lobby", "connect4", Bytes::from(record)).await;
+    assert_verify_fails_naming(&data, &format!("{odd} lobby: seq 1 does not decode"));
 }
 
 /// Add a stream of `kind` (created by `creator`) holding `record` to the folder `data`, which

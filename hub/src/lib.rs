@@ -97,7 +97,7 @@ pub use error::{
 };
 pub use frames::{Format, Frame, Published};
 pub use game::channel::{facility_channel, is_facility, Audience, MAX_FACILITY};
-pub use game::lobby::OpenGame;
+pub use game::lobby::{lobby_record_decodes, OpenGame};
 pub use handle::SessionId;
 pub use hub::{Hub, HubBuilder};
 pub use matchmaker::{FirstCome, Matchmaker, Waiting};

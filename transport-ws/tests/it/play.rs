@@ -99,3 +99,41 @@ async fn a_waiting_player_whose_socket_closes_is_not_matched() {
     assert_eq!(refused.code(), Some(ErrorCode::NotFound));
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_asking_at_once_make_one_hundred_full_games() {
+    // All from 127.0.0.1: the per-address create quota is raised for this one address.
+    let mut options = Options::default();
+    options.hub.limits.creates_per_minute_per_address = 1000;
+    let server = serve(options).await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..200 {
+        let format = if i % 2 == 0 {
+            Format::Json
+        } else {
+            Format::MsgPack
+        };
+        let mut client = server.client(format).await;
+        tasks.spawn(async move {
+            let game = within(client.play("connect4", Value::Null, Value::Null))
+                .await
+                .unwrap();
+            (client, game)
+        });
+    }
+    let mut games: std::collections::BTreeMap<u64, Vec<u16>> = Default::default();
+    let mut clients = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        let (client, game) = done.unwrap();
+        games.entry(game.game.0).or_default().push(game.seat.0);
+        clients.push(client);
+    }
+    assert_eq!(games.len(), 100);
+    for (game, mut seats) in games {
+        seats.sort_unstable();
+        assert_eq!(seats, vec![0, 1], "game {game}");
+    }
+    listed_until(server.addr, "?kind=connect4", <[Value]>::is_empty).await;
+    drop(clients);
+    server.stop().await;
+}

@@ -856,6 +856,17 @@ fn decide_with(
     (all, given)
 }
 
+/// Whether `record` reads as a lobby stream's record (for `umpire inspect verify`); the
+/// decoder's words if not.
+///
+/// # Errors
+/// It does not decode.
+pub fn lobby_record_decodes(record: &[u8]) -> std::result::Result<(), String> {
+    rmp_serde::from_slice::<Entry>(record)
+        .map(drop)
+        .map_err(|e| e.to_string())
+}
+
 /// `value` as canonical JSON text (objects' keys sorted): two equal configs match.
 pub(crate) fn canonical(value: &Value) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned())
