@@ -51,6 +51,10 @@ pub struct Metrics {
     pub channels: Gauge,
     /// Sessions kept in the log for resuming (counted against `max_kept_sessions`).
     pub kept_sessions: Gauge,
+    /// Games reserved or open (with a free seat) in the lobbies this node runs.
+    pub lobby_games: Gauge,
+    /// Players waiting for a seat (`play`) on this node.
+    pub waiting_players: Gauge,
     /// Times a subscriber's queue was full and it switched to catch-up from the log.
     pub subscribers_lagged: Counter,
     /// Connections closed for staying too far behind.
@@ -85,6 +89,8 @@ impl Metrics {
             sleeping_games: Gauge::default(),
             channels: Gauge::default(),
             kept_sessions: Gauge::default(),
+            lobby_games: Gauge::default(),
+            waiting_players: Gauge::default(),
             subscribers_lagged: Counter::default(),
             subscribers_dropped: Counter::default(),
             storage_errors: Counter::default(),
@@ -144,6 +150,16 @@ impl Metrics {
             "kept_sessions",
             "Sessions kept in the log for resuming",
             m.kept_sessions.clone(),
+        );
+        registry.register(
+            "lobby_games",
+            "Games reserved or open with a free seat in this node's lobbies",
+            m.lobby_games.clone(),
+        );
+        registry.register(
+            "waiting_players",
+            "Players waiting for a seat (play) on this node",
+            m.waiting_players.clone(),
         );
         registry.register(
             "subscribers_lagged",

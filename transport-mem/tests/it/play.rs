@@ -106,6 +106,21 @@ async fn two_hundred_asking_at_once_make_one_hundred_full_games() {
         assert_eq!(seats, vec![0, 1], "game {game}: two players, one per seat");
     }
     listed_until(&hub, "connect4", <[_]>::is_empty).await;
+    // Each full game reported its players and left the lobby: it keeps nothing of them (well
+    // before it would close games it never heard of, after a minute).
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while hub.metrics().lobby_games.get() != 0 || hub.metrics().waiting_players.get() != 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| {
+        panic!(
+            "the lobby forgets full games: {} games, {} waiting",
+            hub.metrics().lobby_games.get(),
+            hub.metrics().waiting_players.get()
+        )
+    });
     hub.shutdown().await.unwrap();
 }
 

@@ -169,6 +169,10 @@ struct Lobby {
     last_match: tokio::time::Instant,
     /// Read the log's version before the next catch-up (woken by the poll).
     look: bool,
+    /// This lobby's games as last counted in the metrics.
+    counted: usize,
+    /// Games listed before their `Opened` record is applied here.
+    early: HashSet<GameId>,
 }
 
 /// Start the lobby of `kind` on stream `id`, its state read from the log.
@@ -202,6 +206,8 @@ pub(crate) async fn spawn(
         last_publish: tokio::time::Instant::now(),
         last_match: tokio::time::Instant::now(),
         look: rt.bus.shared(),
+        counted: 0,
+        early: HashSet::new(),
     };
     lobby.announced = rt.log.version(id.0).await?;
     if let Err(e) = lobby.catch_up().await {
@@ -265,9 +271,18 @@ impl Lobby {
             }
         }
         let now = self.rt.clock.now();
-        let pending = self.state.games.values().filter(|o| o.game.is_none());
-        if let Some(since) = pending.map(|o| o.since).min() {
-            let left = (since + state::OPENING_FOR + 1).saturating_sub(now);
+        // The first game to close for want of a creation, or of a report (`close_stale`).
+        let closes = self.state.games.values().filter_map(|o| {
+            if o.game.is_none() {
+                Some(o.since + state::OPENING_FOR + 1)
+            } else if o.members.len() >= usize::from(o.seats) {
+                Some(o.since + state::UNREPORTED_FOR + 1)
+            } else {
+                None
+            }
+        });
+        if let Some(due) = closes.min() {
+            let left = due.saturating_sub(now);
             at(tokio::time::Instant::now() + Duration::from_millis(left));
         }
         let waiting_here = !self.takers.is_empty() || !self.waits.is_empty();
@@ -299,6 +314,7 @@ impl Lobby {
     /// Answer `asker`'s `play`.
     fn answer(&self, asker: Asker, result: Result<PlayPlan>) {
         self.rt.lobbies.waiting.fetch_sub(1, Ordering::AcqRel);
+        self.rt.metrics.waiting_players.dec();
         asker.reply.send(Answer::Play {
             kind: self.kind.name(),
             result,
@@ -319,6 +335,7 @@ impl Lobby {
                     Ok(asker) => {
                         // Counted until answered (`answer`).
                         self.rt.lobbies.waiting.fetch_add(1, Ordering::AcqRel);
+                        self.rt.metrics.waiting_players.inc();
                         asks.push(asker);
                     }
                     Err((reply, e)) => {
@@ -330,8 +347,10 @@ impl Lobby {
                 },
                 RoomMsg::Opened { ticket, opened } => records.push(match opened {
                     Some((game, join, watch)) => {
-                        // The game exists (durably): the players given places in it here
-                        // join now, without waiting for the lobby's record of it.
+                        // The game exists (durably): listed now, so that its task reports the
+                        // players who join it; the players given places in it here join now,
+                        // without waiting for the lobby's record of it.
+                        self.list(game);
                         self.seat_takers(ticket, &join);
                         Record::Opened {
                             ticket,
@@ -456,19 +475,29 @@ impl Lobby {
         let Some(ticket) = self.state.ticket_of(game) else {
             return;
         };
-        if over {
+        let Some(open) = self.state.games.get(&ticket) else {
+            return;
+        };
+        // Full, empty or over: no longer open. Otherwise its players, if they changed.
+        if over || players.is_empty() || players.len() >= usize::from(open.seats) {
             out.push(Record::Close { ticket });
-        } else if self.state.games.get(&ticket).map(|o| &o.members) != Some(&players) {
+        } else if open.members != players {
             out.push(Record::Seats { ticket, players });
         }
     }
 
     /// Reservations never created (their node died, or its create is lost): closed, their
-    /// places asked again.
+    /// places asked again. And games whose places were all given out but whose players were
+    /// never reported (their task ran where no lobby listed them, after a node died): no
+    /// longer open to anyone, closed after [`state::UNREPORTED_FOR`] so that the lobby does not
+    /// keep them.
     fn close_stale(&self, records: &mut Vec<Record>) {
-        let stale = self.rt.clock.now().saturating_sub(state::OPENING_FOR);
+        let now = self.rt.clock.now();
+        let stale = now.saturating_sub(state::OPENING_FOR);
+        let unreported = now.saturating_sub(state::UNREPORTED_FOR);
         for (ticket, open) in &self.state.games {
-            if open.game.is_none() && open.since < stale {
+            let full = open.members.len() >= usize::from(open.seats);
+            if (open.game.is_none() && open.since < stale) || (full && open.since < unreported) {
                 records.push(Record::Close { ticket: *ticket });
             }
         }
@@ -649,9 +678,31 @@ impl Lobby {
         Ok(())
     }
 
-    /// Keep `Lobbies::listed` to the games this lobby lists, so their tasks report players.
+    /// Put `game` in `Lobbies::listed` now (its `Opened` record is on its way).
+    fn list(&mut self, game: GameId) {
+        self.early.insert(game);
+        self.sync_listed();
+    }
+
+    /// Keep `Lobbies::listed` to the games this lobby lists, so their tasks report players;
+    /// and the count of its games in the metrics.
     fn sync_listed(&mut self) {
-        let now: HashSet<GameId> = self.state.games.values().filter_map(|o| o.game).collect();
+        let count = self.state.games.len();
+        let metric = &self.rt.metrics.lobby_games;
+        if count >= self.counted {
+            metric.inc_by(crate::metrics::gauge(count - self.counted));
+        } else {
+            metric.dec_by(crate::metrics::gauge(self.counted - count));
+        }
+        self.counted = count;
+        let state = &self.state;
+        self.early.retain(|game| state.ticket_of(*game).is_none());
+        let now: HashSet<GameId> = state
+            .games
+            .values()
+            .filter_map(|o| o.game)
+            .chain(self.early.iter().copied())
+            .collect();
         if now == self.mine {
             return;
         }
@@ -822,6 +873,14 @@ impl Drop for Lobby {
         let left =
             self.takers.values().map(Vec::len).sum::<usize>() + self.waits.len() + self.again.len();
         self.rt.lobbies.waiting.fetch_sub(left, Ordering::AcqRel);
+        self.rt
+            .metrics
+            .waiting_players
+            .dec_by(crate::metrics::gauge(left));
+        self.rt
+            .metrics
+            .lobby_games
+            .dec_by(crate::metrics::gauge(self.counted));
     }
 }
 

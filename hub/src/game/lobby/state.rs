@@ -140,6 +140,9 @@ pub(crate) struct State {
 /// How long a reserved game may take to be created before any node gives its places back.
 pub(crate) const OPENING_FOR: Millis = 10_000;
 
+/// How long a game whose places were all given out is kept without a report of its players.
+pub(crate) const UNREPORTED_FOR: Millis = 60_000;
+
 impl State {
     /// Fold the record at `seq`, written at `at`.
     pub(crate) fn apply(&mut self, seq: u64, at: Millis, record: &Record) {
