@@ -1,9 +1,10 @@
 //! An acknowledgement survives the machine losing power.
 //!
 //! `umpire serve` runs as a child process with its data on a loop-mounted ext4 image. Clients
-//! add to tally games as fast as they are acknowledged; then the file system is shut down
-//! without flushing its journal (`EXT4_IOC_SHUTDOWN` with `EXT4_GOING_FLAGS_NOLOGFLUSH`), which
-//! drops everything not yet `fsync`ed, as a power cut would. The image is mounted again, the
+//! add to tally games as fast as they are acknowledged; then the server is stopped (SIGSTOP),
+//! the file system shut down without flushing its journal (`EXT4_IOC_SHUTDOWN` with
+//! `EXT4_GOING_FLAGS_NOLOGFLUSH`), which drops everything not yet `fsync`ed, as a power cut
+//! would, and the server killed. The image is mounted again, the
 //! server restarted on it, and every acknowledged command must be there.
 //!
 //! Needs root, `mkfs.ext4`, loop devices and python3 (for the ioctl: this workspace has no
@@ -103,12 +104,19 @@ async fn every_acknowledged_command_survives_a_power_cut() {
         }));
     }
     tokio::time::sleep_until(deadline.into()).await;
+    // The cut is one instant for the server: stopped first (every answer it sent rests on an
+    // fdatasync that returned), then the file system shut down without flushing its journal,
+    // then the server killed. The ioctl itself takes a while (a process is started for it):
+    // a server still running meanwhile would see its last fdatasyncs race the shutdown.
+    let pid = server.child.id().to_string();
+    run("kill", &["-STOP", &pid]).expect("the server stops");
     disk.shut_down().expect("the shutdown ioctl");
+    // Killed while stopped: its clients' connections close, their last commands unanswered.
+    drop(server);
     let mut acked = Vec::new();
     for task in tasks {
         acked.push(task.await.unwrap());
     }
-    drop(server);
     disk.unmount();
     disk.mount().expect("the image mounts again");
 
