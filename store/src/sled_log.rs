@@ -127,6 +127,8 @@ struct Shared {
     wal: Wal,
     /// Numbers the markers of commits under way (see [`apply_marked`]).
     commits: AtomicU64,
+    /// The highest stream id in use: new streams are numbered above it.
+    high: AtomicU64,
 }
 
 /// In `index`: the folder's indexes are built.
@@ -299,6 +301,7 @@ impl SledLog {
             inner: Arc::new(Shared {
                 wal: Wal::new(path.join(wal::FOLDER)),
                 commits: AtomicU64::new(0),
+                high: AtomicU64::new(0),
                 path,
                 options: options.clone(),
                 open: RwLock::new(Some(Arc::new(open))),
@@ -323,6 +326,12 @@ impl SledLog {
                 self.replay(&o, op)?;
             }
             self.flush_sled()?;
+        }
+        // The streams replayed may have ids sled's generator gives again (see
+        // `create_stream`): new ones are numbered above the highest.
+        if let Some((key, _)) = o.meta.last()? {
+            let high = be_u64("stream id", &key)?;
+            self.inner.high.fetch_max(high, Ordering::AcqRel);
         }
         self.inner.wal.restart()
     }
@@ -879,8 +888,23 @@ impl SledLog {
     /// [`crate::Log::create_stream`], blocking the calling thread.
     pub fn create_stream(&self, meta: &StreamMeta) -> Result<StreamId> {
         let o = self.open_now()?;
-        // generate_id is unique across restarts; +1 keeps 0 free to mean "no stream".
-        let id = o.db.generate_id()? + 1;
+        // +1 keeps 0 free to mean "no stream". sled persists its id generator only when it
+        // flushes, which it does at checkpoints: after a crash it may give again an id that a
+        // stream replayed from the write-ahead file holds. So never at or below the highest
+        // id in use.
+        let generated = o.db.generate_id()? + 1;
+        let mut high = self.inner.high.load(Ordering::Acquire);
+        let id = loop {
+            let id = generated.max(high + 1);
+            match self
+                .inner
+                .high
+                .compare_exchange(high, id, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => break id,
+                Err(now) => high = now,
+            }
+        };
         create_in(&o, id, meta)?;
         self.log(&OpRef::Create(id, meta))?;
         Ok(id)
