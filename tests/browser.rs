@@ -22,7 +22,16 @@ use serde_json::{json, Value};
 use umpire_store::MemLog;
 use umpire_ws::WsConfig;
 
-struct Driver(Child);
+/// One browser test at a time: each starts chromedriver and two or three Chromiums, more than
+/// two cores carry at once (a second chromedriver started beside them reset its first
+/// connection).
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// chromedriver, killed when dropped, and this test's turn, given back after.
+struct Driver(
+    Child,
+    #[allow(dead_code)] tokio::sync::MutexGuard<'static, ()>,
+);
 
 impl Drop for Driver {
     fn drop(&mut self) {
@@ -47,6 +56,7 @@ async fn chromedriver() -> Option<(Driver, u16)> {
         eprintln!("*** Run scripts/install-test-deps.sh to run it.\n");
         return None;
     };
+    let turn = ONE_AT_A_TIME.lock().await;
     let port = free_port();
     let driver = Driver(
         Command::new(chromedriver)
@@ -55,6 +65,7 @@ async fn chromedriver() -> Option<(Driver, u16)> {
             .stderr(Stdio::null())
             .spawn()
             .expect("chromedriver runs"),
+        turn,
     );
     // chromedriver needs a moment to listen.
     for _ in 0..200 {
