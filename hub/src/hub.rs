@@ -430,7 +430,7 @@ impl Hub {
 
     /// Players waiting for a seat on this node (`play`, answered yet by their lobby).
     pub fn waiting_players(&self) -> usize {
-        self.rt().lobbies.waiting()
+        usize::try_from(self.rt().metrics.waiting_players.get()).unwrap_or(0)
     }
 
     /// Remove the finished games whose last event is older than

@@ -80,7 +80,8 @@ impl Session {
             return Err(HubError::Limit(Held::Plays(per_connection)));
         }
         let max = self.rt().config.limits.max_waiting;
-        if self.rt().lobbies.waiting() >= max {
+        let waiting = usize::try_from(self.rt().metrics.waiting_players.get()).unwrap_or(0);
+        if waiting >= max {
             return Err(HubError::Limit(Held::Waiting(max)));
         }
         let lobby = self.hub.registry.lobby(kind).await?;

@@ -121,23 +121,17 @@ struct Asker {
     reply: ReplyTo,
 }
 
-/// What the registry shares with every lobby task: the listed games, so that their game
-/// tasks report their players, and how many players wait on this node.
+/// What the lobby tasks share with the game tasks: the listed games, so that their tasks
+/// report their players. (How many players wait on this node is the `waiting_players` gauge.)
 #[derive(Debug, Default)]
 pub(crate) struct Lobbies {
     listed: std::sync::Mutex<std::collections::HashMap<GameId, RoomHandle>>,
-    waiting: std::sync::atomic::AtomicUsize,
 }
 
 impl Lobbies {
     /// The lobby that lists `game`, if one on this node does.
     pub(crate) fn lobby_of(&self, game: GameId) -> Option<RoomHandle> {
         crate::lock(&self.listed).get(&game).cloned()
-    }
-
-    /// Players waiting for an answer to `play` on this node.
-    pub(crate) fn waiting(&self) -> usize {
-        self.waiting.load(Ordering::Acquire)
     }
 }
 
@@ -313,7 +307,6 @@ impl Lobby {
 
     /// Answer `asker`'s `play`.
     fn answer(&self, asker: Asker, result: Result<PlayPlan>) {
-        self.rt.lobbies.waiting.fetch_sub(1, Ordering::AcqRel);
         self.rt.metrics.waiting_players.dec();
         asker.reply.send(Answer::Play {
             kind: self.kind.name(),
@@ -334,7 +327,6 @@ impl Lobby {
                 RoomMsg::Play { ask, reply } => match self.asker(*ask, reply) {
                     Ok(asker) => {
                         // Counted until answered (`answer`).
-                        self.rt.lobbies.waiting.fetch_add(1, Ordering::AcqRel);
                         self.rt.metrics.waiting_players.inc();
                         asks.push(asker);
                     }
@@ -872,7 +864,6 @@ impl Drop for Lobby {
         self.forget_listed();
         let left =
             self.takers.values().map(Vec::len).sum::<usize>() + self.waits.len() + self.again.len();
-        self.rt.lobbies.waiting.fetch_sub(left, Ordering::AcqRel);
         self.rt
             .metrics
             .waiting_players
